@@ -1,0 +1,325 @@
+//! The encode pipeline: read a segment → (blocking thread) seal in place, Reed-Solomon
+//! parity, blake3 ids → hand the shards to the sink, in order. Up to `pipeline_depth`
+//! segments are sealed and coded concurrently; whole segments per core measured 1.9× on
+//! two cores, where splitting one segment's stages across threads did worse.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use andromede_proto::VersionId;
+use andromede_proto::limits::{
+    BUCKET_NAME_BYTES_MAX, CONTENT_TYPE_BYTES_MAX, MANIFEST_SHARD_IDS_MAX, OBJECT_KEY_BYTES_MAX,
+};
+use bytes::Bytes;
+use chacha20poly1305::aead::{OsRng, rand_core::RngCore};
+use futures::{TryStreamExt, stream};
+use tokio::io::AsyncRead;
+use tracing::{Instrument, debug, instrument};
+
+use super::erasure::{Erasure, ErasureParams};
+use super::hash::shard_id;
+use super::seal::{self, Purpose};
+use super::segment::{read_segment, segment_buffer};
+use super::{CodecConfig, EncodedShard, ObjectName, ShardSink, blocking, inline};
+use crate::error::CodecError;
+use crate::keys::{DataKey, MasterKey};
+use crate::manifest::{Body, Manifest, SegmentEntry, compute_etag};
+
+/// What a PUT says about the object besides its bytes.
+#[derive(Debug, Clone)]
+pub struct PutOptions {
+    /// MIME type.
+    pub content_type: String,
+    /// User metadata (sealed; replicas never see it).
+    pub user_metadata: BTreeMap<String, String>,
+    /// The bucket's erasure code.
+    pub params: ErasureParams,
+}
+
+impl Default for PutOptions {
+    fn default() -> Self {
+        Self {
+            content_type: "application/octet-stream".into(),
+            user_metadata: BTreeMap::new(),
+            params: ErasureParams::DEFAULT,
+        }
+    }
+}
+
+/// The result of encoding one object.
+#[derive(Debug)]
+pub struct Encoded {
+    /// The manifest to commit; the version exists once it is committed.
+    pub manifest: Manifest,
+    /// Most segment buffers alive at once during the encode: the memory bound, observed.
+    pub peak_buffered_segments: usize,
+}
+
+/// Encodes everything `reader` yields as a new version of `object`, sending shards to
+/// `sink` and returning the manifest. Shards reach the sink in segment order; the
+/// manifest is returned only after the sink accepted every segment.
+///
+/// # Errors
+/// Invalid config or options, oversize names or metadata, a read failure, a sink failure,
+/// or an object larger than one manifest can describe.
+///
+/// # Cancel safety
+/// Dropping the future abandons the upload: shards already in the sink are orphans that
+/// garbage collection removes, and no manifest exists.
+#[instrument(skip_all, fields(bucket = %object.bucket, key = %object.key, version))]
+pub async fn encode_object<R, S>(
+    config: &CodecConfig,
+    master: &MasterKey,
+    object: &ObjectName,
+    options: &PutOptions,
+    mut reader: R,
+    sink: &S,
+) -> Result<Encoded, CodecError>
+where
+    R: AsyncRead + Unpin + Send,
+    S: ShardSink,
+{
+    config.validate()?;
+    check_names(object, options)?;
+    let mut version_bytes = [0u8; VersionId::LEN];
+    OsRng.fill_bytes(&mut version_bytes);
+    let version_id = VersionId(version_bytes);
+    tracing::Span::current().record("version", version_id.short());
+    let data_key = DataKey::generate();
+    let sealed_user_metadata = Bytes::from(inline::seal_user_metadata(
+        &data_key,
+        object,
+        &version_id,
+        &options.user_metadata,
+    )?);
+
+    let segment_bytes = usize::try_from(config.segment_bytes).map_err(|_| {
+        CodecError::InvalidParameter {
+            field: "segment_bytes",
+            value: config.segment_bytes,
+            allowed: "fits in memory",
+        }
+    })?;
+    let gauge = Arc::new(BufferGauge::default());
+    let mut first = segment_buffer(segment_bytes, options.params.k());
+    let first_guard = gauge.acquire();
+    let first_bytes = read_segment(&mut reader, &mut first, segment_bytes)
+        .await
+        .map_err(CodecError::Read)?;
+
+    let (size, body) = if first_bytes == 0
+        || (first_bytes as u64 <= config.inline_bytes_max && first_bytes < segment_bytes)
+    {
+        inline::seal_body(&data_key, object, &version_id, &mut first);
+        (first_bytes as u64, Body::Inline(Bytes::from(first)))
+    } else {
+        let pipeline = SegmentPipeline {
+            data_key: data_key.clone(),
+            version_id,
+            erasure: Arc::new(Erasure::new(options.params)?),
+            segment_bytes,
+            gauge: Arc::clone(&gauge),
+        };
+        let segments = pipeline
+            .run(reader, (first, first_guard), config.pipeline_depth, sink)
+            .await?;
+        let size = segments.iter().map(|s| s.plain_bytes).sum();
+        (size, Body::Segments(segments))
+    };
+
+    let etag = compute_etag(&version_id, size, options.params, config.segment_bytes, &body);
+    let aad = seal::object_aad(
+        Purpose::WrappedKey,
+        &object.bucket,
+        &object.key,
+        &version_id,
+        &[&etag, options.content_type.as_bytes(), &sealed_user_metadata],
+    );
+    let manifest = Manifest {
+        version_id,
+        size,
+        etag,
+        content_type: options.content_type.clone(),
+        master_key_id: master.id(),
+        wrapped_key: Bytes::from(master.wrap(&data_key, &aad)),
+        sealed_user_metadata,
+        params: options.params,
+        segment_bytes: config.segment_bytes,
+        holders: Vec::new(),
+        body,
+    };
+    debug!(size, segments = manifest.segment_count(), "object encoded");
+    Ok(Encoded {
+        manifest,
+        peak_buffered_segments: gauge.peak.load(Ordering::Relaxed),
+    })
+}
+
+fn check_names(object: &ObjectName, options: &PutOptions) -> Result<(), CodecError> {
+    for (field, value, bytes_max) in [
+        ("bucket name", &object.bucket, BUCKET_NAME_BYTES_MAX),
+        ("object key", &object.key, OBJECT_KEY_BYTES_MAX),
+        ("content type", &options.content_type, CONTENT_TYPE_BYTES_MAX),
+    ] {
+        if value.len() as u64 > bytes_max {
+            return Err(CodecError::TooLarge {
+                field,
+                bytes: value.len() as u64,
+                bytes_max,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Counts segment buffers alive, and the most ever alive at once.
+#[derive(Debug, Default)]
+struct BufferGauge {
+    alive: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+impl BufferGauge {
+    fn acquire(self: &Arc<Self>) -> BufferGuard {
+        let now = self.alive.fetch_add(1, Ordering::Relaxed) + 1;
+        self.peak.fetch_max(now, Ordering::Relaxed);
+        BufferGuard(Arc::clone(self))
+    }
+}
+
+/// Held for as long as a segment's buffer (or its shards) is alive.
+#[derive(Debug)]
+struct BufferGuard(Arc<BufferGauge>);
+
+impl Drop for BufferGuard {
+    fn drop(&mut self) {
+        self.0.alive.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// One sealed, coded segment on its way to the sink.
+struct CodedSegment {
+    plain_bytes: u64,
+    shards: Vec<EncodedShard>,
+    _guard: BufferGuard,
+}
+
+struct SegmentPipeline {
+    data_key: DataKey,
+    version_id: VersionId,
+    erasure: Arc<Erasure>,
+    segment_bytes: usize,
+    gauge: Arc<BufferGauge>,
+}
+
+impl SegmentPipeline {
+    async fn run<R, S>(
+        &self,
+        reader: R,
+        first: (Vec<u8>, BufferGuard),
+        depth: usize,
+        sink: &S,
+    ) -> Result<Vec<SegmentEntry>, CodecError>
+    where
+        R: AsyncRead + Unpin + Send,
+        S: ShardSink,
+    {
+        let k = self.erasure.params().k();
+        let shard_count = self.erasure.params().shard_count() as u64;
+        let segment_bytes = self.segment_bytes;
+        let gauge = Arc::clone(&self.gauge);
+        // Yields (index, buffer) until the reader ends; `first` was read by the caller.
+        let reads = stream::try_unfold(
+            (reader, Some(first), 0u64, false),
+            move |(mut reader, pending, index, ended)| {
+                let gauge = Arc::clone(&gauge);
+                async move {
+                    let (buf, guard) = match pending {
+                        Some(first) => first,
+                        None if ended => return Ok::<_, CodecError>(None),
+                        None => {
+                            let guard = gauge.acquire();
+                            let mut buf = segment_buffer(segment_bytes, k);
+                            let n = read_segment(&mut reader, &mut buf, segment_bytes)
+                                .await
+                                .map_err(CodecError::Read)?;
+                            if n == 0 {
+                                return Ok(None);
+                            }
+                            (buf, guard)
+                        }
+                    };
+                    let ended = buf.len() - seal::NONCE_BYTES < segment_bytes;
+                    Ok(Some(((index, buf, guard), (reader, None, index + 1, ended))))
+                }
+            },
+        );
+        let coded = reads
+            .map_ok(|(index, buf, guard)| {
+                let key = self.data_key.clone();
+                let version = self.version_id;
+                let erasure = Arc::clone(&self.erasure);
+                async move {
+                    let (plain_bytes, shards) =
+                        blocking(move || code_segment(&key, &version, index, buf, &erasure))
+                            .await?;
+                    Ok::<_, CodecError>((index, CodedSegment {
+                        plain_bytes,
+                        shards,
+                        _guard: guard,
+                    }))
+                }
+                .in_current_span()
+            })
+            .try_buffered(depth);
+        let mut coded = std::pin::pin!(coded);
+
+        let mut segments = Vec::new();
+        while let Some((index, segment)) = coded.try_next().await? {
+            if (index + 1) * shard_count > MANIFEST_SHARD_IDS_MAX {
+                return Err(CodecError::ObjectTooLarge {
+                    shard_ids_max: MANIFEST_SHARD_IDS_MAX,
+                });
+            }
+            sink.put_segment(index, &segment.shards)
+                .await
+                .map_err(|source| CodecError::Sink {
+                    segment: index,
+                    source,
+                })?;
+            segments.push(SegmentEntry {
+                plain_bytes: segment.plain_bytes,
+                shard_ids: segment.shards.iter().map(|s| s.id).collect(),
+            });
+        }
+        Ok(segments)
+    }
+}
+
+/// Seals a segment in place, pads it to `k` equal data shards, computes parity, hashes
+/// every shard. Data shards are slices of the sealed buffer (no copy).
+fn code_segment(
+    key: &DataKey,
+    version: &VersionId,
+    index: u64,
+    mut buf: Vec<u8>,
+    erasure: &Erasure,
+) -> Result<(u64, Vec<EncodedShard>), CodecError> {
+    let plain_bytes = (buf.len() - seal::NONCE_BYTES) as u64;
+    seal::seal_in_place(key, &seal::segment_aad(version, index), &mut buf);
+    let params = erasure.params();
+    let shard_bytes = usize::try_from(params.shard_bytes(buf.len() as u64)).unwrap_or(0);
+    buf.resize(shard_bytes * usize::from(params.k()), 0);
+    let parity = erasure.encode_parity(&buf)?;
+    let sealed = Bytes::from(buf);
+    let shards = (0..usize::from(params.k()))
+        .map(|i| sealed.slice(i * shard_bytes..(i + 1) * shard_bytes))
+        .chain(parity.into_iter().map(Bytes::from))
+        .map(|bytes| EncodedShard {
+            id: shard_id(&bytes),
+            bytes,
+        })
+        .collect();
+    Ok((plain_bytes, shards))
+}

@@ -1,0 +1,101 @@
+//! An in-memory shard set that is both a [`ShardSink`] and a [`ShardSource`]: for tests,
+//! benchmarks and tools that need the codec without a cluster. It counts fetches, and can
+//! lose or corrupt shards on demand, so tests can assert what the decoder asked for.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use andromede_proto::ShardId;
+use bytes::Bytes;
+
+use super::{EncodedShard, ShardSink, ShardSource};
+use crate::error::BoxError;
+
+/// Shards kept in a map, keyed by id.
+#[derive(Debug, Default)]
+pub struct MemoryShards {
+    shards: Mutex<HashMap<ShardId, Bytes>>,
+    fetches: AtomicU64,
+}
+
+/// The shard a [`MemoryShards`] was asked for is not there.
+#[derive(Debug, thiserror::Error)]
+#[error("shard {0} not found")]
+pub(crate) struct NotFound(String);
+
+impl MemoryShards {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ShardId, Bytes>> {
+        // A poisoned map still holds valid shards: every mutation is a single insert or
+        // remove.
+        self.shards.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Number of shards held.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no shard is held.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    /// Total bytes held.
+    pub fn total_bytes(&self) -> u64 {
+        self.lock().values().map(|b| b.len() as u64).sum()
+    }
+
+    /// Loses a shard; returns whether it was held.
+    pub fn remove(&self, id: &ShardId) -> bool {
+        self.lock().remove(id).is_some()
+    }
+
+    /// Replaces a shard's bytes (to simulate bit rot or a misplaced shard).
+    pub fn replace(&self, id: &ShardId, bytes: Bytes) {
+        self.lock().insert(*id, bytes);
+    }
+
+    /// The bytes held for `id`.
+    pub fn get(&self, id: &ShardId) -> Option<Bytes> {
+        self.lock().get(id).cloned()
+    }
+
+    /// Every id held.
+    pub fn ids(&self) -> Vec<ShardId> {
+        self.lock().keys().copied().collect()
+    }
+
+    /// Fetches served (successful or not) since creation or the last reset.
+    pub fn fetch_count(&self) -> u64 {
+        self.fetches.load(Ordering::Relaxed)
+    }
+
+    /// Resets the fetch counter.
+    pub fn reset_fetch_count(&self) {
+        self.fetches.store(0, Ordering::Relaxed);
+    }
+}
+
+impl ShardSink for MemoryShards {
+    async fn put_segment(&self, _segment: u64, shards: &[EncodedShard]) -> Result<(), BoxError> {
+        let mut map = self.lock();
+        for shard in shards {
+            map.insert(shard.id, shard.bytes.clone());
+        }
+        Ok(())
+    }
+}
+
+impl ShardSource for MemoryShards {
+    async fn fetch(&self, _segment: u64, _shard_index: u8, id: ShardId) -> Result<Bytes, BoxError> {
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        self.get(&id)
+            .ok_or_else(|| Box::new(NotFound(id.short())) as BoxError)
+    }
+}

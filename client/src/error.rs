@@ -1,0 +1,144 @@
+//! Errors of the client library. Variants are facts with data; messages say what to do.
+
+use std::path::PathBuf;
+
+use andromede_proto::{DecodeError, IdLengthError};
+
+/// A boxed error from a caller-supplied sink or source (network, disk, memory).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why a key file could not be created or loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// Reading or writing the key file failed.
+    #[error("master key file {path}: {source}")]
+    Io {
+        /// The key file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// Refusing to overwrite an existing key: that would make its objects unreadable.
+    #[error("master key file {path} already exists: refusing to overwrite it (objects written with it would become unreadable)")]
+    AlreadyExists {
+        /// The key file.
+        path: PathBuf,
+    },
+    /// The file is not a master key file, or its checksum does not match.
+    #[error("master key file {path} is corrupted or not a master key file ({reason}): restore it from your backup")]
+    Corrupted {
+        /// The key file.
+        path: PathBuf,
+        /// What was wrong with it.
+        reason: &'static str,
+    },
+    /// Group or other users can read the key file.
+    #[error("master key file {path} is readable by other users (mode {mode:o}): run `chmod 600 {path}`")]
+    Permissions {
+        /// The key file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+}
+
+/// Why an object could not be encoded or decoded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CodecError {
+    /// A configuration or bucket parameter is outside its allowed range.
+    #[error("invalid {field}: {value} (allowed: {allowed})")]
+    InvalidParameter {
+        /// Which parameter.
+        field: &'static str,
+        /// The value given.
+        value: u64,
+        /// The allowed range, in words.
+        allowed: &'static str,
+    },
+    /// A field of the request (key, content type, metadata) exceeds its limit.
+    #[error("{field} is {bytes} bytes, more than the limit of {bytes_max}")]
+    TooLarge {
+        /// Which field.
+        field: &'static str,
+        /// Its size.
+        bytes: u64,
+        /// The limit.
+        bytes_max: u64,
+    },
+    /// The manifest was written with a different master key than the one loaded.
+    #[error("this object was written with another master key (id {expected}, loaded {loaded}): load the tenant's master key")]
+    WrongMasterKey {
+        /// Key id recorded in the manifest.
+        expected: String,
+        /// Key id of the loaded key.
+        loaded: String,
+    },
+    /// The manifest fails validation or authentication: it is corrupted, tampered with, or
+    /// belongs to another object.
+    #[error("manifest is corrupted or belongs to another object: {reason}")]
+    ManifestCorrupt {
+        /// What failed.
+        reason: String,
+    },
+    /// The manifest was written by a format this version does not know.
+    #[error("manifest format version {found} is not supported (this build reads version {supported}): upgrade the client")]
+    UnsupportedManifestVersion {
+        /// Version found.
+        found: u32,
+        /// Version this build reads.
+        supported: u32,
+    },
+    /// The manifest could not be decoded at all.
+    #[error("manifest could not be decoded: {0}")]
+    ManifestDecode(#[from] DecodeError),
+    /// An identifier had the wrong length.
+    #[error(transparent)]
+    IdLength(#[from] IdLengthError),
+    /// Fewer than `k` valid shards of a segment could be obtained.
+    #[error("segment {segment} is unrecoverable: {valid} valid shards found, {needed} needed")]
+    SegmentUnrecoverable {
+        /// Segment index.
+        segment: u64,
+        /// Valid shards obtained.
+        valid: u8,
+        /// Shards needed (k).
+        needed: u8,
+    },
+    /// Decryption of a segment or inline body failed although its shards verified: the data
+    /// key or the manifest does not match the data.
+    #[error("segment {segment} failed authentication: the data does not belong to this manifest")]
+    SegmentAuthentication {
+        /// Segment index (0 for inline bodies).
+        segment: u64,
+    },
+    /// A shard given to the erasure coder had the wrong length.
+    #[error("shard has {bytes} bytes, {expected} expected")]
+    ShardSize {
+        /// Its length.
+        bytes: u64,
+        /// The expected length.
+        expected: u64,
+    },
+    /// The object is larger than one manifest can describe.
+    #[error("object too large: more than {shard_ids_max} shard ids in one manifest; use larger segments")]
+    ObjectTooLarge {
+        /// The manifest limit.
+        shard_ids_max: u64,
+    },
+    /// Reading the input failed.
+    #[error("reading the object failed: {0}")]
+    Read(#[source] std::io::Error),
+    /// The shard sink refused a segment.
+    #[error("storing segment {segment} failed: {source}")]
+    Sink {
+        /// Segment index.
+        segment: u64,
+        /// The sink's error.
+        source: BoxError,
+    },
+    /// A blocking codec task panicked or was cancelled.
+    #[error("codec worker failed: {0}")]
+    Worker(String),
+}

@@ -1,0 +1,263 @@
+//! Key material: the tenant master key (a file, mode 0600) and per-version data keys.
+//!
+//! Only this module and [`crate::codec::seal`] touch key material. The master key never
+//! leaves the client; data keys travel only wrapped (sealed with the master key, with
+//! associated data binding them to their object and manifest). Keys are zeroed on drop and
+//! their `Debug` is redacted.
+
+use std::fmt;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload, rand_core::RngCore};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use zeroize::Zeroizing;
+
+use crate::error::KeyError;
+
+const KEY_FILE_HEADER: &str = "andromede-master-key-v1";
+const KEY_BYTES: usize = 32;
+const NONCE_BYTES: usize = 24;
+const TAG_BYTES: usize = 16;
+/// Length of a wrapped data key: nonce || sealed key || tag.
+pub(crate) const WRAPPED_KEY_BYTES: usize = NONCE_BYTES + KEY_BYTES + TAG_BYTES;
+/// Length of a master key id.
+pub const MASTER_KEY_ID_BYTES: usize = 8;
+
+/// The tenant master key: wraps every data key. Losing it loses every object.
+pub struct MasterKey {
+    key: Zeroizing<[u8; KEY_BYTES]>,
+    id: [u8; MASTER_KEY_ID_BYTES],
+}
+
+impl fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MasterKey {{ id: {}, key: [redacted] }}", hex::encode(self.id))
+    }
+}
+
+impl MasterKey {
+    /// A new random master key.
+    pub fn generate() -> Self {
+        let mut key = Zeroizing::new([0u8; KEY_BYTES]);
+        OsRng.fill_bytes(key.as_mut());
+        Self::from_bytes(key)
+    }
+
+    fn from_bytes(key: Zeroizing<[u8; KEY_BYTES]>) -> Self {
+        let derived = blake3::derive_key("andromede master key id v1", key.as_ref());
+        let mut id = [0u8; MASTER_KEY_ID_BYTES];
+        id.copy_from_slice(&derived[..MASTER_KEY_ID_BYTES]);
+        Self { key, id }
+    }
+
+    /// A public identifier of this key, recorded in manifests so that a wrong key is
+    /// reported as such. It reveals nothing about the key.
+    pub fn id(&self) -> [u8; MASTER_KEY_ID_BYTES] {
+        self.id
+    }
+
+    /// Creates a new key and writes it to `path` (mode 0600, fsynced). Never overwrites.
+    ///
+    /// # Errors
+    /// [`KeyError::AlreadyExists`] if `path` exists; [`KeyError::Io`] on I/O failure.
+    pub fn create_file(path: &Path) -> Result<Self, KeyError> {
+        let key = Self::generate();
+        let io = |source| KeyError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => KeyError::AlreadyExists {
+                    path: path.to_owned(),
+                },
+                _ => io(e),
+            })?;
+        let text = Zeroizing::new(format!(
+            "{KEY_FILE_HEADER}\n{}\n{}\n",
+            hex::encode(key.key.as_ref()),
+            hex::encode(key_checksum(&key.key))
+        ));
+        file.write_all(text.as_bytes()).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::File::open(parent)
+                .and_then(|dir| dir.sync_all())
+                .map_err(io)?;
+        }
+        Ok(key)
+    }
+
+    /// Loads a key written by [`MasterKey::create_file`].
+    ///
+    /// # Errors
+    /// [`KeyError::Permissions`] if group or others can read it, [`KeyError::Corrupted`]
+    /// if its format or checksum is wrong, [`KeyError::Io`] on I/O failure.
+    pub fn load_file(path: &Path) -> Result<Self, KeyError> {
+        let io = |source| KeyError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let mode = std::fs::metadata(path).map_err(io)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            return Err(KeyError::Permissions {
+                path: path.to_owned(),
+                mode: mode & 0o777,
+            });
+        }
+        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(io)?);
+        let corrupted = |reason| KeyError::Corrupted {
+            path: path.to_owned(),
+            reason,
+        };
+        let mut lines = text.lines();
+        if lines.next() != Some(KEY_FILE_HEADER) {
+            return Err(corrupted("missing header line"));
+        }
+        let mut key = Zeroizing::new([0u8; KEY_BYTES]);
+        hex::decode_to_slice(lines.next().unwrap_or(""), key.as_mut())
+            .map_err(|_| corrupted("key line is not 64 hex characters"))?;
+        let mut checksum = [0u8; 4];
+        hex::decode_to_slice(lines.next().unwrap_or(""), &mut checksum)
+            .map_err(|_| corrupted("checksum line is not 8 hex characters"))?;
+        if checksum != key_checksum(&key) {
+            return Err(corrupted("checksum does not match the key"));
+        }
+        Ok(Self::from_bytes(key))
+    }
+
+    /// Seals `data_key` under this master key, bound to `aad`.
+    pub(crate) fn wrap(&self, data_key: &DataKey, aad: &[u8]) -> Vec<u8> {
+        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let cipher = XChaCha20Poly1305::new(self.key.as_ref().into());
+        let mut out = Vec::with_capacity(WRAPPED_KEY_BYTES);
+        out.extend_from_slice(&nonce);
+        // Encryption of 32 bytes with a valid key cannot fail (only over-long inputs can).
+        if let Ok(sealed) = cipher.encrypt(
+            &nonce,
+            Payload {
+                msg: data_key.0.as_ref(),
+                aad,
+            },
+        ) {
+            out.extend_from_slice(&sealed);
+        }
+        out
+    }
+
+    /// Opens a wrapped data key; `None` if it does not authenticate with `aad` under this key.
+    pub(crate) fn unwrap_key(&self, wrapped: &[u8], aad: &[u8]) -> Option<DataKey> {
+        if wrapped.len() != WRAPPED_KEY_BYTES {
+            return None;
+        }
+        let (nonce, sealed) = wrapped.split_at(NONCE_BYTES);
+        let cipher = XChaCha20Poly1305::new(self.key.as_ref().into());
+        let plain = Zeroizing::new(
+            cipher
+                .decrypt(XNonce::from_slice(nonce), Payload { msg: sealed, aad })
+                .ok()?,
+        );
+        let mut key = Zeroizing::new([0u8; KEY_BYTES]);
+        key.copy_from_slice(plain.get(..KEY_BYTES)?);
+        Some(DataKey(key))
+    }
+}
+
+fn key_checksum(key: &[u8; KEY_BYTES]) -> [u8; 4] {
+    let hash = blake3::hash(key);
+    let mut out = [0u8; 4];
+    out.copy_from_slice(&hash.as_bytes()[..4]);
+    out
+}
+
+/// A fresh random key for one object version; encrypts its segments and inline body.
+#[derive(Clone)]
+pub struct DataKey(Zeroizing<[u8; KEY_BYTES]>);
+
+impl fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DataKey([redacted])")
+    }
+}
+
+impl DataKey {
+    /// A new random data key.
+    pub fn generate() -> Self {
+        let mut key = Zeroizing::new([0u8; KEY_BYTES]);
+        OsRng.fill_bytes(key.as_mut());
+        Self(key)
+    }
+
+    pub(crate) fn cipher(&self) -> XChaCha20Poly1305 {
+        XChaCha20Poly1305::new(self.0.as_ref().into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_file_round_trip_with_mode_0600() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.key");
+        let created = MasterKey::create_file(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let loaded = MasterKey::load_file(&path).unwrap();
+        assert_eq!(created.id(), loaded.id());
+        assert_eq!(created.key.as_ref(), loaded.key.as_ref());
+        assert!(matches!(
+            MasterKey::create_file(&path),
+            Err(KeyError::AlreadyExists { .. })
+        ));
+    }
+
+    #[test]
+    fn corrupted_or_exposed_key_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.key");
+        MasterKey::create_file(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        // Flip one hex digit of the key: the checksum catches it.
+        let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        let flipped = if lines[1].starts_with('0') { "1" } else { "0" };
+        lines[1].replace_range(0..1, flipped);
+        std::fs::write(&path, lines.join("\n")).unwrap();
+        assert!(matches!(
+            MasterKey::load_file(&path),
+            Err(KeyError::Corrupted { .. })
+        ));
+        std::fs::write(&path, "garbage").unwrap();
+        assert!(matches!(
+            MasterKey::load_file(&path),
+            Err(KeyError::Corrupted { .. })
+        ));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(matches!(
+            MasterKey::load_file(&path),
+            Err(KeyError::Permissions { .. })
+        ));
+    }
+
+    #[test]
+    fn wrapped_key_opens_only_with_same_key_and_aad() {
+        let master = MasterKey::generate();
+        let other = MasterKey::generate();
+        let data = DataKey::generate();
+        let wrapped = master.wrap(&data, b"binding");
+        assert_eq!(wrapped.len(), WRAPPED_KEY_BYTES);
+        let opened = master.unwrap_key(&wrapped, b"binding").unwrap();
+        assert_eq!(opened.0.as_ref(), data.0.as_ref());
+        assert!(master.unwrap_key(&wrapped, b"other binding").is_none());
+        assert!(other.unwrap_key(&wrapped, b"binding").is_none());
+        assert!(master.unwrap_key(&wrapped[1..], b"binding").is_none());
+        assert_eq!(format!("{master:?}").contains("redacted"), true);
+    }
+}

@@ -1,0 +1,32 @@
+//! The Andromède client library.
+//!
+//! Module map:
+//! - [`codec`]: object ↔ encrypted, erasure-coded, self-verifying shards (DESIGN.md, "The
+//!   object codec"), with [`codec::erasure`] and [`codec::hash`] reused by the node.
+//! - [`manifest`]: the validated domain manifest and its persisted form.
+//! - [`keys`]: the tenant master key file and per-version data keys.
+//! - [`net`]: validated domain types for the shard protocol messages.
+//! - [`error`]: the error types.
+//!
+//! The library never prints; binaries own terminals and progress bars.
+#![warn(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
+pub mod codec;
+pub mod error;
+pub mod keys;
+pub mod manifest;
+pub mod net;
+
+pub use codec::{
+    CodecConfig, EncodedShard, ErasureParams, MemoryShards, ObjectName, OpenedObject, PutOptions,
+    ShardSink, ShardSource, encode_object, open_manifest,
+};
+pub use error::{BoxError, CodecError, KeyError};
+pub use keys::MasterKey;
+pub use manifest::{Body, Manifest, SegmentEntry};

@@ -1,0 +1,60 @@
+//! Limits shared by every producer and consumer of Andromède's formats, so both ends of a
+//! protocol agree on what is too large. Units come last in every name.
+
+/// Manifest format written by this version; readers refuse any other.
+pub const MANIFEST_FORMAT_VERSION: u32 = 1;
+
+/// Bytes added to a segment by sealing: a 24-byte XChaCha20 nonce and a 16-byte tag.
+pub const SEAL_OVERHEAD_BYTES: u64 = 24 + 16;
+
+/// Default plaintext bytes per segment.
+pub const SEGMENT_BYTES_DEFAULT: u64 = 8 * 1024 * 1024;
+/// Smallest configurable segment: below this, per-segment overhead (hashes in the
+/// manifest, one request per shard) dominates.
+pub const SEGMENT_BYTES_MIN: u64 = 64 * 1024;
+/// Largest configurable segment: bounds every shard, and with it every message and buffer.
+pub const SEGMENT_BYTES_MAX: u64 = 64 * 1024 * 1024;
+
+/// Largest number of shards (data + parity) per segment: GF(2^8) Reed-Solomon limit.
+pub const SHARD_COUNT_MAX: u64 = 255;
+/// Largest shard: a whole sealed maximal segment when `k = 1`.
+pub const SHARD_BYTES_MAX: u64 = SEGMENT_BYTES_MAX + SEAL_OVERHEAD_BYTES;
+/// Largest `/andromede/shard/1` message: one shard plus framing.
+pub const SHARD_MESSAGE_BYTES_MAX: u64 = SHARD_BYTES_MAX + 4096;
+/// Largest number of ids in one `have` or `delete` request.
+pub const SHARD_BATCH_IDS_MAX: u64 = 1024;
+
+/// Default inline threshold: objects up to this size live sealed in their manifest.
+pub const INLINE_BYTES_DEFAULT: u64 = 16 * 1024;
+/// Largest configurable inline threshold (inlined bodies travel in metadata records).
+pub const INLINE_BYTES_MAX: u64 = 64 * 1024;
+
+/// Largest number of shard ids in one manifest (about 17 MiB of hashes; with RS(4,2) and
+/// 8 MiB segments that is objects up to ~680 GiB). Larger objects need manifest pages.
+pub const MANIFEST_SHARD_IDS_MAX: u64 = 512 * 1024;
+/// Largest encoded manifest.
+pub const MANIFEST_BYTES_MAX: u64 = MANIFEST_SHARD_IDS_MAX * 40 + 1024 * 1024;
+
+/// Largest encoded user metadata (S3 allows 2 KiB).
+pub const USER_METADATA_BYTES_MAX: u64 = 2 * 1024;
+/// Largest content type.
+pub const CONTENT_TYPE_BYTES_MAX: u64 = 256;
+/// Largest object key (as S3).
+pub const OBJECT_KEY_BYTES_MAX: u64 = 1024;
+/// Largest bucket name (as S3).
+pub const BUCKET_NAME_BYTES_MAX: u64 = 63;
+
+/// Most segments an encoder or decoder keeps in flight: memory is bounded by
+/// segment size × (pipeline depth + 1) × (k+m)/k.
+pub const PIPELINE_DEPTH_MAX: u64 = 16;
+
+const _: () = assert!(SEGMENT_BYTES_MIN <= SEGMENT_BYTES_DEFAULT);
+const _: () = assert!(SEGMENT_BYTES_DEFAULT <= SEGMENT_BYTES_MAX);
+const _: () = assert!(SHARD_MESSAGE_BYTES_MAX > SHARD_BYTES_MAX);
+const _: () = assert!(INLINE_BYTES_DEFAULT <= INLINE_BYTES_MAX);
+const _: () = assert!(INLINE_BYTES_MAX <= SEGMENT_BYTES_MIN);
+// Each shard id costs 32 bytes plus at most 3 bytes of protobuf framing.
+const _: () = assert!(MANIFEST_BYTES_MAX > MANIFEST_SHARD_IDS_MAX * 35 + INLINE_BYTES_MAX);
+// Every limit below must fit a usize on 32-bit targets too.
+const _: () = assert!(SHARD_MESSAGE_BYTES_MAX < u32::MAX as u64);
+const _: () = assert!(MANIFEST_BYTES_MAX < u32::MAX as u64);
