@@ -20,13 +20,17 @@ pub enum KeyError {
         source: std::io::Error,
     },
     /// Refusing to overwrite an existing key: that would make its objects unreadable.
-    #[error("master key file {path} already exists: refusing to overwrite it (objects written with it would become unreadable)")]
+    #[error(
+        "master key file {path} already exists: refusing to overwrite it (objects written with it would become unreadable)"
+    )]
     AlreadyExists {
         /// The key file.
         path: PathBuf,
     },
     /// The file is not a master key file, or its checksum does not match.
-    #[error("master key file {path} is corrupted or not a master key file ({reason}): restore it from your backup")]
+    #[error(
+        "master key file {path} is corrupted or not a master key file ({reason}): restore it from your backup"
+    )]
     Corrupted {
         /// The key file.
         path: PathBuf,
@@ -34,7 +38,9 @@ pub enum KeyError {
         reason: &'static str,
     },
     /// Group or other users can read the key file.
-    #[error("master key file {path} is readable by other users (mode {mode:o}): run `chmod 600 {path}`")]
+    #[error(
+        "master key file {path} is readable by other users (mode {mode:o}): run `chmod 600 {path}`"
+    )]
     Permissions {
         /// The key file.
         path: PathBuf,
@@ -68,7 +74,9 @@ pub enum CodecError {
         bytes_max: u64,
     },
     /// The manifest was written with a different master key than the one loaded.
-    #[error("this object was written with another master key (id {expected}, loaded {loaded}): load the tenant's master key")]
+    #[error(
+        "this object was written with another master key (id {expected}, loaded {loaded}): load the tenant's master key"
+    )]
     WrongMasterKey {
         /// Key id recorded in the manifest.
         expected: String,
@@ -83,7 +91,9 @@ pub enum CodecError {
         reason: String,
     },
     /// The manifest was written by a format this version does not know.
-    #[error("manifest format version {found} is not supported (this build reads version {supported}): upgrade the client")]
+    #[error(
+        "manifest format version {found} is not supported (this build reads version {supported}): upgrade the client"
+    )]
     UnsupportedManifestVersion {
         /// Version found.
         found: u32,
@@ -122,7 +132,9 @@ pub enum CodecError {
         expected: u64,
     },
     /// The object is larger than one manifest can describe.
-    #[error("object too large: more than {shard_ids_max} shard ids in one manifest; use larger segments")]
+    #[error(
+        "object too large: more than {shard_ids_max} shard ids in one manifest; use larger segments"
+    )]
     ObjectTooLarge {
         /// The manifest limit.
         shard_ids_max: u64,

@@ -33,7 +33,11 @@ pub struct MasterKey {
 
 impl fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "MasterKey {{ id: {}, key: [redacted] }}", hex::encode(self.id))
+        write!(
+            f,
+            "MasterKey {{ id: {}, key: [redacted] }}",
+            hex::encode(self.id)
+        )
     }
 }
 

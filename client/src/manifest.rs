@@ -191,7 +191,10 @@ impl TryFrom<pb::Manifest> for Manifest {
         let etag = fixed(&pb.etag, "etag")?;
         let params = ErasureParams::new(pb.k, pb.m).map_err(|e| corrupt(e.to_string()))?;
         if !(SEGMENT_BYTES_MIN..=SEGMENT_BYTES_MAX).contains(&pb.segment_bytes) {
-            return Err(corrupt(format!("segment size {} out of range", pb.segment_bytes)));
+            return Err(corrupt(format!(
+                "segment size {} out of range",
+                pb.segment_bytes
+            )));
         }
         if pb.content_type.len() as u64 > CONTENT_TYPE_BYTES_MAX {
             return Err(corrupt("content type too long"));
@@ -205,7 +208,10 @@ impl TryFrom<pb::Manifest> for Manifest {
             return Err(corrupt("user metadata too long"));
         }
         if pb.holders.len() > params.shard_count()
-            || pb.holders.iter().any(|h| h.is_empty() || h.len() > HOLDER_BYTES_MAX)
+            || pb
+                .holders
+                .iter()
+                .any(|h| h.is_empty() || h.len() > HOLDER_BYTES_MAX)
         {
             return Err(corrupt("invalid holder list"));
         }

@@ -27,7 +27,10 @@ pub enum DecodeError {
 /// # Errors
 /// [`DecodeError::TooLarge`] before any parsing if `bytes` is too long;
 /// [`DecodeError::Malformed`] if prost rejects the encoding.
-pub fn decode_bounded<T: Message + Default>(bytes: &[u8], bytes_max: usize) -> Result<T, DecodeError> {
+pub fn decode_bounded<T: Message + Default>(
+    bytes: &[u8],
+    bytes_max: usize,
+) -> Result<T, DecodeError> {
     if bytes.len() > bytes_max {
         return Err(DecodeError::TooLarge {
             bytes: bytes.len() as u64,
@@ -46,7 +49,13 @@ mod tests {
     fn refuses_oversize_input_before_parsing() {
         let bytes = vec![0u8; 100];
         let err = decode_bounded::<pb::GetShard>(&bytes, 99).unwrap_err();
-        assert!(matches!(err, DecodeError::TooLarge { bytes: 100, bytes_max: 99 }));
+        assert!(matches!(
+            err,
+            DecodeError::TooLarge {
+                bytes: 100,
+                bytes_max: 99
+            }
+        ));
     }
 
     #[test]

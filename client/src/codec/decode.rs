@@ -126,7 +126,10 @@ impl OpenedObject {
             let start = range.start.min(end);
             let result = opened.map(|plain| {
                 // Both bounds are clamped to the inline size, at most 64 KiB.
-                let (start, end) = (usize::try_from(start).unwrap_or(0), usize::try_from(end).unwrap_or(0));
+                let (start, end) = (
+                    usize::try_from(start).unwrap_or(0),
+                    usize::try_from(end).unwrap_or(0),
+                );
                 Bytes::from(plain).slice(start..end)
             });
             return stream::once(future::ready(result))
@@ -273,10 +276,8 @@ fn assemble(
             sealed.extend_from_slice(shard);
         }
     } else {
-        let mut owned: Vec<Option<Vec<u8>>> = shards
-            .into_iter()
-            .map(|s| s.map(|b| b.to_vec()))
-            .collect();
+        let mut owned: Vec<Option<Vec<u8>>> =
+            shards.into_iter().map(|s| s.map(|b| b.to_vec())).collect();
         Erasure::new(params)?
             .reconstruct(&mut owned, shard_bytes)
             .map_err(|e| match e {

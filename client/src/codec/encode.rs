@@ -94,13 +94,12 @@ where
         &options.user_metadata,
     )?);
 
-    let segment_bytes = usize::try_from(config.segment_bytes).map_err(|_| {
-        CodecError::InvalidParameter {
+    let segment_bytes =
+        usize::try_from(config.segment_bytes).map_err(|_| CodecError::InvalidParameter {
             field: "segment_bytes",
             value: config.segment_bytes,
             allowed: "fits in memory",
-        }
-    })?;
+        })?;
     let gauge = Arc::new(BufferGauge::default());
     let mut first = segment_buffer(segment_bytes, options.params.k());
     let first_guard = gauge.acquire();
@@ -128,13 +127,23 @@ where
         (size, Body::Segments(segments))
     };
 
-    let etag = compute_etag(&version_id, size, options.params, config.segment_bytes, &body);
+    let etag = compute_etag(
+        &version_id,
+        size,
+        options.params,
+        config.segment_bytes,
+        &body,
+    );
     let aad = seal::object_aad(
         Purpose::WrappedKey,
         &object.bucket,
         &object.key,
         &version_id,
-        &[&etag, options.content_type.as_bytes(), &sealed_user_metadata],
+        &[
+            &etag,
+            options.content_type.as_bytes(),
+            &sealed_user_metadata,
+        ],
     );
     let manifest = Manifest {
         version_id,
@@ -160,7 +169,11 @@ fn check_names(object: &ObjectName, options: &PutOptions) -> Result<(), CodecErr
     for (field, value, bytes_max) in [
         ("bucket name", &object.bucket, BUCKET_NAME_BYTES_MAX),
         ("object key", &object.key, OBJECT_KEY_BYTES_MAX),
-        ("content type", &options.content_type, CONTENT_TYPE_BYTES_MAX),
+        (
+            "content type",
+            &options.content_type,
+            CONTENT_TYPE_BYTES_MAX,
+        ),
     ] {
         if value.len() as u64 > bytes_max {
             return Err(CodecError::TooLarge {
@@ -251,7 +264,10 @@ impl SegmentPipeline {
                         }
                     };
                     let ended = buf.len() - seal::NONCE_BYTES < segment_bytes;
-                    Ok(Some(((index, buf, guard), (reader, None, index + 1, ended))))
+                    Ok(Some((
+                        (index, buf, guard),
+                        (reader, None, index + 1, ended),
+                    )))
                 }
             },
         );
@@ -264,11 +280,14 @@ impl SegmentPipeline {
                     let (plain_bytes, shards) =
                         blocking(move || code_segment(&key, &version, index, buf, &erasure))
                             .await?;
-                    Ok::<_, CodecError>((index, CodedSegment {
-                        plain_bytes,
-                        shards,
-                        _guard: guard,
-                    }))
+                    Ok::<_, CodecError>((
+                        index,
+                        CodedSegment {
+                            plain_bytes,
+                            shards,
+                            _guard: guard,
+                        },
+                    ))
                 }
                 .in_current_span()
             })

@@ -194,7 +194,11 @@ mod tests {
         too_few[2] = None;
         assert!(matches!(
             erasure.reconstruct(&mut too_few, 10),
-            Err(CodecError::SegmentUnrecoverable { valid: 2, needed: 3, .. })
+            Err(CodecError::SegmentUnrecoverable {
+                valid: 2,
+                needed: 3,
+                ..
+            })
         ));
         let mut wrong_size: Vec<Option<Vec<u8>>> = all.iter().cloned().map(Some).collect();
         wrong_size[4] = Some(vec![0; 9]);

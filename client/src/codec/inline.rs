@@ -12,7 +12,12 @@ use crate::error::CodecError;
 use crate::keys::DataKey;
 
 /// Seals `body` (which holds the nonce space then the plaintext) in place.
-pub(super) fn seal_body(key: &DataKey, object: &ObjectName, version: &VersionId, body: &mut Vec<u8>) {
+pub(super) fn seal_body(
+    key: &DataKey,
+    object: &ObjectName,
+    version: &VersionId,
+    body: &mut Vec<u8>,
+) {
     let aad = seal::object_aad(Purpose::Inline, &object.bucket, &object.key, version, &[]);
     seal::seal_in_place(key, &aad, body);
 }
@@ -49,7 +54,13 @@ pub(super) fn seal_user_metadata(
             bytes_max: USER_METADATA_BYTES_MAX,
         });
     }
-    let aad = seal::object_aad(Purpose::UserMetadata, &object.bucket, &object.key, version, &[]);
+    let aad = seal::object_aad(
+        Purpose::UserMetadata,
+        &object.bucket,
+        &object.key,
+        version,
+        &[],
+    );
     Ok(seal::seal(key, &aad, &plain))
 }
 
@@ -63,7 +74,13 @@ pub(super) fn open_user_metadata(
     if sealed.is_empty() {
         return Ok(BTreeMap::new());
     }
-    let aad = seal::object_aad(Purpose::UserMetadata, &object.bucket, &object.key, version, &[]);
+    let aad = seal::object_aad(
+        Purpose::UserMetadata,
+        &object.bucket,
+        &object.key,
+        version,
+        &[],
+    );
     let plain = seal::open(key, &aad, sealed).ok_or_else(|| CodecError::ManifestCorrupt {
         reason: "user metadata does not authenticate".into(),
     })?;

@@ -1,6 +1,10 @@
 //! An in-memory shard set that is both a [`ShardSink`] and a [`ShardSource`]: for tests,
 //! benchmarks and tools that need the codec without a cluster. It counts fetches, and can
 //! lose or corrupt shards on demand, so tests can assert what the decoder asked for.
+//!
+//! Shards are kept per slot (shard index, id), as holder `j` keeps shard `j` in a
+//! cluster: with `k = 1` every shard of a segment has the same bytes and id, and each
+//! copy must still be lost or damaged on its own.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -15,7 +19,7 @@ use crate::error::BoxError;
 /// Shards kept in a map, keyed by id.
 #[derive(Debug, Default)]
 pub struct MemoryShards {
-    shards: Mutex<HashMap<ShardId, Bytes>>,
+    shards: Mutex<HashMap<(u8, ShardId), Bytes>>,
     fetches: AtomicU64,
 }
 
@@ -30,7 +34,7 @@ impl MemoryShards {
         Self::default()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ShardId, Bytes>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(u8, ShardId), Bytes>> {
         // A poisoned map still holds valid shards: every mutation is a single insert or
         // remove.
         self.shards.lock().unwrap_or_else(|e| e.into_inner())
@@ -51,24 +55,19 @@ impl MemoryShards {
         self.lock().values().map(|b| b.len() as u64).sum()
     }
 
-    /// Loses a shard; returns whether it was held.
-    pub fn remove(&self, id: &ShardId) -> bool {
-        self.lock().remove(id).is_some()
+    /// Loses shard `shard_index` named `id`; returns whether it was held.
+    pub fn remove(&self, shard_index: u8, id: &ShardId) -> bool {
+        self.lock().remove(&(shard_index, *id)).is_some()
     }
 
     /// Replaces a shard's bytes (to simulate bit rot or a misplaced shard).
-    pub fn replace(&self, id: &ShardId, bytes: Bytes) {
-        self.lock().insert(*id, bytes);
+    pub fn replace(&self, shard_index: u8, id: &ShardId, bytes: Bytes) {
+        self.lock().insert((shard_index, *id), bytes);
     }
 
-    /// The bytes held for `id`.
-    pub fn get(&self, id: &ShardId) -> Option<Bytes> {
-        self.lock().get(id).cloned()
-    }
-
-    /// Every id held.
-    pub fn ids(&self) -> Vec<ShardId> {
-        self.lock().keys().copied().collect()
+    /// The bytes held for shard `shard_index` named `id`.
+    pub fn get(&self, shard_index: u8, id: &ShardId) -> Option<Bytes> {
+        self.lock().get(&(shard_index, *id)).cloned()
     }
 
     /// Fetches served (successful or not) since creation or the last reset.
@@ -85,17 +84,19 @@ impl MemoryShards {
 impl ShardSink for MemoryShards {
     async fn put_segment(&self, _segment: u64, shards: &[EncodedShard]) -> Result<(), BoxError> {
         let mut map = self.lock();
-        for shard in shards {
-            map.insert(shard.id, shard.bytes.clone());
+        for (index, shard) in shards.iter().enumerate() {
+            let index = u8::try_from(index)
+                .map_err(|_| Box::new(NotFound(shard.id.short())) as BoxError)?;
+            map.insert((index, shard.id), shard.bytes.clone());
         }
         Ok(())
     }
 }
 
 impl ShardSource for MemoryShards {
-    async fn fetch(&self, _segment: u64, _shard_index: u8, id: ShardId) -> Result<Bytes, BoxError> {
+    async fn fetch(&self, _segment: u64, shard_index: u8, id: ShardId) -> Result<Bytes, BoxError> {
         self.fetches.fetch_add(1, Ordering::Relaxed);
-        self.get(&id)
+        self.get(shard_index, &id)
             .ok_or_else(|| Box::new(NotFound(id.short())) as BoxError)
     }
 }

@@ -121,7 +121,12 @@ pub struct EncodedShard {
 
 impl std::fmt::Debug for EncodedShard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "EncodedShard({}, {} bytes)", self.id.short(), self.bytes.len())
+        write!(
+            f,
+            "EncodedShard({}, {} bytes)",
+            self.id.short(),
+            self.bytes.len()
+        )
     }
 }
 

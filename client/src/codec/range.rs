@@ -42,12 +42,17 @@ mod tests {
     use super::*;
 
     fn slices(size: u64, seg: u64, range: Range<u64>) -> Vec<(u64, Range<usize>)> {
-        plan(size, seg, range).map(|s| (s.index, s.within)).collect()
+        plan(size, seg, range)
+            .map(|s| (s.index, s.within))
+            .collect()
     }
 
     #[test]
     fn plans_only_the_touched_segments() {
-        assert_eq!(slices(250, 100, 0..250), [(0, 0..100), (1, 0..100), (2, 0..50)]);
+        assert_eq!(
+            slices(250, 100, 0..250),
+            [(0, 0..100), (1, 0..100), (2, 0..50)]
+        );
         assert_eq!(slices(250, 100, 150..160), [(1, 50..60)]);
         assert_eq!(slices(250, 100, 99..101), [(0, 99..100), (1, 0..1)]);
         assert_eq!(slices(250, 100, 200..1000), [(2, 0..50)]);

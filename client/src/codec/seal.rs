@@ -103,9 +103,13 @@ pub(crate) fn object_aad(
     };
     let mut aad = Vec::with_capacity(64 + bucket.len() + key.len());
     aad.extend_from_slice(tag);
-    for field in [bucket.as_bytes(), key.as_bytes(), version.as_bytes().as_slice()]
-        .into_iter()
-        .chain(fields.iter().copied())
+    for field in [
+        bucket.as_bytes(),
+        key.as_bytes(),
+        version.as_bytes().as_slice(),
+    ]
+    .into_iter()
+    .chain(fields.iter().copied())
     {
         aad.extend_from_slice(&(field.len() as u64).to_le_bytes());
         aad.extend_from_slice(field);

@@ -252,7 +252,9 @@ impl ShardRequest {
             Self::Get { id } => shard_request::Request::Get(pb::GetShard {
                 id: Bytes::copy_from_slice(id.as_bytes()),
             }),
-            Self::Have { ids } => shard_request::Request::Have(pb::HaveShards { ids: id_bytes(ids) }),
+            Self::Have { ids } => {
+                shard_request::Request::Have(pb::HaveShards { ids: id_bytes(ids) })
+            }
             Self::Delete { ids } => {
                 shard_request::Request::Delete(pb::DeleteShards { ids: id_bytes(ids) })
             }
@@ -295,7 +297,11 @@ pub fn decode_shard_response(
                 });
             }
             let present = (0..expected)
-                .map(|i| have.present.get(i / 8).is_some_and(|byte| byte >> (i % 8) & 1 == 1))
+                .map(|i| {
+                    have.present
+                        .get(i / 8)
+                        .is_some_and(|byte| byte >> (i % 8) & 1 == 1)
+                })
                 .collect();
             Ok(ShardResponse::Have { present })
         }
@@ -309,8 +315,12 @@ impl ShardResponse {
     /// The wire form.
     pub fn encode(&self) -> Vec<u8> {
         let response = match self {
-            Self::Put { stored } => shard_response::Response::Put(pb::PutShardDone { stored: *stored }),
-            Self::Get { data } => shard_response::Response::Get(pb::ShardData { data: data.clone() }),
+            Self::Put { stored } => {
+                shard_response::Response::Put(pb::PutShardDone { stored: *stored })
+            }
+            Self::Get { data } => {
+                shard_response::Response::Get(pb::ShardData { data: data.clone() })
+            }
             Self::Have { present } => {
                 let mut bitmap = vec![0u8; present.len().div_ceil(8)];
                 for (i, _) in present.iter().enumerate().filter(|(_, p)| **p) {
@@ -343,7 +353,10 @@ mod tests {
     fn requests_round_trip() {
         let id = ShardId([3; 32]);
         for request in [
-            ShardRequest::Put { id, data: Bytes::from_static(b"abc") },
+            ShardRequest::Put {
+                id,
+                data: Bytes::from_static(b"abc"),
+            },
             ShardRequest::Get { id },
             ShardRequest::Have { ids: vec![id; 10] },
             ShardRequest::Delete { ids: vec![] },
@@ -354,11 +367,20 @@ mod tests {
 
     #[test]
     fn have_bitmap_round_trips_and_is_length_checked() {
-        let request = ShardRequest::Have { ids: vec![ShardId([1; 32]); 11] };
+        let request = ShardRequest::Have {
+            ids: vec![ShardId([1; 32]); 11],
+        };
         let present: Vec<bool> = (0..11).map(|i| i % 3 == 0).collect();
-        let response = ShardResponse::Have { present: present.clone() };
-        assert_eq!(decode_shard_response(&request, &response.encode()).unwrap(), response);
-        let short = ShardResponse::Have { present: vec![true; 3] };
+        let response = ShardResponse::Have {
+            present: present.clone(),
+        };
+        assert_eq!(
+            decode_shard_response(&request, &response.encode()).unwrap(),
+            response
+        );
+        let short = ShardResponse::Have {
+            present: vec![true; 3],
+        };
         assert!(matches!(
             decode_shard_response(&request, &short.encode()),
             Err(MessageError::HaveLength { .. })
@@ -368,23 +390,39 @@ mod tests {
     #[test]
     fn unknown_error_codes_are_kept() {
         let bytes = pb::ShardResponse {
-            response: Some(shard_response::Response::Error(pb::Error { code: 99, detail: "x".into() })),
+            response: Some(shard_response::Response::Error(pb::Error {
+                code: 99,
+                detail: "x".into(),
+            })),
         }
         .encode_to_vec();
-        let request = ShardRequest::Get { id: ShardId([0; 32]) };
+        let request = ShardRequest::Get {
+            id: ShardId([0; 32]),
+        };
         assert!(matches!(
             decode_shard_response(&request, &bytes).unwrap(),
-            ShardResponse::Error { code: RemoteErrorCode::Unknown(99), .. }
+            ShardResponse::Error {
+                code: RemoteErrorCode::Unknown(99),
+                ..
+            }
         ));
     }
 
     #[test]
     fn malformed_requests_are_refused() {
         let short_id = pb::ShardRequest {
-            request: Some(shard_request::Request::Get(pb::GetShard { id: vec![1u8; 31].into() })),
+            request: Some(shard_request::Request::Get(pb::GetShard {
+                id: vec![1u8; 31].into(),
+            })),
         };
-        assert!(matches!(decode_shard_request(&short_id.encode_to_vec()), Err(MessageError::IdLength(_))));
-        assert!(matches!(decode_shard_request(&[]), Err(MessageError::Empty)));
+        assert!(matches!(
+            decode_shard_request(&short_id.encode_to_vec()),
+            Err(MessageError::IdLength(_))
+        ));
+        assert!(matches!(
+            decode_shard_request(&[]),
+            Err(MessageError::Empty)
+        ));
         let too_many = pb::ShardRequest {
             request: Some(shard_request::Request::Have(pb::HaveShards {
                 ids: vec![Bytes::from(vec![0u8; 32]); 1025],
@@ -394,6 +432,9 @@ mod tests {
             decode_shard_request(&too_many.encode_to_vec()),
             Err(MessageError::BatchTooLarge { count: 1025, .. })
         ));
-        assert!(matches!(decode_shard_request(&[0xff, 0xff, 0xff]), Err(MessageError::Decode(_))));
+        assert!(matches!(
+            decode_shard_request(&[0xff, 0xff, 0xff]),
+            Err(MessageError::Decode(_))
+        ));
     }
 }
