@@ -1,0 +1,97 @@
+//! Errors of the node library. Variants are facts with data; messages say what to do.
+
+use std::path::PathBuf;
+
+use andromede_proto::ShardId;
+
+/// Why a shard store operation failed. Every failing operation leaves the store as it was.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A filesystem operation failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// On which path.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The sled index failed.
+    #[error("shard index: {0}")]
+    Index(#[from] sled::Error),
+    /// The shard's bytes do not hash to the id it was offered under.
+    #[error("shard bytes hash to {actual}, not to the claimed id {claimed}")]
+    IdMismatch {
+        /// The id it was offered under.
+        claimed: ShardId,
+        /// What its bytes hash to.
+        actual: ShardId,
+    },
+    /// Larger than any shard the codec produces.
+    #[error("shard of {bytes} bytes exceeds the limit of {bytes_max}")]
+    TooLarge {
+        /// Its size.
+        bytes: u64,
+        /// The limit.
+        bytes_max: u64,
+    },
+    /// More ids in one batch than allowed.
+    #[error("batch of {count} ids exceeds the limit of {count_max}")]
+    BatchTooLarge {
+        /// Ids given.
+        count: u64,
+        /// The limit.
+        count_max: u64,
+    },
+    /// The store is full under its configured capacity.
+    #[error("store is full: {needed} bytes needed, {available} available; raise --capacity or add nodes")]
+    QuotaExceeded {
+        /// Bytes the write needs.
+        needed: u64,
+        /// Bytes left under the capacity.
+        available: u64,
+    },
+    /// The shard is not held.
+    #[error("shard {id} not found")]
+    NotFound {
+        /// Which one.
+        id: ShardId,
+    },
+    /// The shard was held but no longer matches its id; it has been quarantined.
+    #[error("shard {id} is corrupt on disk and was quarantined")]
+    Corrupt {
+        /// Which one.
+        id: ShardId,
+    },
+    /// Another process holds the data directory.
+    #[error("data directory {path} is in use by another process (or its index is damaged): {source}")]
+    Locked {
+        /// The data directory.
+        path: PathBuf,
+        /// sled's error.
+        source: sled::Error,
+    },
+    /// A configuration value is out of range.
+    #[error("invalid {field}: {value} (allowed: {allowed})")]
+    InvalidConfig {
+        /// Which field.
+        field: &'static str,
+        /// The value.
+        value: u64,
+        /// The allowed range.
+        allowed: &'static str,
+    },
+    /// A crash point of the fault-injection build was reached.
+    #[cfg(feature = "fault-injection")]
+    #[error("injected crash at {0:?}")]
+    InjectedCrash(crate::store::CrashPoint),
+}
+
+impl StoreError {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| Self::Io { op, path, source }
+    }
+}

@@ -1,0 +1,4 @@
+//! Background workers: bounded, rate-limited, stoppable.
+
+pub mod rate;
+pub mod scrub;

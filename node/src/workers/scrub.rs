@@ -1,0 +1,144 @@
+//! The scrubber: re-hashes every stored shard at a bounded byte rate and quarantines any
+//! that no longer match their id (DESIGN.md, "Shard store"). A quarantined shard is simply
+//! missing; repair (with the cluster) restores it from the other shards of its segment.
+//!
+//! One pass walks the index in pages, so it never holds more than a page of ids; passes
+//! repeat every `interval`, starting after a random jitter so nodes do not scrub in step.
+
+use std::time::Duration;
+
+use andromede_proto::ShardId;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, info, info_span, warn};
+
+use super::rate::RateLimiter;
+use crate::error::StoreError;
+use crate::store::{ShardStore, VerifyOutcome};
+
+/// Shards listed per index page.
+const SCRUB_PAGE: usize = 256;
+
+/// Settings of the scrub worker.
+#[derive(Debug, Clone)]
+pub struct ScrubConfig {
+    /// Bytes re-hashed per second at most.
+    pub rate_bytes_per_sec: u64,
+    /// Pause between the end of a pass and the start of the next.
+    pub interval: Duration,
+}
+
+impl Default for ScrubConfig {
+    fn default() -> Self {
+        Self {
+            rate_bytes_per_sec: 32 * 1024 * 1024,
+            interval: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// What one pass found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScrubReport {
+    /// Shards re-hashed and found intact.
+    pub intact: u64,
+    /// Shards quarantined.
+    pub quarantined: u64,
+    /// Index entries whose file had vanished.
+    pub missing: u64,
+    /// Bytes re-hashed.
+    pub bytes: u64,
+    /// Whether the pass was stopped before the end.
+    pub cancelled: bool,
+}
+
+/// Runs one full pass over `store`. `on_progress` is told the bytes of each shard checked.
+///
+/// # Errors
+/// I/O or index errors other than a missing or corrupt shard (those are counted).
+pub async fn scrub_pass(
+    store: &ShardStore,
+    rate: &mut RateLimiter,
+    cancel: &CancellationToken,
+    mut on_progress: impl FnMut(u64),
+) -> Result<ScrubReport, StoreError> {
+    let mut report = ScrubReport::default();
+    let mut after: Option<ShardId> = None;
+    loop {
+        let page = {
+            let store = store.clone();
+            let after = after;
+            spawn_store(move || store.list(after.as_ref(), SCRUB_PAGE)).await?
+        };
+        let Some((last, _)) = page.last() else {
+            return Ok(report);
+        };
+        after = Some(*last);
+        for (id, meta) in page {
+            tokio::select! {
+                () = cancel.cancelled() => {
+                    report.cancelled = true;
+                    return Ok(report);
+                }
+                () = rate.acquire(meta.size_bytes) => {}
+            }
+            let store = store.clone();
+            match spawn_store(move || store.verify(&id)).await? {
+                VerifyOutcome::Intact => report.intact += 1,
+                VerifyOutcome::Quarantined => report.quarantined += 1,
+                VerifyOutcome::Missing => report.missing += 1,
+            }
+            report.bytes += meta.size_bytes;
+            on_progress(meta.size_bytes);
+        }
+    }
+}
+
+async fn spawn_store<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| StoreError::Io {
+        op: "scrub task",
+        path: std::path::PathBuf::new(),
+        source: std::io::Error::other(e.to_string()),
+    })?
+}
+
+/// The scrub worker: passes forever, until `cancel` fires.
+#[derive(Debug)]
+pub struct ScrubWorker {
+    store: ShardStore,
+    config: ScrubConfig,
+}
+
+impl ScrubWorker {
+    /// A worker over `store`.
+    pub fn new(store: ShardStore, config: ScrubConfig) -> Self {
+        Self { store, config }
+    }
+
+    /// Runs passes until cancelled. Errors of a pass are logged and the next pass still
+    /// runs: a failing disk must not stop the scrubbing of the rest.
+    pub async fn run(self, cancel: CancellationToken) {
+        let span = info_span!("worker", worker = "scrub");
+        async move {
+            let mut rate = RateLimiter::new(self.config.rate_bytes_per_sec);
+            // Jitter the first pass over a tenth of the interval (at most an hour).
+            let jitter_ms = u64::from(std::process::id()) % self.config.interval.as_millis().clamp(1, 3_600_000) as u64 / 10;
+            let mut wait = Duration::from_millis(jitter_ms);
+            loop {
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = tokio::time::sleep(wait) => {}
+                }
+                match scrub_pass(&self.store, &mut rate, &cancel, |_| {}).await {
+                    Ok(report) if report.cancelled => return,
+                    Ok(report) => info!(?report, "scrub pass finished"),
+                    Err(error) => warn!(%error, "scrub pass failed; retrying next interval"),
+                }
+                wait = self.config.interval;
+            }
+        }
+        .instrument(span)
+        .await;
+    }
+}
