@@ -262,6 +262,6 @@ mod tests {
         assert!(master.unwrap_key(&wrapped, b"other binding").is_none());
         assert!(other.unwrap_key(&wrapped, b"binding").is_none());
         assert!(master.unwrap_key(&wrapped[1..], b"binding").is_none());
-        assert_eq!(format!("{master:?}").contains("redacted"), true);
+        assert!(format!("{master:?}").contains("redacted"));
     }
 }

@@ -67,19 +67,26 @@ pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
         "gib" => 1 << 30,
         "t" | "tb" => 1000u64.pow(4),
         "tib" => 1 << 40,
-        other => return Err(format!("unknown size unit '{other}': use B, KiB, MiB, GiB, TiB (or KB, MB, GB, TB)")),
+        other => {
+            return Err(format!(
+                "unknown size unit '{other}': use B, KiB, MiB, GiB, TiB (or KB, MB, GB, TB)"
+            ));
+        }
     };
     let bytes = number * multiplier as f64;
     if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
         return Err(format!("size '{text}' is out of range"));
     }
+    #[allow(clippy::cast_possible_truncation, reason = "range checked just above")]
     Ok(bytes as u64)
 }
 
 /// Parses durations such as `90s`, `30m`, `24h`, `500ms`.
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let number: u64 = number
         .parse()
@@ -90,7 +97,11 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
         "m" => 60,
         "h" => 3600,
         "d" => 86400,
-        other => return Err(format!("unknown duration unit '{other}': use ms, s, m, h or d")),
+        other => {
+            return Err(format!(
+                "unknown duration unit '{other}': use ms, s, m, h or d"
+            ));
+        }
     };
     number
         .checked_mul(unit_secs)

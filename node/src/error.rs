@@ -46,7 +46,9 @@ pub enum StoreError {
         count_max: u64,
     },
     /// The store is full under its configured capacity.
-    #[error("store is full: {needed} bytes needed, {available} available; raise --capacity or add nodes")]
+    #[error(
+        "store is full: {needed} bytes needed, {available} available; raise --capacity or add nodes"
+    )]
     QuotaExceeded {
         /// Bytes the write needs.
         needed: u64,
@@ -66,7 +68,9 @@ pub enum StoreError {
         id: ShardId,
     },
     /// Another process holds the data directory.
-    #[error("data directory {path} is in use by another process (or its index is damaged): {source}")]
+    #[error(
+        "data directory {path} is in use by another process (or its index is damaged): {source}"
+    )]
     Locked {
         /// The data directory.
         path: PathBuf,
@@ -90,7 +94,10 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+    pub(crate) fn io(
+        op: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
         move |source| Self::Io { op, path, source }
     }

@@ -18,7 +18,10 @@ use cli::{Cli, Command, StoreArgs};
 fn main() -> ExitCode {
     andromede_node::telemetry::init();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -109,9 +112,11 @@ async fn shutdown_signal() -> anyhow::Result<()> {
 async fn scrub_once(args: &StoreArgs, rate: u64) -> anyhow::Result<()> {
     let store = open_store(args).await?;
     let bar = ProgressBar::new(store.usage().used_bytes).with_style(
-        ProgressStyle::with_template("{spinner} scrub [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-            .context("progress bar template")?
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{spinner} scrub [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .context("progress bar template")?
+        .progress_chars("=> "),
     );
     let cancel = CancellationToken::new();
     let ctrl_c = {
@@ -122,12 +127,19 @@ async fn scrub_once(args: &StoreArgs, rate: u64) -> anyhow::Result<()> {
             }
         })
     };
-    let report = scrub_pass(&store, &mut RateLimiter::new(rate), &cancel, |bytes| bar.inc(bytes)).await?;
+    let report = scrub_pass(&store, &mut RateLimiter::new(rate), &cancel, |bytes| {
+        bar.inc(bytes)
+    })
+    .await?;
     ctrl_c.abort();
     bar.finish_and_clear();
     println!(
         "scrub {}: {} intact, {} quarantined, {} missing, {} bytes checked",
-        if report.cancelled { "interrupted" } else { "complete" },
+        if report.cancelled {
+            "interrupted"
+        } else {
+            "complete"
+        },
         report.intact,
         report.quarantined,
         report.missing,

@@ -1,4 +1,8 @@
 //! The client's integration tests: one binary (each extra test binary is another link).
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "test data generators truncate integers on purpose"
+)]
 
 mod codec_props;
 mod helpers;

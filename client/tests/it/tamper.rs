@@ -86,7 +86,8 @@ fn inconsistent_manifests_are_refused() {
     let shards = Arc::new(MemoryShards::new());
     let encoded = rt.block_on(encode(&master, &data(2 * SEGMENT, 4), 4, 2, &shards));
     let good = pb::Manifest::from(&encoded.manifest);
-    let variants: Vec<(&str, Box<dyn Fn(&mut pb::Manifest)>)> = vec![
+    type Mutation = Box<dyn Fn(&mut pb::Manifest)>;
+    let variants: Vec<(&str, Mutation)> = vec![
         (
             "k and m swapped",
             Box::new(|p| std::mem::swap(&mut p.k, &mut p.m)),

@@ -23,7 +23,8 @@ impl Quota {
     pub(crate) fn reserve(&self, bytes: u64) -> Result<(), StoreError> {
         self.used_bytes
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                used.checked_add(bytes).filter(|&after| after <= self.capacity_bytes)
+                used.checked_add(bytes)
+                    .filter(|&after| after <= self.capacity_bytes)
             })
             .map(|_| ())
             .map_err(|used| StoreError::QuotaExceeded {
@@ -36,7 +37,9 @@ impl Quota {
         // Saturating: a release never makes the count wrap.
         let _ = self
             .used_bytes
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| Some(used.saturating_sub(bytes)));
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                Some(used.saturating_sub(bytes))
+            });
     }
 
     pub(crate) fn used_bytes(&self) -> u64 {
@@ -57,7 +60,10 @@ mod tests {
         let quota = Quota::new(100, 60);
         assert!(matches!(
             quota.reserve(41),
-            Err(StoreError::QuotaExceeded { needed: 41, available: 40 })
+            Err(StoreError::QuotaExceeded {
+                needed: 41,
+                available: 40
+            })
         ));
         quota.reserve(40).unwrap();
         assert_eq!(quota.used_bytes(), 100);

@@ -53,10 +53,15 @@ pub(super) fn reconcile(layout: &Layout, index: &ShardIndex) -> Result<RecoveryR
     }
     drop_missing_entries(layout, index, &mut report)?;
     index.flush()?;
-    if report.temp_files_removed + report.adopted + report.quarantined + report.entries_dropped > 0 {
+    if report.temp_files_removed + report.adopted + report.quarantined + report.entries_dropped > 0
+    {
         warn!(?report, "shard store reconciled after an unclean stop");
     } else {
-        info!(shards = report.shard_count, bytes = report.used_bytes, "shard store opened");
+        info!(
+            shards = report.shard_count,
+            bytes = report.used_bytes,
+            "shard store opened"
+        );
     }
     Ok(report)
 }
@@ -94,7 +99,10 @@ fn reconcile_file(
     path: &Path,
     report: &mut RecoveryReport,
 ) -> Result<(), StoreError> {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
     let id = Layout::parse_shard_file_name(name).filter(|id| layout.shard_path(id) == path);
     let Some(id) = id else {
         warn!(path = %path.display(), "unexpected file in the shard tree; quarantined");

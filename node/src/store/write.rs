@@ -72,7 +72,12 @@ pub(crate) fn write_durable(
     result
 }
 
-fn write_steps(tmp: &Path, dest: &Path, bytes: &[u8], crash: Option<CrashPoint>) -> Result<(), StoreError> {
+fn write_steps(
+    tmp: &Path,
+    dest: &Path,
+    bytes: &[u8],
+    crash: Option<CrashPoint>,
+) -> Result<(), StoreError> {
     let hit = |point| crash == Some(point);
     let mut file = OpenOptions::new()
         .write(true)
@@ -81,12 +86,14 @@ fn write_steps(tmp: &Path, dest: &Path, bytes: &[u8], crash: Option<CrashPoint>)
         .map_err(StoreError::io("create temp file", tmp))?;
     if hit(CrashPoint::MidTempWrite) {
         let half = bytes.get(..bytes.len() / 2).unwrap_or_default();
-        file.write_all(half).map_err(StoreError::io("write temp file", tmp))?;
+        file.write_all(half)
+            .map_err(StoreError::io("write temp file", tmp))?;
         return Err(injected(CrashPoint::MidTempWrite));
     }
     file.write_all(bytes)
         .map_err(StoreError::io("write temp file", tmp))?;
-    file.sync_all().map_err(StoreError::io("fsync temp file", tmp))?;
+    file.sync_all()
+        .map_err(StoreError::io("fsync temp file", tmp))?;
     drop(file);
     if hit(CrashPoint::AfterTempFsync) {
         return Err(injected(CrashPoint::AfterTempFsync));

@@ -96,11 +96,13 @@ pub async fn scrub_pass(
 async fn spawn_store<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(work).await.map_err(|e| StoreError::Io {
-        op: "scrub task",
-        path: std::path::PathBuf::new(),
-        source: std::io::Error::other(e.to_string()),
-    })?
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| StoreError::Io {
+            op: "scrub task",
+            path: std::path::PathBuf::new(),
+            source: std::io::Error::other(e.to_string()),
+        })?
 }
 
 /// The scrub worker: passes forever, until `cancel` fires.
@@ -123,7 +125,9 @@ impl ScrubWorker {
         async move {
             let mut rate = RateLimiter::new(self.config.rate_bytes_per_sec);
             // Jitter the first pass over a tenth of the interval (at most an hour).
-            let jitter_ms = u64::from(std::process::id()) % self.config.interval.as_millis().clamp(1, 3_600_000) as u64 / 10;
+            let jitter_ms = u64::from(std::process::id())
+                % self.config.interval.as_millis().clamp(1, 3_600_000) as u64
+                / 10;
             let mut wait = Duration::from_millis(jitter_ms);
             loop {
                 tokio::select! {

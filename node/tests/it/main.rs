@@ -1,1 +1,62 @@
+//! The node's integration tests: one binary.
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "test data generators truncate integers on purpose"
+)]
 
+mod scrub;
+mod store;
+mod store_crash;
+
+use andromede_client::codec::hash::shard_id;
+use andromede_node::store::{IndexOptions, ShardStore, StoreConfig};
+use andromede_proto::ShardId;
+
+/// A store in `dir` with `capacity_bytes`.
+fn open(dir: &std::path::Path, capacity_bytes: u64) -> ShardStore {
+    try_open(dir, capacity_bytes).unwrap().0
+}
+
+fn try_open(
+    dir: &std::path::Path,
+    capacity_bytes: u64,
+) -> Result<(ShardStore, andromede_node::store::RecoveryReport), andromede_node::StoreError> {
+    ShardStore::open(&StoreConfig {
+        root: dir.to_owned(),
+        capacity_bytes,
+        index: IndexOptions {
+            cache_bytes: 4 * 1024 * 1024,
+            flush_every_ms: 100,
+        },
+    })
+}
+
+/// A shard of `len` bytes derived from `seed`, and its id.
+fn shard(seed: u8, len: usize) -> (ShardId, Vec<u8>) {
+    let bytes: Vec<u8> = (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect();
+    (shard_id(&bytes), bytes)
+}
+
+/// The files under `dir` (recursively) whose names end with `suffix`; none if `dir` is
+/// missing (or vanishes while listed).
+fn files_under(dir: &std::path::Path, suffix: &str) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries {
+            let Ok(entry) = entry else { continue };
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.to_string_lossy().ends_with(suffix) {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
