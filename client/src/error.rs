@@ -150,6 +150,12 @@ pub enum CodecError {
         /// The sink's error.
         source: BoxError,
     },
+    /// The AEAD refused to seal (only possible for inputs beyond its length limit).
+    #[error("sealing failed: input of {bytes} bytes is beyond the cipher's limit")]
+    SealFailed {
+        /// Length of the refused input.
+        bytes: u64,
+    },
     /// A blocking codec task panicked or was cancelled.
     #[error("codec worker failed: {0}")]
     Worker(String),

@@ -14,7 +14,7 @@ use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload, rand_core:
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use zeroize::Zeroizing;
 
-use crate::error::KeyError;
+use crate::error::{CodecError, KeyError};
 
 const KEY_FILE_HEADER: &str = "andromede-master-key-v1";
 const KEY_BYTES: usize = 32;
@@ -137,22 +137,28 @@ impl MasterKey {
     }
 
     /// Seals `data_key` under this master key, bound to `aad`.
-    pub(crate) fn wrap(&self, data_key: &DataKey, aad: &[u8]) -> Vec<u8> {
+    ///
+    /// # Errors
+    /// [`CodecError::SealFailed`] only if the cipher refuses (over-long input; a 32-byte
+    /// key never is).
+    pub(crate) fn wrap(&self, data_key: &DataKey, aad: &[u8]) -> Result<Vec<u8>, CodecError> {
         let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
         let cipher = XChaCha20Poly1305::new(self.key.as_ref().into());
+        let sealed = cipher
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: data_key.0.as_ref(),
+                    aad,
+                },
+            )
+            .map_err(|_| CodecError::SealFailed {
+                bytes: KEY_BYTES as u64,
+            })?;
         let mut out = Vec::with_capacity(WRAPPED_KEY_BYTES);
         out.extend_from_slice(&nonce);
-        // Encryption of 32 bytes with a valid key cannot fail (only over-long inputs can).
-        if let Ok(sealed) = cipher.encrypt(
-            &nonce,
-            Payload {
-                msg: data_key.0.as_ref(),
-                aad,
-            },
-        ) {
-            out.extend_from_slice(&sealed);
-        }
-        out
+        out.extend_from_slice(&sealed);
+        Ok(out)
     }
 
     /// Opens a wrapped data key; `None` if it does not authenticate with `aad` under this key.
@@ -255,7 +261,7 @@ mod tests {
         let master = MasterKey::generate();
         let other = MasterKey::generate();
         let data = DataKey::generate();
-        let wrapped = master.wrap(&data, b"binding");
+        let wrapped = master.wrap(&data, b"binding").unwrap();
         assert_eq!(wrapped.len(), WRAPPED_KEY_BYTES);
         let opened = master.unwrap_key(&wrapped, b"binding").unwrap();
         assert_eq!(opened.0.as_ref(), data.0.as_ref());

@@ -279,7 +279,7 @@ fn assemble(
         let mut owned: Vec<Option<Vec<u8>>> =
             shards.into_iter().map(|s| s.map(|b| b.to_vec())).collect();
         Erasure::new(params)?
-            .reconstruct(&mut owned, shard_bytes)
+            .reconstruct_data(&mut owned, shard_bytes)
             .map_err(|e| match e {
                 CodecError::SegmentUnrecoverable { valid, needed, .. } => {
                     CodecError::SegmentUnrecoverable {

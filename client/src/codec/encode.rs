@@ -110,7 +110,7 @@ where
     let (size, body) = if first_bytes == 0
         || (first_bytes as u64 <= config.inline_bytes_max && first_bytes < segment_bytes)
     {
-        inline::seal_body(&data_key, object, &version_id, &mut first);
+        inline::seal_body(&data_key, object, &version_id, &mut first)?;
         (first_bytes as u64, Body::Inline(Bytes::from(first)))
     } else {
         let pipeline = SegmentPipeline {
@@ -151,7 +151,7 @@ where
         etag,
         content_type: options.content_type.clone(),
         master_key_id: master.id(),
-        wrapped_key: Bytes::from(master.wrap(&data_key, &aad)),
+        wrapped_key: Bytes::from(master.wrap(&data_key, &aad)?),
         sealed_user_metadata,
         params: options.params,
         segment_bytes: config.segment_bytes,
@@ -326,7 +326,7 @@ fn code_segment(
     erasure: &Erasure,
 ) -> Result<(u64, Vec<EncodedShard>), CodecError> {
     let plain_bytes = (buf.len() - seal::NONCE_BYTES) as u64;
-    seal::seal_in_place(key, &seal::segment_aad(version, index), &mut buf);
+    seal::seal_in_place(key, &seal::segment_aad(version, index), &mut buf)?;
     let params = erasure.params();
     let shard_bytes = usize::try_from(params.shard_bytes(buf.len() as u64)).unwrap_or(0);
     buf.resize(shard_bytes * usize::from(params.k()), 0);

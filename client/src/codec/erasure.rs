@@ -116,6 +116,7 @@ impl Erasure {
     }
 
     /// Fills in every missing (`None`) shard from any `k` present ones, all of `shard_bytes`.
+    /// Repair uses this: it must rebuild parity shards too.
     ///
     /// # Errors
     /// [`CodecError::ShardSize`] if a present shard has the wrong length;
@@ -125,6 +126,28 @@ impl Erasure {
         &self,
         shards: &mut [Option<Vec<u8>>],
         shard_bytes: usize,
+    ) -> Result<(), CodecError> {
+        self.reconstruct_with(shards, shard_bytes, false)
+    }
+
+    /// Like [`Erasure::reconstruct`] but fills in only the data shards: all a read needs,
+    /// and cheaper when parity shards are missing too.
+    ///
+    /// # Errors
+    /// As [`Erasure::reconstruct`].
+    pub fn reconstruct_data(
+        &self,
+        shards: &mut [Option<Vec<u8>>],
+        shard_bytes: usize,
+    ) -> Result<(), CodecError> {
+        self.reconstruct_with(shards, shard_bytes, true)
+    }
+
+    fn reconstruct_with(
+        &self,
+        shards: &mut [Option<Vec<u8>>],
+        shard_bytes: usize,
+        data_only: bool,
     ) -> Result<(), CodecError> {
         if shards.len() != self.params.shard_count() {
             return Err(CodecError::InvalidParameter {
@@ -147,13 +170,16 @@ impl Erasure {
                 needed: self.params.k,
             });
         }
-        self.rs
-            .reconstruct(shards)
-            .map_err(|_| CodecError::SegmentUnrecoverable {
-                segment: 0,
-                valid: u8::try_from(present).unwrap_or(u8::MAX),
-                needed: self.params.k,
-            })
+        let result = if data_only {
+            self.rs.reconstruct_data(shards)
+        } else {
+            self.rs.reconstruct(shards)
+        };
+        result.map_err(|_| CodecError::SegmentUnrecoverable {
+            segment: 0,
+            valid: u8::try_from(present).unwrap_or(u8::MAX),
+            needed: self.params.k,
+        })
     }
 }
 

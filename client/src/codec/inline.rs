@@ -17,9 +17,9 @@ pub(super) fn seal_body(
     object: &ObjectName,
     version: &VersionId,
     body: &mut Vec<u8>,
-) {
+) -> Result<(), CodecError> {
     let aad = seal::object_aad(Purpose::Inline, &object.bucket, &object.key, version, &[]);
-    seal::seal_in_place(key, &aad, body);
+    seal::seal_in_place(key, &aad, body)
 }
 
 /// Opens an inline body.
@@ -61,7 +61,7 @@ pub(super) fn seal_user_metadata(
         version,
         &[],
     );
-    Ok(seal::seal(key, &aad, &plain))
+    seal::seal(key, &aad, &plain)
 }
 
 /// Opens user metadata sealed by [`seal_user_metadata`].

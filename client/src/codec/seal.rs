@@ -12,6 +12,7 @@ use std::ops::Range;
 use chacha20poly1305::aead::{AeadCore, AeadInPlace, OsRng};
 use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
 
+use crate::error::CodecError;
 use crate::keys::DataKey;
 use andromede_proto::VersionId;
 
@@ -22,27 +23,38 @@ pub(crate) const TAG_BYTES: usize = 16;
 
 /// Seals `buf[NONCE_BYTES..]` in place: writes a fresh nonce into `buf[..NONCE_BYTES]` and
 /// appends the tag. The caller reserves the nonce prefix when it fills the buffer.
-pub(crate) fn seal_in_place(key: &DataKey, aad: &[u8], buf: &mut Vec<u8>) {
-    assert!(buf.len() >= NONCE_BYTES, "caller reserves the nonce prefix");
+///
+/// # Errors
+/// [`CodecError::SealFailed`] if `buf` has no nonce prefix or is beyond the cipher's
+/// length limit (2^38 bytes, far above every segment limit).
+pub(crate) fn seal_in_place(
+    key: &DataKey,
+    aad: &[u8],
+    buf: &mut Vec<u8>,
+) -> Result<(), CodecError> {
+    let failed = CodecError::SealFailed {
+        bytes: buf.len() as u64,
+    };
+    let (prefix, body) = buf
+        .split_at_mut_checked(NONCE_BYTES)
+        .ok_or(CodecError::SealFailed { bytes: 0 })?;
     let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
-    buf[..NONCE_BYTES].copy_from_slice(&nonce);
-    // In-place encryption fails only for inputs longer than 2^38 bytes, far above every
-    // segment limit; an empty tag on that impossible path would fail authentication on
-    // read rather than return wrong bytes.
+    prefix.copy_from_slice(&nonce);
     let tag = key
         .cipher()
-        .encrypt_in_place_detached(&nonce, aad, &mut buf[NONCE_BYTES..])
-        .unwrap_or_default();
+        .encrypt_in_place_detached(&nonce, aad, body)
+        .map_err(|_| failed)?;
     buf.extend_from_slice(&tag);
+    Ok(())
 }
 
 /// Seals a copy of `plain`.
-pub(crate) fn seal(key: &DataKey, aad: &[u8], plain: &[u8]) -> Vec<u8> {
+pub(crate) fn seal(key: &DataKey, aad: &[u8], plain: &[u8]) -> Result<Vec<u8>, CodecError> {
     let mut buf = Vec::with_capacity(NONCE_BYTES + plain.len() + TAG_BYTES);
     buf.resize(NONCE_BYTES, 0);
     buf.extend_from_slice(plain);
-    seal_in_place(key, aad, &mut buf);
-    buf
+    seal_in_place(key, aad, &mut buf)?;
+    Ok(buf)
 }
 
 /// Opens a sealed piece in place and returns where its plaintext now lies in `buf`, so
@@ -125,7 +137,7 @@ mod tests {
     fn seal_open_round_trip_and_aad_binding() {
         let key = DataKey::generate();
         let v = VersionId([1; 16]);
-        let sealed = seal(&key, &segment_aad(&v, 0), b"hello");
+        let sealed = seal(&key, &segment_aad(&v, 0), b"hello").unwrap();
         assert_eq!(sealed.len(), 5 + NONCE_BYTES + TAG_BYTES);
         assert_eq!(open(&key, &segment_aad(&v, 0), &sealed).unwrap(), b"hello");
         assert!(open(&key, &segment_aad(&v, 1), &sealed).is_none());

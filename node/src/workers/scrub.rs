@@ -105,6 +105,15 @@ async fn spawn_store<T: Send + 'static>(
         })?
 }
 
+/// A delay in [0, interval / 10), capped at an hour, that differs between processes, so
+/// that nodes started together do not scrub their disks in step.
+fn first_pass_jitter(interval: Duration) -> Duration {
+    let spread = (interval / 10).min(Duration::from_secs(3600));
+    let spread_ms = u64::try_from(spread.as_millis()).unwrap_or(u64::MAX).max(1);
+    let seed = u64::from(std::process::id()).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    Duration::from_millis(seed % spread_ms)
+}
+
 /// The scrub worker: passes forever, until `cancel` fires.
 #[derive(Debug)]
 pub struct ScrubWorker {
@@ -125,10 +134,7 @@ impl ScrubWorker {
         async move {
             let mut rate = RateLimiter::new(self.config.rate_bytes_per_sec);
             // Jitter the first pass over a tenth of the interval (at most an hour).
-            let jitter_ms = u64::from(std::process::id())
-                % self.config.interval.as_millis().clamp(1, 3_600_000) as u64
-                / 10;
-            let mut wait = Duration::from_millis(jitter_ms);
+            let mut wait = first_pass_jitter(self.config.interval);
             loop {
                 tokio::select! {
                     () = cancel.cancelled() => return,
