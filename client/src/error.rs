@@ -1,4 +1,7 @@
 //! Errors of the client library. Variants are facts with data; messages say what to do.
+//!
+//! Each message includes its cause, and no variant exposes it again through `source()`,
+//! so `{e:#}` chains and `%e` in logs both print every cause exactly once.
 
 use std::path::PathBuf;
 
@@ -12,12 +15,12 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 #[non_exhaustive]
 pub enum KeyError {
     /// Reading or writing the key file failed.
-    #[error("master key file {path}: {source}")]
+    #[error("master key file {path}: {error}")]
     Io {
         /// The key file.
         path: PathBuf,
         /// The underlying error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// Refusing to overwrite an existing key: that would make its objects unreadable.
     #[error(
@@ -102,7 +105,7 @@ pub enum CodecError {
     },
     /// The manifest could not be decoded at all.
     #[error("manifest could not be decoded: {0}")]
-    ManifestDecode(#[from] DecodeError),
+    ManifestDecode(DecodeError),
     /// An identifier had the wrong length.
     #[error(transparent)]
     IdLength(#[from] IdLengthError),
@@ -141,14 +144,14 @@ pub enum CodecError {
     },
     /// Reading the input failed.
     #[error("reading the object failed: {0}")]
-    Read(#[source] std::io::Error),
+    Read(std::io::Error),
     /// The shard sink refused a segment.
-    #[error("storing segment {segment} failed: {source}")]
+    #[error("storing segment {segment} failed: {error}")]
     Sink {
         /// Segment index.
         segment: u64,
         /// The sink's error.
-        source: BoxError,
+        error: BoxError,
     },
     /// The AEAD refused to seal (only possible for inputs beyond its length limit).
     #[error("sealing failed: input of {bytes} bytes is beyond the cipher's limit")]
@@ -159,4 +162,10 @@ pub enum CodecError {
     /// A blocking codec task panicked or was cancelled.
     #[error("codec worker failed: {0}")]
     Worker(String),
+}
+
+impl From<DecodeError> for CodecError {
+    fn from(error: DecodeError) -> Self {
+        Self::ManifestDecode(error)
+    }
 }

@@ -68,9 +68,9 @@ impl MasterKey {
     /// [`KeyError::AlreadyExists`] if `path` exists; [`KeyError::Io`] on I/O failure.
     pub fn create_file(path: &Path) -> Result<Self, KeyError> {
         let key = Self::generate();
-        let io = |source| KeyError::Io {
+        let io = |error| KeyError::Io {
             path: path.to_owned(),
-            source,
+            error,
         };
         let mut file = std::fs::OpenOptions::new()
             .write(true)
@@ -104,9 +104,9 @@ impl MasterKey {
     /// [`KeyError::Permissions`] if group or others can read it, [`KeyError::Corrupted`]
     /// if its format or checksum is wrong, [`KeyError::Io`] on I/O failure.
     pub fn load_file(path: &Path) -> Result<Self, KeyError> {
-        let io = |source| KeyError::Io {
+        let io = |error| KeyError::Io {
             path: path.to_owned(),
-            source,
+            error,
         };
         let mode = std::fs::metadata(path).map_err(io)?.permissions().mode();
         if mode & 0o077 != 0 {

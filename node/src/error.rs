@@ -1,4 +1,7 @@
 //! Errors of the node library. Variants are facts with data; messages say what to do.
+//!
+//! Each message includes its cause, and no variant exposes it again through `source()`,
+//! so `{e:#}` chains and `%e` in logs both print every cause exactly once.
 
 use std::path::PathBuf;
 
@@ -9,18 +12,18 @@ use andromede_proto::ShardId;
 #[non_exhaustive]
 pub enum StoreError {
     /// A filesystem operation failed.
-    #[error("{op} {path}: {source}")]
+    #[error("{op} {path}: {error}")]
     Io {
         /// What was being done.
         op: &'static str,
         /// On which path.
         path: PathBuf,
         /// The underlying error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The sled index failed.
     #[error("shard index: {0}")]
-    Index(#[from] sled::Error),
+    Index(sled::Error),
     /// The shard's bytes do not hash to the id it was offered under.
     #[error("shard bytes hash to {actual}, not to the claimed id {claimed}")]
     IdMismatch {
@@ -67,15 +70,15 @@ pub enum StoreError {
         /// Which one.
         id: ShardId,
     },
-    /// Another process holds the data directory.
+    /// The index cannot be opened: most often another node holds the data directory.
     #[error(
-        "data directory {path} is in use by another process (or its index is damaged): {source}"
+        "cannot open the shard index {path} ({error}): is another node running on this data directory?"
     )]
     Locked {
-        /// The data directory.
+        /// The index directory.
         path: PathBuf,
         /// sled's error.
-        source: sled::Error,
+        error: sled::Error,
     },
     /// A configuration value is out of range.
     #[error("invalid {field}: {value} (allowed: {allowed})")]
@@ -99,6 +102,12 @@ impl StoreError {
         path: impl Into<PathBuf>,
     ) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
-        move |source| Self::Io { op, path, source }
+        move |error| Self::Io { op, path, error }
+    }
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(error: sled::Error) -> Self {
+        Self::Index(error)
     }
 }

@@ -17,7 +17,7 @@ pub enum DecodeError {
     },
     /// The input is not a valid protobuf encoding of the expected message.
     #[error("malformed protobuf message: {0}")]
-    Malformed(#[from] prost::DecodeError),
+    Malformed(prost::DecodeError),
 }
 
 /// Decodes `bytes` as a `T`, refusing input longer than `bytes_max`.
@@ -37,7 +37,7 @@ pub fn decode_bounded<T: Message + Default>(
             bytes_max: bytes_max as u64,
         });
     }
-    Ok(T::decode(bytes)?)
+    T::decode(bytes).map_err(DecodeError::Malformed)
 }
 
 #[cfg(test)]

@@ -303,9 +303,9 @@ impl SegmentPipeline {
             }
             sink.put_segment(index, &segment.shards)
                 .await
-                .map_err(|source| CodecError::Sink {
+                .map_err(|error| CodecError::Sink {
                     segment: index,
-                    source,
+                    error,
                 })?;
             segments.push(SegmentEntry {
                 plain_bytes: segment.plain_bytes,

@@ -74,9 +74,9 @@ impl ShardIndex {
             .flush_every_ms(Some(options.flush_every_ms))
             .mode(sled::Mode::HighThroughput)
             .open()
-            .map_err(|source| StoreError::Locked {
+            .map_err(|error| StoreError::Locked {
                 path: dir.to_owned(),
-                source,
+                error,
             })?;
         let tree = db.open_tree("shards")?;
         Ok(Self { db, tree })

@@ -340,8 +340,7 @@ impl ShardStore {
         match quarantine::quarantine_file(&path, &self.inner.layout.quarantine_dir()) {
             Ok(()) => {}
             // Another reader quarantined it first.
-            Err(StoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-            }
+            Err(StoreError::Io { error, .. }) if error.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
         if let Some(meta) = self.inner.index.remove(id)? {

@@ -101,7 +101,7 @@ async fn spawn_store<T: Send + 'static>(
         .map_err(|e| StoreError::Io {
             op: "scrub task",
             path: std::path::PathBuf::new(),
-            source: std::io::Error::other(e.to_string()),
+            error: std::io::Error::other(e.to_string()),
         })?
 }
 
