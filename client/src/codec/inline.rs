@@ -11,6 +11,11 @@ use super::seal::{self, Purpose};
 use crate::error::CodecError;
 use crate::keys::DataKey;
 
+/// Associated data of a piece kept in the manifest: bucket, key and version.
+fn manifest_aad(purpose: Purpose, object: &ObjectName, version: &VersionId) -> Vec<u8> {
+    seal::object_aad(purpose, &object.bucket, &object.key, version, &[])
+}
+
 /// Seals `body` (which holds the nonce space then the plaintext) in place.
 pub(super) fn seal_body(
     key: &DataKey,
@@ -18,7 +23,7 @@ pub(super) fn seal_body(
     version: &VersionId,
     body: &mut Vec<u8>,
 ) -> Result<(), CodecError> {
-    let aad = seal::object_aad(Purpose::Inline, &object.bucket, &object.key, version, &[]);
+    let aad = manifest_aad(Purpose::Inline, object, version);
     seal::seal_in_place(key, &aad, body)
 }
 
@@ -29,7 +34,7 @@ pub(super) fn open_body(
     version: &VersionId,
     sealed: &[u8],
 ) -> Result<Vec<u8>, CodecError> {
-    let aad = seal::object_aad(Purpose::Inline, &object.bucket, &object.key, version, &[]);
+    let aad = manifest_aad(Purpose::Inline, object, version);
     seal::open(key, &aad, sealed).ok_or(CodecError::SegmentAuthentication { segment: 0 })
 }
 
@@ -54,13 +59,7 @@ pub(super) fn seal_user_metadata(
             bytes_max: USER_METADATA_BYTES_MAX,
         });
     }
-    let aad = seal::object_aad(
-        Purpose::UserMetadata,
-        &object.bucket,
-        &object.key,
-        version,
-        &[],
-    );
+    let aad = manifest_aad(Purpose::UserMetadata, object, version);
     seal::seal(key, &aad, &plain)
 }
 
@@ -74,13 +73,7 @@ pub(super) fn open_user_metadata(
     if sealed.is_empty() {
         return Ok(BTreeMap::new());
     }
-    let aad = seal::object_aad(
-        Purpose::UserMetadata,
-        &object.bucket,
-        &object.key,
-        version,
-        &[],
-    );
+    let aad = manifest_aad(Purpose::UserMetadata, object, version);
     let plain = seal::open(key, &aad, sealed).ok_or_else(|| CodecError::ManifestCorrupt {
         reason: "user metadata does not authenticate".into(),
     })?;

@@ -119,16 +119,9 @@ fn user_metadata_and_content_type_survive_and_are_sealed() {
             .user_metadata
             .insert("secret-owner".into(), "PLAINTEXT-MARKER-42".into());
         let shards = MemoryShards::new();
-        let encoded = andromede_client::encode_object(
-            &config(),
-            &master,
-            &object(),
-            &options,
-            &b"hello"[..],
-            &shards,
-        )
-        .await
-        .unwrap();
+        let encoded = encode_with(&config(), &master, &object(), &options, b"hello", &shards)
+            .await
+            .unwrap();
         let bytes = encoded.manifest.encode();
         let marker = b"PLAINTEXT-MARKER-42";
         assert!(!bytes.windows(marker.len()).any(|w| w == marker));
@@ -147,16 +140,9 @@ fn oversize_names_and_metadata_are_refused_before_reading() {
     rt.block_on(async {
         let shards = MemoryShards::new();
         let long_key = andromede_client::ObjectName::new("b", "k".repeat(1025));
-        let err = andromede_client::encode_object(
-            &config(),
-            &master,
-            &long_key,
-            &options(2, 1),
-            &b"x"[..],
-            &shards,
-        )
-        .await
-        .unwrap_err();
+        let err = encode_with(&config(), &master, &long_key, &options(2, 1), b"x", &shards)
+            .await
+            .unwrap_err();
         assert!(matches!(
             err,
             CodecError::TooLarge {
@@ -166,16 +152,9 @@ fn oversize_names_and_metadata_are_refused_before_reading() {
         ));
         let mut big_meta = options(2, 1);
         big_meta.user_metadata.insert("k".into(), "v".repeat(3000));
-        let err = andromede_client::encode_object(
-            &config(),
-            &master,
-            &object(),
-            &big_meta,
-            &b"x"[..],
-            &shards,
-        )
-        .await
-        .unwrap_err();
+        let err = encode_with(&config(), &master, &object(), &big_meta, b"x", &shards)
+            .await
+            .unwrap_err();
         assert!(matches!(
             err,
             CodecError::TooLarge {
@@ -185,12 +164,12 @@ fn oversize_names_and_metadata_are_refused_before_reading() {
         ));
         let mut bad_config = config();
         bad_config.segment_bytes = 1000;
-        let err = andromede_client::encode_object(
+        let err = encode_with(
             &bad_config,
             &master,
             &object(),
             &options(2, 1),
-            &b"x"[..],
+            b"x",
             &shards,
         )
         .await

@@ -71,6 +71,18 @@ pub(crate) fn options(k: u32, m: u32) -> PutOptions {
     }
 }
 
+/// Encodes `data` with explicit config, name and options (for tests of refusals).
+pub(crate) async fn encode_with(
+    config: &CodecConfig,
+    master: &MasterKey,
+    object: &ObjectName,
+    options: &PutOptions,
+    data: &[u8],
+    shards: &MemoryShards,
+) -> Result<Encoded, CodecError> {
+    encode_object(config, master, object, options, data, shards).await
+}
+
 pub(crate) async fn encode(
     master: &MasterKey,
     data: &[u8],
