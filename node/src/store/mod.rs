@@ -187,10 +187,13 @@ impl ShardStore {
         }
         let _guard = self.lock(id);
         let path = self.inner.layout.shard_path(id);
-        if self.inner.index.get(id)?.is_some() && path.is_file() {
+        // Held already if indexed and the file has the right length (a cheap check; the
+        // scrubber and every read re-hash). A file of the wrong length is rewritten.
+        let file_bytes = std::fs::metadata(&path).ok().map(|m| m.len());
+        if self.inner.index.get(id)?.is_some() && file_bytes == Some(size) {
             return Ok(PutOutcome::AlreadyHeld);
         }
-        // An index entry without its file is stale: forget it (and its bytes) first.
+        // An index entry without a whole file is stale: forget it (and its bytes) first.
         if let Some(stale) = self.inner.index.remove(id)? {
             self.inner.quota.release(stale.size_bytes);
         }

@@ -26,6 +26,19 @@ fn put_get_have_delete_round_trip() {
 }
 
 #[test]
+fn put_rewrites_a_held_shard_whose_file_was_truncated() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), 1 << 20);
+    let (id, bytes) = shard(8, 1000);
+    store.put(&id, &bytes).unwrap();
+    let path = files_under(dir.path(), ".shard").pop().unwrap();
+    std::fs::write(&path, &bytes[..10]).unwrap();
+    assert_eq!(store.put(&id, &bytes).unwrap(), PutOutcome::Stored);
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+    assert_eq!(store.usage().used_bytes, 1000);
+}
+
+#[test]
 fn put_refuses_bytes_that_do_not_match_the_id() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path(), 1 << 20);
