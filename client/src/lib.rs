@@ -5,6 +5,7 @@
 //!   object codec"), with [`codec::erasure`] and [`codec::hash`] reused by the node.
 //! - [`manifest`]: the validated domain manifest and its persisted form.
 //! - [`keys`]: the tenant master key file and per-version data keys.
+//! - [`meta`]: hybrid-logical-clock versions and last-writer-wins records.
 //! - [`net`]: validated domain types for the shard protocol messages.
 //! - [`error`]: the error types.
 //!
@@ -21,6 +22,7 @@ pub mod codec;
 pub mod error;
 pub mod keys;
 pub mod manifest;
+pub mod meta;
 pub mod net;
 
 pub use codec::{

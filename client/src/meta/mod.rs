@@ -1,0 +1,6 @@
+//! Metadata vocabulary shared by the client and the replicas (DESIGN.md, "Metadata"):
+//! hybrid-logical-clock versions and last-writer-wins records. One implementation, so that
+//! replicas merging and clients resolving quorum reads can never disagree.
+
+pub mod hlc;
+pub mod record;
