@@ -6,6 +6,7 @@
 //! - [`manifest`]: the validated domain manifest and its persisted form.
 //! - [`keys`]: the tenant master key file and per-version data keys.
 //! - [`meta`]: hybrid-logical-clock versions and last-writer-wins records.
+//! - [`placement`]: which peers hold the shards of a version.
 //! - [`net`]: validated domain types for the shard protocol messages.
 //! - [`error`]: the error types.
 //!
@@ -24,6 +25,7 @@ pub mod keys;
 pub mod manifest;
 pub mod meta;
 pub mod net;
+pub mod placement;
 
 pub use codec::{
     CodecConfig, EncodedShard, ErasureParams, MemoryShards, ObjectName, OpenedObject, PutOptions,
