@@ -10,42 +10,50 @@ use andromede_proto::{DecodeError, IdLengthError};
 /// A boxed error from a caller-supplied sink or source (network, disk, memory).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-/// Why a key file could not be created or loaded.
+/// Why a secret file (master key, cluster secret) could not be created or loaded.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeyError {
-    /// Reading or writing the key file failed.
-    #[error("master key file {path}: {error}")]
+    /// Reading or writing the file failed.
+    #[error("{what} file {path}: {error}")]
     Io {
-        /// The key file.
+        /// Which secret.
+        what: &'static str,
+        /// The file.
         path: PathBuf,
         /// The underlying error.
         error: std::io::Error,
     },
-    /// Refusing to overwrite an existing key: that would make its objects unreadable.
+    /// Refusing to overwrite an existing secret: data or membership depends on it.
     #[error(
-        "master key file {path} already exists: refusing to overwrite it (objects written with it would become unreadable)"
+        "{what} file {path} already exists: refusing to overwrite it (what was made with it would become unusable)"
     )]
     AlreadyExists {
-        /// The key file.
+        /// Which secret.
+        what: &'static str,
+        /// The file.
         path: PathBuf,
     },
-    /// The file is not a master key file, or its checksum does not match.
+    /// The file is not a secret file of this kind, or its checksum does not match.
     #[error(
-        "master key file {path} is corrupted or not a master key file ({reason}): restore it from your backup"
+        "{what} file {path} is corrupted or of another kind ({reason}): restore it from your backup"
     )]
     Corrupted {
-        /// The key file.
+        /// Which secret.
+        what: &'static str,
+        /// The file.
         path: PathBuf,
         /// What was wrong with it.
         reason: &'static str,
     },
-    /// Group or other users can read the key file.
+    /// Group or other users can read the file.
     #[error(
-        "master key file {path} is readable by other users (mode {mode:o}): run `chmod 600 {path}`"
+        "{what} file {path} is readable by other users (mode {mode:o}): run `chmod 600 {path}`"
     )]
     Permissions {
-        /// The key file.
+        /// Which secret.
+        what: &'static str,
+        /// The file.
         path: PathBuf,
         /// Its permission bits.
         mode: u32,

@@ -16,8 +16,7 @@ use zeroize::Zeroizing;
 
 use crate::error::{CodecError, KeyError};
 
-const KEY_FILE_HEADER: &str = "andromede-master-key-v1";
-const KEY_BYTES: usize = 32;
+pub(crate) const KEY_BYTES: usize = 32;
 const NONCE_BYTES: usize = 24;
 const TAG_BYTES: usize = 16;
 /// Length of a wrapped data key: nonce || sealed key || tag.
@@ -68,33 +67,7 @@ impl MasterKey {
     /// [`KeyError::AlreadyExists`] if `path` exists; [`KeyError::Io`] on I/O failure.
     pub fn create_file(path: &Path) -> Result<Self, KeyError> {
         let key = Self::generate();
-        let io = |error| KeyError::Io {
-            path: path.to_owned(),
-            error,
-        };
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::AlreadyExists => KeyError::AlreadyExists {
-                    path: path.to_owned(),
-                },
-                _ => io(e),
-            })?;
-        let text = Zeroizing::new(format!(
-            "{KEY_FILE_HEADER}\n{}\n{}\n",
-            hex::encode(key.key.as_ref()),
-            hex::encode(key_checksum(&key.key))
-        ));
-        file.write_all(text.as_bytes()).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::File::open(parent)
-                .and_then(|dir| dir.sync_all())
-                .map_err(io)?;
-        }
+        write_secret_file(path, MASTER_KEY_FILE, &key.key)?;
         Ok(key)
     }
 
@@ -104,36 +77,7 @@ impl MasterKey {
     /// [`KeyError::Permissions`] if group or others can read it, [`KeyError::Corrupted`]
     /// if its format or checksum is wrong, [`KeyError::Io`] on I/O failure.
     pub fn load_file(path: &Path) -> Result<Self, KeyError> {
-        let io = |error| KeyError::Io {
-            path: path.to_owned(),
-            error,
-        };
-        let mode = std::fs::metadata(path).map_err(io)?.permissions().mode();
-        if mode & 0o077 != 0 {
-            return Err(KeyError::Permissions {
-                path: path.to_owned(),
-                mode: mode & 0o777,
-            });
-        }
-        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(io)?);
-        let corrupted = |reason| KeyError::Corrupted {
-            path: path.to_owned(),
-            reason,
-        };
-        let mut lines = text.lines();
-        if lines.next() != Some(KEY_FILE_HEADER) {
-            return Err(corrupted("missing header line"));
-        }
-        let mut key = Zeroizing::new([0u8; KEY_BYTES]);
-        hex::decode_to_slice(lines.next().unwrap_or(""), key.as_mut())
-            .map_err(|_| corrupted("key line is not 64 hex characters"))?;
-        let mut checksum = [0u8; 4];
-        hex::decode_to_slice(lines.next().unwrap_or(""), &mut checksum)
-            .map_err(|_| corrupted("checksum line is not 8 hex characters"))?;
-        if checksum != key_checksum(&key) {
-            return Err(corrupted("checksum does not match the key"));
-        }
-        Ok(Self::from_bytes(key))
+        read_secret_file(path, MASTER_KEY_FILE).map(Self::from_bytes)
     }
 
     /// Seals `data_key` under this master key, bound to `aad`.
@@ -179,8 +123,100 @@ impl MasterKey {
     }
 }
 
-fn key_checksum(key: &[u8; KEY_BYTES]) -> [u8; 4] {
-    let hash = blake3::hash(key);
+/// What a secret file holds: its name in messages and its header line.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SecretFileKind {
+    pub(crate) what: &'static str,
+    pub(crate) header: &'static str,
+}
+
+const MASTER_KEY_FILE: SecretFileKind = SecretFileKind {
+    what: "master key",
+    header: "andromede-master-key-v1",
+};
+
+/// Writes a 32-byte secret as `header`, hex, hex checksum; mode 0600, `create_new`,
+/// fsynced with its directory.
+pub(crate) fn write_secret_file(
+    path: &Path,
+    kind: SecretFileKind,
+    secret: &[u8; KEY_BYTES],
+) -> Result<(), KeyError> {
+    let io = |error| KeyError::Io {
+        what: kind.what,
+        path: path.to_owned(),
+        error,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => KeyError::AlreadyExists {
+                what: kind.what,
+                path: path.to_owned(),
+            },
+            _ => io(e),
+        })?;
+    let text = Zeroizing::new(format!(
+        "{}\n{}\n{}\n",
+        kind.header,
+        hex::encode(secret),
+        hex::encode(secret_checksum(secret))
+    ));
+    file.write_all(text.as_bytes()).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::File::open(parent)
+            .and_then(|dir| dir.sync_all())
+            .map_err(io)?;
+    }
+    Ok(())
+}
+
+/// Reads a secret written by [`write_secret_file`], refusing files others can read.
+pub(crate) fn read_secret_file(
+    path: &Path,
+    kind: SecretFileKind,
+) -> Result<Zeroizing<[u8; KEY_BYTES]>, KeyError> {
+    let io = |error| KeyError::Io {
+        what: kind.what,
+        path: path.to_owned(),
+        error,
+    };
+    let mode = std::fs::metadata(path).map_err(io)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(KeyError::Permissions {
+            what: kind.what,
+            path: path.to_owned(),
+            mode: mode & 0o777,
+        });
+    }
+    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(io)?);
+    let corrupted = |reason| KeyError::Corrupted {
+        what: kind.what,
+        path: path.to_owned(),
+        reason,
+    };
+    let mut lines = text.lines();
+    if lines.next() != Some(kind.header) {
+        return Err(corrupted("missing header line"));
+    }
+    let mut secret = Zeroizing::new([0u8; KEY_BYTES]);
+    hex::decode_to_slice(lines.next().unwrap_or(""), secret.as_mut())
+        .map_err(|_| corrupted("key line is not 64 hex characters"))?;
+    let mut checksum = [0u8; 4];
+    hex::decode_to_slice(lines.next().unwrap_or(""), &mut checksum)
+        .map_err(|_| corrupted("checksum line is not 8 hex characters"))?;
+    if checksum != secret_checksum(&secret) {
+        return Err(corrupted("checksum does not match the key"));
+    }
+    Ok(secret)
+}
+
+fn secret_checksum(secret: &[u8; KEY_BYTES]) -> [u8; 4] {
+    let hash = blake3::hash(secret);
     let mut out = [0u8; 4];
     out.copy_from_slice(&hash.as_bytes()[..4]);
     out

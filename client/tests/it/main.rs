@@ -6,5 +6,6 @@
 
 mod codec_props;
 mod helpers;
+mod net;
 mod range;
 mod tamper;

@@ -1,0 +1,542 @@
+//! The swarm task: owns the swarm, runs admission, forwards requests of admitted peers to
+//! the service, and answers the [`NetHandle`]'s commands. It never awaits a consumer: the
+//! inbound queue is fed with `try_send` and a full queue is answered `Busy`.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use futures::StreamExt;
+use libp2p::core::ConnectedPoint;
+use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
+use libp2p::swarm::dial_opts::DialOpts;
+use libp2p::swarm::{ConnectionId, SwarmEvent};
+use libp2p::{Multiaddr, PeerId, Swarm, identify, identity, kad};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use super::admission::{ClusterSecret, Role as ProofRole};
+use super::behaviour::{Behaviour, BehaviourEvent};
+use super::handle::{Command, NetError, NetHandle, Reply};
+use super::message::{RemoteErrorCode, ShardResponse};
+use super::{
+    INBOUND_QUEUE_MAX, NET_COMMAND_QUEUE_MAX, NET_PENDING_REQUESTS_MAX, NetConfig,
+    QUEUED_PER_PEER_MAX,
+};
+
+/// The request-response protocols a service answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Protocol {
+    /// `/andromede/shard/1`.
+    Shard,
+}
+
+/// A request from an admitted peer, to be answered through [`NetHandle::respond`].
+#[derive(Debug)]
+pub struct InboundRequest {
+    /// Who asked.
+    pub peer: PeerId,
+    /// On which protocol.
+    pub protocol: Protocol,
+    /// The raw request (decode with the protocol's `decode_*`).
+    pub request: Vec<u8>,
+    pub(crate) channel: ResponseChannel<Vec<u8>>,
+}
+
+/// Builds the swarm, starts listening, and spawns its task on the current tokio runtime.
+///
+/// # Errors
+/// [`NetError::Setup`] if the transport cannot be built or an address cannot be listened on.
+pub fn spawn(
+    key: identity::Keypair,
+    secret: ClusterSecret,
+    config: NetConfig,
+) -> Result<(NetHandle, mpsc::Receiver<InboundRequest>), NetError> {
+    let setup = |e: &dyn std::fmt::Display| NetError::Setup(e.to_string());
+    let local_peer_id = PeerId::from(key.public());
+    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(
+            libp2p::tcp::Config::default().nodelay(true),
+            libp2p::noise::Config::new,
+            libp2p::yamux::Config::default,
+        )
+        .map_err(|e| setup(&e))?
+        .with_behaviour(|key| Behaviour::new(key, &config))
+        .map_err(|e| setup(&e))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(300)))
+        .build();
+    for addr in &config.listen {
+        swarm.listen_on(addr.clone()).map_err(|e| setup(&e))?;
+    }
+    let (commands, command_rx) = mpsc::channel(NET_COMMAND_QUEUE_MAX);
+    let (inbound_tx, inbound) = mpsc::channel(INBOUND_QUEUE_MAX);
+    let event_loop = EventLoop {
+        swarm,
+        secret,
+        config,
+        local_peer_id,
+        commands: command_rx,
+        inbound: inbound_tx,
+        admitted: HashSet::new(),
+        pending_admission: HashMap::new(),
+        banned: HashMap::new(),
+        dials: HashMap::new(),
+        dial_waiting: HashMap::new(),
+        queued: HashMap::new(),
+        outbound: HashMap::new(),
+        dialed_addrs: HashMap::new(),
+        announced: HashMap::new(),
+    };
+    tokio::spawn(event_loop.run());
+    Ok((
+        NetHandle {
+            commands,
+            local_peer_id,
+        },
+        inbound,
+    ))
+}
+
+/// Listen addresses kept per announcing peer.
+const ANNOUNCED_ADDRS_MAX: usize = 8;
+
+type Queued = (Protocol, Vec<u8>, Reply<Vec<u8>>);
+
+struct EventLoop {
+    swarm: Swarm<Behaviour>,
+    secret: ClusterSecret,
+    config: NetConfig,
+    local_peer_id: PeerId,
+    commands: mpsc::Receiver<Command>,
+    inbound: mpsc::Sender<InboundRequest>,
+    admitted: HashSet<PeerId>,
+    /// Peers connected but not yet admitted, with their deadline.
+    pending_admission: HashMap<PeerId, Instant>,
+    /// Peers refused until the given instant.
+    banned: HashMap<PeerId, Instant>,
+    dials: HashMap<ConnectionId, (Multiaddr, Reply<PeerId>)>,
+    dial_waiting: HashMap<PeerId, Vec<Reply<PeerId>>>,
+    queued: HashMap<PeerId, Vec<Queued>>,
+    outbound: HashMap<OutboundRequestId, (PeerId, Reply<Vec<u8>>)>,
+    dialed_addrs: HashMap<PeerId, Multiaddr>,
+    /// Listen addresses announced by peers whose admission is still running.
+    announced: HashMap<PeerId, Vec<Multiaddr>>,
+}
+
+impl EventLoop {
+    async fn run(mut self) {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        let mut bootstrap = tokio::time::interval(Duration::from_secs(30));
+        loop {
+            tokio::select! {
+                command = self.commands.recv() => match command {
+                    Some(command) => self.on_command(command),
+                    // Every handle is gone: stop.
+                    None => return,
+                },
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                _ = tick.tick() => self.expire(),
+                _ = bootstrap.tick() => self.bootstrap(),
+            }
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Dial { addr, reply } => {
+                let opts = DialOpts::unknown_peer_id().address(addr.clone()).build();
+                let id = opts.connection_id();
+                match self.swarm.dial(opts) {
+                    Ok(()) => {
+                        self.dials.insert(id, (addr, reply));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(NetError::Dial {
+                            addr: addr.to_string(),
+                            reason: e.to_string(),
+                        }));
+                    }
+                }
+            }
+            Command::Request {
+                peer,
+                protocol,
+                request,
+                reply,
+            } => self.send_request(peer, protocol, request, reply),
+            Command::Respond { channel, response } => {
+                // The peer may have left meanwhile: nothing to do then.
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .shard
+                    .send_response(channel, response);
+            }
+            Command::AdmittedPeers { reply } => {
+                let _ = reply.send(self.admitted.iter().copied().collect());
+            }
+            Command::ListenAddrs { reply } => {
+                let _ = reply.send(self.swarm.listeners().cloned().collect());
+            }
+        }
+    }
+
+    fn send_request(
+        &mut self,
+        peer: PeerId,
+        protocol: Protocol,
+        request: Vec<u8>,
+        reply: Reply<Vec<u8>>,
+    ) {
+        if self.outbound.len() >= NET_PENDING_REQUESTS_MAX {
+            let _ = reply.send(Err(NetError::Busy));
+        } else if self.admitted.contains(&peer) {
+            let id = match protocol {
+                Protocol::Shard => self
+                    .swarm
+                    .behaviour_mut()
+                    .shard
+                    .send_request(&peer, request),
+            };
+            self.outbound.insert(id, (peer, reply));
+        } else if self.pending_admission.contains_key(&peer) {
+            let queue = self.queued.entry(peer).or_default();
+            if queue.len() >= QUEUED_PER_PEER_MAX {
+                let _ = reply.send(Err(NetError::Busy));
+            } else {
+                queue.push((protocol, request, reply));
+            }
+        } else {
+            let _ = reply.send(Err(NetError::NotConnected { peer }));
+        }
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                info!(peer = %self.local_peer_id, %address, "listening");
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                endpoint,
+                ..
+            } => self.on_connected(peer_id, connection_id, &endpoint),
+            SwarmEvent::OutgoingConnectionError {
+                connection_id,
+                peer_id,
+                error,
+            } => {
+                if let Some((addr, reply)) = self.dials.remove(&connection_id) {
+                    let _ = reply.send(Err(NetError::Dial {
+                        addr: addr.to_string(),
+                        reason: error.to_string(),
+                    }));
+                }
+                debug!(peer = ?peer_id, %error, "outgoing connection failed");
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => self.on_disconnected(peer_id),
+            SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
+            _ => {}
+        }
+    }
+
+    fn on_connected(&mut self, peer: PeerId, connection: ConnectionId, endpoint: &ConnectedPoint) {
+        if let Some((_, reply)) = self.dials.remove(&connection) {
+            if self.admitted.contains(&peer) {
+                let _ = reply.send(Ok(peer));
+            } else {
+                self.dial_waiting.entry(peer).or_default().push(reply);
+            }
+        }
+        if self.admitted.contains(&peer) {
+            return;
+        }
+        self.pending_admission
+            .entry(peer)
+            .or_insert_with(|| Instant::now() + self.config.admission_timeout);
+        if endpoint.is_dialer() {
+            self.dialed_addrs
+                .insert(peer, endpoint.get_remote_address().clone());
+            let proof = self
+                .secret
+                .proof(&self.local_peer_id, &peer, ProofRole::Dialer);
+            self.swarm
+                .behaviour_mut()
+                .admit
+                .send_request(&peer, proof.to_vec());
+        }
+    }
+
+    fn on_disconnected(&mut self, peer: PeerId) {
+        self.admitted.remove(&peer);
+        self.pending_admission.remove(&peer);
+        self.announced.remove(&peer);
+        self.dialed_addrs.remove(&peer);
+        for (_, _, reply) in self.queued.remove(&peer).unwrap_or_default() {
+            let _ = reply.send(Err(NetError::Disconnected { peer }));
+        }
+        for reply in self.dial_waiting.remove(&peer).unwrap_or_default() {
+            let _ = reply.send(Err(NetError::Disconnected { peer }));
+        }
+    }
+
+    fn on_behaviour_event(&mut self, event: BehaviourEvent) {
+        match event {
+            BehaviourEvent::Admit(event) => self.on_admit_event(event),
+            BehaviourEvent::Shard(event) => self.on_shard_event(event),
+            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                self.learn_addresses(peer_id, info.listen_addrs);
+            }
+            BehaviourEvent::Kad(kad::Event::RoutablePeer { peer, address })
+            | BehaviourEvent::Kad(kad::Event::PendingRoutablePeer { peer, address }) => {
+                self.discover(peer, address);
+            }
+            BehaviourEvent::Kad(kad::Event::UnroutablePeer { peer }) => {
+                debug!(%peer, "kademlia saw a peer without address");
+            }
+            _ => {}
+        }
+    }
+
+    /// Listen addresses a peer announced (identify). They go into the routing table once
+    /// it is admitted; until then they wait, as identify often arrives before admission
+    /// completes.
+    fn learn_addresses(&mut self, peer: PeerId, mut addrs: Vec<Multiaddr>) {
+        addrs.truncate(ANNOUNCED_ADDRS_MAX);
+        if self.admitted.contains(&peer) {
+            for addr in addrs {
+                self.swarm.behaviour_mut().kad.add_address(&peer, addr);
+            }
+        } else if self.pending_admission.contains_key(&peer) {
+            self.announced.insert(peer, addrs);
+        }
+    }
+
+    /// A peer learnt through the DHT: connect, and admission decides the rest.
+    fn discover(&mut self, peer: PeerId, address: Multiaddr) {
+        if peer == self.local_peer_id
+            || self.banned.contains_key(&peer)
+            || self.swarm.is_connected(&peer)
+        {
+            return;
+        }
+        let opts = DialOpts::peer_id(peer).addresses(vec![address]).build();
+        if let Err(error) = self.swarm.dial(opts) {
+            debug!(%peer, %error, "dialing a discovered peer failed");
+        }
+    }
+
+    fn on_admit_event(&mut self, event: request_response::Event<Vec<u8>, Vec<u8>>) {
+        match event {
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                if self
+                    .secret
+                    .verify(&request, &peer, &self.local_peer_id, ProofRole::Dialer)
+                {
+                    let proof = self
+                        .secret
+                        .proof(&self.local_peer_id, &peer, ProofRole::Listener);
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .admit
+                        .send_response(channel, proof.to_vec());
+                    self.admit(peer);
+                } else {
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .admit
+                        .send_response(channel, Vec::new());
+                    self.reject(peer, "invalid admission proof");
+                }
+            }
+            request_response::Event::Message {
+                peer,
+                message: request_response::Message::Response { response, .. },
+                ..
+            } => {
+                if self
+                    .secret
+                    .verify(&response, &peer, &self.local_peer_id, ProofRole::Listener)
+                {
+                    self.admit(peer);
+                } else {
+                    self.reject(peer, "invalid admission answer");
+                }
+            }
+            request_response::Event::OutboundFailure { peer, error, .. }
+                if !self.admitted.contains(&peer) =>
+            {
+                self.reject(peer, &format!("admission failed: {error}"));
+            }
+            _ => {}
+        }
+    }
+
+    fn on_shard_event(&mut self, event: request_response::Event<Vec<u8>, Vec<u8>>) {
+        match event {
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => self.on_inbound(peer, Protocol::Shard, request, channel),
+            request_response::Event::Message {
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                if let Some((_, reply)) = self.outbound.remove(&request_id) {
+                    let _ = reply.send(Ok(response));
+                }
+            }
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                if let Some((_, reply)) = self.outbound.remove(&request_id) {
+                    let _ = reply.send(Err(NetError::Request {
+                        peer,
+                        reason: error.to_string(),
+                    }));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_inbound(
+        &mut self,
+        peer: PeerId,
+        protocol: Protocol,
+        request: Vec<u8>,
+        channel: ResponseChannel<Vec<u8>>,
+    ) {
+        let refuse = |code, detail: &str| {
+            ShardResponse::Error {
+                code,
+                detail: detail.into(),
+            }
+            .encode()
+        };
+        if !self.admitted.contains(&peer) {
+            warn!(%peer, "request from a peer that is not admitted refused");
+            let response = refuse(RemoteErrorCode::Invalid, "not admitted");
+            let _ = self
+                .swarm
+                .behaviour_mut()
+                .shard
+                .send_response(channel, response);
+            return;
+        }
+        let inbound = InboundRequest {
+            peer,
+            protocol,
+            request,
+            channel,
+        };
+        if let Err(e) = self.inbound.try_send(inbound) {
+            let (code, detail) = match &e {
+                mpsc::error::TrySendError::Full(_) => (RemoteErrorCode::Busy, "inbound queue full"),
+                mpsc::error::TrySendError::Closed(_) => (RemoteErrorCode::Internal, "not serving"),
+            };
+            let channel = e.into_inner().channel;
+            let _ = self
+                .swarm
+                .behaviour_mut()
+                .shard
+                .send_response(channel, refuse(code, detail));
+        }
+    }
+
+    fn admit(&mut self, peer: PeerId) {
+        if !self.admitted.insert(peer) {
+            return;
+        }
+        self.pending_admission.remove(&peer);
+        info!(%peer, "peer admitted");
+        let announced = self.announced.remove(&peer).unwrap_or_default();
+        for addr in self.dialed_addrs.remove(&peer).into_iter().chain(announced) {
+            self.swarm.behaviour_mut().kad.add_address(&peer, addr);
+        }
+        for (protocol, request, reply) in self.queued.remove(&peer).unwrap_or_default() {
+            self.send_request(peer, protocol, request, reply);
+        }
+        for reply in self.dial_waiting.remove(&peer).unwrap_or_default() {
+            let _ = reply.send(Ok(peer));
+        }
+        if self.admitted.len() == 1 {
+            self.bootstrap();
+        }
+    }
+
+    fn reject(&mut self, peer: PeerId, reason: &str) {
+        warn!(%peer, reason, "peer refused");
+        self.pending_admission.remove(&peer);
+        self.announced.remove(&peer);
+        self.dialed_addrs.remove(&peer);
+        self.banned
+            .insert(peer, Instant::now() + self.config.ban_duration);
+        self.swarm.behaviour_mut().blocked.block_peer(peer);
+        let _ = self.swarm.disconnect_peer_id(peer);
+        for (_, _, reply) in self.queued.remove(&peer).unwrap_or_default() {
+            let _ = reply.send(Err(NetError::NotAdmitted { peer }));
+        }
+        for reply in self.dial_waiting.remove(&peer).unwrap_or_default() {
+            let _ = reply.send(Err(NetError::NotAdmitted { peer }));
+        }
+    }
+
+    fn expire(&mut self) {
+        let now = Instant::now();
+        let late: Vec<PeerId> = self
+            .pending_admission
+            .iter()
+            .filter(|(_, deadline)| **deadline <= now)
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in late {
+            self.reject(peer, "no admission proof in time");
+        }
+        let forgiven: Vec<PeerId> = self
+            .banned
+            .iter()
+            .filter(|(_, until)| **until <= now)
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in forgiven {
+            self.banned.remove(&peer);
+            self.swarm.behaviour_mut().blocked.unblock_peer(peer);
+        }
+    }
+
+    fn bootstrap(&mut self) {
+        if !self.admitted.is_empty() {
+            // Fails only with an empty routing table, which the check above rules out
+            // except for peers without a known address yet; the next tick retries.
+            let _ = self.swarm.behaviour_mut().kad.bootstrap();
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! [`NetHandle`]: the cloneable way into the swarm task. Every method sends one command on
+//! a bounded channel and awaits its oneshot reply.
+
+use libp2p::request_response::ResponseChannel;
+use libp2p::{Multiaddr, PeerId};
+use tokio::sync::{mpsc, oneshot};
+
+use super::event_loop::{InboundRequest, Protocol};
+
+/// Why a network operation failed. Kinds stay distinct: callers fail over on some.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NetError {
+    /// The transport could not be built or could not listen.
+    #[error("network setup failed: {0}")]
+    Setup(String),
+    /// Dialing failed.
+    #[error("could not connect to {addr}: {reason}")]
+    Dial {
+        /// Where.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+    /// No connection to the peer.
+    #[error("not connected to peer {peer}")]
+    NotConnected {
+        /// Which peer.
+        peer: PeerId,
+    },
+    /// The peer did not prove it holds the cluster secret (or refused our proof).
+    #[error(
+        "peer {peer} is not admitted: the cluster secrets differ (copy cluster.secret from an existing node)"
+    )]
+    NotAdmitted {
+        /// Which peer.
+        peer: PeerId,
+    },
+    /// The connection closed before the answer came.
+    #[error("peer {peer} disconnected")]
+    Disconnected {
+        /// Which peer.
+        peer: PeerId,
+    },
+    /// The request failed in flight (timeout, stream error, oversize answer).
+    #[error("request to {peer} failed: {reason}")]
+    Request {
+        /// Which peer.
+        peer: PeerId,
+        /// Why.
+        reason: String,
+    },
+    /// Too many requests in flight or queued; retry later.
+    #[error("too many requests in flight")]
+    Busy,
+    /// The swarm task has stopped.
+    #[error("the network task has stopped")]
+    Shutdown,
+}
+
+pub(crate) type Reply<T> = oneshot::Sender<Result<T, NetError>>;
+
+#[derive(Debug)]
+pub(crate) enum Command {
+    Dial {
+        addr: Multiaddr,
+        reply: Reply<PeerId>,
+    },
+    Request {
+        peer: PeerId,
+        protocol: Protocol,
+        request: Vec<u8>,
+        reply: Reply<Vec<u8>>,
+    },
+    Respond {
+        channel: ResponseChannel<Vec<u8>>,
+        response: Vec<u8>,
+    },
+    AdmittedPeers {
+        reply: oneshot::Sender<Vec<PeerId>>,
+    },
+    ListenAddrs {
+        reply: oneshot::Sender<Vec<Multiaddr>>,
+    },
+}
+
+/// A handle on the swarm task. The task stops when the last handle is dropped.
+#[derive(Debug, Clone)]
+pub struct NetHandle {
+    pub(crate) commands: mpsc::Sender<Command>,
+    pub(crate) local_peer_id: PeerId,
+}
+
+impl NetHandle {
+    /// This peer's id.
+    pub fn local_peer_id(&self) -> PeerId {
+        self.local_peer_id
+    }
+
+    async fn call<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, NetError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(command(reply))
+            .await
+            .map_err(|_| NetError::Shutdown)?;
+        answer.await.map_err(|_| NetError::Shutdown)
+    }
+
+    /// Connects to `addr` and returns the peer once it is admitted.
+    ///
+    /// # Errors
+    /// [`NetError::Dial`], [`NetError::NotAdmitted`], [`NetError::Shutdown`].
+    ///
+    /// # Cancel safety
+    /// Cancelling leaves the connection to complete or fail on its own.
+    pub async fn dial(&self, addr: Multiaddr) -> Result<PeerId, NetError> {
+        self.call(|reply| Command::Dial { addr, reply }).await?
+    }
+
+    /// Sends `request` to an admitted (or being admitted) peer and returns its answer.
+    ///
+    /// # Errors
+    /// [`NetError::NotConnected`], [`NetError::NotAdmitted`], [`NetError::Request`],
+    /// [`NetError::Busy`], [`NetError::Shutdown`].
+    pub async fn request(
+        &self,
+        peer: PeerId,
+        protocol: Protocol,
+        request: Vec<u8>,
+    ) -> Result<Vec<u8>, NetError> {
+        self.call(|reply| Command::Request {
+            peer,
+            protocol,
+            request,
+            reply,
+        })
+        .await?
+    }
+
+    /// Answers an inbound request.
+    ///
+    /// # Errors
+    /// [`NetError::Shutdown`]. A peer that left meanwhile is not an error.
+    pub async fn respond(
+        &self,
+        request: InboundRequest,
+        response: Vec<u8>,
+    ) -> Result<(), NetError> {
+        self.commands
+            .send(Command::Respond {
+                channel: request.channel,
+                response,
+            })
+            .await
+            .map_err(|_| NetError::Shutdown)
+    }
+
+    /// The peers admitted and connected now.
+    ///
+    /// # Errors
+    /// [`NetError::Shutdown`].
+    pub async fn admitted_peers(&self) -> Result<Vec<PeerId>, NetError> {
+        self.call(|reply| Command::AdmittedPeers { reply }).await
+    }
+
+    /// The addresses this peer listens on.
+    ///
+    /// # Errors
+    /// [`NetError::Shutdown`].
+    pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, NetError> {
+        self.call(|reply| Command::ListenAddrs { reply }).await
+    }
+}

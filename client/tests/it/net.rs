@@ -1,0 +1,185 @@
+//! In-process network: real swarms on 127.0.0.1 over real TCP. Admission lets peers with
+//! the cluster secret talk and keeps others out; peers told of one node find the rest.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use andromede_client::net::message::{
+    ShardRequest, ShardResponse, decode_shard_request, decode_shard_response,
+};
+use andromede_client::net::{
+    ClusterSecret, Keypair, Multiaddr, NetConfig, NetError, NetHandle, Protocol, Role, spawn,
+};
+use andromede_proto::ShardId;
+use bytes::Bytes;
+
+const SHARD_BYTES: &[u8] = b"shard bytes served by the node";
+
+/// Starts a node on an ephemeral loopback port that answers `get` with [`SHARD_BYTES`].
+/// Returns its handle, its address and the count of requests its service saw.
+async fn start_node(secret_seed: &ClusterSecretFile) -> (NetHandle, Multiaddr, Arc<AtomicU64>) {
+    let mut config = NetConfig::new(Role::Node);
+    config.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
+    config.admission_timeout = Duration::from_secs(2);
+    let (handle, mut inbound) =
+        spawn(Keypair::generate_ed25519(), secret_seed.load(), config).unwrap();
+    let served = Arc::new(AtomicU64::new(0));
+    let service = handle.clone();
+    let counter = Arc::clone(&served);
+    tokio::spawn(async move {
+        while let Some(request) = inbound.recv().await {
+            counter.fetch_add(1, Ordering::Relaxed);
+            let response = match decode_shard_request(&request.request) {
+                Ok(ShardRequest::Get { .. }) => ShardResponse::Get {
+                    data: Bytes::from_static(SHARD_BYTES),
+                },
+                _ => ShardResponse::Error {
+                    code: andromede_client::net::message::RemoteErrorCode::Invalid,
+                    detail: "unsupported in this test".into(),
+                },
+            };
+            if service.respond(request, response.encode()).await.is_err() {
+                return;
+            }
+        }
+    });
+    let addr = wait_for(|| {
+        let handle = handle.clone();
+        async move { handle.listen_addrs().await.unwrap().into_iter().next() }
+    })
+    .await;
+    (handle, addr, served)
+}
+
+/// A cluster secret kept as a file, so several peers can load the same one.
+struct ClusterSecretFile {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+}
+
+impl ClusterSecretFile {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cluster.secret");
+        ClusterSecret::create_file(&path).unwrap();
+        Self { _dir: dir, path }
+    }
+
+    fn load(&self) -> ClusterSecret {
+        ClusterSecret::load_file(&self.path).unwrap()
+    }
+}
+
+/// Polls `probe` every 50 ms for up to 20 s.
+async fn wait_for<T, F, Fut>(mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..400 {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("condition not reached within 20 s");
+}
+
+async fn get(
+    from: &NetHandle,
+    to: andromede_client::net::PeerId,
+) -> Result<ShardResponse, NetError> {
+    let request = ShardRequest::Get {
+        id: ShardId([1; 32]),
+    };
+    let bytes = from.request(to, Protocol::Shard, request.encode()).await?;
+    Ok(decode_shard_response(&request, &bytes).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_with_the_cluster_secret_are_admitted_and_served() {
+    let secret = ClusterSecretFile::new();
+    let (a, a_addr, a_served) = start_node(&secret).await;
+    let (b, _, _) = start_node(&secret).await;
+    let peer = b.dial(a_addr).await.unwrap();
+    assert_eq!(peer, a.local_peer_id());
+    assert_eq!(
+        get(&b, peer).await.unwrap(),
+        ShardResponse::Get {
+            data: Bytes::from_static(SHARD_BYTES)
+        }
+    );
+    assert_eq!(a_served.load(Ordering::Relaxed), 1);
+    let b_id = b.local_peer_id();
+    wait_for(|| {
+        let a = a.clone();
+        async move {
+            a.admitted_peers()
+                .await
+                .unwrap()
+                .contains(&b_id)
+                .then_some(())
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_with_another_secret_is_refused_and_served_nothing() {
+    let (a, a_addr, a_served) = start_node(&ClusterSecretFile::new()).await;
+    let (intruder, _, _) = start_node(&ClusterSecretFile::new()).await;
+    let err = intruder.dial(a_addr).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            NetError::NotAdmitted { .. } | NetError::Disconnected { .. }
+        ),
+        "{err}"
+    );
+    // Its requests fail and never reach the service.
+    let err = get(&intruder, a.local_peer_id()).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            NetError::NotConnected { .. } | NetError::NotAdmitted { .. }
+        ),
+        "{err}"
+    );
+    assert_eq!(a_served.load(Ordering::Relaxed), 0);
+    assert!(
+        !a.admitted_peers()
+            .await
+            .unwrap()
+            .contains(&intruder.local_peer_id())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_told_only_of_the_first_discover_each_other() {
+    let secret = ClusterSecretFile::new();
+    let (first, first_addr, _) = start_node(&secret).await;
+    let mut nodes = vec![first];
+    for _ in 0..4 {
+        let (node, _, _) = start_node(&secret).await;
+        node.dial(first_addr.clone()).await.unwrap();
+        nodes.push(node);
+    }
+    // Every node ends up admitted to every other one, through Kademlia.
+    for node in &nodes {
+        let others: Vec<_> = nodes
+            .iter()
+            .map(NetHandle::local_peer_id)
+            .filter(|p| *p != node.local_peer_id())
+            .collect();
+        wait_for(|| {
+            let node = node.clone();
+            let others = others.clone();
+            async move {
+                let admitted = node.admitted_peers().await.unwrap();
+                others.iter().all(|p| admitted.contains(p)).then_some(())
+            }
+        })
+        .await;
+    }
+}
