@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use andromede_client::net::Multiaddr;
 use clap::{Parser, Subcommand};
 
 /// The Andromède node daemon.
@@ -15,11 +16,18 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Run the node: open (and recover) the shard store, scrub it in the background,
-    /// stop cleanly on Ctrl-C or SIGTERM.
+    /// Run the node: open (and recover) the shard store, join the cluster, serve shards,
+    /// scrub in the background; stop cleanly on Ctrl-C or SIGTERM.
     Run {
         #[command(flatten)]
         store: StoreArgs,
+        /// Address to listen on (repeatable).
+        #[arg(long, default_value = "/ip4/127.0.0.1/tcp/4100")]
+        listen: Vec<Multiaddr>,
+        /// A member to join the cluster through (repeatable), e.g.
+        /// /ip4/10.0.0.5/tcp/4100. Needs this node's DIR/cluster.secret copied from it.
+        #[arg(long)]
+        bootstrap: Vec<Multiaddr>,
         /// Most bytes per second the background scrubber re-hashes (e.g. 32MiB).
         #[arg(long, default_value = "32MiB", value_parser = parse_size)]
         scrub_rate: u64,

@@ -111,3 +111,21 @@ impl From<sled::Error> for StoreError {
         Self::Index(error)
     }
 }
+
+/// Why the node daemon could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DaemonError {
+    /// The identity key or cluster secret could not be loaded or created.
+    #[error(transparent)]
+    Key(#[from] andromede_client::KeyError),
+    /// The shard store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The network could not be started.
+    #[error(transparent)]
+    Net(#[from] andromede_client::net::NetError),
+    /// A startup task failed.
+    #[error("startup task failed: {0}")]
+    Task(String),
+}

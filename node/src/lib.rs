@@ -1,12 +1,15 @@
 //! The Andromède node.
 //!
 //! Module map:
+//! - [`daemon`]: the composition root (start and stop order).
+//! - [`data_dir`]: where everything lives in a node's data directory.
+//! - [`service`]: inbound protocol handlers and their bounded dispatcher.
 //! - [`store`]: the shard store (files + sled index, crash-safe writes, quarantine,
 //!   open-time reconciliation, capacity).
 //! - [`workers`]: background work — the scrubber and its byte-rate limiter.
 //! - [`error`]: the error types.
 //!
-//! The swarm, metadata replicas, repair and the admin endpoint arrive with the cluster.
+//! Metadata replicas, repair and the admin endpoint arrive with the rest of the cluster.
 #![warn(
     missing_docs,
     clippy::unwrap_used,
@@ -15,10 +18,13 @@
     clippy::print_stderr
 )]
 
+pub mod daemon;
+pub mod data_dir;
 pub mod error;
+pub mod service;
 pub mod store;
 pub mod telemetry;
 pub mod workers;
 
-pub use error::StoreError;
+pub use error::{DaemonError, StoreError};
 pub use store::{ShardStore, StoreConfig};

@@ -4,9 +4,11 @@ mod cli;
 
 use std::process::ExitCode;
 
+use andromede_node::daemon::{Daemon, DaemonConfig};
+use andromede_node::data_dir::DataDir;
 use andromede_node::store::{IndexOptions, ShardStore, StoreConfig};
 use andromede_node::workers::rate::RateLimiter;
-use andromede_node::workers::scrub::{ScrubConfig, ScrubWorker, scrub_pass};
+use andromede_node::workers::scrub::{ScrubConfig, scrub_pass};
 use anyhow::Context;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -41,16 +43,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run {
             store,
+            listen,
+            bootstrap,
             scrub_rate,
             scrub_interval,
         } => {
-            run_node(
-                &store,
-                ScrubConfig {
+            run_node(DaemonConfig {
+                data: DataDir::new(&store.data),
+                capacity_bytes: store.capacity,
+                listen,
+                bootstrap,
+                scrub: ScrubConfig {
                     rate_bytes_per_sec: scrub_rate,
                     interval: scrub_interval,
                 },
-            )
+            })
             .await
         }
         Command::Scrub { store, rate } => scrub_once(&store, rate).await,
@@ -59,7 +66,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn open_store(args: &StoreArgs) -> anyhow::Result<ShardStore> {
     let config = StoreConfig {
-        root: args.data.join("store"),
+        root: DataDir::new(&args.data).store(),
         capacity_bytes: args.capacity,
         index: IndexOptions::default(),
     };
@@ -77,24 +84,40 @@ async fn open_store(args: &StoreArgs) -> anyhow::Result<ShardStore> {
     Ok(store)
 }
 
-async fn run_node(args: &StoreArgs, scrub: ScrubConfig) -> anyhow::Result<()> {
-    let store = open_store(args).await?;
-    let cancel = CancellationToken::new();
-    let scrubber = tokio::spawn(ScrubWorker::new(store.clone(), scrub).run(cancel.clone()));
-    let usage = store.usage();
+async fn run_node(config: DaemonConfig) -> anyhow::Result<()> {
+    let data = config.data.clone();
+    let daemon = Daemon::start(config)
+        .await
+        .with_context(|| format!("starting the node in {}", data.root().display()))?;
+    let peer = daemon.net().local_peer_id();
+    // Listening starts asynchronously: give it a moment to report its addresses.
+    let mut addrs = Vec::new();
+    for _ in 0..20 {
+        addrs = daemon.net().listen_addrs().await?;
+        if !addrs.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let usage = daemon.store().usage();
     info!(
+        %peer,
         shards = usage.shard_count,
         used_bytes = usage.used_bytes,
         capacity_bytes = usage.capacity_bytes,
         "node running; Ctrl-C or SIGTERM stops it"
     );
+    for addr in &addrs {
+        println!("listening on {addr}/p2p/{peer}");
+    }
+    println!(
+        "to add a node: copy {} to its data dir, then run it with --bootstrap {}/p2p/{peer}",
+        data.cluster_secret().display(),
+        addrs.first().map(ToString::to_string).unwrap_or_default()
+    );
     shutdown_signal().await?;
     info!("stopping");
-    cancel.cancel();
-    scrubber.await.context("joining the scrubber")?;
-    tokio::task::spawn_blocking(move || store.flush())
-        .await?
-        .context("flushing the shard index")?;
+    daemon.stop().await.context("stopping the node")?;
     info!("stopped cleanly");
     Ok(())
 }

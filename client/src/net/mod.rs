@@ -8,12 +8,14 @@
 //!
 //! - [`admission`]: the cluster secret and the admission proofs.
 //! - [`message`]: validated shard-protocol messages.
+//! - [`load_or_create_identity`]: a peer's persistent ed25519 identity.
 
 pub mod admission;
 mod behaviour;
 mod event_loop;
 mod frame;
 mod handle;
+mod identity;
 pub mod message;
 
 use std::time::Duration;
@@ -21,6 +23,7 @@ use std::time::Duration;
 pub use admission::ClusterSecret;
 pub use event_loop::{InboundRequest, Protocol, spawn};
 pub use handle::{NetError, NetHandle};
+pub use identity::load_or_create_identity;
 pub use libp2p::{Multiaddr, PeerId, identity::Keypair};
 
 /// Commands queued to the swarm task at most.

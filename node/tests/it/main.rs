@@ -4,6 +4,7 @@
     reason = "test data generators truncate integers on purpose"
 )]
 
+mod net;
 mod scrub;
 mod store;
 mod store_crash;

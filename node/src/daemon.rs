@@ -1,0 +1,127 @@
+//! The composition root: opens the store, starts the swarm, the shard service and the
+//! scrubber, in that order, and stops them in reverse (Garage's `run_server` idea).
+
+use andromede_client::net::{self, ClusterSecret, Multiaddr, NetConfig, NetHandle, Role};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::data_dir::DataDir;
+use crate::error::DaemonError;
+use crate::service::dispatch;
+use crate::store::{IndexOptions, ShardStore, StoreConfig};
+use crate::workers::scrub::{ScrubConfig, ScrubWorker};
+
+/// What a node needs to start.
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    /// Data directory (created if missing).
+    pub data: DataDir,
+    /// Most bytes of shards kept.
+    pub capacity_bytes: u64,
+    /// Addresses to listen on.
+    pub listen: Vec<Multiaddr>,
+    /// Peers to join through.
+    pub bootstrap: Vec<Multiaddr>,
+    /// Background scrubbing.
+    pub scrub: ScrubConfig,
+}
+
+/// A running node.
+#[derive(Debug)]
+pub struct Daemon {
+    store: ShardStore,
+    net: NetHandle,
+    cancel: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+impl Daemon {
+    /// Starts a node. A missing identity is created; a missing cluster secret starts a new
+    /// cluster (its file must then be copied to every other member).
+    ///
+    /// # Errors
+    /// [`DaemonError`] if the keys, the store or the network cannot be set up.
+    pub async fn start(config: DaemonConfig) -> Result<Self, DaemonError> {
+        let data = config.data.clone();
+        let (store, identity, secret) = tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(data.root()).map_err(|error| {
+                DaemonError::Store(crate::error::StoreError::Io {
+                    op: "create data directory",
+                    path: data.root().to_owned(),
+                    error,
+                })
+            })?;
+            let identity = net::load_or_create_identity(&data.identity_key())?;
+            let secret_path = data.cluster_secret();
+            let secret = if secret_path.exists() {
+                ClusterSecret::load_file(&secret_path)?
+            } else {
+                let secret = ClusterSecret::create_file(&secret_path)?;
+                warn!(path = %secret_path.display(), "started a new cluster: copy this cluster.secret to every other node and client");
+                secret
+            };
+            let (store, _report) = ShardStore::open(&StoreConfig {
+                root: data.store(),
+                capacity_bytes: config.capacity_bytes,
+                index: IndexOptions::default(),
+            })?;
+            Ok::<_, DaemonError>((store, identity, secret))
+        })
+        .await
+        .map_err(|e| DaemonError::Task(e.to_string()))??;
+
+        let mut net_config = NetConfig::new(Role::Node);
+        net_config.listen = config.listen.clone();
+        let (net, inbound) = net::spawn(identity, secret, net_config)?;
+        info!(peer = %net.local_peer_id(), "node identity");
+
+        let cancel = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        tasks.spawn(dispatch::serve(store.clone(), net.clone(), inbound));
+        tasks.spawn(ScrubWorker::new(store.clone(), config.scrub.clone()).run(cancel.clone()));
+        for addr in config.bootstrap {
+            let net = net.clone();
+            tasks.spawn(async move {
+                match net.dial(addr.clone()).await {
+                    Ok(peer) => info!(%peer, %addr, "joined through bootstrap peer"),
+                    Err(error) => warn!(%addr, %error, "bootstrap peer unreachable"),
+                }
+            });
+        }
+        Ok(Self {
+            store,
+            net,
+            cancel,
+            tasks,
+        })
+    }
+
+    /// The node's network handle.
+    pub fn net(&self) -> &NetHandle {
+        &self.net
+    }
+
+    /// The node's shard store.
+    pub fn store(&self) -> &ShardStore {
+        &self.store
+    }
+
+    /// Stops the workers, the service and the swarm, then flushes the index.
+    ///
+    /// # Errors
+    /// [`DaemonError::Store`] if the final flush fails.
+    pub async fn stop(mut self) -> Result<(), DaemonError> {
+        self.cancel.cancel();
+        // The dispatcher ends when the swarm task drops its inbound sender, which happens
+        // when the last handle is dropped; abort rather than wait on peers.
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+        drop(self.net);
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.flush())
+            .await
+            .map_err(|e| DaemonError::Task(e.to_string()))??;
+        Ok(())
+    }
+}

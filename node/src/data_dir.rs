@@ -1,0 +1,44 @@
+//! The layout of a node's data directory: every path computed here, nowhere else.
+//!
+//! ```text
+//! DIR/identity.key     ed25519 identity (0600): the node's peer id
+//! DIR/cluster.secret   the cluster's admission secret (0600), same on every member
+//! DIR/store/           the shard store (see store::layout)
+//! ```
+
+use std::path::{Path, PathBuf};
+
+/// Paths inside one data directory.
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+impl DataDir {
+    /// The data directory at `root`.
+    pub fn new(root: &Path) -> Self {
+        Self {
+            root: root.to_owned(),
+        }
+    }
+
+    /// The directory itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The node's identity key.
+    pub fn identity_key(&self) -> PathBuf {
+        self.root.join("identity.key")
+    }
+
+    /// The cluster secret.
+    pub fn cluster_secret(&self) -> PathBuf {
+        self.root.join("cluster.secret")
+    }
+
+    /// The shard store's root.
+    pub fn store(&self) -> PathBuf {
+        self.root.join("store")
+    }
+}

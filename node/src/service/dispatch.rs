@@ -1,0 +1,53 @@
+//! The dispatcher: takes requests from the swarm's bounded inbound queue and runs at most
+//! `SERVICE_CONCURRENCY_MAX` of them at once on blocking threads; beyond that, requests
+//! wait in the (bounded) queue and the swarm answers `Busy` when it is full.
+
+use std::sync::Arc;
+
+use andromede_client::net::{InboundRequest, NetHandle, Protocol};
+use tokio::sync::{Semaphore, mpsc};
+use tracing::{Instrument, debug, debug_span};
+
+use super::shard::handle_shard_request;
+use crate::store::ShardStore;
+
+/// Requests served concurrently at most (each may hold one shard, up to 64 MiB, in memory).
+pub const SERVICE_CONCURRENCY_MAX: usize = 16;
+
+/// Serves inbound requests until the swarm task stops.
+pub async fn serve(store: ShardStore, net: NetHandle, mut inbound: mpsc::Receiver<InboundRequest>) {
+    let permits = Arc::new(Semaphore::new(SERVICE_CONCURRENCY_MAX));
+    while let Some(mut request) = inbound.recv().await {
+        let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+            return;
+        };
+        let store = store.clone();
+        let net = net.clone();
+        let span = debug_span!("request", protocol = ?request.protocol, peer = %request.peer);
+        tokio::spawn(
+            async move {
+                let _permit = permit;
+                let bytes = std::mem::take(&mut request.request);
+                let response = match request.protocol {
+                    Protocol::Shard => {
+                        tokio::task::spawn_blocking(move || handle_shard_request(&store, &bytes))
+                            .await
+                            .map(|r| r.encode())
+                    }
+                    // A protocol this node does not serve: dropping the channel fails the
+                    // requester's call at once.
+                    _ => return,
+                };
+                match response {
+                    Ok(response) => {
+                        if net.respond(request, response).await.is_err() {
+                            debug!("network stopped before the answer was sent");
+                        }
+                    }
+                    Err(e) => debug!(error = %e, "request handler failed"),
+                }
+            }
+            .instrument(span),
+        );
+    }
+}
