@@ -50,6 +50,8 @@ impl Behaviour {
         // Only admitted peers enter the routing table: the event loop inserts them.
         kad_config.set_kbucket_inserts(kad::BucketInserts::Manual);
         kad_config.set_query_timeout(Duration::from_secs(30));
+        // The event loop bootstraps itself once a peer is admitted, and every 30 s after.
+        kad_config.set_periodic_bootstrap_interval(None);
         let mut kad =
             kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_config);
         kad.set_mode(Some(kad::Mode::Server));
