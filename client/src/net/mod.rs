@@ -8,6 +8,7 @@
 //!
 //! - [`admission`]: the cluster secret and the admission proofs.
 //! - [`message`]: validated shard-protocol messages.
+//! - [`NetShards`]: the codec's sink and source over the shard protocol.
 //! - [`load_or_create_identity`]: a peer's persistent ed25519 identity.
 
 pub mod admission;
@@ -17,6 +18,7 @@ mod frame;
 mod handle;
 mod identity;
 pub mod message;
+mod shards;
 
 use std::time::Duration;
 
@@ -25,6 +27,7 @@ pub use event_loop::{InboundRequest, Protocol, spawn};
 pub use handle::{NetError, NetHandle};
 pub use identity::load_or_create_identity;
 pub use libp2p::{Multiaddr, PeerId, identity::Keypair};
+pub use shards::{HolderError, NetShards};
 
 /// Commands queued to the swarm task at most.
 pub const NET_COMMAND_QUEUE_MAX: usize = 256;

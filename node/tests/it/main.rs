@@ -4,6 +4,7 @@
     reason = "test data generators truncate integers on purpose"
 )]
 
+mod cluster;
 mod net;
 mod scrub;
 mod store;
