@@ -5,6 +5,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "andromede/v1/common.proto",
         "andromede/v1/manifest.proto",
         "andromede/v1/shard.proto",
+        "andromede/v1/meta.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");

@@ -129,3 +129,34 @@ pub enum DaemonError {
     #[error("startup task failed: {0}")]
     Task(String),
 }
+
+/// Why a metadata store operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MetaError {
+    /// The storage engine failed.
+    #[error("metadata store: {0}")]
+    Engine(sled::Error),
+    /// A stored record does not decode: the metadata store is damaged.
+    #[error(
+        "metadata record {key} is corrupt ({reason}): anti-entropy will restore it from other replicas"
+    )]
+    CorruptRecord {
+        /// The raw key, hex.
+        key: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A partition name too long to encode in a key.
+    #[error("partition name of {bytes} bytes is too long")]
+    KeyTooLong {
+        /// Its length.
+        bytes: u64,
+    },
+}
+
+impl From<sled::Error> for MetaError {
+    fn from(error: sled::Error) -> Self {
+        Self::Engine(error)
+    }
+}

@@ -3,13 +3,14 @@
 //! Module map:
 //! - [`daemon`]: the composition root (start and stop order).
 //! - [`data_dir`]: where everything lives in a node's data directory.
+//! - [`meta`]: metadata replicas' record store (LWW records in sled).
 //! - [`service`]: inbound protocol handlers and their bounded dispatcher.
 //! - [`store`]: the shard store (files + sled index, crash-safe writes, quarantine,
 //!   open-time reconciliation, capacity).
 //! - [`workers`]: background work — the scrubber and its byte-rate limiter.
 //! - [`error`]: the error types.
 //!
-//! Metadata replicas, repair and the admin endpoint arrive with the rest of the cluster.
+//! The metadata protocol, repair and the admin endpoint arrive with the rest of the cluster.
 #![warn(
     missing_docs,
     clippy::unwrap_used,
@@ -21,10 +22,11 @@
 pub mod daemon;
 pub mod data_dir;
 pub mod error;
+pub mod meta;
 pub mod service;
 pub mod store;
 pub mod telemetry;
 pub mod workers;
 
-pub use error::{DaemonError, StoreError};
+pub use error::{DaemonError, MetaError, StoreError};
 pub use store::{ShardStore, StoreConfig};

@@ -35,6 +35,11 @@ pub const MANIFEST_SHARD_IDS_MAX: u64 = 512 * 1024;
 /// Largest encoded manifest.
 pub const MANIFEST_BYTES_MAX: u64 = MANIFEST_SHARD_IDS_MAX * 40 + 1024 * 1024;
 
+/// Largest value of one metadata record (a manifest is the largest kind).
+pub const META_VALUE_BYTES_MAX: u64 = MANIFEST_BYTES_MAX;
+/// Largest encoded metadata record: its value plus version and framing.
+pub const META_RECORD_BYTES_MAX: u64 = META_VALUE_BYTES_MAX + 1024;
+
 /// Largest encoded user metadata (S3 allows 2 KiB).
 pub const USER_METADATA_BYTES_MAX: u64 = 2 * 1024;
 /// Largest content type.
@@ -58,3 +63,4 @@ const _: () = assert!(MANIFEST_BYTES_MAX > MANIFEST_SHARD_IDS_MAX * 35 + INLINE_
 // Every limit below must fit a usize on 32-bit targets too.
 const _: () = assert!(SHARD_MESSAGE_BYTES_MAX < u32::MAX as u64);
 const _: () = assert!(MANIFEST_BYTES_MAX < u32::MAX as u64);
+const _: () = assert!(META_RECORD_BYTES_MAX < u32::MAX as u64);

@@ -5,6 +5,8 @@
 //! and anti-entropy arrive in. A deletion is a record too (a tombstone), so a replica that
 //! missed the delete cannot resurrect the value.
 
+use andromede_proto::limits::{META_RECORD_BYTES_MAX, META_VALUE_BYTES_MAX};
+use andromede_proto::{DecodeError, Message, decode_bounded, pb};
 use bytes::Bytes;
 
 use super::hlc::Timestamp;
@@ -99,6 +101,75 @@ pub fn merge_into<T>(current: Option<Record<T>>, incoming: Record<T>) -> (Record
     }
 }
 
+/// Why a stored or received record was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecordError {
+    /// Oversize or malformed protobuf.
+    #[error("metadata record: {0}")]
+    Decode(DecodeError),
+    /// No version.
+    #[error("metadata record has no version")]
+    NoVersion,
+    /// A bad writer id.
+    #[error(transparent)]
+    Writer(#[from] WriterIdError),
+    /// A tombstone that carries a value, or a value over the limit.
+    #[error(
+        "metadata record value of {bytes} bytes is invalid (tombstones carry none; limit {bytes_max})"
+    )]
+    Value {
+        /// Its size.
+        bytes: u64,
+        /// The limit.
+        bytes_max: u64,
+    },
+}
+
+impl Record<Bytes> {
+    /// The persisted and wire form.
+    pub fn encode(&self) -> Vec<u8> {
+        pb::MetaRecord {
+            version: Some(pb::RecordVersion {
+                wall_ms: self.version.timestamp.wall_ms,
+                logical: self.version.timestamp.logical,
+                writer: self.version.writer.0.clone(),
+            }),
+            tombstone: self.value.is_none(),
+            value: self.value.clone().unwrap_or_default(),
+        }
+        .encode_to_vec()
+    }
+
+    /// Decodes and validates a record read from disk or received from a peer.
+    ///
+    /// # Errors
+    /// [`RecordError`] for anything malformed or oversized.
+    pub fn decode(bytes: &[u8]) -> Result<Self, RecordError> {
+        let limit = usize::try_from(META_RECORD_BYTES_MAX).unwrap_or(usize::MAX);
+        let pb: pb::MetaRecord = decode_bounded(bytes, limit).map_err(RecordError::Decode)?;
+        let version = pb.version.ok_or(RecordError::NoVersion)?;
+        let bad_value =
+            (pb.tombstone && !pb.value.is_empty()) || pb.value.len() as u64 > META_VALUE_BYTES_MAX;
+        if bad_value {
+            return Err(RecordError::Value {
+                bytes: pb.value.len() as u64,
+                bytes_max: META_VALUE_BYTES_MAX,
+            });
+        }
+        Ok(Self {
+            version: Version {
+                timestamp: Timestamp {
+                    wall_ms: version.wall_ms,
+                    logical: version.logical,
+                },
+                writer: WriterId::new(version.writer)?,
+            },
+            value: (!pb.tombstone).then_some(pb.value),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -124,6 +195,53 @@ mod tests {
         assert!(!replaced);
         let (_, replaced) = merge_into(None, a);
         assert!(replaced);
+    }
+
+    #[test]
+    fn records_round_trip_and_malformed_ones_are_refused() {
+        let live = Record::live(version(5, 1, 3), Bytes::from_static(b"value"));
+        assert_eq!(Record::decode(&live.encode()).unwrap(), live);
+        let dead: Record<Bytes> = Record::tombstone(version(6, 0, 3));
+        assert_eq!(Record::decode(&dead.encode()).unwrap(), dead);
+        let no_version = pb::MetaRecord {
+            version: None,
+            tombstone: true,
+            value: Bytes::new(),
+        };
+        assert!(matches!(
+            Record::decode(&no_version.encode_to_vec()),
+            Err(RecordError::NoVersion)
+        ));
+        let zombie = pb::MetaRecord {
+            version: Some(pb::RecordVersion {
+                wall_ms: 1,
+                logical: 0,
+                writer: Bytes::from_static(b"w"),
+            }),
+            tombstone: true,
+            value: Bytes::from_static(b"x"),
+        };
+        assert!(matches!(
+            Record::decode(&zombie.encode_to_vec()),
+            Err(RecordError::Value { .. })
+        ));
+        let anonymous = pb::MetaRecord {
+            version: Some(pb::RecordVersion {
+                wall_ms: 1,
+                logical: 0,
+                writer: Bytes::new(),
+            }),
+            tombstone: false,
+            value: Bytes::new(),
+        };
+        assert!(matches!(
+            Record::decode(&anonymous.encode_to_vec()),
+            Err(RecordError::Writer(_))
+        ));
+        assert!(matches!(
+            Record::decode(&[0xff; 3]),
+            Err(RecordError::Decode(_))
+        ));
     }
 
     #[test]

@@ -1,0 +1,66 @@
+//! Metadata replicas (DESIGN.md, "Metadata"): buckets, object index entries and manifests
+//! as last-writer-wins records, durable in an embedded store behind the [`MetaStore`]
+//! trait, so that the engine (sled today) can be replaced without touching the rest.
+
+pub mod replica;
+
+use andromede_client::meta::record::Record;
+use bytes::Bytes;
+
+use crate::error::MetaError;
+
+/// What a record describes; part of its key, so each kind lists on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Table {
+    /// Buckets (partition: empty; sort key: bucket name).
+    Bucket = 1,
+    /// Object index (partition: bucket; sort key: object key) → latest version or tombstone.
+    ObjectIndex = 2,
+    /// Manifests (partition: bucket; sort key: version id).
+    Manifest = 3,
+}
+
+/// Where a record lives: table, partition (a bucket), then a sort key that orders listings.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RecordKey {
+    /// The table.
+    pub table: Table,
+    /// The partition (bucket name, or empty for the bucket table).
+    pub partition: String,
+    /// The sort key within the partition.
+    pub sort: Vec<u8>,
+}
+
+/// One row of a scan: the sort key and its record.
+pub type ScanRow = (Vec<u8>, Record<Bytes>);
+
+/// A durable, mergeable record store: the metadata engine seen by the rest of the node.
+pub trait MetaStore: Send + Sync {
+    /// Merges each record into what is held (last writer wins) and makes the result
+    /// durable before returning; says, per record, whether it replaced what was held.
+    ///
+    /// # Errors
+    /// [`MetaError`] on engine failure or a stored record that does not decode; records
+    /// before the failure may already be applied (each is idempotent).
+    fn apply(&self, records: &[(RecordKey, Record<Bytes>)]) -> Result<Vec<bool>, MetaError>;
+
+    /// The record held for `key`, tombstones included.
+    ///
+    /// # Errors
+    /// [`MetaError`] on engine failure or an undecodable stored record.
+    fn get(&self, key: &RecordKey) -> Result<Option<Record<Bytes>>, MetaError>;
+
+    /// Up to `limit` records of one partition whose sort keys start with `prefix` and
+    /// come after `start_after`, in sort-key order, tombstones included.
+    ///
+    /// # Errors
+    /// [`MetaError`] on engine failure or an undecodable stored record.
+    fn scan(
+        &self,
+        table: Table,
+        partition: &str,
+        prefix: &[u8],
+        start_after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<ScanRow>, MetaError>;
+}

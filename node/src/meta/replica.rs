@@ -1,0 +1,270 @@
+//! [`SledMetaStore`]: the sled implementation of [`MetaStore`], the only place metadata
+//! touches sled. Keys are `table (1 byte) || partition length (2 bytes, big-endian) ||
+//! partition || sort key`, so one partition's records are contiguous and ordered by sort
+//! key. Values are encoded `MetaRecord`s, decoded and validated on every read.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use andromede_client::meta::record::{Record, merge_into};
+use bytes::Bytes;
+
+use super::{MetaStore, RecordKey, ScanRow, Table};
+use crate::error::MetaError;
+use crate::store::IndexOptions;
+
+/// Metadata records in sled.
+#[derive(Debug)]
+pub struct SledMetaStore {
+    db: sled::Db,
+    records: sled::Tree,
+    /// Serialises read-merge-write so that two merges of one key cannot lose a record.
+    writes: Mutex<()>,
+}
+
+fn partition_prefix(table: Table, partition: &str) -> Result<Vec<u8>, MetaError> {
+    let len = u16::try_from(partition.len()).map_err(|_| MetaError::KeyTooLong {
+        bytes: partition.len() as u64,
+    })?;
+    let mut out = Vec::with_capacity(3 + partition.len());
+    out.push(table as u8);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(partition.as_bytes());
+    Ok(out)
+}
+
+fn encode_key(key: &RecordKey) -> Result<Vec<u8>, MetaError> {
+    let mut out = partition_prefix(key.table, &key.partition)?;
+    out.extend_from_slice(&key.sort);
+    Ok(out)
+}
+
+impl SledMetaStore {
+    /// Opens (or creates) the store in `dir`, with explicit sled settings.
+    ///
+    /// # Errors
+    /// [`MetaError::Engine`] if sled cannot open it (for instance another process holds it).
+    pub fn open(dir: &Path, options: IndexOptions) -> Result<Self, MetaError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(options.cache_bytes)
+            .flush_every_ms(Some(options.flush_every_ms))
+            .mode(sled::Mode::HighThroughput)
+            .open()?;
+        let records = db.open_tree("records")?;
+        Ok(Self {
+            db,
+            records,
+            writes: Mutex::new(()),
+        })
+    }
+
+    fn decode(key: &[u8], value: &[u8]) -> Result<Record<Bytes>, MetaError> {
+        Record::decode(value).map_err(|e| MetaError::CorruptRecord {
+            key: hex::encode(key),
+            reason: e.to_string(),
+        })
+    }
+}
+
+impl MetaStore for SledMetaStore {
+    fn apply(&self, records: &[(RecordKey, Record<Bytes>)]) -> Result<Vec<bool>, MetaError> {
+        let mut replaced = Vec::with_capacity(records.len());
+        {
+            // The guarded data is `()`: a panic elsewhere cannot leave it inconsistent.
+            let _guard = self.writes.lock().unwrap_or_else(|e| e.into_inner());
+            for (key, incoming) in records {
+                let raw_key = encode_key(key)?;
+                let held = match self.records.get(&raw_key)? {
+                    Some(value) => Some(Self::decode(&raw_key, &value)?),
+                    None => None,
+                };
+                let (winner, changed) = merge_into(held, incoming.clone());
+                if changed {
+                    self.records.insert(raw_key, winner.encode())?;
+                }
+                replaced.push(changed);
+            }
+        }
+        // Durable before anyone is told (one flush for the whole batch: group commit).
+        if replaced.iter().any(|r| *r) {
+            self.db.flush()?;
+        }
+        Ok(replaced)
+    }
+
+    fn get(&self, key: &RecordKey) -> Result<Option<Record<Bytes>>, MetaError> {
+        let raw_key = encode_key(key)?;
+        self.records
+            .get(&raw_key)?
+            .map(|value| Self::decode(&raw_key, &value))
+            .transpose()
+    }
+
+    fn scan(
+        &self,
+        table: Table,
+        partition: &str,
+        prefix: &[u8],
+        start_after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<ScanRow>, MetaError> {
+        let base = partition_prefix(table, partition)?;
+        let mut scan_prefix = base.clone();
+        scan_prefix.extend_from_slice(prefix);
+        let mut out = Vec::with_capacity(limit.min(1024));
+        for entry in self.records.scan_prefix(&scan_prefix) {
+            if out.len() >= limit {
+                break;
+            }
+            let (raw_key, value) = entry?;
+            let sort = raw_key.get(base.len()..).unwrap_or_default();
+            if start_after.is_some_and(|after| sort <= after) {
+                continue;
+            }
+            out.push((sort.to_vec(), Self::decode(&raw_key, &value)?));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use andromede_client::meta::hlc::Timestamp;
+    use andromede_client::meta::record::{Version, WriterId};
+
+    use super::*;
+
+    fn version(wall_ms: u64) -> Version {
+        Version {
+            timestamp: Timestamp {
+                wall_ms,
+                logical: 0,
+            },
+            writer: WriterId::new(Bytes::from_static(b"writer")).unwrap(),
+        }
+    }
+
+    fn object(bucket: &str, key: &str) -> RecordKey {
+        RecordKey {
+            table: Table::ObjectIndex,
+            partition: bucket.into(),
+            sort: key.as_bytes().to_vec(),
+        }
+    }
+
+    fn open(dir: &Path) -> SledMetaStore {
+        SledMetaStore::open(
+            dir,
+            IndexOptions {
+                cache_bytes: 1 << 20,
+                flush_every_ms: 100,
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn last_writer_wins_and_tombstones_stick() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let key = object("b", "k");
+        let v2 = Record::live(version(2), Bytes::from_static(b"two"));
+        let v1 = Record::live(version(1), Bytes::from_static(b"one"));
+        let v3 = Record::tombstone(version(3));
+        assert_eq!(store.apply(&[(key.clone(), v2.clone())]).unwrap(), [true]);
+        assert_eq!(
+            store.apply(&[(key.clone(), v1)]).unwrap(),
+            [false],
+            "an older write is ignored"
+        );
+        assert_eq!(store.get(&key).unwrap(), Some(v2.clone()));
+        assert_eq!(
+            store
+                .apply(&[(key.clone(), v3.clone()), (key.clone(), v2)])
+                .unwrap(),
+            [true, false]
+        );
+        assert_eq!(
+            store.get(&key).unwrap(),
+            Some(v3),
+            "the delete is not resurrected"
+        );
+    }
+
+    #[test]
+    fn records_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = object("b", "k");
+        let record = Record::live(version(7), Bytes::from_static(b"durable"));
+        {
+            let store = open(dir.path());
+            store.apply(&[(key.clone(), record.clone())]).unwrap();
+        }
+        assert_eq!(open(dir.path()).get(&key).unwrap(), Some(record));
+    }
+
+    #[test]
+    fn scans_stay_in_their_partition_and_page_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let mut batch = Vec::new();
+        for key in ["a/1", "a/2", "a/3", "b/1", "c"] {
+            batch.push((
+                object("bucket", key),
+                Record::live(version(1), Bytes::from(key.to_owned())),
+            ));
+        }
+        // Same keys in a bucket whose name extends this one's, and in another table.
+        batch.push((
+            object("bucket2", "a/9"),
+            Record::live(version(1), Bytes::new()),
+        ));
+        batch.push((
+            RecordKey {
+                table: Table::Manifest,
+                partition: "bucket".into(),
+                sort: b"a/7".to_vec(),
+            },
+            Record::live(version(1), Bytes::new()),
+        ));
+        store.apply(&batch).unwrap();
+        let keys = |rows: Vec<ScanRow>| -> Vec<String> {
+            rows.into_iter()
+                .map(|(k, _)| String::from_utf8(k).unwrap())
+                .collect()
+        };
+        assert_eq!(
+            keys(
+                store
+                    .scan(Table::ObjectIndex, "bucket", b"", None, 100)
+                    .unwrap()
+            ),
+            ["a/1", "a/2", "a/3", "b/1", "c"]
+        );
+        assert_eq!(
+            keys(
+                store
+                    .scan(Table::ObjectIndex, "bucket", b"a/", None, 100)
+                    .unwrap()
+            ),
+            ["a/1", "a/2", "a/3"]
+        );
+        assert_eq!(
+            keys(
+                store
+                    .scan(Table::ObjectIndex, "bucket", b"a/", Some(b"a/1"), 1)
+                    .unwrap()
+            ),
+            ["a/2"]
+        );
+        assert_eq!(
+            keys(
+                store
+                    .scan(Table::ObjectIndex, "bucket", b"", Some(b"b/1"), 100)
+                    .unwrap()
+            ),
+            ["c"]
+        );
+    }
+}
