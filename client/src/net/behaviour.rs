@@ -54,7 +54,11 @@ impl Behaviour {
         kad_config.set_periodic_bootstrap_interval(None);
         let mut kad =
             kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_config);
-        kad.set_mode(Some(kad::Mode::Server));
+        // Nodes route; clients only ask, so they never appear as closest peers.
+        kad.set_mode(Some(match config.role {
+            super::Role::Node => kad::Mode::Server,
+            super::Role::Client => kad::Mode::Client,
+        }));
         let mut admit_config = request_response_config(config);
         admit_config = admit_config.with_request_timeout(config.admission_timeout);
         Self {

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::admission::{ClusterSecret, Role as ProofRole};
-use super::behaviour::{Behaviour, BehaviourEvent};
+use super::behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL};
 use super::handle::{Command, NetError, NetHandle, Reply};
 use super::message::{RemoteErrorCode, ShardResponse};
 use super::{
@@ -180,6 +180,21 @@ impl EventLoop {
             Command::ListenAddrs { reply } => {
                 let _ = reply.send(self.swarm.listeners().cloned().collect());
             }
+            Command::RoutedPeers { reply } => {
+                let peers = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .kbuckets()
+                    .flat_map(|bucket| {
+                        bucket
+                            .iter()
+                            .map(|entry| *entry.node.key.preimage())
+                            .collect::<Vec<_>>()
+                    })
+                    .collect();
+                let _ = reply.send(peers);
+            }
         }
     }
 
@@ -292,7 +307,11 @@ impl EventLoop {
             BehaviourEvent::Admit(event) => self.on_admit_event(event),
             BehaviourEvent::Shard(event) => self.on_shard_event(event),
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
-                self.learn_addresses(peer_id, info.listen_addrs);
+                // Only peers that serve the DHT (nodes, not clients) are routed to.
+                let routes = info.protocols.iter().any(|p| p.as_ref() == KAD_PROTOCOL);
+                if routes {
+                    self.learn_addresses(peer_id, info.listen_addrs);
+                }
             }
             BehaviourEvent::Kad(kad::Event::RoutablePeer { peer, address })
             | BehaviourEvent::Kad(kad::Event::PendingRoutablePeer { peer, address }) => {

@@ -82,6 +82,9 @@ pub(crate) enum Command {
     ListenAddrs {
         reply: oneshot::Sender<Vec<Multiaddr>>,
     },
+    RoutedPeers {
+        reply: oneshot::Sender<Vec<PeerId>>,
+    },
 }
 
 /// A handle on the swarm task. The task stops when the last handle is dropped.
@@ -164,6 +167,14 @@ impl NetHandle {
     /// [`NetError::Shutdown`].
     pub async fn admitted_peers(&self) -> Result<Vec<PeerId>, NetError> {
         self.call(|reply| Command::AdmittedPeers { reply }).await
+    }
+
+    /// The peers in this peer's Kademlia routing table (admitted nodes only).
+    ///
+    /// # Errors
+    /// [`NetError::Shutdown`].
+    pub async fn routed_peers(&self) -> Result<Vec<PeerId>, NetError> {
+        self.call(|reply| Command::RoutedPeers { reply }).await
     }
 
     /// The addresses this peer listens on.

@@ -183,3 +183,39 @@ async fn nodes_told_only_of_the_first_discover_each_other() {
         .await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_are_admitted_but_never_routed_to() {
+    let secret = ClusterSecretFile::new();
+    let (a, a_addr, _) = start_node(&secret).await;
+    // A client that listens (as a gateway might) still must not be routed to.
+    let mut config = NetConfig::new(Role::Client);
+    config.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
+    let (client, _inbound) = spawn(Keypair::generate_ed25519(), secret.load(), config).unwrap();
+    assert_eq!(
+        client.dial(a_addr.clone()).await.unwrap(),
+        a.local_peer_id()
+    );
+    let (b, _, _) = start_node(&secret).await;
+    b.dial(a_addr).await.unwrap();
+    // A routes to node B (its identify arrived after the client's) but not to the client.
+    let b_id = b.local_peer_id();
+    let routed = wait_for(|| {
+        let a = a.clone();
+        async move {
+            let routed = a.routed_peers().await.unwrap();
+            routed.contains(&b_id).then_some(routed)
+        }
+    })
+    .await;
+    assert!(
+        !routed.contains(&client.local_peer_id()),
+        "a client entered the routing table"
+    );
+    assert!(
+        a.admitted_peers()
+            .await
+            .unwrap()
+            .contains(&client.local_peer_id())
+    );
+}
