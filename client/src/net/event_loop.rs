@@ -99,6 +99,9 @@ pub fn spawn(
     ))
 }
 
+/// Peers banned at once at most.
+const BANNED_PEERS_MAX: usize = 4096;
+
 /// Listen addresses kept per announcing peer.
 const ANNOUNCED_ADDRS_MAX: usize = 8;
 
@@ -291,14 +294,19 @@ impl EventLoop {
 
     fn on_disconnected(&mut self, peer: PeerId) {
         self.admitted.remove(&peer);
+        self.forget(peer, &NetError::Disconnected { peer });
+    }
+
+    /// Drops what was kept for a peer's admission and fails whoever waits on it.
+    fn forget(&mut self, peer: PeerId, error: &NetError) {
         self.pending_admission.remove(&peer);
         self.announced.remove(&peer);
         self.dialed_addrs.remove(&peer);
         for (_, _, reply) in self.queued.remove(&peer).unwrap_or_default() {
-            let _ = reply.send(Err(NetError::Disconnected { peer }));
+            let _ = reply.send(Err(error.clone()));
         }
         for reply in self.dial_waiting.remove(&peer).unwrap_or_default() {
-            let _ = reply.send(Err(NetError::Disconnected { peer }));
+            let _ = reply.send(Err(error.clone()));
         }
     }
 
@@ -513,19 +521,15 @@ impl EventLoop {
 
     fn reject(&mut self, peer: PeerId, reason: &str) {
         warn!(%peer, reason, "peer refused");
-        self.pending_admission.remove(&peer);
-        self.announced.remove(&peer);
-        self.dialed_addrs.remove(&peer);
-        self.banned
-            .insert(peer, Instant::now() + self.config.ban_duration);
-        self.swarm.behaviour_mut().blocked.block_peer(peer);
+        // Bans are bounded in count too: past the cap a refused peer is only disconnected
+        // (each ban costs the peer a full Noise handshake, so the cap is rarely reached).
+        if self.banned.len() < BANNED_PEERS_MAX {
+            self.banned
+                .insert(peer, Instant::now() + self.config.ban_duration);
+            self.swarm.behaviour_mut().blocked.block_peer(peer);
+        }
         let _ = self.swarm.disconnect_peer_id(peer);
-        for (_, _, reply) in self.queued.remove(&peer).unwrap_or_default() {
-            let _ = reply.send(Err(NetError::NotAdmitted { peer }));
-        }
-        for reply in self.dial_waiting.remove(&peer).unwrap_or_default() {
-            let _ = reply.send(Err(NetError::NotAdmitted { peer }));
-        }
+        self.forget(peer, &NetError::NotAdmitted { peer });
     }
 
     fn expire(&mut self) {
