@@ -40,6 +40,14 @@ pub const META_VALUE_BYTES_MAX: u64 = MANIFEST_BYTES_MAX;
 /// Largest encoded metadata record: its value plus version and framing.
 pub const META_RECORD_BYTES_MAX: u64 = META_VALUE_BYTES_MAX + 1024;
 
+/// Largest `/andromede/meta/1` message: one maximal record plus framing; batches and
+/// scan pages are cut to fit.
+pub const META_MESSAGE_BYTES_MAX: u64 = META_RECORD_BYTES_MAX + 64 * 1024;
+/// Most records in one apply batch.
+pub const META_BATCH_RECORDS_MAX: u64 = 1024;
+/// Most keys in one listing page (as S3).
+pub const LIST_KEYS_MAX: u64 = 1000;
+
 /// Largest encoded user metadata (S3 allows 2 KiB).
 pub const USER_METADATA_BYTES_MAX: u64 = 2 * 1024;
 /// Largest content type.
@@ -64,3 +72,5 @@ const _: () = assert!(MANIFEST_BYTES_MAX > MANIFEST_SHARD_IDS_MAX * 35 + INLINE_
 const _: () = assert!(SHARD_MESSAGE_BYTES_MAX < u32::MAX as u64);
 const _: () = assert!(MANIFEST_BYTES_MAX < u32::MAX as u64);
 const _: () = assert!(META_RECORD_BYTES_MAX < u32::MAX as u64);
+const _: () = assert!(META_MESSAGE_BYTES_MAX > META_RECORD_BYTES_MAX + OBJECT_KEY_BYTES_MAX);
+const _: () = assert!(META_MESSAGE_BYTES_MAX < u32::MAX as u64);

@@ -3,4 +3,5 @@
 //! replicas merging and clients resolving quorum reads can never disagree.
 
 pub mod hlc;
+pub mod key;
 pub mod record;

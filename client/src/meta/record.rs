@@ -127,8 +127,8 @@ pub enum RecordError {
 }
 
 impl Record<Bytes> {
-    /// The persisted and wire form.
-    pub fn encode(&self) -> Vec<u8> {
+    /// The protobuf form (for embedding in protocol messages).
+    pub fn to_pb(&self) -> pb::MetaRecord {
         pb::MetaRecord {
             version: Some(pb::RecordVersion {
                 wall_ms: self.version.timestamp.wall_ms,
@@ -138,16 +138,13 @@ impl Record<Bytes> {
             tombstone: self.value.is_none(),
             value: self.value.clone().unwrap_or_default(),
         }
-        .encode_to_vec()
     }
 
-    /// Decodes and validates a record read from disk or received from a peer.
+    /// Validates a record in protobuf form.
     ///
     /// # Errors
-    /// [`RecordError`] for anything malformed or oversized.
-    pub fn decode(bytes: &[u8]) -> Result<Self, RecordError> {
-        let limit = usize::try_from(META_RECORD_BYTES_MAX).unwrap_or(usize::MAX);
-        let pb: pb::MetaRecord = decode_bounded(bytes, limit).map_err(RecordError::Decode)?;
+    /// [`RecordError`] for a missing version, a bad writer or a bad value.
+    pub fn from_pb(pb: pb::MetaRecord) -> Result<Self, RecordError> {
         let version = pb.version.ok_or(RecordError::NoVersion)?;
         let bad_value =
             (pb.tombstone && !pb.value.is_empty()) || pb.value.len() as u64 > META_VALUE_BYTES_MAX;
@@ -167,6 +164,20 @@ impl Record<Bytes> {
             },
             value: (!pb.tombstone).then_some(pb.value),
         })
+    }
+
+    /// The persisted form.
+    pub fn encode(&self) -> Vec<u8> {
+        self.to_pb().encode_to_vec()
+    }
+
+    /// Decodes and validates a record read from disk or received from a peer.
+    ///
+    /// # Errors
+    /// [`RecordError`] for anything malformed or oversized.
+    pub fn decode(bytes: &[u8]) -> Result<Self, RecordError> {
+        let limit = usize::try_from(META_RECORD_BYTES_MAX).unwrap_or(usize::MAX);
+        Self::from_pb(decode_bounded(bytes, limit).map_err(RecordError::Decode)?)
     }
 }
 

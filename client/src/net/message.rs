@@ -37,6 +37,15 @@ pub enum MessageError {
         /// The limit.
         bytes_max: u64,
     },
+    /// A metadata record key that breaks a rule.
+    #[error(transparent)]
+    Key(#[from] crate::meta::key::KeyError),
+    /// A metadata record that breaks a rule.
+    #[error(transparent)]
+    Record(#[from] crate::meta::record::RecordError),
+    /// An answer that does not match its request (count of flags, kind of answer).
+    #[error("answer does not match the request: {0}")]
+    Mismatch(&'static str),
     /// A `have` answer whose bitmap does not match the request.
     #[error("have answer covers {bits} ids, {expected} were asked")]
     HaveLength {

@@ -8,6 +8,7 @@
 //!
 //! - [`admission`]: the cluster secret and the admission proofs.
 //! - [`message`]: validated shard-protocol messages.
+//! - [`meta_message`]: validated metadata-protocol messages.
 //! - [`NetShards`]: the codec's sink and source over the shard protocol.
 //! - [`load_or_create_identity`]: a peer's persistent ed25519 identity.
 
@@ -18,6 +19,7 @@ mod frame;
 mod handle;
 mod identity;
 pub mod message;
+pub mod meta_message;
 mod shards;
 
 use std::time::Duration;

@@ -4,32 +4,11 @@
 
 pub mod replica;
 
+pub use andromede_client::meta::key::{RecordKey, Table};
 use andromede_client::meta::record::Record;
 use bytes::Bytes;
 
 use crate::error::MetaError;
-
-/// What a record describes; part of its key, so each kind lists on its own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Table {
-    /// Buckets (partition: empty; sort key: bucket name).
-    Bucket = 1,
-    /// Object index (partition: bucket; sort key: object key) → latest version or tombstone.
-    ObjectIndex = 2,
-    /// Manifests (partition: bucket; sort key: version id).
-    Manifest = 3,
-}
-
-/// Where a record lives: table, partition (a bucket), then a sort key that orders listings.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct RecordKey {
-    /// The table.
-    pub table: Table,
-    /// The partition (bucket name, or empty for the bucket table).
-    pub partition: String,
-    /// The sort key within the partition.
-    pub sort: Vec<u8>,
-}
 
 /// One row of a scan: the sort key and its record.
 pub type ScanRow = (Vec<u8>, Record<Bytes>);

@@ -1,0 +1,367 @@
+//! `/andromede/meta/1` messages as validated domain types: keys within their limits,
+//! records that decode and validate, batch and page sizes bounded. Generated prost types
+//! never leave this module.
+
+use andromede_proto::limits::{LIST_KEYS_MAX, META_BATCH_RECORDS_MAX, META_MESSAGE_BYTES_MAX};
+use andromede_proto::pb::{self, meta_request, meta_response};
+use andromede_proto::{Message, decode_bounded};
+use bytes::Bytes;
+
+use super::message::{MessageError, RemoteErrorCode};
+use crate::meta::key::{RecordKey, Table};
+use crate::meta::record::Record;
+
+/// A keyed record, as replicas exchange them.
+pub type KeyedRecord = (RecordKey, Record<Bytes>);
+
+/// A request of the metadata protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetaRequest {
+    /// Merge these records; answered once durable.
+    Apply(Vec<KeyedRecord>),
+    /// The record held for a key.
+    Get(RecordKey),
+    /// A page of one partition.
+    Scan {
+        /// Which table.
+        table: Table,
+        /// Which partition.
+        partition: String,
+        /// Sort keys must start with this.
+        prefix: Vec<u8>,
+        /// Only sort keys after this one.
+        start_after: Option<Vec<u8>>,
+        /// At most this many records (≤ `LIST_KEYS_MAX`).
+        limit: u32,
+    },
+}
+
+/// An answer of the metadata protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetaResponse {
+    /// Per applied record, whether it replaced what was held.
+    Apply {
+        /// In request order.
+        replaced: Vec<bool>,
+    },
+    /// The record held, if any.
+    Get(Option<Record<Bytes>>),
+    /// A page of records.
+    Scan {
+        /// The records, in sort-key order.
+        records: Vec<KeyedRecord>,
+        /// Whether more records follow.
+        more: bool,
+    },
+    /// The request failed.
+    Error {
+        /// Why, as a code.
+        code: RemoteErrorCode,
+        /// Human-readable detail.
+        detail: String,
+    },
+}
+
+fn key_to_pb(key: &RecordKey) -> (u32, String, Bytes) {
+    (
+        key.table as u32,
+        key.partition.clone(),
+        Bytes::copy_from_slice(&key.sort),
+    )
+}
+
+fn key_from_pb(table: u32, partition: String, sort: Bytes) -> Result<RecordKey, MessageError> {
+    let key = RecordKey {
+        table: Table::try_from(table)?,
+        partition,
+        sort: sort.to_vec(),
+    };
+    key.validate()?;
+    Ok(key)
+}
+
+fn keyed_to_pb((key, record): &KeyedRecord) -> pb::KeyedRecord {
+    let (table, partition, sort) = key_to_pb(key);
+    pb::KeyedRecord {
+        table,
+        partition,
+        sort,
+        record: Some(record.to_pb()),
+    }
+}
+
+fn keyed_from_pb(keyed: pb::KeyedRecord) -> Result<KeyedRecord, MessageError> {
+    let key = key_from_pb(keyed.table, keyed.partition, keyed.sort)?;
+    let record = keyed.record.ok_or(MessageError::Empty)?;
+    Ok((key, Record::from_pb(record)?))
+}
+
+fn message_limit() -> usize {
+    usize::try_from(META_MESSAGE_BYTES_MAX).unwrap_or(usize::MAX)
+}
+
+fn check_count(count: usize, count_max: u64) -> Result<(), MessageError> {
+    if count as u64 > count_max {
+        return Err(MessageError::BatchTooLarge {
+            count: count as u64,
+            count_max,
+        });
+    }
+    Ok(())
+}
+
+impl MetaRequest {
+    /// The wire form.
+    pub fn encode(&self) -> Vec<u8> {
+        let request = match self {
+            Self::Apply(records) => meta_request::Request::Apply(pb::ApplyRecords {
+                records: records.iter().map(keyed_to_pb).collect(),
+            }),
+            Self::Get(key) => {
+                let (table, partition, sort) = key_to_pb(key);
+                meta_request::Request::Get(pb::GetRecord {
+                    table,
+                    partition,
+                    sort,
+                })
+            }
+            Self::Scan {
+                table,
+                partition,
+                prefix,
+                start_after,
+                limit,
+            } => meta_request::Request::Scan(pb::ScanRecords {
+                table: *table as u32,
+                partition: partition.clone(),
+                prefix: Bytes::copy_from_slice(prefix),
+                start_after: start_after.as_ref().map(|s| Bytes::copy_from_slice(s)),
+                limit: *limit,
+            }),
+        };
+        pb::MetaRequest {
+            request: Some(request),
+        }
+        .encode_to_vec()
+    }
+}
+
+/// Decodes and validates a request received from a peer.
+///
+/// # Errors
+/// Any [`MessageError`]; nothing is partially accepted.
+pub fn decode_meta_request(bytes: &[u8]) -> Result<MetaRequest, MessageError> {
+    let pb: pb::MetaRequest = decode_bounded(bytes, message_limit())?;
+    match pb.request.ok_or(MessageError::Empty)? {
+        meta_request::Request::Apply(apply) => {
+            check_count(apply.records.len(), META_BATCH_RECORDS_MAX)?;
+            Ok(MetaRequest::Apply(
+                apply
+                    .records
+                    .into_iter()
+                    .map(keyed_from_pb)
+                    .collect::<Result<_, _>>()?,
+            ))
+        }
+        meta_request::Request::Get(get) => Ok(MetaRequest::Get(key_from_pb(
+            get.table,
+            get.partition,
+            get.sort,
+        )?)),
+        meta_request::Request::Scan(scan) => {
+            check_count(
+                usize::try_from(scan.limit).unwrap_or(usize::MAX),
+                LIST_KEYS_MAX,
+            )?;
+            let key = key_from_pb(scan.table, scan.partition, scan.prefix)?;
+            if let Some(after) = &scan.start_after {
+                key_from_pb(scan.table, String::new(), after.clone())?;
+            }
+            Ok(MetaRequest::Scan {
+                table: key.table,
+                partition: key.partition,
+                prefix: key.sort,
+                start_after: scan.start_after.map(|s| s.to_vec()),
+                limit: scan.limit,
+            })
+        }
+    }
+}
+
+impl MetaResponse {
+    /// The wire form.
+    pub fn encode(&self) -> Vec<u8> {
+        let response = match self {
+            Self::Apply { replaced } => meta_response::Response::Apply(pb::ApplyDone {
+                replaced: replaced.clone(),
+            }),
+            Self::Get(record) => meta_response::Response::Get(pb::RecordFound {
+                record: record.as_ref().map(Record::to_pb),
+            }),
+            Self::Scan { records, more } => meta_response::Response::Scan(pb::ScanPage {
+                records: records.iter().map(keyed_to_pb).collect(),
+                more: *more,
+            }),
+            Self::Error { code, detail } => meta_response::Response::Error(pb::Error {
+                code: (*code).into(),
+                detail: detail.clone(),
+            }),
+        };
+        pb::MetaResponse {
+            response: Some(response),
+        }
+        .encode_to_vec()
+    }
+}
+
+/// Decodes and validates the answer to `request`.
+///
+/// # Errors
+/// Any [`MessageError`], including an answer of the wrong kind or count.
+pub fn decode_meta_response(
+    request: &MetaRequest,
+    bytes: &[u8],
+) -> Result<MetaResponse, MessageError> {
+    let pb: pb::MetaResponse = decode_bounded(bytes, message_limit())?;
+    let response = pb.response.ok_or(MessageError::Empty)?;
+    match (request, response) {
+        (_, meta_response::Response::Error(e)) => Ok(MetaResponse::Error {
+            code: RemoteErrorCode::from(e.code),
+            detail: e.detail,
+        }),
+        (MetaRequest::Apply(records), meta_response::Response::Apply(done)) => {
+            if done.replaced.len() != records.len() {
+                return Err(MessageError::Mismatch("apply flags count"));
+            }
+            Ok(MetaResponse::Apply {
+                replaced: done.replaced,
+            })
+        }
+        (MetaRequest::Get(_), meta_response::Response::Get(found)) => Ok(MetaResponse::Get(
+            found.record.map(Record::from_pb).transpose()?,
+        )),
+        (MetaRequest::Scan { limit, .. }, meta_response::Response::Scan(page)) => {
+            check_count(page.records.len(), u64::from(*limit))?;
+            Ok(MetaResponse::Scan {
+                records: page
+                    .records
+                    .into_iter()
+                    .map(keyed_from_pb)
+                    .collect::<Result<_, _>>()?,
+                more: page.more,
+            })
+        }
+        _ => Err(MessageError::Mismatch("answer of another kind")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::meta::hlc::Timestamp;
+    use crate::meta::record::{Version, WriterId};
+
+    use super::*;
+
+    fn record(wall_ms: u64, value: Option<&'static [u8]>) -> Record<Bytes> {
+        Record {
+            version: Version {
+                timestamp: Timestamp {
+                    wall_ms,
+                    logical: 0,
+                },
+                writer: WriterId::new(Bytes::from_static(b"peer")).unwrap(),
+            },
+            value: value.map(Bytes::from_static),
+        }
+    }
+
+    fn key(sort: &str) -> RecordKey {
+        RecordKey {
+            table: Table::ObjectIndex,
+            partition: "bucket".into(),
+            sort: sort.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn requests_and_responses_round_trip() {
+        let apply = MetaRequest::Apply(vec![
+            (key("a"), record(1, Some(b"x"))),
+            (key("b"), record(2, None)),
+        ]);
+        assert_eq!(decode_meta_request(&apply.encode()).unwrap(), apply);
+        let scan = MetaRequest::Scan {
+            table: Table::ObjectIndex,
+            partition: "bucket".into(),
+            prefix: b"a/".to_vec(),
+            start_after: Some(b"a/1".to_vec()),
+            limit: 10,
+        };
+        assert_eq!(decode_meta_request(&scan.encode()).unwrap(), scan);
+        let get = MetaRequest::Get(key("k"));
+        assert_eq!(decode_meta_request(&get.encode()).unwrap(), get);
+
+        let done = MetaResponse::Apply {
+            replaced: vec![true, false],
+        };
+        assert_eq!(decode_meta_response(&apply, &done.encode()).unwrap(), done);
+        let page = MetaResponse::Scan {
+            records: vec![(key("a/2"), record(3, Some(b"y")))],
+            more: true,
+        };
+        assert_eq!(decode_meta_response(&scan, &page.encode()).unwrap(), page);
+        let found = MetaResponse::Get(Some(record(4, None)));
+        assert_eq!(decode_meta_response(&get, &found.encode()).unwrap(), found);
+        let none = MetaResponse::Get(None);
+        assert_eq!(decode_meta_response(&get, &none.encode()).unwrap(), none);
+    }
+
+    #[test]
+    fn bad_requests_and_mismatched_answers_are_refused() {
+        let long_key = MetaRequest::Get(RecordKey {
+            table: Table::ObjectIndex,
+            partition: "b".into(),
+            sort: vec![b'k'; 1025],
+        });
+        assert!(matches!(
+            decode_meta_request(&long_key.encode()),
+            Err(MessageError::Key(_))
+        ));
+        let unknown_table = pb::MetaRequest {
+            request: Some(meta_request::Request::Get(pb::GetRecord {
+                table: 9,
+                partition: String::new(),
+                sort: Bytes::new(),
+            })),
+        };
+        assert!(matches!(
+            decode_meta_request(&unknown_table.encode_to_vec()),
+            Err(MessageError::Key(_))
+        ));
+        let huge_page = MetaRequest::Scan {
+            table: Table::Bucket,
+            partition: String::new(),
+            prefix: Vec::new(),
+            start_after: None,
+            limit: 1001,
+        };
+        assert!(matches!(
+            decode_meta_request(&huge_page.encode()),
+            Err(MessageError::BatchTooLarge { .. })
+        ));
+        assert!(matches!(decode_meta_request(&[]), Err(MessageError::Empty)));
+        let apply = MetaRequest::Apply(vec![(key("a"), record(1, Some(b"x")))]);
+        let wrong_count = MetaResponse::Apply {
+            replaced: vec![true, true],
+        };
+        assert!(matches!(
+            decode_meta_response(&apply, &wrong_count.encode()),
+            Err(MessageError::Mismatch(_))
+        ));
+        let wrong_kind = MetaResponse::Get(None);
+        assert!(matches!(
+            decode_meta_response(&apply, &wrong_kind.encode()),
+            Err(MessageError::Mismatch(_))
+        ));
+    }
+}
