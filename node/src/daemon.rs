@@ -6,8 +6,12 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use std::sync::Arc;
+
 use crate::data_dir::DataDir;
 use crate::error::DaemonError;
+use crate::meta::MetaStore;
+use crate::meta::replica::SledMetaStore;
 use crate::service::dispatch;
 use crate::store::{IndexOptions, ShardStore, StoreConfig};
 use crate::workers::scrub::{ScrubConfig, ScrubWorker};
@@ -44,7 +48,7 @@ impl Daemon {
     /// [`DaemonError`] if the keys, the store or the network cannot be set up.
     pub async fn start(config: DaemonConfig) -> Result<Self, DaemonError> {
         let data = config.data.clone();
-        let (store, identity, secret) = tokio::task::spawn_blocking(move || {
+        let (store, meta, identity, secret) = tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(data.root()).map_err(|error| {
                 DaemonError::Store(crate::error::StoreError::Io {
                     op: "create data directory",
@@ -66,7 +70,8 @@ impl Daemon {
                 capacity_bytes: config.capacity_bytes,
                 index: IndexOptions::default(),
             })?;
-            Ok::<_, DaemonError>((store, identity, secret))
+            let meta = SledMetaStore::open(&data.meta(), IndexOptions::default())?;
+            Ok::<_, DaemonError>((store, meta, identity, secret))
         })
         .await
         .map_err(|e| DaemonError::Task(e.to_string()))??;
@@ -78,7 +83,8 @@ impl Daemon {
 
         let cancel = CancellationToken::new();
         let mut tasks = JoinSet::new();
-        tasks.spawn(dispatch::serve(store.clone(), net.clone(), inbound));
+        let meta: Arc<dyn MetaStore> = Arc::new(meta);
+        tasks.spawn(dispatch::serve(store.clone(), meta, net.clone(), inbound));
         tasks.spawn(ScrubWorker::new(store.clone(), config.scrub.clone()).run(cancel.clone()));
         for addr in config.bootstrap {
             let net = net.clone();

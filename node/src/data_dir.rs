@@ -4,6 +4,7 @@
 //! DIR/identity.key     ed25519 identity (0600): the node's peer id
 //! DIR/cluster.secret   the cluster's admission secret (0600), same on every member
 //! DIR/store/           the shard store (see store::layout)
+//! DIR/meta/            the metadata replica's records (sled)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -35,6 +36,11 @@ impl DataDir {
     /// The cluster secret.
     pub fn cluster_secret(&self) -> PathBuf {
         self.root.join("cluster.secret")
+    }
+
+    /// The metadata store.
+    pub fn meta(&self) -> PathBuf {
+        self.root.join("meta")
     }
 
     /// The shard store's root.

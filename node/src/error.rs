@@ -122,6 +122,9 @@ pub enum DaemonError {
     /// The shard store could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The metadata store could not be opened.
+    #[error(transparent)]
+    Meta(#[from] MetaError),
     /// The network could not be started.
     #[error(transparent)]
     Net(#[from] andromede_client::net::NetError),

@@ -11,12 +11,13 @@ use libp2p::{
 use super::NetConfig;
 use super::admission::PROOF_BYTES;
 use super::frame::FrameCodec;
-use andromede_proto::limits::SHARD_MESSAGE_BYTES_MAX;
+use andromede_proto::limits::{META_MESSAGE_BYTES_MAX, SHARD_MESSAGE_BYTES_MAX};
 
 /// Protocol names. Private names keep Andromède's DHT apart from any public one.
 pub(crate) const KAD_PROTOCOL: &str = "/andromede/kad/1";
 pub(crate) const ADMIT_PROTOCOL: &str = "/andromede/admit/1";
 pub(crate) const SHARD_PROTOCOL: &str = "/andromede/shard/1";
+pub(crate) const META_PROTOCOL: &str = "/andromede/meta/1";
 pub(crate) const IDENTIFY_PROTOCOL: &str = "/andromede/id/1";
 
 #[derive(NetworkBehaviour)]
@@ -25,6 +26,7 @@ pub(crate) struct Behaviour {
     pub(crate) limits: connection_limits::Behaviour,
     pub(crate) admit: request_response::Behaviour<FrameCodec>,
     pub(crate) shard: request_response::Behaviour<FrameCodec>,
+    pub(crate) meta: request_response::Behaviour<FrameCodec>,
     pub(crate) kad: kad::Behaviour<kad::store::MemoryStore>,
     pub(crate) identify: identify::Behaviour,
     pub(crate) ping: ping::Behaviour,
@@ -46,6 +48,7 @@ impl Behaviour {
     pub(crate) fn new(key: &identity::Keypair, config: &NetConfig) -> Self {
         let peer_id = PeerId::from(key.public());
         let shard_bytes_max = usize::try_from(SHARD_MESSAGE_BYTES_MAX).unwrap_or(usize::MAX);
+        let meta_bytes_max = usize::try_from(META_MESSAGE_BYTES_MAX).unwrap_or(usize::MAX);
         let mut kad_config = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
         // Only admitted peers enter the routing table: the event loop inserts them.
         kad_config.set_kbucket_inserts(kad::BucketInserts::Manual);
@@ -85,7 +88,18 @@ impl Behaviour {
                     request_bytes_max: shard_bytes_max,
                     response_bytes_max: shard_bytes_max,
                 },
-                [(StreamProtocol::new(SHARD_PROTOCOL), config.shard_support())],
+                [(
+                    StreamProtocol::new(SHARD_PROTOCOL),
+                    config.service_support(),
+                )],
+                request_response_config(config),
+            ),
+            meta: request_response::Behaviour::with_codec(
+                FrameCodec {
+                    request_bytes_max: meta_bytes_max,
+                    response_bytes_max: meta_bytes_max,
+                },
+                [(StreamProtocol::new(META_PROTOCOL), config.service_support())],
                 request_response_config(config),
             ),
             kad,

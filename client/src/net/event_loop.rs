@@ -17,19 +17,41 @@ use tracing::{debug, info, warn};
 
 use super::admission::{ClusterSecret, Role as ProofRole};
 use super::behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL};
+use super::frame::FrameCodec;
 use super::handle::{Command, NetError, NetHandle, Reply};
 use super::message::{RemoteErrorCode, ShardResponse};
+use super::meta_message::MetaResponse;
 use super::{
     INBOUND_QUEUE_MAX, NET_COMMAND_QUEUE_MAX, NET_PENDING_REQUESTS_MAX, NetConfig,
     QUEUED_PER_PEER_MAX,
 };
 
 /// The request-response protocols a service answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Protocol {
     /// `/andromede/shard/1`.
     Shard,
+    /// `/andromede/meta/1`.
+    Meta,
+}
+
+impl Protocol {
+    /// An encoded error answer in this protocol's vocabulary.
+    fn refusal(self, code: RemoteErrorCode, detail: &str) -> Vec<u8> {
+        match self {
+            Self::Shard => ShardResponse::Error {
+                code,
+                detail: detail.into(),
+            }
+            .encode(),
+            Self::Meta => MetaResponse::Error {
+                code,
+                detail: detail.into(),
+            }
+            .encode(),
+        }
+    }
 }
 
 /// A request from an admitted peer, to be answered through [`NetHandle::respond`].
@@ -105,6 +127,9 @@ const BANNED_PEERS_MAX: usize = 4096;
 /// Listen addresses kept per announcing peer.
 const ANNOUNCED_ADDRS_MAX: usize = 8;
 
+/// An outbound request awaiting its answer: the peer asked, and who to tell.
+type Pending = (PeerId, Reply<Vec<u8>>);
+
 type Queued = (Protocol, Vec<u8>, Reply<Vec<u8>>);
 
 struct EventLoop {
@@ -122,7 +147,8 @@ struct EventLoop {
     dials: HashMap<ConnectionId, (Multiaddr, Reply<PeerId>)>,
     dial_waiting: HashMap<PeerId, Vec<Reply<PeerId>>>,
     queued: HashMap<PeerId, Vec<Queued>>,
-    outbound: HashMap<OutboundRequestId, (PeerId, Reply<Vec<u8>>)>,
+    /// Request ids are per behaviour, so the protocol is part of the key.
+    outbound: HashMap<(Protocol, OutboundRequestId), Pending>,
     dialed_addrs: HashMap<PeerId, Multiaddr>,
     /// Listen addresses announced by peers whose admission is still running.
     announced: HashMap<PeerId, Vec<Multiaddr>>,
@@ -169,13 +195,13 @@ impl EventLoop {
                 request,
                 reply,
             } => self.send_request(peer, protocol, request, reply),
-            Command::Respond { channel, response } => {
+            Command::Respond {
+                protocol,
+                channel,
+                response,
+            } => {
                 // The peer may have left meanwhile: nothing to do then.
-                let _ = self
-                    .swarm
-                    .behaviour_mut()
-                    .shard
-                    .send_response(channel, response);
+                let _ = self.protocol(protocol).send_response(channel, response);
             }
             Command::AdmittedPeers { reply } => {
                 let _ = reply.send(self.admitted.iter().copied().collect());
@@ -211,14 +237,8 @@ impl EventLoop {
         if self.outbound.len() >= NET_PENDING_REQUESTS_MAX {
             let _ = reply.send(Err(NetError::Busy));
         } else if self.admitted.contains(&peer) {
-            let id = match protocol {
-                Protocol::Shard => self
-                    .swarm
-                    .behaviour_mut()
-                    .shard
-                    .send_request(&peer, request),
-            };
-            self.outbound.insert(id, (peer, reply));
+            let id = self.protocol(protocol).send_request(&peer, request);
+            self.outbound.insert((protocol, id), (peer, reply));
         } else if self.pending_admission.contains_key(&peer) {
             let queue = self.queued.entry(peer).or_default();
             if queue.len() >= QUEUED_PER_PEER_MAX {
@@ -313,7 +333,8 @@ impl EventLoop {
     fn on_behaviour_event(&mut self, event: BehaviourEvent) {
         match event {
             BehaviourEvent::Admit(event) => self.on_admit_event(event),
-            BehaviourEvent::Shard(event) => self.on_shard_event(event),
+            BehaviourEvent::Shard(event) => self.on_request_response(Protocol::Shard, event),
+            BehaviourEvent::Meta(event) => self.on_request_response(Protocol::Meta, event),
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
                 // Only peers that serve the DHT (nodes, not clients) are routed to.
                 let routes = info.protocols.iter().any(|p| p.as_ref() == KAD_PROTOCOL);
@@ -415,7 +436,18 @@ impl EventLoop {
         }
     }
 
-    fn on_shard_event(&mut self, event: request_response::Event<Vec<u8>, Vec<u8>>) {
+    fn protocol(&mut self, protocol: Protocol) -> &mut request_response::Behaviour<FrameCodec> {
+        match protocol {
+            Protocol::Shard => &mut self.swarm.behaviour_mut().shard,
+            Protocol::Meta => &mut self.swarm.behaviour_mut().meta,
+        }
+    }
+
+    fn on_request_response(
+        &mut self,
+        protocol: Protocol,
+        event: request_response::Event<Vec<u8>, Vec<u8>>,
+    ) {
         match event {
             request_response::Event::Message {
                 peer,
@@ -424,7 +456,7 @@ impl EventLoop {
                         request, channel, ..
                     },
                 ..
-            } => self.on_inbound(peer, Protocol::Shard, request, channel),
+            } => self.on_inbound(peer, protocol, request, channel),
             request_response::Event::Message {
                 message:
                     request_response::Message::Response {
@@ -433,7 +465,7 @@ impl EventLoop {
                     },
                 ..
             } => {
-                if let Some((_, reply)) = self.outbound.remove(&request_id) {
+                if let Some((_, reply)) = self.outbound.remove(&(protocol, request_id)) {
                     let _ = reply.send(Ok(response));
                 }
             }
@@ -443,7 +475,7 @@ impl EventLoop {
                 error,
                 ..
             } => {
-                if let Some((_, reply)) = self.outbound.remove(&request_id) {
+                if let Some((_, reply)) = self.outbound.remove(&(protocol, request_id)) {
                     let _ = reply.send(Err(NetError::Request {
                         peer,
                         reason: error.to_string(),
@@ -461,21 +493,10 @@ impl EventLoop {
         request: Vec<u8>,
         channel: ResponseChannel<Vec<u8>>,
     ) {
-        let refuse = |code, detail: &str| {
-            ShardResponse::Error {
-                code,
-                detail: detail.into(),
-            }
-            .encode()
-        };
         if !self.admitted.contains(&peer) {
             warn!(%peer, "request from a peer that is not admitted refused");
-            let response = refuse(RemoteErrorCode::Invalid, "not admitted");
-            let _ = self
-                .swarm
-                .behaviour_mut()
-                .shard
-                .send_response(channel, response);
+            let response = protocol.refusal(RemoteErrorCode::Invalid, "not admitted");
+            let _ = self.protocol(protocol).send_response(channel, response);
             return;
         }
         let inbound = InboundRequest {
@@ -490,11 +511,8 @@ impl EventLoop {
                 mpsc::error::TrySendError::Closed(_) => (RemoteErrorCode::Internal, "not serving"),
             };
             let channel = e.into_inner().channel;
-            let _ = self
-                .swarm
-                .behaviour_mut()
-                .shard
-                .send_response(channel, refuse(code, detail));
+            let response = protocol.refusal(code, detail);
+            let _ = self.protocol(protocol).send_response(channel, response);
         }
     }
 

@@ -73,6 +73,7 @@ pub(crate) enum Command {
         reply: Reply<Vec<u8>>,
     },
     Respond {
+        protocol: Protocol,
         channel: ResponseChannel<Vec<u8>>,
         response: Vec<u8>,
     },
@@ -154,6 +155,7 @@ impl NetHandle {
     ) -> Result<(), NetError> {
         self.commands
             .send(Command::Respond {
+                protocol: request.protocol,
                 channel: request.channel,
                 response,
             })

@@ -85,7 +85,7 @@ impl NetConfig {
         }
     }
 
-    fn shard_support(&self) -> libp2p::request_response::ProtocolSupport {
+    fn service_support(&self) -> libp2p::request_response::ProtocolSupport {
         match self.role {
             Role::Node => libp2p::request_response::ProtocolSupport::Full,
             Role::Client => libp2p::request_response::ProtocolSupport::Outbound,

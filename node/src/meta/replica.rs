@@ -12,6 +12,7 @@ use bytes::Bytes;
 use super::{MetaStore, RecordKey, ScanRow, Table};
 use crate::error::MetaError;
 use crate::store::IndexOptions;
+use crate::store::index::open_sled;
 
 /// Metadata records in sled.
 #[derive(Debug)]
@@ -45,12 +46,7 @@ impl SledMetaStore {
     /// # Errors
     /// [`MetaError::Engine`] if sled cannot open it (for instance another process holds it).
     pub fn open(dir: &Path, options: IndexOptions) -> Result<Self, MetaError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(options.cache_bytes)
-            .flush_every_ms(Some(options.flush_every_ms))
-            .mode(sled::Mode::HighThroughput)
-            .open()?;
+        let db = open_sled(dir, options)?;
         let records = db.open_tree("records")?;
         Ok(Self {
             db,

@@ -8,20 +8,28 @@ use andromede_client::net::{InboundRequest, NetHandle, Protocol};
 use tokio::sync::{Semaphore, mpsc};
 use tracing::{Instrument, debug, debug_span};
 
+use super::meta::handle_meta_request;
 use super::shard::handle_shard_request;
+use crate::meta::MetaStore;
 use crate::store::ShardStore;
 
 /// Requests served concurrently at most (each may hold one shard, up to 64 MiB, in memory).
 pub const SERVICE_CONCURRENCY_MAX: usize = 16;
 
 /// Serves inbound requests until the swarm task stops.
-pub async fn serve(store: ShardStore, net: NetHandle, mut inbound: mpsc::Receiver<InboundRequest>) {
+pub async fn serve(
+    store: ShardStore,
+    meta: Arc<dyn MetaStore>,
+    net: NetHandle,
+    mut inbound: mpsc::Receiver<InboundRequest>,
+) {
     let permits = Arc::new(Semaphore::new(SERVICE_CONCURRENCY_MAX));
     while let Some(mut request) = inbound.recv().await {
         let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
             return;
         };
         let store = store.clone();
+        let meta = Arc::clone(&meta);
         let net = net.clone();
         let span = debug_span!("request", protocol = ?request.protocol, peer = %request.peer);
         tokio::spawn(
@@ -30,9 +38,16 @@ pub async fn serve(store: ShardStore, net: NetHandle, mut inbound: mpsc::Receive
                 let bytes = std::mem::take(&mut request.request);
                 let response = match request.protocol {
                     Protocol::Shard => {
-                        tokio::task::spawn_blocking(move || handle_shard_request(&store, &bytes))
-                            .await
-                            .map(|r| r.encode())
+                        tokio::task::spawn_blocking(move || {
+                            handle_shard_request(&store, &bytes).encode()
+                        })
+                        .await
+                    }
+                    Protocol::Meta => {
+                        tokio::task::spawn_blocking(move || {
+                            handle_meta_request(meta.as_ref(), &bytes).encode()
+                        })
+                        .await
                     }
                     // A protocol this node does not serve: dropping the channel fails the
                     // requester's call at once.

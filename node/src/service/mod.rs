@@ -2,4 +2,5 @@
 //! (mini-redis `cmd/` style), and a dispatcher that bounds how many run at once.
 
 pub mod dispatch;
+pub mod meta;
 pub mod shard;

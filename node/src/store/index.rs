@@ -60,6 +60,37 @@ impl Default for IndexOptions {
     }
 }
 
+/// Attempts at opening a sled directory whose lock is still held.
+const OPEN_ATTEMPTS_MAX: u32 = 40;
+/// Pause between those attempts.
+const OPEN_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Opens a sled database with explicit settings. sled releases its directory lock from a
+/// background thread after the last handle is dropped, so a reopen in the same process
+/// (a restart, a test) can find it still held for a moment: I/O errors are retried for up
+/// to two seconds before they are reported.
+pub(crate) fn open_sled(dir: &Path, options: IndexOptions) -> Result<sled::Db, sled::Error> {
+    let config = sled::Config::new()
+        .path(dir)
+        .cache_capacity(options.cache_bytes)
+        .flush_every_ms(Some(options.flush_every_ms))
+        .mode(sled::Mode::HighThroughput);
+    let mut attempt = 1;
+    loop {
+        match config.open() {
+            Err(sled::Error::Io(_)) if attempt < OPEN_ATTEMPTS_MAX => {
+                attempt += 1;
+                #[allow(
+                    clippy::disallowed_methods,
+                    reason = "open is synchronous; callers run it on a blocking thread"
+                )]
+                std::thread::sleep(OPEN_RETRY_PAUSE);
+            }
+            result => return result,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct ShardIndex {
     db: sled::Db,
@@ -68,16 +99,10 @@ pub(crate) struct ShardIndex {
 
 impl ShardIndex {
     pub(crate) fn open(dir: &Path, options: IndexOptions) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(options.cache_bytes)
-            .flush_every_ms(Some(options.flush_every_ms))
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(|error| StoreError::Locked {
-                path: dir.to_owned(),
-                error,
-            })?;
+        let db = open_sled(dir, options).map_err(|error| StoreError::Locked {
+            path: dir.to_owned(),
+            error,
+        })?;
         let tree = db.open_tree("shards")?;
         Ok(Self { db, tree })
     }

@@ -9,7 +9,7 @@
 //! - Bytes used never exceed the configured capacity.
 //! - Every method blocks on disk I/O: async callers run them with `spawn_blocking`.
 
-mod index;
+pub(crate) mod index;
 mod layout;
 mod quarantine;
 mod quota;

@@ -214,3 +214,103 @@ async fn a_restarted_node_keeps_its_identity_and_shards() {
     );
     daemon.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_records_are_applied_and_listed_over_the_network() {
+    use andromede_client::meta::hlc::Hlc;
+    use andromede_client::meta::key::{RecordKey, Table};
+    use andromede_client::meta::record::{Record, Version, WriterId};
+    use andromede_client::net::meta_message::{MetaRequest, MetaResponse, decode_meta_response};
+
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = start_daemon(dir.path()).await;
+    let (client, node) = connect_client(&daemon, dir.path()).await;
+    let hlc = Hlc::system();
+    let writer = WriterId::new(client.local_peer_id().to_bytes()).unwrap();
+    let key = |k: &str| RecordKey {
+        table: Table::ObjectIndex,
+        partition: "photos".into(),
+        sort: k.as_bytes().to_vec(),
+    };
+    let version = || Version {
+        timestamp: hlc.now(),
+        writer: writer.clone(),
+    };
+    let meta_call = |request: MetaRequest| {
+        let client = client.clone();
+        async move {
+            let bytes = client
+                .request(node, Protocol::Meta, request.encode())
+                .await
+                .unwrap();
+            decode_meta_response(&request, &bytes).unwrap()
+        }
+    };
+
+    let apply = MetaRequest::Apply(vec![
+        (
+            key("2026/a.jpg"),
+            Record::live(version(), Bytes::from_static(b"manifest-a")),
+        ),
+        (
+            key("2026/b.jpg"),
+            Record::live(version(), Bytes::from_static(b"manifest-b")),
+        ),
+        (
+            key("2025/c.jpg"),
+            Record::live(version(), Bytes::from_static(b"manifest-c")),
+        ),
+    ]);
+    assert_eq!(
+        meta_call(apply).await,
+        MetaResponse::Apply {
+            replaced: vec![true; 3]
+        }
+    );
+    // A delete (tombstone) wins over the older value and is listed as such.
+    let delete = MetaRequest::Apply(vec![(key("2026/a.jpg"), Record::tombstone(version()))]);
+    assert_eq!(
+        meta_call(delete).await,
+        MetaResponse::Apply {
+            replaced: vec![true]
+        }
+    );
+    let scan = MetaRequest::Scan {
+        table: Table::ObjectIndex,
+        partition: "photos".into(),
+        prefix: b"2026/".to_vec(),
+        start_after: None,
+        limit: 10,
+    };
+    let MetaResponse::Scan { records, more } = meta_call(scan).await else {
+        panic!("not a page")
+    };
+    assert!(!more);
+    let listed: Vec<(String, bool)> = records
+        .iter()
+        .map(|(k, r)| (String::from_utf8(k.sort.clone()).unwrap(), r.is_tombstone()))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("2026/a.jpg".to_owned(), true),
+            ("2026/b.jpg".to_owned(), false)
+        ]
+    );
+    // Malformed metadata requests get errors; the node keeps serving.
+    let bytes = client
+        .request(node, Protocol::Meta, vec![0xff, 0xff])
+        .await
+        .unwrap();
+    let any = MetaRequest::Get(key("x"));
+    assert!(matches!(
+        decode_meta_response(&any, &bytes).unwrap(),
+        MetaResponse::Error { .. }
+    ));
+    let MetaResponse::Get(Some(record)) = meta_call(MetaRequest::Get(key("2025/c.jpg"))).await
+    else {
+        panic!("record not found")
+    };
+    assert_eq!(record.value, Some(Bytes::from_static(b"manifest-c")));
+    daemon.stop().await.unwrap();
+}

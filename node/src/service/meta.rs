@@ -1,0 +1,165 @@
+//! `/andromede/meta/1` on a replica: apply, get and scan against the metadata store.
+//!
+//! Requests are decoded and validated first; anything malformed gets an error and changes
+//! nothing. Apply answers only after the records are durable. Scan pages are cut by count
+//! (`limit`) and by bytes (so that the answer fits one message), with `more` set.
+
+use andromede_client::net::message::{MessageError, RemoteErrorCode};
+use andromede_client::net::meta_message::{MetaRequest, MetaResponse, decode_meta_request};
+use andromede_proto::DecodeError;
+use andromede_proto::limits::META_MESSAGE_BYTES_MAX;
+use tracing::{debug, error};
+
+use crate::meta::{MetaStore, RecordKey};
+
+/// Bytes of a scan page's records at most: the message limit less framing.
+const SCAN_PAGE_BYTES_MAX: u64 = META_MESSAGE_BYTES_MAX - 32 * 1024;
+
+/// Answers one raw request. Blocking (disk I/O): run it on a blocking thread.
+pub fn handle_meta_request(store: &dyn MetaStore, request: &[u8]) -> MetaResponse {
+    let request = match decode_meta_request(request) {
+        Ok(request) => request,
+        Err(e) => {
+            debug!(error = %e, "malformed meta request refused");
+            let code = match e {
+                MessageError::Decode(DecodeError::TooLarge { .. })
+                | MessageError::BatchTooLarge { .. } => RemoteErrorCode::TooLarge,
+                _ => RemoteErrorCode::Invalid,
+            };
+            return MetaResponse::Error {
+                code,
+                detail: e.to_string(),
+            };
+        }
+    };
+    let result = match request {
+        MetaRequest::Apply(records) => store
+            .apply(&records)
+            .map(|replaced| MetaResponse::Apply { replaced }),
+        MetaRequest::Get(key) => store.get(&key).map(MetaResponse::Get),
+        MetaRequest::Scan {
+            table,
+            partition,
+            prefix,
+            start_after,
+            limit,
+        } => {
+            let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+            store
+                .scan(
+                    table,
+                    &partition,
+                    &prefix,
+                    start_after.as_deref(),
+                    limit.saturating_add(1),
+                )
+                .map(|rows| {
+                    let fetched = rows.len();
+                    let mut bytes = 0u64;
+                    let records: Vec<_> = rows
+                        .into_iter()
+                        .take(limit)
+                        .take_while(|(sort, record)| {
+                            bytes += (sort.len()
+                                + record.value.as_ref().map_or(0, |v| v.len())
+                                + 64) as u64;
+                            bytes <= SCAN_PAGE_BYTES_MAX
+                        })
+                        .map(|(sort, record)| {
+                            (
+                                RecordKey {
+                                    table,
+                                    partition: partition.clone(),
+                                    sort,
+                                },
+                                record,
+                            )
+                        })
+                        .collect();
+                    let more = records.len() < fetched;
+                    MetaResponse::Scan { records, more }
+                })
+        }
+    };
+    result.unwrap_or_else(|e| {
+        error!(error = %e, "meta request failed");
+        MetaResponse::Error {
+            code: RemoteErrorCode::Internal,
+            detail: e.to_string(),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use andromede_client::meta::hlc::Timestamp;
+    use andromede_client::meta::key::Table;
+    use andromede_client::meta::record::{Record, Version, WriterId};
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::meta::replica::SledMetaStore;
+    use crate::store::IndexOptions;
+
+    #[test]
+    fn scan_pages_report_more_and_malformed_requests_change_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledMetaStore::open(dir.path(), IndexOptions::default()).unwrap();
+        let version = Version {
+            timestamp: Timestamp {
+                wall_ms: 1,
+                logical: 0,
+            },
+            writer: WriterId::new(Bytes::from_static(b"w")).unwrap(),
+        };
+        let records: Vec<_> = (0..5)
+            .map(|i| {
+                (
+                    RecordKey {
+                        table: Table::ObjectIndex,
+                        partition: "b".into(),
+                        sort: format!("k{i}").into_bytes(),
+                    },
+                    Record::live(version.clone(), Bytes::from_static(b"v")),
+                )
+            })
+            .collect();
+        let apply = MetaRequest::Apply(records);
+        assert_eq!(
+            handle_meta_request(&store, &apply.encode()),
+            MetaResponse::Apply {
+                replaced: vec![true; 5]
+            }
+        );
+        let scan = |limit| MetaRequest::Scan {
+            table: Table::ObjectIndex,
+            partition: "b".into(),
+            prefix: Vec::new(),
+            start_after: None,
+            limit,
+        };
+        let MetaResponse::Scan { records, more } = handle_meta_request(&store, &scan(3).encode())
+        else {
+            panic!()
+        };
+        assert_eq!((records.len(), more), (3, true));
+        let MetaResponse::Scan { records, more } = handle_meta_request(&store, &scan(5).encode())
+        else {
+            panic!()
+        };
+        assert_eq!((records.len(), more), (5, false));
+        let garbage = handle_meta_request(&store, &[0xff, 0x01]);
+        assert!(matches!(
+            garbage,
+            MetaResponse::Error {
+                code: RemoteErrorCode::Invalid,
+                ..
+            }
+        ));
+        let MetaResponse::Scan { records, .. } = handle_meta_request(&store, &scan(10).encode())
+        else {
+            panic!()
+        };
+        assert_eq!(records.len(), 5);
+    }
+}
