@@ -3,7 +3,6 @@
 //! directory ever holds its plaintext.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use andromede_client::net::{
     ClusterSecret, Keypair, NetConfig, NetHandle, NetShards, PeerId, Role, spawn,
@@ -12,52 +11,21 @@ use andromede_client::placement::{Candidate, PlacementPolicy, place_shards, plac
 use andromede_client::{
     CodecConfig, ErasureParams, MasterKey, ObjectName, PutOptions, encode_object, open_manifest,
 };
-use andromede_node::daemon::{Daemon, DaemonConfig};
 use andromede_node::data_dir::DataDir;
-use andromede_node::workers::scrub::ScrubConfig;
 use futures::TryStreamExt;
 
-use crate::files_under;
+use crate::{files_under, listen_addr, start_daemon};
 
 const MARKER: &[u8] = b"PLAINTEXT-MARKER-ANDROMEDE-7f3a";
-
-async fn start(dir: &std::path::Path) -> Daemon {
-    Daemon::start(DaemonConfig {
-        data: DataDir::new(dir),
-        capacity_bytes: 1 << 30,
-        listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
-        bootstrap: Vec::new(),
-        scrub: ScrubConfig::default(),
-    })
-    .await
-    .unwrap()
-}
-
-async fn address(daemon: &Daemon) -> andromede_client::net::Multiaddr {
-    for _ in 0..200 {
-        if let Some(addr) = daemon
-            .net()
-            .listen_addrs()
-            .await
-            .unwrap()
-            .into_iter()
-            .next()
-        {
-            return addr;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("node never listened");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_object_spread_over_nodes_survives_a_stopped_node_and_stays_encrypted() {
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut daemons = vec![start(dirs[0].path()).await];
+    let mut daemons = vec![start_daemon(dirs[0].path()).await];
     let secret_path = DataDir::new(dirs[0].path()).cluster_secret();
     for dir in &dirs[1..] {
         std::fs::copy(&secret_path, DataDir::new(dir.path()).cluster_secret()).unwrap();
-        daemons.push(start(dir.path()).await);
+        daemons.push(start_daemon(dir.path()).await);
     }
 
     let secret = ClusterSecret::load_file(&secret_path).unwrap();
@@ -69,7 +37,7 @@ async fn an_object_spread_over_nodes_survives_a_stopped_node_and_stays_encrypted
     .unwrap();
     let mut peers: Vec<PeerId> = Vec::new();
     for daemon in &daemons {
-        peers.push(client.dial(address(daemon).await).await.unwrap());
+        peers.push(client.dial(listen_addr(daemon).await).await.unwrap());
     }
 
     // Place RS(2,1) on the three nodes.

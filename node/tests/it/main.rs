@@ -62,3 +62,34 @@ fn files_under(dir: &std::path::Path, suffix: &str) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// A node daemon on an ephemeral loopback port, with its data in `dir`.
+async fn start_daemon(dir: &std::path::Path) -> andromede_node::daemon::Daemon {
+    andromede_node::daemon::Daemon::start(andromede_node::daemon::DaemonConfig {
+        data: andromede_node::data_dir::DataDir::new(dir),
+        capacity_bytes: 1 << 30,
+        listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+        bootstrap: Vec::new(),
+        scrub: andromede_node::workers::scrub::ScrubConfig::default(),
+    })
+    .await
+    .unwrap()
+}
+
+/// The daemon's listen address, once it has one (polled for up to 4 s).
+async fn listen_addr(daemon: &andromede_node::daemon::Daemon) -> andromede_client::net::Multiaddr {
+    for _ in 0..200 {
+        if let Some(addr) = daemon
+            .net()
+            .listen_addrs()
+            .await
+            .unwrap()
+            .into_iter()
+            .next()
+        {
+            return addr;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("node never listened");
+}

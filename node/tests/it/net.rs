@@ -2,8 +2,6 @@
 //! swarm over real TCP: the shard protocol works end to end, and malformed or oversized
 //! requests get errors while the node keeps serving.
 
-use std::time::Duration;
-
 use andromede_client::codec::hash::shard_id;
 use andromede_client::net::message::{
     RemoteErrorCode, ShardRequest, ShardResponse, decode_shard_response,
@@ -11,23 +9,12 @@ use andromede_client::net::message::{
 use andromede_client::net::{
     ClusterSecret, Keypair, NetConfig, NetHandle, PeerId, Protocol, Role, spawn,
 };
-use andromede_node::daemon::{Daemon, DaemonConfig};
+use andromede_node::daemon::Daemon;
 use andromede_node::data_dir::DataDir;
-use andromede_node::workers::scrub::ScrubConfig;
 use andromede_proto::{Message, ShardId, pb};
 use bytes::Bytes;
 
-async fn start_daemon(dir: &std::path::Path) -> Daemon {
-    Daemon::start(DaemonConfig {
-        data: DataDir::new(dir),
-        capacity_bytes: 1 << 30,
-        listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
-        bootstrap: Vec::new(),
-        scrub: ScrubConfig::default(),
-    })
-    .await
-    .unwrap()
-}
+use crate::{listen_addr, start_daemon};
 
 /// A client swarm admitted to the daemon's cluster and connected to it.
 async fn connect_client(daemon: &Daemon, dir: &std::path::Path) -> (NetHandle, PeerId) {
@@ -38,21 +25,7 @@ async fn connect_client(daemon: &Daemon, dir: &std::path::Path) -> (NetHandle, P
         NetConfig::new(Role::Client),
     )
     .unwrap();
-    let mut addr = None;
-    for _ in 0..100 {
-        addr = daemon
-            .net()
-            .listen_addrs()
-            .await
-            .unwrap()
-            .into_iter()
-            .next();
-        if addr.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let peer = client.dial(addr.expect("node listens")).await.unwrap();
+    let peer = client.dial(listen_addr(daemon).await).await.unwrap();
     (client, peer)
 }
 
