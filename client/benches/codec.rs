@@ -89,6 +89,14 @@ impl ShardSink for NullSink {
     }
 }
 
+/// The default codec with `depth` segments in flight (1: one core, 2: both cores).
+fn with_depth(depth: usize) -> CodecConfig {
+    CodecConfig {
+        pipeline_depth: depth,
+        ..CodecConfig::default()
+    }
+}
+
 fn pipeline(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -104,10 +112,7 @@ fn pipeline(c: &mut Criterion) {
     group.throughput(Throughput::Bytes(OBJECT as u64));
 
     for depth in [1usize, 2] {
-        let config = CodecConfig {
-            pipeline_depth: depth,
-            ..CodecConfig::default()
-        };
+        let config = with_depth(depth);
         group.bench_function(format!("encode_depth_{depth}"), |b| {
             b.iter(|| {
                 let sink = NullSink::default();
@@ -139,10 +144,7 @@ fn pipeline(c: &mut Criterion) {
         .unwrap();
     let opened = Arc::new(open_manifest(&master, &name, encoded.manifest).unwrap());
     for depth in [1usize, 2] {
-        let config = CodecConfig {
-            pipeline_depth: depth,
-            ..CodecConfig::default()
-        };
+        let config = with_depth(depth);
         group.bench_function(format!("decode_depth_{depth}"), |b| {
             b.iter(|| {
                 runtime.block_on(async {

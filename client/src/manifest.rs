@@ -127,11 +127,6 @@ impl Manifest {
             Body::Segments(segments) => segments.len() as u64,
         }
     }
-
-    /// The etag as the lowercase hex string users see.
-    pub fn etag_hex(&self) -> String {
-        hex::encode(self.etag)
-    }
 }
 
 /// The etag of a version: a blake3 hash (own derivation context) over everything that

@@ -13,7 +13,7 @@ use crate::error::DaemonError;
 use crate::meta::MetaStore;
 use crate::meta::replica::SledMetaStore;
 use crate::service::dispatch;
-use crate::store::{IndexOptions, ShardStore, StoreConfig};
+use crate::store::{IndexOptions, ShardStore};
 use crate::workers::scrub::{ScrubConfig, ScrubWorker};
 
 /// What a node needs to start.
@@ -65,11 +65,7 @@ impl Daemon {
                 warn!(path = %secret_path.display(), "started a new cluster: copy this cluster.secret to every other node and client");
                 secret
             };
-            let (store, _report) = ShardStore::open(&StoreConfig {
-                root: data.store(),
-                capacity_bytes: config.capacity_bytes,
-                index: IndexOptions::default(),
-            })?;
+            let (store, _report) = ShardStore::open(&data.store_config(config.capacity_bytes))?;
             let meta = SledMetaStore::open(&data.meta(), IndexOptions::default())?;
             Ok::<_, DaemonError>((store, meta, identity, secret))
         })

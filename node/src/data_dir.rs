@@ -9,6 +9,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::store::{IndexOptions, StoreConfig};
+
 /// Paths inside one data directory.
 #[derive(Debug, Clone)]
 pub struct DataDir {
@@ -46,5 +48,14 @@ impl DataDir {
     /// The shard store's root.
     pub fn store(&self) -> PathBuf {
         self.root.join("store")
+    }
+
+    /// How this data directory's shard store is opened.
+    pub fn store_config(&self, capacity_bytes: u64) -> StoreConfig {
+        StoreConfig {
+            root: self.store(),
+            capacity_bytes,
+            index: IndexOptions::default(),
+        }
     }
 }

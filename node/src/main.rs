@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use andromede_node::daemon::{Daemon, DaemonConfig};
 use andromede_node::data_dir::DataDir;
-use andromede_node::store::{IndexOptions, ShardStore, StoreConfig};
+use andromede_node::store::ShardStore;
 use andromede_node::workers::rate::RateLimiter;
 use andromede_node::workers::scrub::{ScrubConfig, scrub_pass};
 use anyhow::Context;
@@ -65,11 +65,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn open_store(args: &StoreArgs) -> anyhow::Result<ShardStore> {
-    let config = StoreConfig {
-        root: DataDir::new(&args.data).store(),
-        capacity_bytes: args.capacity,
-        index: IndexOptions::default(),
-    };
+    let config = DataDir::new(&args.data).store_config(args.capacity);
     let (store, report) = tokio::task::spawn_blocking(move || ShardStore::open(&config))
         .await?
         .with_context(|| format!("opening the shard store in {}", args.data.display()))?;

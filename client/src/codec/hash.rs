@@ -1,5 +1,5 @@
 //! Shard ids: the blake3 hash of a shard's bytes. Hashed on the calling thread (whole
-//! segments run in parallel instead of blake3's internal threading, which measured worse).
+//! segments run in parallel instead of blake3's internal threading, which DESIGN.md found slower).
 
 use andromede_proto::ShardId;
 

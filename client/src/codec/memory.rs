@@ -50,11 +50,6 @@ impl MemoryShards {
         self.lock().is_empty()
     }
 
-    /// Total bytes held.
-    pub fn total_bytes(&self) -> u64 {
-        self.lock().values().map(|b| b.len() as u64).sum()
-    }
-
     /// Loses shard `shard_index` named `id`; returns whether it was held.
     pub fn remove(&self, shard_index: u8, id: &ShardId) -> bool {
         self.lock().remove(&(shard_index, *id)).is_some()
@@ -84,9 +79,10 @@ impl MemoryShards {
 impl ShardSink for MemoryShards {
     async fn put_segment(&self, _segment: u64, shards: &[EncodedShard]) -> Result<(), BoxError> {
         let mut map = self.lock();
-        for (index, shard) in shards.iter().enumerate() {
-            let index = u8::try_from(index)
-                .map_err(|_| Box::new(NotFound(shard.id.short())) as BoxError)?;
+        if shards.len() > usize::from(u8::MAX) {
+            return Err(BoxError::from("more than 255 shards in one segment"));
+        }
+        for (index, shard) in (0..=u8::MAX).zip(shards) {
             map.insert((index, shard.id), shard.bytes.clone());
         }
         Ok(())

@@ -64,8 +64,16 @@ impl RecordKey {
     /// [`KeyError::TooLong`].
     pub fn validate(&self) -> Result<(), KeyError> {
         check_len("partition", self.partition.len(), BUCKET_NAME_BYTES_MAX)?;
-        check_len("sort key", self.sort.len(), OBJECT_KEY_BYTES_MAX)
+        validate_sort_key(&self.sort)
     }
+}
+
+/// Checks a sort key (or a listing bound) against the longest sort key.
+///
+/// # Errors
+/// [`KeyError::TooLong`].
+pub fn validate_sort_key(sort: &[u8]) -> Result<(), KeyError> {
+    check_len("sort key", sort.len(), OBJECT_KEY_BYTES_MAX)
 }
 
 fn check_len(field: &'static str, bytes: usize, bytes_max: u64) -> Result<(), KeyError> {

@@ -127,6 +127,15 @@ const BANNED_PEERS_MAX: usize = 4096;
 /// Listen addresses kept per announcing peer.
 const ANNOUNCED_ADDRS_MAX: usize = 8;
 
+/// The peers whose deadline in `deadlines` has passed at `now`.
+fn due(deadlines: &HashMap<PeerId, Instant>, now: Instant) -> Vec<PeerId> {
+    deadlines
+        .iter()
+        .filter(|(_, deadline)| **deadline <= now)
+        .map(|(peer, _)| *peer)
+        .collect()
+}
+
 /// An outbound request awaiting its answer: the peer asked, and who to tell.
 type Pending = (PeerId, Reply<Vec<u8>>);
 
@@ -552,22 +561,10 @@ impl EventLoop {
 
     fn expire(&mut self) {
         let now = Instant::now();
-        let late: Vec<PeerId> = self
-            .pending_admission
-            .iter()
-            .filter(|(_, deadline)| **deadline <= now)
-            .map(|(peer, _)| *peer)
-            .collect();
-        for peer in late {
+        for peer in due(&self.pending_admission, now) {
             self.reject(peer, "no admission proof in time");
         }
-        let forgiven: Vec<PeerId> = self
-            .banned
-            .iter()
-            .filter(|(_, until)| **until <= now)
-            .map(|(peer, _)| *peer)
-            .collect();
-        for peer in forgiven {
+        for peer in due(&self.banned, now) {
             self.banned.remove(&peer);
             self.swarm.behaviour_mut().blocked.unblock_peer(peer);
         }

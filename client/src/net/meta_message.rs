@@ -8,7 +8,7 @@ use andromede_proto::{Message, decode_bounded};
 use bytes::Bytes;
 
 use super::message::{MessageError, RemoteErrorCode};
-use crate::meta::key::{RecordKey, Table};
+use crate::meta::key::{RecordKey, Table, validate_sort_key};
 use crate::meta::record::Record;
 
 /// A keyed record, as replicas exchange them.
@@ -175,7 +175,7 @@ pub fn decode_meta_request(bytes: &[u8]) -> Result<MetaRequest, MessageError> {
             )?;
             let key = key_from_pb(scan.table, scan.partition, scan.prefix)?;
             if let Some(after) = &scan.start_after {
-                key_from_pb(scan.table, String::new(), after.clone())?;
+                validate_sort_key(after)?;
             }
             Ok(MetaRequest::Scan {
                 table: key.table,

@@ -29,10 +29,6 @@ impl Layout {
         }
     }
 
-    pub(crate) fn root(&self) -> &Path {
-        &self.root
-    }
-
     pub(crate) fn shards_dir(&self) -> PathBuf {
         self.root.join("shards")
     }

@@ -16,7 +16,7 @@ mod quota;
 mod recover;
 mod write;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use andromede_client::codec::hash::{shard_id, verify_shard};
@@ -367,11 +367,6 @@ impl ShardStore {
     /// Index errors.
     pub fn flush(&self) -> Result<(), StoreError> {
         self.inner.index.flush()
-    }
-
-    /// The store's root directory.
-    pub fn root(&self) -> &Path {
-        self.inner.layout.root()
     }
 }
 
