@@ -19,6 +19,7 @@
     clippy::print_stderr
 )]
 
+pub mod cluster;
 pub mod codec;
 pub mod error;
 pub mod keys;
@@ -33,4 +34,4 @@ pub use codec::{
 };
 pub use error::{BoxError, CodecError, KeyError};
 pub use keys::MasterKey;
-pub use manifest::{Body, Manifest, SegmentEntry};
+pub use manifest::{Body, HolderMove, Manifest, SegmentEntry};

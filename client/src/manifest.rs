@@ -9,8 +9,8 @@
 
 use andromede_proto::limits::{
     CONTENT_TYPE_BYTES_MAX, INLINE_BYTES_MAX, MANIFEST_BYTES_MAX, MANIFEST_FORMAT_VERSION,
-    MANIFEST_SHARD_IDS_MAX, SEAL_OVERHEAD_BYTES, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN,
-    USER_METADATA_BYTES_MAX,
+    MANIFEST_MOVES_MAX, MANIFEST_SHARD_IDS_MAX, SEAL_OVERHEAD_BYTES, SEGMENT_BYTES_MAX,
+    SEGMENT_BYTES_MIN, USER_METADATA_BYTES_MAX,
 };
 use andromede_proto::{Message, ShardId, VersionId, decode_bounded, pb};
 use bytes::Bytes;
@@ -46,8 +46,21 @@ pub struct Manifest {
     /// Placement: holder `j` keeps shard `j` of every segment. Not covered by the etag,
     /// because repair may move shards; shard ids make that safe.
     pub holders: Vec<Bytes>,
+    /// Shards held elsewhere than `holders` says, from a segment on; later moves win.
+    pub moves: Vec<HolderMove>,
     /// Where the bytes are.
     pub body: Body,
+}
+
+/// From segment `from_segment` on, shard `shard_index` is held by `holder`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HolderMove {
+    /// First segment concerned.
+    pub from_segment: u64,
+    /// Which shard of each segment.
+    pub shard_index: u8,
+    /// The peer (libp2p peer id bytes) holding it.
+    pub holder: Bytes,
 }
 
 /// Where an object's bytes live.
@@ -103,6 +116,17 @@ impl std::fmt::Debug for Manifest {
 }
 
 impl Manifest {
+    /// The peer holding shard `shard_index` of `segment`: the last move that covers it,
+    /// else the placement's holder.
+    pub fn holder(&self, segment: u64, shard_index: u8) -> Option<&Bytes> {
+        self.moves
+            .iter()
+            .rev()
+            .find(|m| m.shard_index == shard_index && m.from_segment <= segment)
+            .map(|m| &m.holder)
+            .or_else(|| self.holders.get(usize::from(shard_index)))
+    }
+
     /// Decodes and validates a manifest received from a replica or read from disk.
     ///
     /// # Errors
@@ -210,6 +234,27 @@ impl TryFrom<pb::Manifest> for Manifest {
         {
             return Err(corrupt("invalid holder list"));
         }
+        if pb.moves.len() as u64 > MANIFEST_MOVES_MAX {
+            return Err(corrupt("too many holder moves"));
+        }
+        let moves = pb
+            .moves
+            .into_iter()
+            .map(|m| {
+                let shard_index = u8::try_from(m.shard_index)
+                    .ok()
+                    .filter(|&j| usize::from(j) < params.shard_count())
+                    .ok_or_else(|| corrupt("holder move of a shard index out of range"))?;
+                if m.holder.is_empty() || m.holder.len() > HOLDER_BYTES_MAX {
+                    return Err(corrupt("holder move with an invalid holder"));
+                }
+                Ok(HolderMove {
+                    from_segment: m.from_segment,
+                    shard_index,
+                    holder: m.holder,
+                })
+            })
+            .collect::<Result<Vec<_>, CodecError>>()?;
         let body = match pb.body.ok_or_else(|| corrupt("no body"))? {
             pb::manifest::Body::Inline(inline) => {
                 if pb.size > INLINE_BYTES_MAX
@@ -240,6 +285,7 @@ impl TryFrom<pb::Manifest> for Manifest {
             params,
             segment_bytes: pb.segment_bytes,
             holders: pb.holders,
+            moves,
             body,
         })
     }
@@ -332,6 +378,15 @@ impl From<&Manifest> for pb::Manifest {
             m: u32::from(m.params.m()),
             segment_bytes: m.segment_bytes,
             holders: m.holders.clone(),
+            moves: m
+                .moves
+                .iter()
+                .map(|mv| pb::HolderMove {
+                    from_segment: mv.from_segment,
+                    shard_index: u32::from(mv.shard_index),
+                    holder: mv.holder.clone(),
+                })
+                .collect(),
             body: Some(body),
         }
     }

@@ -128,7 +128,7 @@ pub fn place_shards(
     })
 }
 
-fn xor_distance(a: &PlacementKey, b: &PlacementKey) -> PlacementKey {
+pub(crate) fn xor_distance(a: &PlacementKey, b: &PlacementKey) -> PlacementKey {
     let mut out = [0u8; 32];
     for (o, (x, y)) in out.iter_mut().zip(a.iter().zip(b)) {
         *o = x ^ y;

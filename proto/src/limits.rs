@@ -35,6 +35,9 @@ pub const MANIFEST_SHARD_IDS_MAX: u64 = 512 * 1024;
 /// Largest encoded manifest.
 pub const MANIFEST_BYTES_MAX: u64 = MANIFEST_SHARD_IDS_MAX * 40 + 1024 * 1024;
 
+/// Most holder moves in one manifest (one per holder that failed during an upload).
+pub const MANIFEST_MOVES_MAX: u64 = 1024;
+
 /// Largest value of one metadata record (a manifest is the largest kind).
 pub const META_VALUE_BYTES_MAX: u64 = MANIFEST_BYTES_MAX;
 /// Largest encoded metadata record: its value plus version and framing.
@@ -56,6 +59,9 @@ pub const CONTENT_TYPE_BYTES_MAX: u64 = 256;
 pub const OBJECT_KEY_BYTES_MAX: u64 = 1024;
 /// Largest bucket name (as S3).
 pub const BUCKET_NAME_BYTES_MAX: u64 = 63;
+
+/// Longest node tag (zone, jurisdiction).
+pub const TAG_BYTES_MAX: u64 = 64;
 
 /// Most segments an encoder or decoder keeps in flight: memory is bounded by
 /// segment size × (pipeline depth + 1) × (k+m)/k.

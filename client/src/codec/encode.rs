@@ -36,6 +36,9 @@ pub struct PutOptions {
     pub user_metadata: BTreeMap<String, String>,
     /// The bucket's erasure code.
     pub params: ErasureParams,
+    /// The version's id, when the caller chose it first (placement depends on it);
+    /// `None` draws a fresh random one.
+    pub version_id: Option<VersionId>,
 }
 
 impl Default for PutOptions {
@@ -44,6 +47,7 @@ impl Default for PutOptions {
             content_type: "application/octet-stream".into(),
             user_metadata: BTreeMap::new(),
             params: ErasureParams::DEFAULT,
+            version_id: None,
         }
     }
 }
@@ -83,9 +87,7 @@ where
 {
     config.validate()?;
     check_names(object, options)?;
-    let mut version_bytes = [0u8; VersionId::LEN];
-    OsRng.fill_bytes(&mut version_bytes);
-    let version_id = VersionId(version_bytes);
+    let version_id = options.version_id.unwrap_or_else(new_version_id);
     tracing::Span::current().record("version", version_id.short());
     let data_key = DataKey::generate();
     let sealed_user_metadata = Bytes::from(inline::seal_user_metadata(
@@ -157,6 +159,7 @@ where
         params: options.params,
         segment_bytes: config.segment_bytes,
         holders: Vec::new(),
+        moves: Vec::new(),
         body,
     };
     debug!(size, segments = manifest.segment_count(), "object encoded");
@@ -164,6 +167,13 @@ where
         manifest,
         peak_buffered_segments: gauge.peak.load(Ordering::Relaxed),
     })
+}
+
+/// A fresh random version id (128 bits: collisions are not a concern).
+pub fn new_version_id() -> VersionId {
+    let mut bytes = [0u8; VersionId::LEN];
+    OsRng.fill_bytes(&mut bytes);
+    VersionId(bytes)
 }
 
 fn check_names(object: &ObjectName, options: &PutOptions) -> Result<(), CodecError> {

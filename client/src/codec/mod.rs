@@ -32,7 +32,7 @@ use andromede_proto::limits::{
 use bytes::Bytes;
 
 pub use decode::{OpenedObject, open_manifest};
-pub use encode::{Encoded, PutOptions, encode_object};
+pub use encode::{Encoded, PutOptions, encode_object, new_version_id};
 pub use erasure::{Erasure, ErasureParams};
 pub use memory::MemoryShards;
 

@@ -12,6 +12,8 @@ pub enum Table {
     ObjectIndex = 2,
     /// Manifests (partition: bucket; sort key: version id).
     Manifest = 3,
+    /// Versions to collect (partition: bucket; sort key: version id) → when.
+    Garbage = 4,
 }
 
 impl TryFrom<u32> for Table {
@@ -22,6 +24,7 @@ impl TryFrom<u32> for Table {
             1 => Ok(Self::Bucket),
             2 => Ok(Self::ObjectIndex),
             3 => Ok(Self::Manifest),
+            4 => Ok(Self::Garbage),
             other => Err(KeyError::UnknownTable(other)),
         }
     }

@@ -5,3 +5,4 @@
 pub mod hlc;
 pub mod key;
 pub mod record;
+pub mod values;

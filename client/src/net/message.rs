@@ -37,6 +37,16 @@ pub enum MessageError {
         /// The limit.
         bytes_max: u64,
     },
+    /// A node tag (zone, jurisdiction) over its limit.
+    #[error("node {field} of {bytes} bytes exceeds the limit of {bytes_max}")]
+    TagTooLong {
+        /// Which tag.
+        field: &'static str,
+        /// Its length.
+        bytes: u64,
+        /// The limit.
+        bytes_max: u64,
+    },
     /// A metadata record key that breaks a rule.
     #[error(transparent)]
     Key(#[from] crate::meta::key::KeyError),

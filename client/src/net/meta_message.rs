@@ -2,7 +2,9 @@
 //! records that decode and validate, batch and page sizes bounded. Generated prost types
 //! never leave this module.
 
-use andromede_proto::limits::{LIST_KEYS_MAX, META_BATCH_RECORDS_MAX, META_MESSAGE_BYTES_MAX};
+use andromede_proto::limits::{
+    LIST_KEYS_MAX, META_BATCH_RECORDS_MAX, META_MESSAGE_BYTES_MAX, TAG_BYTES_MAX,
+};
 use andromede_proto::pb::{self, meta_request, meta_response};
 use andromede_proto::{Message, decode_bounded};
 use bytes::Bytes;
@@ -34,6 +36,46 @@ pub enum MetaRequest {
         /// At most this many records (≤ `LIST_KEYS_MAX`).
         limit: u32,
     },
+    /// The node's tags and capacity.
+    Info,
+}
+
+/// What a node says about itself: where it stands (tags from its config) and how much
+/// room it has. Placement and replica choice use it; `status` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NodeInfo {
+    /// Failure domain.
+    pub zone: String,
+    /// Legal jurisdiction, e.g. `FR`.
+    pub jurisdiction: String,
+    /// Bytes of shards the node accepts at most.
+    pub capacity_bytes: u64,
+    /// Bytes of shards it holds.
+    pub used_bytes: u64,
+}
+
+impl NodeInfo {
+    /// Bytes it can still accept.
+    pub fn free_bytes(&self) -> u64 {
+        self.capacity_bytes.saturating_sub(self.used_bytes)
+    }
+
+    /// Checks the tags against [`TAG_BYTES_MAX`].
+    ///
+    /// # Errors
+    /// [`MessageError::TagTooLong`].
+    pub fn validate(&self) -> Result<(), MessageError> {
+        for (field, value) in [("zone", &self.zone), ("jurisdiction", &self.jurisdiction)] {
+            if value.len() as u64 > TAG_BYTES_MAX {
+                return Err(MessageError::TagTooLong {
+                    field,
+                    bytes: value.len() as u64,
+                    bytes_max: TAG_BYTES_MAX,
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 /// An answer of the metadata protocol.
@@ -53,6 +95,8 @@ pub enum MetaResponse {
         /// Whether more records follow.
         more: bool,
     },
+    /// The node's tags and capacity.
+    Info(NodeInfo),
     /// The request failed.
     Error {
         /// Why, as a code.
@@ -138,6 +182,7 @@ impl MetaRequest {
                 start_after: start_after.as_ref().map(|s| Bytes::copy_from_slice(s)),
                 limit: *limit,
             }),
+            Self::Info => meta_request::Request::Info(pb::NodeInfoRequest {}),
         };
         pb::MetaRequest {
             request: Some(request),
@@ -185,6 +230,7 @@ pub fn decode_meta_request(bytes: &[u8]) -> Result<MetaRequest, MessageError> {
                 limit: scan.limit,
             })
         }
+        meta_request::Request::Info(pb::NodeInfoRequest {}) => Ok(MetaRequest::Info),
     }
 }
 
@@ -201,6 +247,12 @@ impl MetaResponse {
             Self::Scan { records, more } => meta_response::Response::Scan(pb::ScanPage {
                 records: records.iter().map(keyed_to_pb).collect(),
                 more: *more,
+            }),
+            Self::Info(info) => meta_response::Response::Info(pb::NodeInfo {
+                zone: info.zone.clone(),
+                jurisdiction: info.jurisdiction.clone(),
+                capacity_bytes: info.capacity_bytes,
+                used_bytes: info.used_bytes,
             }),
             Self::Error { code, detail } => meta_response::Response::Error(pb::Error {
                 code: (*code).into(),
@@ -250,6 +302,16 @@ pub fn decode_meta_response(
                     .collect::<Result<_, _>>()?,
                 more: page.more,
             })
+        }
+        (MetaRequest::Info, meta_response::Response::Info(info)) => {
+            let info = NodeInfo {
+                zone: info.zone,
+                jurisdiction: info.jurisdiction,
+                capacity_bytes: info.capacity_bytes,
+                used_bytes: info.used_bytes,
+            };
+            info.validate()?;
+            Ok(MetaResponse::Info(info))
         }
         _ => Err(MessageError::Mismatch("answer of another kind")),
     }
@@ -314,6 +376,15 @@ mod tests {
         assert_eq!(decode_meta_response(&get, &found.encode()).unwrap(), found);
         let none = MetaResponse::Get(None);
         assert_eq!(decode_meta_response(&get, &none.encode()).unwrap(), none);
+        let info = MetaResponse::Info(NodeInfo {
+            zone: "rack-1".into(),
+            jurisdiction: "FR".into(),
+            capacity_bytes: 10,
+            used_bytes: 4,
+        });
+        let ask = MetaRequest::Info;
+        assert_eq!(decode_meta_request(&ask.encode()).unwrap(), ask);
+        assert_eq!(decode_meta_response(&ask, &info.encode()).unwrap(), info);
     }
 
     #[test]
@@ -357,6 +428,14 @@ mod tests {
         assert!(matches!(
             decode_meta_response(&apply, &wrong_count.encode()),
             Err(MessageError::Mismatch(_))
+        ));
+        let long_tag = MetaResponse::Info(NodeInfo {
+            zone: "z".repeat(65),
+            ..NodeInfo::default()
+        });
+        assert!(matches!(
+            decode_meta_response(&MetaRequest::Info, &long_tag.encode()),
+            Err(MessageError::TagTooLong { field: "zone", .. })
         ));
         let wrong_kind = MetaResponse::Get(None);
         assert!(matches!(

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use andromede_client::net::meta_message::NodeInfo;
 use andromede_client::net::{InboundRequest, NetHandle, Protocol};
 use tokio::sync::{Semaphore, mpsc};
 use tracing::{Instrument, debug, debug_span};
@@ -16,10 +17,33 @@ use crate::store::ShardStore;
 /// Requests served concurrently at most (each may hold one shard, up to 64 MiB, in memory).
 pub const SERVICE_CONCURRENCY_MAX: usize = 16;
 
+/// A node's tags, as its config gives them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeTags {
+    /// Failure domain.
+    pub zone: String,
+    /// Legal jurisdiction.
+    pub jurisdiction: String,
+}
+
+impl NodeTags {
+    /// What the node says about itself now.
+    pub fn info(&self, store: &ShardStore) -> NodeInfo {
+        let usage = store.usage();
+        NodeInfo {
+            zone: self.zone.clone(),
+            jurisdiction: self.jurisdiction.clone(),
+            capacity_bytes: usage.capacity_bytes,
+            used_bytes: usage.used_bytes,
+        }
+    }
+}
+
 /// Serves inbound requests until the swarm task stops.
 pub async fn serve(
     store: ShardStore,
     meta: Arc<dyn MetaStore>,
+    tags: NodeTags,
     net: NetHandle,
     mut inbound: mpsc::Receiver<InboundRequest>,
 ) {
@@ -31,6 +55,7 @@ pub async fn serve(
         let store = store.clone();
         let meta = Arc::clone(&meta);
         let net = net.clone();
+        let tags = tags.clone();
         let span = debug_span!("request", protocol = ?request.protocol, peer = %request.peer);
         tokio::spawn(
             async move {
@@ -44,8 +69,9 @@ pub async fn serve(
                         .await
                     }
                     Protocol::Meta => {
+                        let info = tags.info(&store);
                         tokio::task::spawn_blocking(move || {
-                            handle_meta_request(meta.as_ref(), &bytes).encode()
+                            handle_meta_request(meta.as_ref(), &info, &bytes).encode()
                         })
                         .await
                     }

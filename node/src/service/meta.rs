@@ -5,7 +5,9 @@
 //! (`limit`) and by bytes (so that the answer fits one message), with `more` set.
 
 use andromede_client::net::message::{MessageError, RemoteErrorCode};
-use andromede_client::net::meta_message::{MetaRequest, MetaResponse, decode_meta_request};
+use andromede_client::net::meta_message::{
+    MetaRequest, MetaResponse, NodeInfo, decode_meta_request,
+};
 use andromede_proto::DecodeError;
 use andromede_proto::limits::META_MESSAGE_BYTES_MAX;
 use tracing::{debug, error};
@@ -15,8 +17,9 @@ use crate::meta::{MetaStore, RecordKey};
 /// Bytes of a scan page's records at most: the message limit less framing.
 const SCAN_PAGE_BYTES_MAX: u64 = META_MESSAGE_BYTES_MAX - 32 * 1024;
 
-/// Answers one raw request. Blocking (disk I/O): run it on a blocking thread.
-pub fn handle_meta_request(store: &dyn MetaStore, request: &[u8]) -> MetaResponse {
+/// Answers one raw request; `info` is what this node says about itself. Blocking (disk
+/// I/O): run it on a blocking thread.
+pub fn handle_meta_request(store: &dyn MetaStore, info: &NodeInfo, request: &[u8]) -> MetaResponse {
     let request = match decode_meta_request(request) {
         Ok(request) => request,
         Err(e) => {
@@ -33,6 +36,7 @@ pub fn handle_meta_request(store: &dyn MetaStore, request: &[u8]) -> MetaRespons
         }
     };
     let result = match request {
+        MetaRequest::Info => Ok(MetaResponse::Info(info.clone())),
         MetaRequest::Apply(records) => store
             .apply(&records)
             .map(|replaced| MetaResponse::Apply { replaced }),
@@ -126,7 +130,7 @@ mod tests {
             .collect();
         let apply = MetaRequest::Apply(records);
         assert_eq!(
-            handle_meta_request(&store, &apply.encode()),
+            handle_meta_request(&store, &NodeInfo::default(), &apply.encode()),
             MetaResponse::Apply {
                 replaced: vec![true; 5]
             }
@@ -138,17 +142,19 @@ mod tests {
             start_after: None,
             limit,
         };
-        let MetaResponse::Scan { records, more } = handle_meta_request(&store, &scan(3).encode())
+        let MetaResponse::Scan { records, more } =
+            handle_meta_request(&store, &NodeInfo::default(), &scan(3).encode())
         else {
             panic!()
         };
         assert_eq!((records.len(), more), (3, true));
-        let MetaResponse::Scan { records, more } = handle_meta_request(&store, &scan(5).encode())
+        let MetaResponse::Scan { records, more } =
+            handle_meta_request(&store, &NodeInfo::default(), &scan(5).encode())
         else {
             panic!()
         };
         assert_eq!((records.len(), more), (5, false));
-        let garbage = handle_meta_request(&store, &[0xff, 0x01]);
+        let garbage = handle_meta_request(&store, &NodeInfo::default(), &[0xff, 0x01]);
         assert!(matches!(
             garbage,
             MetaResponse::Error {
@@ -156,7 +162,8 @@ mod tests {
                 ..
             }
         ));
-        let MetaResponse::Scan { records, .. } = handle_meta_request(&store, &scan(10).encode())
+        let MetaResponse::Scan { records, .. } =
+            handle_meta_request(&store, &NodeInfo::default(), &scan(10).encode())
         else {
             panic!()
         };

@@ -1,0 +1,232 @@
+//! [`Membership`]: the nodes this peer knows, what each says about itself (zone,
+//! jurisdiction, capacity) and whether it answered lately.
+//!
+//! Nodes come from the Kademlia routing table (only admitted nodes enter it); each is
+//! asked for its [`NodeInfo`] on every refresh, at most `INFO_CONCURRENCY_MAX` at once. A
+//! node that does not answer, or that failed a request since, is not live until it answers
+//! again. Refreshes run in the background every `refresh_every` and on demand.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use libp2p::PeerId;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tracing::debug;
+
+use crate::net::meta_message::{MetaRequest, MetaResponse, NodeInfo, decode_meta_response};
+use crate::net::{NetError, NetHandle, Protocol};
+use crate::placement::{PlacementKey, placement_key};
+
+/// Info requests in flight at once during a refresh.
+const INFO_CONCURRENCY_MAX: usize = 32;
+
+/// How membership is kept fresh.
+#[derive(Debug, Clone)]
+pub struct MembershipConfig {
+    /// Pause between background refreshes.
+    pub refresh_every: Duration,
+    /// Time a node has to answer an info request.
+    pub info_timeout: Duration,
+}
+
+impl Default for MembershipConfig {
+    fn default() -> Self {
+        Self {
+            refresh_every: Duration::from_secs(5),
+            info_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A node, as last seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// Its peer id.
+    pub peer: PeerId,
+    /// Its position in the placement key space.
+    pub key: PlacementKey,
+    /// What it said about itself.
+    pub info: NodeInfo,
+    /// Whether it answered its last info request and failed nothing since.
+    pub live: bool,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    members: HashMap<PeerId, (Member, Instant)>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    net: NetHandle,
+    config: MembershipConfig,
+    state: Mutex<State>,
+}
+
+/// The known nodes. Cloning shares the view; the background refresh stops with the last
+/// clone.
+#[derive(Debug, Clone)]
+pub struct Membership {
+    inner: Arc<Inner>,
+    _refresher: Arc<AbortOnDrop>,
+}
+
+#[derive(Debug)]
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Membership {
+    /// Starts tracking the nodes `net` routes to, refreshing in the background.
+    pub fn start(net: NetHandle, config: MembershipConfig) -> Self {
+        let inner = Arc::new(Inner {
+            net,
+            config,
+            state: Mutex::new(State::default()),
+        });
+        let weak = Arc::downgrade(&inner);
+        let refresher = tokio::spawn(async move {
+            loop {
+                let Some(inner) = weak.upgrade() else { return };
+                let every = inner.config.refresh_every;
+                inner.refresh().await;
+                drop(inner);
+                tokio::time::sleep(every).await;
+            }
+        });
+        Self {
+            inner,
+            _refresher: Arc::new(AbortOnDrop(refresher)),
+        }
+    }
+
+    /// Asks every routed node for its info now.
+    pub async fn refresh(&self) {
+        self.inner.refresh().await;
+    }
+
+    /// Every known node, live or not, sorted by peer id.
+    pub fn all(&self) -> Vec<Member> {
+        let mut all: Vec<Member> = self
+            .inner
+            .lock()
+            .members
+            .values()
+            .map(|(m, _)| m.clone())
+            .collect();
+        all.sort_by_key(|m| m.peer);
+        all
+    }
+
+    /// The live nodes, sorted by peer id.
+    pub fn live(&self) -> Vec<Member> {
+        let mut live = self.all();
+        live.retain(|m| m.live);
+        live
+    }
+
+    /// Records that `peer` failed a request: not live until it answers a refresh.
+    pub fn mark_failed(&self, peer: PeerId) {
+        if let Some((member, _)) = self.inner.lock().members.get_mut(&peer) {
+            if member.live {
+                debug!(%peer, "node marked not live after a failed request");
+            }
+            member.live = false;
+        }
+    }
+
+    /// Waits until at least `count` nodes are live, refreshing as it goes.
+    ///
+    /// # Errors
+    /// [`NetError::Setup`] saying how many were found when `timeout` passes first.
+    pub async fn wait_for(&self, count: usize, timeout: Duration) -> Result<(), NetError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.refresh().await;
+            let live = self.live().len();
+            if live >= count {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(NetError::Setup(format!(
+                    "{live} live node(s) found, {count} wanted: check the bootstrap address and the cluster secret"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // Plain data, each update one statement: a panic cannot tear it.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn refresh(&self) {
+        let Ok(peers) = self.net.routed_peers().await else {
+            return;
+        };
+        let answers: Vec<(PeerId, Option<NodeInfo>)> = futures::stream::iter(peers)
+            .map(|peer| async move { (peer, self.ask_info(peer).await) })
+            .buffer_unordered(INFO_CONCURRENCY_MAX)
+            .collect()
+            .await;
+        let now = Instant::now();
+        let mut state = self.lock();
+        for (peer, info) in answers {
+            match info {
+                Some(info) => {
+                    let member = Member {
+                        peer,
+                        key: placement_key(&peer.to_bytes()),
+                        info,
+                        live: true,
+                    };
+                    state.members.insert(peer, (member, now));
+                }
+                None => {
+                    if let Some((member, _)) = state.members.get_mut(&peer) {
+                        member.live = false;
+                    }
+                }
+            }
+        }
+        // Nodes not heard of for a long time leave the view (they are still in the
+        // manifests that name them).
+        let forget_after = self.config.refresh_every * 60;
+        state
+            .members
+            .retain(|_, (m, seen)| m.live || now.duration_since(*seen) < forget_after);
+    }
+
+    async fn ask_info(&self, peer: PeerId) -> Option<NodeInfo> {
+        let request = MetaRequest::Info;
+        let call = self.net.request(peer, Protocol::Meta, request.encode());
+        let bytes = match tokio::time::timeout(self.config.info_timeout, call).await {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(error)) => {
+                debug!(%peer, %error, "node info request failed");
+                return None;
+            }
+            Err(_) => {
+                debug!(%peer, "node info request timed out");
+                return None;
+            }
+        };
+        match decode_meta_response(&request, &bytes) {
+            Ok(MetaResponse::Info(info)) => Some(info),
+            other => {
+                debug!(%peer, answer = ?other, "node info refused");
+                None
+            }
+        }
+    }
+}

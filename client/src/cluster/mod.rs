@@ -1,0 +1,41 @@
+//! The cluster as a client (or a node) sees it: which nodes exist and what they offer
+//! ([`Membership`]), which of them hold a bucket's metadata ([`replica_set`]), and
+//! quorum reads and writes of metadata records with read repair ([`MetaQuorum`]).
+
+mod membership;
+mod quorum;
+
+pub use membership::{Member, Membership, MembershipConfig};
+pub use quorum::{MetaQuorum, QuorumError, ScanPage};
+
+use libp2p::PeerId;
+
+use crate::placement::{PlacementKey, placement_key, xor_distance};
+
+/// Metadata replicas per bucket (DESIGN.md: `R = 3`).
+pub const REPLICAS: usize = 3;
+
+/// Replicas that must answer a read or acknowledge a write (`W = R = 2` of 3).
+pub fn quorum(replicas: usize) -> usize {
+    replicas.min(2)
+}
+
+/// Where a metadata partition lives in the key space: a bucket's records, or (for the
+/// empty partition) the bucket directory.
+pub fn partition_key(partition: &str) -> PlacementKey {
+    if partition.is_empty() {
+        placement_key(b"andromede/bucket-directory")
+    } else {
+        let mut id = b"andromede/bucket/".to_vec();
+        id.extend_from_slice(partition.as_bytes());
+        placement_key(&id)
+    }
+}
+
+/// The `REPLICAS` members closest to `target` (fewer when the cluster is smaller),
+/// closest first.
+pub fn replica_set(members: &[Member], target: &PlacementKey) -> Vec<PeerId> {
+    let mut ordered: Vec<&Member> = members.iter().collect();
+    ordered.sort_by_key(|m| xor_distance(&m.key, target));
+    ordered.into_iter().take(REPLICAS).map(|m| m.peer).collect()
+}

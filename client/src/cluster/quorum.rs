@@ -1,0 +1,335 @@
+//! [`MetaQuorum`]: reads and writes of metadata records on a partition's replicas, with
+//! quorums (DESIGN.md: `W = R = 2` of 3, fewer replicas in smaller clusters) and read
+//! repair.
+//!
+//! - A write goes to every replica at once (each request its own task, so the slowest
+//!   still receives it) and returns once a write quorum has made it durable.
+//! - A read asks every replica and returns the last-writer-wins merge of the first quorum
+//!   of answers; replicas that answered with an older record (or none) are sent the
+//!   winner in the background.
+//! - A scan merges one page from each replica of a read quorum: the merged page stops at
+//!   the smallest last key among pages that have more, so no key is skipped.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use libp2p::PeerId;
+use tracing::{debug, warn};
+
+use super::{Membership, partition_key, quorum, replica_set};
+use crate::meta::hlc::{ClockDriftError, Hlc};
+use crate::meta::key::{RecordKey, Table};
+use crate::meta::record::{Record, Version, WriterId, merge};
+use crate::net::meta_message::{KeyedRecord, MetaRequest, MetaResponse, decode_meta_response};
+use crate::net::{NetHandle, Protocol};
+
+/// Why a metadata operation did not reach its quorum.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum QuorumError {
+    /// No live node is known at all.
+    #[error(
+        "no reachable node: check that the bootstrap node runs and that the cluster secret matches"
+    )]
+    NoNodes,
+    /// Too few replicas answered.
+    #[error(
+        "only {reached} of {needed} metadata replicas answered ({last}): retry once more nodes are up"
+    )]
+    Unavailable {
+        /// Answers needed.
+        needed: usize,
+        /// Answers received.
+        reached: usize,
+        /// The last failure.
+        last: String,
+    },
+    /// This machine's clock is off by more than the drift allowed.
+    #[error(transparent)]
+    ClockDrift(#[from] ClockDriftError),
+}
+
+/// A merged page of records.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScanPage {
+    /// Records in sort-key order, tombstones included.
+    pub records: Vec<KeyedRecord>,
+    /// Whether more records may follow the last one.
+    pub more: bool,
+}
+
+/// Quorum access to metadata replicas.
+#[derive(Debug, Clone)]
+pub struct MetaQuorum {
+    net: NetHandle,
+    membership: Membership,
+    hlc: Arc<Hlc>,
+    writer: WriterId,
+    timeout: Duration,
+}
+
+impl MetaQuorum {
+    /// Metadata access through `net`, versions stamped by `hlc` as `writer`.
+    pub fn new(
+        net: NetHandle,
+        membership: Membership,
+        hlc: Arc<Hlc>,
+        writer: WriterId,
+        timeout: Duration,
+    ) -> Self {
+        Self {
+            net,
+            membership,
+            hlc,
+            writer,
+            timeout,
+        }
+    }
+
+    /// The live replicas of `partition`, closest first.
+    ///
+    /// # Errors
+    /// [`QuorumError::NoNodes`].
+    pub fn replicas(&self, partition: &str) -> Result<Vec<PeerId>, QuorumError> {
+        let replicas = replica_set(&self.membership.live(), &partition_key(partition));
+        if replicas.is_empty() {
+            return Err(QuorumError::NoNodes);
+        }
+        Ok(replicas)
+    }
+
+    /// A version for a write that replaces `previous`: now, or just after `previous`
+    /// when this clock is behind it.
+    ///
+    /// # Errors
+    /// [`QuorumError::ClockDrift`] when `previous` is further ahead than the drift allowed.
+    pub fn version_after(&self, previous: Option<&Version>) -> Result<Version, QuorumError> {
+        let timestamp = match previous {
+            Some(previous) => self.hlc.after(previous.timestamp)?,
+            None => self.hlc.now(),
+        };
+        Ok(Version {
+            timestamp,
+            writer: self.writer.clone(),
+        })
+    }
+
+    async fn ask(
+        net: NetHandle,
+        membership: Membership,
+        timeout: Duration,
+        peer: PeerId,
+        request: Arc<MetaRequest>,
+    ) -> Result<MetaResponse, String> {
+        let call = net.request(peer, Protocol::Meta, request.encode());
+        let outcome = match tokio::time::timeout(timeout, call).await {
+            Ok(Ok(bytes)) => match decode_meta_response(&request, &bytes) {
+                Ok(MetaResponse::Error { code, detail }) => {
+                    Err(format!("{peer} refused: {code:?}: {detail}"))
+                }
+                Ok(response) => return Ok(response),
+                Err(e) => Err(format!("{peer} answered badly: {e}")),
+            },
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("{peer} did not answer within {timeout:?}")),
+        };
+        membership.mark_failed(peer);
+        outcome
+    }
+
+    fn spawn_ask(
+        &self,
+        peer: PeerId,
+        request: &Arc<MetaRequest>,
+    ) -> tokio::task::JoinHandle<(PeerId, Result<MetaResponse, String>)> {
+        let (net, membership, timeout, request) = (
+            self.net.clone(),
+            self.membership.clone(),
+            self.timeout,
+            Arc::clone(request),
+        );
+        tokio::spawn(async move {
+            (
+                peer,
+                Self::ask(net, membership, timeout, peer, request).await,
+            )
+        })
+    }
+
+    /// Sends `request` to every replica of `partition` and returns the first `needed`
+    /// successful answers; the other requests run on.
+    async fn gather(
+        &self,
+        partition: &str,
+        request: MetaRequest,
+    ) -> Result<Vec<(PeerId, MetaResponse)>, QuorumError> {
+        let replicas = self.replicas(partition)?;
+        let needed = quorum(replicas.len());
+        let request = Arc::new(request);
+        let mut pending: FuturesUnordered<_> = replicas
+            .iter()
+            .map(|&peer| self.spawn_ask(peer, &request))
+            .collect();
+        let mut answers = Vec::with_capacity(needed);
+        let mut last = String::from("no answer");
+        while let Some(joined) = pending.next().await {
+            match joined {
+                Ok((peer, Ok(response))) => {
+                    answers.push((peer, response));
+                    if answers.len() >= needed {
+                        return Ok(answers);
+                    }
+                }
+                Ok((_, Err(e))) => last = e,
+                Err(e) => last = e.to_string(),
+            }
+        }
+        Err(QuorumError::Unavailable {
+            needed,
+            reached: answers.len(),
+            last,
+        })
+    }
+
+    /// Makes `records` (all of `partition`) durable on a write quorum of its replicas.
+    ///
+    /// # Errors
+    /// [`QuorumError`] when too few replicas acknowledged.
+    pub async fn apply(
+        &self,
+        partition: &str,
+        records: Vec<KeyedRecord>,
+    ) -> Result<(), QuorumError> {
+        self.gather(partition, MetaRequest::Apply(records))
+            .await
+            .map(drop)
+    }
+
+    /// The current record of `key` (tombstones included), as a read quorum sees it.
+    ///
+    /// # Errors
+    /// [`QuorumError`] when too few replicas answered.
+    pub async fn get(&self, key: &RecordKey) -> Result<Option<Record<Bytes>>, QuorumError> {
+        let answers = self
+            .gather(&key.partition, MetaRequest::Get(key.clone()))
+            .await?;
+        let mut winner: Option<Record<Bytes>> = None;
+        let mut seen = Vec::with_capacity(answers.len());
+        for (peer, response) in answers {
+            if let MetaResponse::Get(record) = response {
+                seen.push((peer, record.as_ref().map(|r| r.version.clone())));
+                if let Some(record) = record {
+                    winner = Some(match winner {
+                        Some(w) => merge(w, record),
+                        None => record,
+                    });
+                }
+            }
+        }
+        if let Some(winner) = &winner {
+            self.observe(winner);
+            for (peer, version) in seen {
+                if version.as_ref() != Some(&winner.version) {
+                    self.repair(peer, vec![(key.clone(), winner.clone())]);
+                }
+            }
+        }
+        Ok(winner)
+    }
+
+    /// One merged page of `partition` in `table`.
+    ///
+    /// # Errors
+    /// [`QuorumError`] when too few replicas answered.
+    pub async fn scan(
+        &self,
+        table: Table,
+        partition: &str,
+        prefix: &[u8],
+        start_after: Option<&[u8]>,
+        limit: u32,
+    ) -> Result<ScanPage, QuorumError> {
+        let request = MetaRequest::Scan {
+            table,
+            partition: partition.to_owned(),
+            prefix: prefix.to_vec(),
+            start_after: start_after.map(<[u8]>::to_vec),
+            limit,
+        };
+        let answers = self.gather(partition, request).await?;
+        let mut pages = Vec::with_capacity(answers.len());
+        for (peer, response) in answers {
+            if let MetaResponse::Scan { records, more } = response {
+                pages.push((peer, records, more));
+            }
+        }
+        // Keys beyond the smallest last key of a page that has more are not known to be
+        // complete on every replica; they come with the next page.
+        let mut bound: Option<Vec<u8>> = pages
+            .iter()
+            .filter(|(_, records, more)| *more && !records.is_empty())
+            .filter_map(|(_, records, _)| records.last().map(|(k, _)| k.sort.clone()))
+            .min();
+        let mut merged: BTreeMap<Vec<u8>, (RecordKey, Record<Bytes>)> = BTreeMap::new();
+        let mut held: Vec<(PeerId, BTreeMap<Vec<u8>, Version>)> = Vec::new();
+        for (peer, records, _) in pages {
+            let mut versions = BTreeMap::new();
+            for (key, record) in records {
+                if bound.as_ref().is_some_and(|b| key.sort > *b) {
+                    continue;
+                }
+                versions.insert(key.sort.clone(), record.version.clone());
+                match merged.remove(&key.sort) {
+                    Some((k, current)) => {
+                        merged.insert(key.sort.clone(), (k, merge(current, record)));
+                    }
+                    None => {
+                        merged.insert(key.sort.clone(), (key, record));
+                    }
+                }
+            }
+            held.push((peer, versions));
+        }
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let mut more = bound.is_some();
+        if merged.len() > limit {
+            merged = merged.into_iter().take(limit).collect();
+            bound = merged.keys().next_back().cloned();
+            more = true;
+        }
+        for (peer, versions) in held {
+            let stale: Vec<KeyedRecord> = merged
+                .iter()
+                .filter(|(sort, (_, record))| {
+                    bound.as_ref().is_none_or(|b| *sort <= b)
+                        && versions.get(*sort) != Some(&record.version)
+                })
+                .map(|(_, keyed)| keyed.clone())
+                .collect();
+            if !stale.is_empty() {
+                self.repair(peer, stale);
+            }
+        }
+        Ok(ScanPage {
+            records: merged.into_values().collect(),
+            more,
+        })
+    }
+
+    fn observe(&self, record: &Record<Bytes>) {
+        if let Err(error) = self.hlc.observe(record.version.timestamp) {
+            warn!(%error, "a replica holds a version from a clock far ahead");
+        }
+    }
+
+    /// Sends `records` to a replica that answered with older ones (read repair).
+    fn repair(&self, peer: PeerId, records: Vec<KeyedRecord>) {
+        debug!(%peer, records = records.len(), "read repair");
+        let request = Arc::new(MetaRequest::Apply(records));
+        drop(self.spawn_ask(peer, &request));
+    }
+}
