@@ -25,6 +25,7 @@ pub(crate) const WRAPPED_KEY_BYTES: usize = NONCE_BYTES + KEY_BYTES + TAG_BYTES;
 pub const MASTER_KEY_ID_BYTES: usize = 8;
 
 /// The tenant master key: wraps every data key. Losing it loses every object.
+#[derive(Clone)]
 pub struct MasterKey {
     key: Zeroizing<[u8; KEY_BYTES]>,
     id: [u8; MASTER_KEY_ID_BYTES],

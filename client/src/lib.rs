@@ -19,6 +19,7 @@
     clippy::print_stderr
 )]
 
+pub mod api;
 pub mod cluster;
 pub mod codec;
 pub mod error;
@@ -28,6 +29,10 @@ pub mod meta;
 pub mod net;
 pub mod placement;
 
+pub use api::{
+    BucketOptions, Client, ClientConfig, ClientError, GetObject, ListOptions, ListPage, ObjectInfo,
+    ObjectSummary, PutObjectOptions,
+};
 pub use codec::{
     CodecConfig, EncodedShard, ErasureParams, MemoryShards, ObjectName, OpenedObject, PutOptions,
     ShardSink, ShardSource, encode_object, open_manifest,

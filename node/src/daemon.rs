@@ -12,7 +12,7 @@ use crate::data_dir::DataDir;
 use crate::error::DaemonError;
 use crate::meta::MetaStore;
 use crate::meta::replica::SledMetaStore;
-use crate::service::dispatch;
+use crate::service::dispatch::{self, NodeTags};
 use crate::store::{IndexOptions, ShardStore};
 use crate::workers::scrub::{ScrubConfig, ScrubWorker};
 
@@ -29,6 +29,8 @@ pub struct DaemonConfig {
     pub bootstrap: Vec<Multiaddr>,
     /// Background scrubbing.
     pub scrub: ScrubConfig,
+    /// Zone and jurisdiction.
+    pub tags: NodeTags,
 }
 
 /// A running node.
@@ -80,7 +82,13 @@ impl Daemon {
         let cancel = CancellationToken::new();
         let mut tasks = JoinSet::new();
         let meta: Arc<dyn MetaStore> = Arc::new(meta);
-        tasks.spawn(dispatch::serve(store.clone(), meta, net.clone(), inbound));
+        tasks.spawn(dispatch::serve(
+            store.clone(),
+            meta,
+            config.tags.clone(),
+            net.clone(),
+            inbound,
+        ));
         tasks.spawn(ScrubWorker::new(store.clone(), config.scrub.clone()).run(cancel.clone()));
         for addr in config.bootstrap {
             let net = net.clone();

@@ -57,6 +57,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     rate_bytes_per_sec: scrub_rate,
                     interval: scrub_interval,
                 },
+                tags: andromede_node::service::dispatch::NodeTags::default(),
             })
             .await
         }

@@ -4,9 +4,12 @@
 //!
 //! - A write goes to every replica at once (each request its own task, so the slowest
 //!   still receives it) and returns once a write quorum has made it durable.
-//! - A read asks every replica and returns the last-writer-wins merge of the first quorum
-//!   of answers; replicas that answered with an older record (or none) are sent the
-//!   winner in the background.
+//! - A read asks every replica and returns the last-writer-wins merge of every answer
+//!   that arrives before the last one or `READ_GRACE` after a read quorum, whichever is
+//!   first; replicas that answered with an older record (or none) are sent the winner in
+//!   the background. Waiting past the quorum matters when replicas are down: the set then
+//!   includes the next live nodes, which may not hold the record yet, and the one
+//!   surviving replica that does must be heard.
 //! - A scan merges one page from each replica of a read quorum: the merged page stops at
 //!   the smallest last key among pages that have more, so no key is skipped.
 
@@ -26,6 +29,9 @@ use crate::meta::key::{RecordKey, Table};
 use crate::meta::record::{Record, Version, WriterId, merge};
 use crate::net::meta_message::{KeyedRecord, MetaRequest, MetaResponse, decode_meta_response};
 use crate::net::{NetHandle, Protocol};
+
+/// How long a read waits for the remaining replicas once a quorum has answered.
+pub const READ_GRACE: Duration = Duration::from_millis(200);
 
 /// Why a metadata operation did not reach its quorum.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -160,12 +166,14 @@ impl MetaQuorum {
         })
     }
 
-    /// Sends `request` to every replica of `partition` and returns the first `needed`
-    /// successful answers; the other requests run on.
+    /// Sends `request` to every replica of `partition` and returns the successful
+    /// answers once a quorum has answered, plus (with `grace`) those that arrive within
+    /// `grace` after it; the other requests run on.
     async fn gather(
         &self,
         partition: &str,
         request: MetaRequest,
+        grace: Option<Duration>,
     ) -> Result<Vec<(PeerId, MetaResponse)>, QuorumError> {
         let replicas = self.replicas(partition)?;
         let needed = quorum(replicas.len());
@@ -174,19 +182,34 @@ impl MetaQuorum {
             .iter()
             .map(|&peer| self.spawn_ask(peer, &request))
             .collect();
-        let mut answers = Vec::with_capacity(needed);
+        let mut answers = Vec::with_capacity(replicas.len());
         let mut last = String::from("no answer");
-        while let Some(joined) = pending.next().await {
+        let mut deadline: Option<tokio::time::Instant> = None;
+        loop {
+            let next = match deadline {
+                Some(deadline) => match tokio::time::timeout_at(deadline, pending.next()).await {
+                    Ok(next) => next,
+                    Err(_) => break,
+                },
+                None => pending.next().await,
+            };
+            let Some(joined) = next else { break };
             match joined {
                 Ok((peer, Ok(response))) => {
                     answers.push((peer, response));
-                    if answers.len() >= needed {
-                        return Ok(answers);
+                    if answers.len() == needed {
+                        match grace {
+                            Some(grace) => deadline = Some(tokio::time::Instant::now() + grace),
+                            None => return Ok(answers),
+                        }
                     }
                 }
                 Ok((_, Err(e))) => last = e,
                 Err(e) => last = e.to_string(),
             }
+        }
+        if answers.len() >= needed {
+            return Ok(answers);
         }
         Err(QuorumError::Unavailable {
             needed,
@@ -204,7 +227,7 @@ impl MetaQuorum {
         partition: &str,
         records: Vec<KeyedRecord>,
     ) -> Result<(), QuorumError> {
-        self.gather(partition, MetaRequest::Apply(records))
+        self.gather(partition, MetaRequest::Apply(records), None)
             .await
             .map(drop)
     }
@@ -215,7 +238,11 @@ impl MetaQuorum {
     /// [`QuorumError`] when too few replicas answered.
     pub async fn get(&self, key: &RecordKey) -> Result<Option<Record<Bytes>>, QuorumError> {
         let answers = self
-            .gather(&key.partition, MetaRequest::Get(key.clone()))
+            .gather(
+                &key.partition,
+                MetaRequest::Get(key.clone()),
+                Some(READ_GRACE),
+            )
             .await?;
         let mut winner: Option<Record<Bytes>> = None;
         let mut seen = Vec::with_capacity(answers.len());
@@ -260,7 +287,7 @@ impl MetaQuorum {
             start_after: start_after.map(<[u8]>::to_vec),
             limit,
         };
-        let answers = self.gather(partition, request).await?;
+        let answers = self.gather(partition, request, Some(READ_GRACE)).await?;
         let mut pages = Vec::with_capacity(answers.len());
         for (peer, response) in answers {
             if let MetaResponse::Scan { records, more } = response {

@@ -323,7 +323,13 @@ impl EventLoop {
 
     fn on_disconnected(&mut self, peer: PeerId) {
         self.admitted.remove(&peer);
-        self.forget(peer, &NetError::Disconnected { peer });
+        // A peer that hangs up while admission runs has refused our proof.
+        let error = if self.pending_admission.contains_key(&peer) {
+            NetError::NotAdmitted { peer }
+        } else {
+            NetError::Disconnected { peer }
+        };
+        self.forget(peer, &error);
     }
 
     /// Drops what was kept for a peer's admission and fails whoever waits on it.

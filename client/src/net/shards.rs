@@ -63,6 +63,8 @@ struct Holders {
     moves: Vec<(u64, u8, Option<PeerId>)>,
     /// Peers to fail over to, next first.
     spares: Vec<PeerId>,
+    /// Peers that failed during this upload: never chosen again.
+    failed: Vec<PeerId>,
 }
 
 impl Holders {
@@ -91,7 +93,9 @@ pub struct NetShards {
 
 impl NetShards {
     /// Shards of a version placed on `holders` (in shard order), failing over to `spares`
-    /// (next first) when a holder fails during an upload.
+    /// (next first) when a holder fails during an upload. Spares may include holders
+    /// (after the peers that hold nothing): in a cluster with no peer to spare, a shard
+    /// then doubles up on a live holder rather than failing the upload.
     pub fn for_upload(net: NetHandle, holders: Vec<PeerId>, spares: Vec<PeerId>) -> Self {
         Self {
             net,
@@ -99,6 +103,7 @@ impl NetShards {
                 primary: holders.into_iter().map(Some).collect(),
                 moves: Vec::new(),
                 spares,
+                failed: Vec::new(),
             }),
         }
     }
@@ -121,6 +126,7 @@ impl NetShards {
                     .map(|m| (m.from_segment, m.shard_index, parse(&m.holder)))
                     .collect(),
                 spares: Vec::new(),
+                failed: Vec::new(),
             }),
         }
     }
@@ -204,14 +210,23 @@ impl NetShards {
             // Segments are stored one after another and each index once per segment, so
             // nothing else moves this index meanwhile.
             let mut holders = self.lock();
-            if holders.spares.is_empty() {
+            if !holders.failed.contains(&peer) {
+                holders.failed.push(peer);
+            }
+            let failed = holders.failed.clone();
+            holders.spares.retain(|p| !failed.contains(p));
+            let Some(spare) = holders.spares.first().copied() else {
                 return Err(Box::new(HolderError::NoSpare {
                     shard_index: usize::from(shard_index),
                     segment,
                     last: error.to_string(),
                 }));
+            };
+            // A spare that is not yet a holder takes this index alone; holders stay
+            // spares for others (a peer may hold several shards in a small cluster).
+            if !holders.primary.contains(&Some(spare)) {
+                holders.spares.remove(0);
             }
-            let spare = holders.spares.remove(0);
             warn!(%peer, %spare, shard_index, segment, %error, "holder failed; shard goes to the next peer");
             holders.moves.push((segment, shard_index, Some(spare)));
             peer = spare;

@@ -6,6 +6,7 @@
 
 mod cluster;
 mod net;
+mod objects;
 mod scrub;
 mod store;
 mod store_crash;
@@ -65,15 +66,29 @@ fn files_under(dir: &std::path::Path, suffix: &str) -> Vec<std::path::PathBuf> {
 
 /// A node daemon on an ephemeral loopback port, with its data in `dir`.
 async fn start_daemon(dir: &std::path::Path) -> andromede_node::daemon::Daemon {
-    andromede_node::daemon::Daemon::start(andromede_node::daemon::DaemonConfig {
+    andromede_node::daemon::Daemon::start(daemon_config(dir, Vec::new(), "FR"))
+        .await
+        .unwrap()
+}
+
+/// A node's config: data in `dir`, an ephemeral loopback port, joining through
+/// `bootstrap`, in `jurisdiction`, its zone named after its directory.
+fn daemon_config(
+    dir: &std::path::Path,
+    bootstrap: Vec<andromede_client::net::Multiaddr>,
+    jurisdiction: &str,
+) -> andromede_node::daemon::DaemonConfig {
+    andromede_node::daemon::DaemonConfig {
         data: andromede_node::data_dir::DataDir::new(dir),
         capacity_bytes: 1 << 30,
         listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
-        bootstrap: Vec::new(),
+        bootstrap,
         scrub: andromede_node::workers::scrub::ScrubConfig::default(),
-    })
-    .await
-    .unwrap()
+        tags: andromede_node::service::dispatch::NodeTags {
+            zone: dir.display().to_string(),
+            jurisdiction: jurisdiction.into(),
+        },
+    }
 }
 
 /// The daemon's listen address, once it has one (polled for up to 4 s).

@@ -1,0 +1,78 @@
+//! [`ClientError`]: what a bucket or object operation can fail with, each message saying
+//! what to do.
+
+use crate::cluster::QuorumError;
+use crate::error::CodecError;
+use crate::meta::values::ValueError;
+use crate::net::NetError;
+use crate::placement::PlacementError;
+
+/// Why a bucket or object operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// A bucket name that breaks the naming rules.
+    #[error("invalid bucket name {name:?}: {reason}")]
+    InvalidBucketName {
+        /// The name.
+        name: String,
+        /// The rule broken.
+        reason: &'static str,
+    },
+    /// An object key that breaks the rules.
+    #[error("invalid object key: {reason}")]
+    InvalidKey {
+        /// The rule broken.
+        reason: &'static str,
+    },
+    /// A request argument out of range.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// No such bucket.
+    #[error("bucket {bucket:?} does not exist: create it with `andromede mb {bucket}`")]
+    NoSuchBucket {
+        /// The bucket.
+        bucket: String,
+    },
+    /// The bucket exists already.
+    #[error("bucket {bucket:?} already exists")]
+    BucketExists {
+        /// The bucket.
+        bucket: String,
+    },
+    /// Only empty buckets can be deleted.
+    #[error("bucket {bucket:?} is not empty: delete its objects first")]
+    BucketNotEmpty {
+        /// The bucket.
+        bucket: String,
+    },
+    /// No such object.
+    #[error("object {bucket}/{key} does not exist")]
+    NoSuchKey {
+        /// The bucket.
+        bucket: String,
+        /// The key.
+        key: String,
+    },
+    /// Metadata replicas could not be reached in sufficient number.
+    #[error(transparent)]
+    Quorum(#[from] QuorumError),
+    /// The network failed (connecting, admission).
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// Encoding or decoding the object failed (wrong master key, unrecoverable segment, ...).
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// No placement satisfies the bucket's policy.
+    #[error("cannot place the object's shards: {0}")]
+    Placement(#[from] PlacementError),
+    /// A replica returned a record that does not decode.
+    #[error("corrupt {what} record from a metadata replica: {source}")]
+    CorruptRecord {
+        /// Which kind of record.
+        what: &'static str,
+        /// What was wrong.
+        #[source]
+        source: ValueError,
+    },
+}

@@ -1,0 +1,159 @@
+//! The S3-like API: [`Client::connect`] joins the cluster as a Kademlia client, then
+//! buckets ([`bucket`]) and objects ([`object`], [`list`]) are read and written straight on
+//! the nodes: shards to and from their placement peers, metadata on each bucket's
+//! replicas with quorums.
+//!
+//! Where things live (DESIGN.md, "Metadata"): bucket records in the bucket directory,
+//! replicated on the nodes closest to a fixed id; a bucket's object index, manifests and
+//! garbage records on the nodes closest to the bucket's id.
+
+mod bucket;
+mod error;
+mod list;
+mod names;
+mod object;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use libp2p::identity::Keypair;
+use tracing::{info, warn};
+
+pub use bucket::BucketOptions;
+pub use error::ClientError;
+pub use list::{ListOptions, ListPage, ObjectSummary};
+pub use names::{validate_bucket_name, validate_key};
+pub use object::{GetObject, ObjectInfo, PutObjectOptions};
+
+use crate::cluster::{Member, Membership, MembershipConfig, MetaQuorum};
+use crate::codec::CodecConfig;
+use crate::keys::MasterKey;
+use crate::meta::hlc::Hlc;
+use crate::meta::record::WriterId;
+use crate::net::{self, ClusterSecret, Multiaddr, NetConfig, NetError, NetHandle, Role};
+
+/// Everything a client needs to reach a cluster and read its objects.
+#[derive(Debug)]
+pub struct ClientConfig {
+    /// Nodes to join through (at least one must answer).
+    pub bootstrap: Vec<Multiaddr>,
+    /// The cluster's admission secret.
+    pub secret: ClusterSecret,
+    /// The tenant master key: objects are sealed under it and only readable with it.
+    pub master: MasterKey,
+    /// Codec tuning.
+    pub codec: CodecConfig,
+    /// How long replaced and deleted versions' shards are kept before collection.
+    pub gc_grace: Duration,
+    /// Time a metadata request may take.
+    pub request_timeout: Duration,
+    /// Time `connect` waits for a first node.
+    pub connect_timeout: Duration,
+}
+
+impl ClientConfig {
+    /// Defaults around the three things that have none.
+    pub fn new(bootstrap: Vec<Multiaddr>, secret: ClusterSecret, master: MasterKey) -> Self {
+        Self {
+            bootstrap,
+            secret,
+            master,
+            codec: CodecConfig::default(),
+            gc_grace: Duration::from_secs(15 * 60),
+            request_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A connection to an Andromède cluster. Cheap to clone; clones share the connection.
+#[derive(Debug, Clone)]
+pub struct Client {
+    net: NetHandle,
+    membership: Membership,
+    meta: MetaQuorum,
+    master: Arc<MasterKey>,
+    codec: CodecConfig,
+    gc_grace: Duration,
+}
+
+impl Client {
+    /// Joins the cluster through `config.bootstrap` and waits until a node answers.
+    ///
+    /// # Errors
+    /// [`ClientError::Net`]: no bootstrap node reachable, or the cluster secret is wrong
+    /// (reported as such); [`ClientError::InvalidArgument`] for a bad codec config.
+    pub async fn connect(config: ClientConfig) -> Result<Self, ClientError> {
+        config.codec.validate()?;
+        if config.bootstrap.is_empty() {
+            return Err(ClientError::InvalidArgument(
+                "no bootstrap address: give the address of at least one node".into(),
+            ));
+        }
+        let mut net_config = NetConfig::new(Role::Client);
+        net_config.request_timeout = config.request_timeout.max(Duration::from_secs(30));
+        let (net, _inbound) = net::spawn(Keypair::generate_ed25519(), config.secret, net_config)?;
+        let mut joined = 0;
+        let mut last_error = None;
+        for addr in &config.bootstrap {
+            match net.dial(addr.clone()).await {
+                Ok(peer) => {
+                    info!(%peer, %addr, "connected to bootstrap node");
+                    joined += 1;
+                }
+                Err(error) => {
+                    warn!(%addr, %error, "bootstrap node unreachable");
+                    last_error = Some(error);
+                }
+            }
+        }
+        if joined == 0 {
+            return Err(ClientError::Net(last_error.unwrap_or(NetError::Shutdown)));
+        }
+        let membership = Membership::start(net.clone(), MembershipConfig::default());
+        membership.wait_for(1, config.connect_timeout).await?;
+        let writer = WriterId::new(Bytes::from(net.local_peer_id().to_bytes()))
+            .map_err(|e| ClientError::InvalidArgument(e.to_string()))?;
+        let meta = MetaQuorum::new(
+            net.clone(),
+            membership.clone(),
+            Arc::new(Hlc::system()),
+            writer,
+            config.request_timeout,
+        );
+        Ok(Self {
+            net,
+            membership,
+            meta,
+            master: Arc::new(config.master),
+            codec: config.codec,
+            gc_grace: config.gc_grace,
+        })
+    }
+
+    /// Waits until at least `count` nodes are live (a cluster still forming).
+    ///
+    /// # Errors
+    /// [`ClientError::Net`] saying how many were found when `timeout` passes first.
+    pub async fn wait_for_nodes(&self, count: usize, timeout: Duration) -> Result<(), ClientError> {
+        Ok(self.membership.wait_for(count, timeout).await?)
+    }
+
+    /// The nodes known now, live or not.
+    pub fn nodes(&self) -> Vec<Member> {
+        self.membership.all()
+    }
+
+    /// The network handle (for tools that speak the protocols directly).
+    pub fn net(&self) -> &NetHandle {
+        &self.net
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}

@@ -1,0 +1,471 @@
+//! Objects: put (stream of known or unknown length), get (whole or a byte range), head,
+//! delete, copy.
+//!
+//! A PUT chooses its version id first, places the version's shards on `k + m` peers by
+//! XOR distance to it (bucket policy, capacity and zones respected), streams the shards
+//! straight to them (a failing holder's shards go to the next peer in placement order),
+//! and only then commits, in one quorum write: the manifest, the index entry (versioned
+//! after the one it replaces, whatever this clock says) and a garbage record for the
+//! replaced version. The commit is the moment the new version exists.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::sync::Arc;
+
+use andromede_proto::VersionId;
+use andromede_proto::limits::SEAL_OVERHEAD_BYTES;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use libp2p::PeerId;
+use tokio::io::AsyncRead;
+use tracing::{debug, instrument};
+
+use super::names::validate_key;
+use super::{Client, ClientError, now_ms};
+use crate::codec::{ObjectName, OpenedObject, PutOptions, encode_object, new_version_id};
+use crate::error::CodecError;
+use crate::manifest::{Body, Manifest};
+use crate::meta::key::{RecordKey, Table};
+use crate::meta::record::Record;
+use crate::meta::values::{BucketInfo, GarbageEntry, ObjectEntry};
+use crate::net::NetShards;
+use crate::net::meta_message::KeyedRecord;
+use crate::placement::{Candidate, PlacementPolicy, place_shards, placement_key, xor_distance};
+
+/// What a PUT says about the object besides its bytes.
+#[derive(Debug, Clone)]
+pub struct PutObjectOptions {
+    /// MIME type.
+    pub content_type: String,
+    /// User metadata (sealed: replicas never see it).
+    pub user_metadata: BTreeMap<String, String>,
+    /// The object's size when known: placement then checks each peer has room for it.
+    pub size_hint: Option<u64>,
+}
+
+impl Default for PutObjectOptions {
+    fn default() -> Self {
+        Self {
+            content_type: "application/octet-stream".into(),
+            user_metadata: BTreeMap::new(),
+            size_hint: None,
+        }
+    }
+}
+
+/// What is known about an object version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Its bucket.
+    pub bucket: String,
+    /// Its key.
+    pub key: String,
+    /// The version.
+    pub version_id: VersionId,
+    /// Plaintext bytes.
+    pub size: u64,
+    /// Content fingerprint (hex).
+    pub etag: String,
+    /// When it was written (ms since the Unix epoch).
+    pub modified_ms: u64,
+    /// MIME type.
+    pub content_type: String,
+    /// User metadata (empty from a PUT's answer).
+    pub user_metadata: BTreeMap<String, String>,
+    /// Distinct peers holding its shards (0 when inlined in its manifest).
+    pub holders: usize,
+}
+
+/// An object being read: what it is, and its bytes as they are decoded. Every chunk is
+/// verified plaintext; an error ends the stream. Never wrong bytes.
+pub struct GetObject {
+    /// The version read.
+    pub info: ObjectInfo,
+    /// The bytes (of the range asked for).
+    pub body: BoxStream<'static, Result<Bytes, CodecError>>,
+}
+
+impl std::fmt::Debug for GetObject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetObject")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(super) fn index_key(bucket: &str, key: &str) -> RecordKey {
+    RecordKey {
+        table: Table::ObjectIndex,
+        partition: bucket.to_owned(),
+        sort: key.as_bytes().to_vec(),
+    }
+}
+
+fn manifest_key(bucket: &str, version: &VersionId) -> RecordKey {
+    RecordKey {
+        table: Table::Manifest,
+        partition: bucket.to_owned(),
+        sort: version.as_bytes().to_vec(),
+    }
+}
+
+fn decode_entry(record: Option<&Record<Bytes>>) -> Result<Option<ObjectEntry>, ClientError> {
+    match record.and_then(|r| r.value.as_ref()) {
+        Some(value) => {
+            ObjectEntry::decode(value)
+                .map(Some)
+                .map_err(|source| ClientError::CorruptRecord {
+                    what: "object index",
+                    source,
+                })
+        }
+        None => Ok(None),
+    }
+}
+
+fn distinct_holders(manifest: &Manifest) -> usize {
+    if matches!(manifest.body, Body::Inline(_)) {
+        return 0;
+    }
+    let mut all: Vec<&Bytes> = manifest
+        .holders
+        .iter()
+        .chain(manifest.moves.iter().map(|m| &m.holder))
+        .collect();
+    all.sort();
+    all.dedup();
+    all.len()
+}
+
+/// The shard holders of a new version and the peers to fail over to, in placement order.
+struct Chosen {
+    holders: Vec<PeerId>,
+    spares: Vec<PeerId>,
+}
+
+impl Client {
+    fn place(
+        &self,
+        bucket: &BucketInfo,
+        version: &VersionId,
+        size_hint: Option<u64>,
+    ) -> Result<Chosen, ClientError> {
+        let members = self.membership.live();
+        let candidates: Vec<Candidate> = members
+            .iter()
+            .map(|m| Candidate {
+                key: m.key,
+                zone: m.info.zone.clone(),
+                jurisdiction: m.info.jurisdiction.clone(),
+                free_bytes: m.info.free_bytes(),
+            })
+            .collect();
+        let params = bucket.params;
+        let shard_count = params.shard_count();
+        let k = u64::from(params.k());
+        // Each holder keeps about its share of every segment (several shards when peers
+        // are fewer than k + m).
+        let shards_per_holder = shard_count.div_ceil(members.len().clamp(1, shard_count)) as u64;
+        let shard_bytes = match size_hint {
+            Some(size) => size.div_ceil(k) + SEAL_OVERHEAD_BYTES,
+            None => self.codec.segment_bytes.div_ceil(k) + SEAL_OVERHEAD_BYTES,
+        };
+        let policy = PlacementPolicy {
+            jurisdictions: bucket.jurisdictions.clone(),
+            // Spread enough to survive one node loss whenever the cluster has the nodes:
+            // a policy that leaves fewer eligible peers refuses the PUT instead.
+            min_holders: (usize::from(params.m()) + 1).min(members.len()).max(1),
+        };
+        let target = placement_key(version.as_bytes());
+        let placement = place_shards(
+            &candidates,
+            &policy,
+            params,
+            &target,
+            shard_bytes * shards_per_holder,
+        )?;
+        let holders: Vec<PeerId> = placement.holders.iter().map(|&i| members[i].peer).collect();
+        // Fail-over order: eligible peers holding nothing, closest first, then the
+        // holders themselves (a shard doubles up rather than failing the PUT).
+        let mut spares: Vec<usize> = (0..candidates.len())
+            .filter(|&i| {
+                policy.jurisdictions.is_empty()
+                    || policy.jurisdictions.contains(&candidates[i].jurisdiction)
+            })
+            .collect();
+        spares.sort_by_key(|&i| {
+            (
+                placement.holders.contains(&i),
+                xor_distance(&candidates[i].key, &target),
+            )
+        });
+        let spares = spares.into_iter().map(|i| members[i].peer).collect();
+        Ok(Chosen { holders, spares })
+    }
+
+    /// Stores everything `reader` yields as the new version of `bucket/key`.
+    /// Acknowledged (returns) only once every shard is fsynced on its holder and the
+    /// manifest is on a write quorum of the bucket's replicas.
+    ///
+    /// # Errors
+    /// [`ClientError::NoSuchBucket`], [`ClientError::InvalidKey`],
+    /// [`ClientError::Placement`] (too few eligible peers), a shard upload that failed on
+    /// every candidate peer, a read failure, or a metadata failure. Nothing is committed
+    /// then; shards already stored are collected as orphans.
+    #[instrument(skip_all, fields(bucket, key))]
+    pub async fn put_object<R>(
+        &self,
+        bucket: &str,
+        key: &str,
+        reader: R,
+        options: PutObjectOptions,
+    ) -> Result<ObjectInfo, ClientError>
+    where
+        R: AsyncRead + Unpin + Send,
+    {
+        validate_key(key)?;
+        let bucket_info = self.head_bucket(bucket).await?;
+        let index = index_key(bucket, key);
+        let current = self.meta.get(&index).await?;
+        let replaced = decode_entry(current.as_ref())?;
+
+        let version_id = new_version_id();
+        let chosen = self.place(&bucket_info, &version_id, options.size_hint)?;
+        let shards = NetShards::for_upload(self.net.clone(), chosen.holders, chosen.spares);
+        let put = PutOptions {
+            content_type: options.content_type,
+            user_metadata: options.user_metadata,
+            params: bucket_info.params,
+            version_id: Some(version_id),
+        };
+        let encoded = encode_object(
+            &self.codec,
+            &self.master,
+            &ObjectName::new(bucket, key),
+            &put,
+            reader,
+            &shards,
+        )
+        .await?;
+        let mut manifest = encoded.manifest;
+        if matches!(manifest.body, Body::Segments(_)) {
+            (manifest.holders, manifest.moves) = shards.placement();
+        }
+        let entry = ObjectEntry {
+            version_id,
+            size: manifest.size,
+            etag: manifest.etag,
+            modified_ms: now_ms(),
+            content_type: manifest.content_type.clone(),
+        };
+        let mut records: Vec<KeyedRecord> = vec![
+            (
+                manifest_key(bucket, &version_id),
+                Record::live(
+                    self.meta.version_after(None)?,
+                    Bytes::from(manifest.encode()),
+                ),
+            ),
+            (
+                index,
+                Record::live(
+                    self.meta
+                        .version_after(current.as_ref().map(|r| &r.version))?,
+                    entry.encode(),
+                ),
+            ),
+        ];
+        if let Some(old) = replaced {
+            records.push(self.garbage(bucket, &old.version_id)?);
+        }
+        self.meta.apply(bucket, records).await?;
+        debug!(version = %version_id.short(), size = entry.size, moved = shards.replaced_holders(), "object committed");
+        Ok(ObjectInfo {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            version_id,
+            size: entry.size,
+            etag: hex::encode(entry.etag),
+            modified_ms: entry.modified_ms,
+            content_type: entry.content_type,
+            user_metadata: BTreeMap::new(),
+            holders: distinct_holders(&manifest),
+        })
+    }
+
+    fn garbage(&self, bucket: &str, version: &VersionId) -> Result<KeyedRecord, ClientError> {
+        let grace_ms = u64::try_from(self.gc_grace.as_millis()).unwrap_or(u64::MAX);
+        Ok((
+            RecordKey {
+                table: Table::Garbage,
+                partition: bucket.to_owned(),
+                sort: version.as_bytes().to_vec(),
+            },
+            Record::live(
+                self.meta.version_after(None)?,
+                GarbageEntry {
+                    due_ms: now_ms().saturating_add(grace_ms),
+                }
+                .encode(),
+            ),
+        ))
+    }
+
+    /// The latest version of `bucket/key`, its manifest opened with the master key.
+    async fn open(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<(ObjectEntry, OpenedObject), ClientError> {
+        validate_key(key)?;
+        let record = self.meta.get(&index_key(bucket, key)).await?;
+        let Some(entry) = decode_entry(record.as_ref())? else {
+            // Tell a missing bucket from a missing key.
+            self.head_bucket(bucket).await?;
+            return Err(ClientError::NoSuchKey {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+            });
+        };
+        let manifest = self
+            .meta
+            .get(&manifest_key(bucket, &entry.version_id))
+            .await?
+            .and_then(|r| r.value)
+            .ok_or_else(|| ClientError::NoSuchKey {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+            })?;
+        let manifest = Manifest::decode(&manifest)?;
+        if manifest.version_id != entry.version_id {
+            return Err(CodecError::ManifestCorrupt {
+                reason: "a replica answered another version's manifest".into(),
+            }
+            .into());
+        }
+        let opened =
+            crate::codec::open_manifest(&self.master, &ObjectName::new(bucket, key), manifest)?;
+        Ok((entry, opened))
+    }
+
+    fn info(bucket: &str, key: &str, entry: &ObjectEntry, opened: &OpenedObject) -> ObjectInfo {
+        let manifest = opened.manifest();
+        ObjectInfo {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            version_id: entry.version_id,
+            size: manifest.size,
+            etag: hex::encode(manifest.etag),
+            modified_ms: entry.modified_ms,
+            content_type: manifest.content_type.clone(),
+            user_metadata: BTreeMap::new(),
+            holders: distinct_holders(manifest),
+        }
+    }
+
+    /// An object's metadata, user metadata included.
+    ///
+    /// # Errors
+    /// [`ClientError::NoSuchBucket`], [`ClientError::NoSuchKey`], a wrong master key
+    /// ([`CodecError::WrongMasterKey`]), a corrupt manifest, or a metadata failure.
+    pub async fn head_object(&self, bucket: &str, key: &str) -> Result<ObjectInfo, ClientError> {
+        let (entry, opened) = self.open(bucket, key).await?;
+        let mut info = Self::info(bucket, key, &entry, &opened);
+        info.user_metadata = opened.user_metadata()?;
+        Ok(info)
+    }
+
+    /// Reads an object, or the byte range `range` of it, as a stream.
+    ///
+    /// # Errors
+    /// As [`Client::head_object`], and [`ClientError::InvalidArgument`] for a range that
+    /// starts after the object's end. Shard failures beyond what the code tolerates
+    /// arrive as an error item in the stream.
+    #[instrument(skip_all, fields(bucket, key))]
+    pub async fn get_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        range: Option<Range<u64>>,
+    ) -> Result<GetObject, ClientError> {
+        let (entry, opened) = self.open(bucket, key).await?;
+        let mut info = Self::info(bucket, key, &entry, &opened);
+        info.user_metadata = opened.user_metadata()?;
+        if let Some(range) = &range
+            && (range.start > range.end || range.start > info.size)
+        {
+            return Err(ClientError::InvalidArgument(format!(
+                "range {}..{} is outside the object's {} bytes",
+                range.start, range.end, info.size
+            )));
+        }
+        let source = Arc::new(NetShards::for_manifest(self.net.clone(), opened.manifest()));
+        let body = Arc::new(opened).read(&self.codec, range, source);
+        Ok(GetObject { info, body })
+    }
+
+    /// Deletes an object (a tombstone; its shards go after the grace period). Deleting a
+    /// missing key succeeds, as in S3.
+    ///
+    /// # Errors
+    /// [`ClientError::NoSuchBucket`], or a metadata failure.
+    pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), ClientError> {
+        validate_key(key)?;
+        let index = index_key(bucket, key);
+        let current = self.meta.get(&index).await?;
+        let Some(entry) = decode_entry(current.as_ref())? else {
+            self.head_bucket(bucket).await?;
+            return Ok(());
+        };
+        let version = self
+            .meta
+            .version_after(current.as_ref().map(|r| &r.version))?;
+        let records = vec![
+            (index, Record::tombstone(version)),
+            self.garbage(bucket, &entry.version_id)?,
+        ];
+        self.meta.apply(bucket, records).await?;
+        Ok(())
+    }
+
+    /// Copies an object to `dst_bucket/dst_key` (re-encoded under the destination
+    /// bucket's code, with the same content type and user metadata).
+    ///
+    /// # Errors
+    /// As [`Client::get_object`] and [`Client::put_object`].
+    pub async fn copy_object(
+        &self,
+        src_bucket: &str,
+        src_key: &str,
+        dst_bucket: &str,
+        dst_key: &str,
+    ) -> Result<ObjectInfo, ClientError> {
+        let source = self.get_object(src_bucket, src_key, None).await?;
+        let options = PutObjectOptions {
+            content_type: source.info.content_type.clone(),
+            user_metadata: source.info.user_metadata.clone(),
+            size_hint: Some(source.info.size),
+        };
+        let reader = tokio_util::io::StreamReader::new(
+            source
+                .body
+                .map_err(|e| std::io::Error::other(e.to_string())),
+        );
+        self.put_object(dst_bucket, dst_key, reader, options).await
+    }
+
+    /// Reads a whole object into memory (small objects, tests).
+    ///
+    /// # Errors
+    /// As [`Client::get_object`], and any error item of the stream.
+    pub async fn get_object_bytes(&self, bucket: &str, key: &str) -> Result<Vec<u8>, ClientError> {
+        let object = self.get_object(bucket, key, None).await?;
+        let mut out = Vec::with_capacity(usize::try_from(object.info.size).unwrap_or(0));
+        let mut body = object.body;
+        while let Some(chunk) = body.next().await {
+            out.extend_from_slice(&chunk?);
+        }
+        Ok(out)
+    }
+}
