@@ -8,6 +8,7 @@ use tracing::{info, warn};
 
 use std::sync::Arc;
 
+use crate::admin::{self, AdminState};
 use crate::data_dir::DataDir;
 use crate::error::DaemonError;
 use crate::meta::MetaStore;
@@ -15,6 +16,7 @@ use crate::meta::replica::SledMetaStore;
 use crate::service::dispatch::{self, NodeTags};
 use crate::store::{IndexOptions, ShardStore};
 use crate::workers::scrub::{ScrubConfig, ScrubWorker};
+use andromede_client::cluster::{Membership, MembershipConfig};
 
 /// What a node needs to start.
 #[derive(Debug, Clone)]
@@ -31,12 +33,15 @@ pub struct DaemonConfig {
     pub scrub: ScrubConfig,
     /// Zone and jurisdiction.
     pub tags: NodeTags,
+    /// Where the admin endpoint listens (loopback), if anywhere.
+    pub admin: Option<std::net::SocketAddr>,
 }
 
 /// A running node.
 #[derive(Debug)]
 pub struct Daemon {
     store: ShardStore,
+    membership: Membership,
     net: NetHandle,
     cancel: CancellationToken,
     tasks: JoinSet<()>,
@@ -81,6 +86,24 @@ impl Daemon {
 
         let cancel = CancellationToken::new();
         let mut tasks = JoinSet::new();
+        let membership = Membership::start(net.clone(), MembershipConfig::default());
+        if let Some(addr) = config.admin {
+            let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                DaemonError::Admin(format!(
+                    "cannot listen on {addr} ({e}): another node may use it; change `admin` in config.toml"
+                ))
+            })?;
+            info!(%addr, "admin endpoint listening");
+            tasks.spawn(admin::serve(
+                listener,
+                AdminState {
+                    net: net.clone(),
+                    store: store.clone(),
+                    membership: membership.clone(),
+                    tags: config.tags.clone(),
+                },
+            ));
+        }
         let meta: Arc<dyn MetaStore> = Arc::new(meta);
         tasks.spawn(dispatch::serve(
             store.clone(),
@@ -101,6 +124,7 @@ impl Daemon {
         }
         Ok(Self {
             store,
+            membership,
             net,
             cancel,
             tasks,
@@ -110,6 +134,11 @@ impl Daemon {
     /// The node's network handle.
     pub fn net(&self) -> &NetHandle {
         &self.net
+    }
+
+    /// The nodes this node knows.
+    pub fn membership(&self) -> &Membership {
+        &self.membership
     }
 
     /// The node's shard store.
@@ -127,6 +156,7 @@ impl Daemon {
         // when the last handle is dropped; abort rather than wait on peers.
         self.tasks.abort_all();
         while self.tasks.join_next().await.is_some() {}
+        drop(self.membership);
         drop(self.net);
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.flush())

@@ -1,6 +1,7 @@
 //! The layout of a node's data directory: every path computed here, nowhere else.
 //!
 //! ```text
+//! DIR/config.toml      the node's configuration (see config)
 //! DIR/identity.key     ed25519 identity (0600): the node's peer id
 //! DIR/cluster.secret   the cluster's admission secret (0600), same on every member
 //! DIR/store/           the shard store (see store::layout)
@@ -28,6 +29,11 @@ impl DataDir {
     /// The directory itself.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The node's configuration file.
+    pub fn config(&self) -> PathBuf {
+        self.root.join("config.toml")
     }
 
     /// The node's identity key.

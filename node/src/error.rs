@@ -131,6 +131,9 @@ pub enum DaemonError {
     /// A startup task failed.
     #[error("startup task failed: {0}")]
     Task(String),
+    /// The admin endpoint could not be started.
+    #[error("admin endpoint: {0}")]
+    Admin(String),
 }
 
 /// Why a metadata store operation failed.
@@ -142,7 +145,7 @@ pub enum MetaError {
     Engine(sled::Error),
     /// A stored record does not decode: the metadata store is damaged.
     #[error(
-        "metadata record {key} is corrupt ({reason}): anti-entropy will restore it from other replicas"
+        "metadata record {key} is corrupt ({reason}): the bucket's other replicas still serve it"
     )]
     CorruptRecord {
         /// The raw key, hex.

@@ -1,7 +1,10 @@
 //! The Andromède node.
 //!
 //! Module map:
+//! - [`admin`]: the loopback admin endpoint (`status`).
+//! - [`config`]: `config.toml`, its checks, and the size and duration units.
 //! - [`daemon`]: the composition root (start and stop order).
+//! - [`init`]: initialising a data directory (keys, then config).
 //! - [`data_dir`]: where everything lives in a node's data directory.
 //! - [`meta`]: metadata replicas' record store (LWW records in sled).
 //! - [`service`]: inbound protocol handlers and their bounded dispatcher.
@@ -10,7 +13,6 @@
 //! - [`workers`]: background work — the scrubber and its byte-rate limiter.
 //! - [`error`]: the error types.
 //!
-//! The metadata protocol, repair and the admin endpoint arrive with the rest of the cluster.
 #![warn(
     missing_docs,
     clippy::unwrap_used,
@@ -19,9 +21,12 @@
     clippy::print_stderr
 )]
 
+pub mod admin;
+pub mod config;
 pub mod daemon;
 pub mod data_dir;
 pub mod error;
+pub mod init;
 pub mod meta;
 pub mod service;
 pub mod store;

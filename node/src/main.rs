@@ -2,20 +2,24 @@
 
 mod cli;
 
+use std::path::Path;
 use std::process::ExitCode;
 
-use andromede_node::daemon::{Daemon, DaemonConfig};
+use andromede_node::admin::query_status;
+use andromede_node::config::NodeConfig;
+use andromede_node::daemon::Daemon;
 use andromede_node::data_dir::DataDir;
+use andromede_node::init::init_data_dir;
 use andromede_node::store::ShardStore;
 use andromede_node::workers::rate::RateLimiter;
-use andromede_node::workers::scrub::{ScrubConfig, scrub_pass};
-use anyhow::Context;
+use andromede_node::workers::scrub::scrub_pass;
+use anyhow::{Context, anyhow};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use cli::{Cli, Command, StoreArgs};
+use cli::{Cli, Command, InitArgs};
 
 fn main() -> ExitCode {
     andromede_node::telemetry::init();
@@ -41,55 +45,67 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Run {
-            store,
-            listen,
-            bootstrap,
-            scrub_rate,
-            scrub_interval,
-        } => {
-            run_node(DaemonConfig {
-                data: DataDir::new(&store.data),
-                capacity_bytes: store.capacity,
-                listen,
-                bootstrap,
-                scrub: ScrubConfig {
-                    rate_bytes_per_sec: scrub_rate,
-                    interval: scrub_interval,
-                },
-                tags: andromede_node::service::dispatch::NodeTags::default(),
-            })
-            .await
-        }
-        Command::Scrub { store, rate } => scrub_once(&store, rate).await,
+        Command::Init(args) => init(&args),
+        Command::Run { data } => run_node(&data.data).await,
+        Command::Status { data, json } => status(&data.data, json).await,
+        Command::Scrub { data, rate } => scrub_once(&data.data, rate).await,
     }
 }
 
-async fn open_store(args: &StoreArgs) -> anyhow::Result<ShardStore> {
-    let config = DataDir::new(&args.data).store_config(args.capacity);
-    let (store, report) = tokio::task::spawn_blocking(move || ShardStore::open(&config))
-        .await?
-        .with_context(|| format!("opening the shard store in {}", args.data.display()))?;
-    info!(
-        data = %args.data.display(),
-        shards = report.shard_count,
-        bytes = report.used_bytes,
-        adopted = report.adopted,
-        quarantined = report.quarantined,
-        "shard store ready"
-    );
-    Ok(store)
+fn init(args: &InitArgs) -> anyhow::Result<()> {
+    let config = NodeConfig {
+        listen: vec![args.listen.to_string()],
+        bootstrap: args.bootstrap.iter().map(ToString::to_string).collect(),
+        zone: args.zone.clone(),
+        jurisdiction: args.jurisdiction.clone(),
+        capacity: args.capacity.to_string(),
+        admin: args.admin.to_string(),
+        ..NodeConfig::default()
+    };
+    let data = DataDir::new(&args.data.data);
+    let done = init_data_dir(&data, &config, args.cluster_secret_file.as_deref())
+        .with_context(|| format!("initialising {}", args.data.data.display()))?;
+    print_initialised(&data, &config, &done);
+    Ok(())
 }
 
-async fn run_node(config: DaemonConfig) -> anyhow::Result<()> {
-    let data = config.data.clone();
-    let daemon = Daemon::start(config)
+fn print_initialised(
+    data: &DataDir,
+    config: &NodeConfig,
+    done: &andromede_node::init::Initialised,
+) {
+    println!("initialised {}", data.root().display());
+    println!("peer id: {}", done.peer);
+    for addr in &config.listen {
+        println!("will listen on {addr}/p2p/{}", done.peer);
+    }
+    if done.new_cluster {
+        println!(
+            "started a new cluster: every other node and client needs a copy of {} (keep it secret)",
+            data.cluster_secret().display()
+        );
+    }
+}
+
+async fn run_node(dir: &Path) -> anyhow::Result<()> {
+    let data = DataDir::new(dir);
+    if !data.config().exists() {
+        let config = NodeConfig::default();
+        let done = init_data_dir(&data, &config, None)
+            .with_context(|| format!("initialising {}", dir.display()))?;
+        print_initialised(&data, &config, &done);
+    }
+    let config = NodeConfig::load(&data.config())?;
+    let daemon_config = config
+        .daemon_config(data.clone())
+        .map_err(|e| anyhow!("{}: {e}", data.config().display()))?;
+    let daemon = Daemon::start(daemon_config)
         .await
-        .with_context(|| format!("starting the node in {}", data.root().display()))?;
+        .with_context(|| format!("starting the node in {}", dir.display()))?;
     let peer = daemon.net().local_peer_id();
     // Listening starts asynchronously: give it a moment to report its addresses.
     let mut addrs = Vec::new();
-    for _ in 0..20 {
+    for _ in 0..40 {
         addrs = daemon.net().listen_addrs().await?;
         if !addrs.is_empty() {
             break;
@@ -104,13 +120,21 @@ async fn run_node(config: DaemonConfig) -> anyhow::Result<()> {
         capacity_bytes = usage.capacity_bytes,
         "node running; Ctrl-C or SIGTERM stops it"
     );
+    let first = addrs
+        .first()
+        .map(|a| format!("{a}/p2p/{peer}"))
+        .unwrap_or_default();
     for addr in &addrs {
         println!("listening on {addr}/p2p/{peer}");
     }
+    let secret = data.cluster_secret();
     println!(
-        "to add a node: copy {} to its data dir, then run it with --bootstrap {}/p2p/{peer}",
-        data.cluster_secret().display(),
-        addrs.first().map(ToString::to_string).unwrap_or_default()
+        "connect a client:  andromede init --bootstrap {first} --cluster-secret-file {} --out client.toml",
+        secret.display()
+    );
+    println!(
+        "add a node:        andromede-node init --data DIR2 --listen /ip4/127.0.0.1/tcp/4101 --admin 127.0.0.1:4181 --bootstrap {first} --cluster-secret-file {}",
+        secret.display()
     );
     shutdown_signal().await?;
     info!("stopping");
@@ -129,8 +153,77 @@ async fn shutdown_signal() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn scrub_once(args: &StoreArgs, rate: u64) -> anyhow::Result<()> {
-    let store = open_store(args).await?;
+fn load_config(dir: &Path) -> anyhow::Result<NodeConfig> {
+    let path = DataDir::new(dir).config();
+    if !path.exists() {
+        return Err(anyhow!(
+            "{} has no config.toml: run `andromede-node init --data {}` first",
+            dir.display(),
+            dir.display()
+        ));
+    }
+    Ok(NodeConfig::load(&path)?)
+}
+
+async fn status(dir: &Path, json: bool) -> anyhow::Result<()> {
+    let config = load_config(dir)?;
+    let addr = config.admin_addr().map_err(|e| anyhow!(e))?;
+    let status = query_status(addr).await.map_err(|e| anyhow!(e))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+        return Ok(());
+    }
+    println!("node {}", status.peer);
+    println!(
+        "  zone {:?}, jurisdiction {:?}, {} shards, {} of {} bytes used",
+        status.zone,
+        status.jurisdiction,
+        status.shard_count,
+        status.used_bytes,
+        status.capacity_bytes
+    );
+    for addr in &status.listen {
+        println!("  listening on {addr}");
+    }
+    println!("{} peer(s):", status.peers.len());
+    println!(
+        "  {:<54} {:<12} {:<6} {:>16} {:>16}  reachable",
+        "peer", "zone", "juris.", "used bytes", "capacity bytes"
+    );
+    for peer in &status.peers {
+        println!(
+            "  {:<54} {:<12} {:<6} {:>16} {:>16}  {}",
+            peer.peer,
+            peer.zone,
+            peer.jurisdiction,
+            peer.used_bytes,
+            peer.capacity_bytes,
+            if peer.reachable { "yes" } else { "NO" }
+        );
+    }
+    Ok(())
+}
+
+async fn open_store(dir: &Path) -> anyhow::Result<ShardStore> {
+    let config = load_config(dir)?;
+    let capacity = andromede_node::config::parse_size(&config.capacity).map_err(|e| anyhow!(e))?;
+    let store_config = DataDir::new(dir).store_config(capacity);
+    let (store, report) = tokio::task::spawn_blocking(move || ShardStore::open(&store_config))
+        .await?
+        .with_context(|| format!("opening the shard store in {}", dir.display()))?;
+    info!(
+        data = %dir.display(),
+        shards = report.shard_count,
+        bytes = report.used_bytes,
+        adopted = report.adopted,
+        quarantined = report.quarantined,
+        "shard store ready"
+    );
+    Ok(store)
+}
+
+async fn scrub_once(dir: &Path, rate: u64) -> anyhow::Result<()> {
+    let store = open_store(dir).await?;
     let bar = ProgressBar::new(store.usage().used_bytes).with_style(
         ProgressStyle::with_template(
             "{spinner} scrub [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
@@ -168,7 +261,7 @@ async fn scrub_once(args: &StoreArgs, rate: u64) -> anyhow::Result<()> {
     if report.quarantined > 0 {
         println!(
             "quarantined shards were moved to {}; repair restores them once the node is in a cluster",
-            args.data.join("store/quarantine").display()
+            dir.join("store/quarantine").display()
         );
     }
     Ok(())

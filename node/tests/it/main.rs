@@ -88,6 +88,7 @@ fn daemon_config(
             zone: dir.display().to_string(),
             jurisdiction: jurisdiction.into(),
         },
+        admin: None,
     }
 }
 

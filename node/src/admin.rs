@@ -1,0 +1,183 @@
+//! The admin endpoint: a loopback-only TCP port that answers one line (`status`) with one
+//! line of JSON, for `andromede-node status` and monitoring scripts. Loopback only
+//! because it has no authentication: whoever can reach it is on the machine already.
+//!
+//! Bounded: `ADMIN_CONNECTIONS_MAX` connections at once, requests of at most
+//! `ADMIN_REQUEST_BYTES_MAX` bytes, `ADMIN_TIMEOUT` per connection.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use andromede_client::cluster::Membership;
+use andromede_client::net::NetHandle;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tracing::{debug, warn};
+
+use crate::service::dispatch::NodeTags;
+use crate::store::ShardStore;
+
+/// Admin connections served at once.
+pub const ADMIN_CONNECTIONS_MAX: usize = 8;
+/// Longest request line.
+pub const ADMIN_REQUEST_BYTES_MAX: u64 = 256;
+/// Time a connection may take.
+pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest answer accepted by [`query_status`].
+const ADMIN_RESPONSE_BYTES_MAX: u64 = 16 * 1024 * 1024;
+
+/// What `status` reports about the node and its peers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// This node's peer id.
+    pub peer: String,
+    /// Where it listens.
+    pub listen: Vec<String>,
+    /// Its zone.
+    pub zone: String,
+    /// Its jurisdiction.
+    pub jurisdiction: String,
+    /// Its shard store's capacity.
+    pub capacity_bytes: u64,
+    /// Bytes of shards held.
+    pub used_bytes: u64,
+    /// Shards held.
+    pub shard_count: u64,
+    /// The other nodes it knows of.
+    pub peers: Vec<PeerStatus>,
+}
+
+/// One known peer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerStatus {
+    /// Its peer id.
+    pub peer: String,
+    /// Its zone.
+    pub zone: String,
+    /// Its jurisdiction.
+    pub jurisdiction: String,
+    /// Its capacity.
+    pub capacity_bytes: u64,
+    /// Bytes it holds.
+    pub used_bytes: u64,
+    /// Whether it answered lately.
+    pub reachable: bool,
+}
+
+/// What the endpoint reads to answer.
+#[derive(Debug, Clone)]
+pub struct AdminState {
+    /// The swarm.
+    pub net: NetHandle,
+    /// The shard store.
+    pub store: ShardStore,
+    /// The known nodes.
+    pub membership: Membership,
+    /// This node's tags.
+    pub tags: NodeTags,
+}
+
+impl AdminState {
+    async fn status(&self) -> Status {
+        let usage = self.store.usage();
+        let listen = self.net.listen_addrs().await.unwrap_or_default();
+        Status {
+            peer: self.net.local_peer_id().to_string(),
+            listen: listen.iter().map(ToString::to_string).collect(),
+            zone: self.tags.zone.clone(),
+            jurisdiction: self.tags.jurisdiction.clone(),
+            capacity_bytes: usage.capacity_bytes,
+            used_bytes: usage.used_bytes,
+            shard_count: usage.shard_count,
+            peers: self
+                .membership
+                .all()
+                .into_iter()
+                .map(|m| PeerStatus {
+                    peer: m.peer.to_string(),
+                    zone: m.info.zone,
+                    jurisdiction: m.info.jurisdiction,
+                    capacity_bytes: m.info.capacity_bytes,
+                    used_bytes: m.info.used_bytes,
+                    reachable: m.live,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Serves the endpoint until the task is aborted.
+pub async fn serve(listener: TcpListener, state: AdminState) {
+    let permits = Arc::new(Semaphore::new(ADMIN_CONNECTIONS_MAX));
+    loop {
+        let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+            return;
+        };
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                warn!(%error, "admin endpoint accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            match tokio::time::timeout(ADMIN_TIMEOUT, answer(stream, &state)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => debug!(%peer, %error, "admin connection failed"),
+                Err(_) => debug!(%peer, "admin connection timed out"),
+            }
+        });
+    }
+}
+
+async fn answer(stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    BufReader::new(read.take(ADMIN_REQUEST_BYTES_MAX))
+        .read_line(&mut line)
+        .await?;
+    let body = match line.trim() {
+        "status" => serde_json::to_string(&state.status().await)
+            .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}")),
+        other => serde_json::json!({
+            "error": format!("unknown request {other:?}: the only request is `status`")
+        })
+        .to_string(),
+    };
+    write.write_all(body.as_bytes()).await?;
+    write.write_all(b"\n").await?;
+    write.shutdown().await
+}
+
+/// Asks the node whose admin endpoint is at `addr` for its status.
+///
+/// # Errors
+/// A message saying whether the node is not running or answered badly.
+pub async fn query_status(addr: SocketAddr) -> Result<Status, String> {
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr).await.map_err(|e| {
+            format!("cannot reach the node's admin endpoint at {addr} ({e}): is `andromede-node run` running?")
+        })?;
+        stream
+            .write_all(b"status\n")
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut text = String::new();
+        stream
+            .take(ADMIN_RESPONSE_BYTES_MAX)
+            .read_to_string(&mut text)
+            .await
+            .map_err(|e| e.to_string())?;
+        serde_json::from_str::<Status>(&text)
+            .map_err(|e| format!("the node answered something other than a status ({e}): {text}"))
+    };
+    tokio::time::timeout(ADMIN_TIMEOUT, exchange)
+        .await
+        .map_err(|_| format!("the node at {addr} did not answer within {ADMIN_TIMEOUT:?}"))?
+}

@@ -1,0 +1,349 @@
+//! A node's configuration file, `DIR/config.toml`: written by `andromede-node init`,
+//! read by `run` and `status`. Every field is checked on load, with errors that name the
+//! field and say what to write instead; unknown fields are refused (a typo must not be
+//! silently ignored).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use andromede_client::net::Multiaddr;
+use andromede_proto::limits::TAG_BYTES_MAX;
+use serde::{Deserialize, Serialize};
+
+use crate::daemon::DaemonConfig;
+use crate::data_dir::DataDir;
+use crate::service::dispatch::NodeTags;
+use crate::workers::scrub::ScrubConfig;
+
+/// Default listen address of the first node on a machine.
+pub const LISTEN_DEFAULT: &str = "/ip4/127.0.0.1/tcp/4100";
+/// Default admin endpoint (loopback only).
+pub const ADMIN_DEFAULT: &str = "127.0.0.1:4180";
+
+/// The persisted configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Multiaddrs to listen on.
+    pub listen: Vec<String>,
+    /// Multiaddrs of members to join through.
+    #[serde(default)]
+    pub bootstrap: Vec<String>,
+    /// Failure domain (a rack, a room, a site).
+    #[serde(default)]
+    pub zone: String,
+    /// Legal jurisdiction, e.g. `FR`.
+    #[serde(default)]
+    pub jurisdiction: String,
+    /// Most bytes of shards kept, e.g. `500GiB`.
+    pub capacity: String,
+    /// Admin endpoint, loopback only, e.g. `127.0.0.1:4180`.
+    pub admin: String,
+    /// Most bytes per second the background scrubber re-hashes.
+    #[serde(default = "scrub_rate_default")]
+    pub scrub_rate: String,
+    /// Pause between scrub passes.
+    #[serde(default = "scrub_interval_default")]
+    pub scrub_interval: String,
+}
+
+fn scrub_rate_default() -> String {
+    "32MiB".into()
+}
+
+fn scrub_interval_default() -> String {
+    "24h".into()
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            listen: vec![LISTEN_DEFAULT.into()],
+            bootstrap: Vec::new(),
+            zone: String::new(),
+            jurisdiction: String::new(),
+            capacity: "10GiB".into(),
+            admin: ADMIN_DEFAULT.into(),
+            scrub_rate: scrub_rate_default(),
+            scrub_interval: scrub_interval_default(),
+        }
+    }
+}
+
+/// A config that cannot be used, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {reason}")]
+pub struct ConfigError {
+    /// The file.
+    pub path: String,
+    /// What is wrong and what to do.
+    pub reason: String,
+}
+
+impl NodeConfig {
+    /// Reads and checks `path`.
+    ///
+    /// # Errors
+    /// [`ConfigError`] for an unreadable file, bad TOML, or a field that does not parse.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let error = |reason: String| ConfigError {
+            path: path.display().to_string(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
+        let config: Self = toml::from_str(&text).map_err(|e| error(e.to_string()))?;
+        config.validate().map_err(error)?;
+        Ok(config)
+    }
+
+    /// Writes the config to `path`, refusing to overwrite one.
+    ///
+    /// # Errors
+    /// [`ConfigError`] if it exists or cannot be written.
+    pub fn create(&self, path: &Path) -> Result<(), ConfigError> {
+        let error = |reason: String| ConfigError {
+            path: path.display().to_string(),
+            reason,
+        };
+        self.validate().map_err(error)?;
+        let text = toml::to_string_pretty(self).map_err(|e| error(e.to_string()))?;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => {
+                    error("already exists: this data directory is initialised".into())
+                }
+                _ => error(e.to_string()),
+            })?;
+        use std::io::Write;
+        file.write_all(text.as_bytes())
+            .and_then(|()| file.sync_all())
+            .map_err(|e| error(e.to_string()))
+    }
+
+    /// Checks every field.
+    ///
+    /// # Errors
+    /// A message naming the first bad field.
+    pub fn validate(&self) -> Result<(), String> {
+        self.listen_addrs()?;
+        self.bootstrap_addrs()?;
+        self.admin_addr()?;
+        parse_size(&self.capacity).map_err(|e| format!("capacity: {e}"))?;
+        parse_size(&self.scrub_rate).map_err(|e| format!("scrub_rate: {e}"))?;
+        parse_duration(&self.scrub_interval).map_err(|e| format!("scrub_interval: {e}"))?;
+        for (field, value) in [("zone", &self.zone), ("jurisdiction", &self.jurisdiction)] {
+            if value.len() as u64 > TAG_BYTES_MAX {
+                return Err(format!("{field} is longer than {TAG_BYTES_MAX} bytes"));
+            }
+        }
+        Ok(())
+    }
+
+    fn multiaddrs(field: &str, values: &[String]) -> Result<Vec<Multiaddr>, String> {
+        values
+            .iter()
+            .map(|v| {
+                v.parse().map_err(|e| {
+                    format!("{field}: '{v}' is not a multiaddr ({e}): write e.g. {LISTEN_DEFAULT}")
+                })
+            })
+            .collect()
+    }
+
+    /// The listen addresses.
+    ///
+    /// # Errors
+    /// A message naming the bad address.
+    pub fn listen_addrs(&self) -> Result<Vec<Multiaddr>, String> {
+        if self.listen.is_empty() {
+            return Err(format!(
+                "listen: give at least one address, e.g. {LISTEN_DEFAULT}"
+            ));
+        }
+        Self::multiaddrs("listen", &self.listen)
+    }
+
+    /// The bootstrap addresses.
+    ///
+    /// # Errors
+    /// A message naming the bad address.
+    pub fn bootstrap_addrs(&self) -> Result<Vec<Multiaddr>, String> {
+        Self::multiaddrs("bootstrap", &self.bootstrap)
+    }
+
+    /// The admin endpoint's address: loopback only, since it answers without a password.
+    ///
+    /// # Errors
+    /// A message if it does not parse or is not a loopback address.
+    pub fn admin_addr(&self) -> Result<SocketAddr, String> {
+        let addr: SocketAddr = self.admin.parse().map_err(|_| {
+            format!(
+                "admin: '{}' is not an address: write e.g. {ADMIN_DEFAULT}",
+                self.admin
+            )
+        })?;
+        if !addr.ip().is_loopback() {
+            return Err(format!(
+                "admin: {addr} is not a loopback address; the admin endpoint must stay on 127.0.0.1 or ::1"
+            ));
+        }
+        Ok(addr)
+    }
+
+    /// The daemon's settings for the data directory `data`.
+    ///
+    /// # Errors
+    /// A message naming the bad field.
+    pub fn daemon_config(&self, data: DataDir) -> Result<DaemonConfig, String> {
+        self.validate()?;
+        Ok(DaemonConfig {
+            data,
+            capacity_bytes: parse_size(&self.capacity)?,
+            listen: self.listen_addrs()?,
+            bootstrap: self.bootstrap_addrs()?,
+            scrub: ScrubConfig {
+                rate_bytes_per_sec: parse_size(&self.scrub_rate)?,
+                interval: parse_duration(&self.scrub_interval)?,
+            },
+            tags: NodeTags {
+                zone: self.zone.clone(),
+                jurisdiction: self.jurisdiction.clone(),
+            },
+            admin: Some(self.admin_addr()?),
+        })
+    }
+}
+
+/// Parses sizes such as `4096`, `64KiB`, `10GiB`, `1.5TB`.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a size: write e.g. 512MiB or 10GiB"))?;
+    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1000 * 1000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1000 * 1000 * 1000,
+        "gib" => 1 << 30,
+        "t" | "tb" => 1000u64.pow(4),
+        "tib" => 1 << 40,
+        other => {
+            return Err(format!(
+                "unknown size unit '{other}': use B, KiB, MiB, GiB, TiB (or KB, MB, GB, TB)"
+            ));
+        }
+    };
+    let bytes = number * multiplier as f64;
+    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
+        return Err(format!("size '{text}' is out of range"));
+    }
+    #[allow(clippy::cast_possible_truncation, reason = "range checked just above")]
+    Ok(bytes as u64)
+}
+
+/// Parses durations such as `90s`, `30m`, `24h`, `500ms`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration: write e.g. 90s, 30m or 24h"))?;
+    let unit_secs = match unit {
+        "ms" => return Ok(Duration::from_millis(number)),
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        other => {
+            return Err(format!(
+                "unknown duration unit '{other}': use ms, s, m, h or d"
+            ));
+        }
+    };
+    number
+        .checked_mul(unit_secs)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("duration '{text}' is out of range"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_durations_parse_or_fail_clearly() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("64KiB"), Ok(65536));
+        assert_eq!(parse_size("10GiB"), Ok(10 << 30));
+        assert_eq!(parse_size("1.5kb"), Ok(1500));
+        assert!(parse_size("ten").unwrap_err().contains("not a size"));
+        assert!(parse_size("5XB").unwrap_err().contains("unknown size unit"));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86400)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert!(parse_duration("1y").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn config_round_trips_and_bad_fields_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let config = NodeConfig {
+            zone: "rack-2".into(),
+            jurisdiction: "FR".into(),
+            bootstrap: vec!["/ip4/127.0.0.1/tcp/4100".into()],
+            ..NodeConfig::default()
+        };
+        config.create(&path).unwrap();
+        assert_eq!(NodeConfig::load(&path).unwrap(), config);
+        assert!(
+            config
+                .create(&path)
+                .unwrap_err()
+                .reason
+                .contains("already exists")
+        );
+
+        let public_admin = NodeConfig {
+            admin: "0.0.0.0:4180".into(),
+            ..NodeConfig::default()
+        };
+        assert!(public_admin.validate().unwrap_err().contains("loopback"));
+        let bad_listen = NodeConfig {
+            listen: vec!["127.0.0.1:4100".into()],
+            ..NodeConfig::default()
+        };
+        assert!(
+            bad_listen
+                .validate()
+                .unwrap_err()
+                .contains("not a multiaddr")
+        );
+        std::fs::write(
+            &path,
+            "listen = []\ncapacity = \"1GiB\"\nadmin = \"127.0.0.1:1\"\nsurprise = 1\n",
+        )
+        .unwrap();
+        assert!(
+            NodeConfig::load(&path)
+                .unwrap_err()
+                .reason
+                .contains("surprise")
+        );
+    }
+}
