@@ -1,5 +1,6 @@
 //! `andromede-node`: parse the command line, set up logging, run.
 
+mod bench;
 mod cli;
 
 use std::path::Path;
@@ -49,6 +50,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run { data } => run_node(&data.data).await,
         Command::Status { data, json } => status(&data.data, json).await,
         Command::Scrub { data, rate } => scrub_once(&data.data, rate).await,
+        Command::Bench(args) => bench::run(&args).await,
     }
 }
 
