@@ -231,9 +231,21 @@ pub(crate) async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     );
     config.connect_timeout = Duration::from_secs(30);
     let client = Client::connect(config).await?;
-    client
-        .wait_for_nodes(args.nodes, Duration::from_secs(60))
-        .await?;
+    if let Err(error) = client
+        .wait_for_nodes(args.nodes, Duration::from_secs(120))
+        .await
+    {
+        for i in 0..args.nodes {
+            let log = root.path().join(format!("node{i}/node.log"));
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(5).collect();
+            eprintln!(
+                "node{i} log tail:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+        return Err(error.into());
+    }
     client
         .create_bucket(
             "bench",
