@@ -14,7 +14,7 @@ use andromede_client::{
 use andromede_node::data_dir::DataDir;
 use futures::TryStreamExt;
 
-use crate::{files_under, listen_addr, start_daemon};
+use crate::{assert_no_plaintext, listen_addr, start_daemon};
 
 const MARKER: &[u8] = b"PLAINTEXT-MARKER-ANDROMEDE-7f3a";
 
@@ -104,16 +104,7 @@ async fn an_object_spread_over_nodes_survives_a_stopped_node_and_stays_encrypted
     assert_eq!(chunks.concat(), input);
 
     // Invariant 4: no plaintext in any data directory.
-    for dir in &dirs {
-        for file in files_under(dir.path(), "") {
-            let bytes = std::fs::read(&file).unwrap_or_default();
-            assert!(
-                !bytes.windows(MARKER.len()).any(|w| w == MARKER),
-                "plaintext found in {}",
-                file.display()
-            );
-        }
-    }
+    assert_no_plaintext(&dirs, MARKER);
     for daemon in daemons {
         daemon.stop().await.unwrap();
     }

@@ -64,6 +64,20 @@ fn files_under(dir: &std::path::Path, suffix: &str) -> Vec<std::path::PathBuf> {
     out
 }
 
+/// Invariant 4: no file under any of `dirs` contains `marker`.
+fn assert_no_plaintext(dirs: &[tempfile::TempDir], marker: &[u8]) {
+    for dir in dirs {
+        for file in files_under(dir.path(), "") {
+            let bytes = std::fs::read(&file).unwrap_or_default();
+            assert!(
+                !bytes.windows(marker.len()).any(|w| w == marker),
+                "plaintext found in {}",
+                file.display()
+            );
+        }
+    }
+}
+
 /// A node daemon on an ephemeral loopback port, with its data in `dir`.
 async fn start_daemon(dir: &std::path::Path) -> andromede_node::daemon::Daemon {
     andromede_node::daemon::Daemon::start(daemon_config(dir, Vec::new(), "FR"))

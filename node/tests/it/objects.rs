@@ -15,7 +15,7 @@ use andromede_node::daemon::Daemon;
 use andromede_node::data_dir::DataDir;
 use futures::StreamExt;
 
-use crate::{daemon_config, files_under, listen_addr};
+use crate::{assert_no_plaintext, daemon_config, listen_addr};
 
 const MARKER: &[u8] = b"PLAINTEXT-MARKER-OBJECTS-51c2";
 const MIB: usize = 1 << 20;
@@ -371,16 +371,7 @@ async fn six_node_cluster_serves_the_s3_like_api() {
     assert_eq!(get(&other, "rs42", "after-loss").await, body(9 * MIB, 3));
 
     // Invariant 4: no plaintext under any node's data directory.
-    for dir in &dirs {
-        for file in files_under(dir.path(), "") {
-            let bytes = std::fs::read(&file).unwrap_or_default();
-            assert!(
-                !bytes.windows(MARKER.len()).any(|w| w == MARKER),
-                "plaintext found in {}",
-                file.display()
-            );
-        }
-    }
+    assert_no_plaintext(&dirs, MARKER);
     for daemon in daemons.into_iter().flatten() {
         daemon.stop().await.unwrap();
     }
