@@ -82,6 +82,10 @@ pub struct Placement {
     pub holders: Vec<usize>,
     /// How many holders can be lost, whichever they are, without losing data.
     pub peer_loss_tolerance: usize,
+    /// Where a shard goes when its holder fails during the upload, next first: the
+    /// eligible peers holding nothing, closest first, then the holders themselves (a shard
+    /// doubles up rather than failing the upload).
+    pub spares: Vec<usize>,
 }
 
 /// Chooses the holders of a version placed at `target` (its [`placement_key`]), each
@@ -122,9 +126,12 @@ pub fn place_shards(
             .map(|j| eligible[j % eligible.len()])
             .collect()
     };
+    let (idle, busy): (Vec<usize>, Vec<usize>) =
+        eligible.iter().partition(|i| !holders.contains(i));
     Ok(Placement {
         peer_loss_tolerance: peer_loss_tolerance(&holders, usize::from(params.m())),
         holders,
+        spares: idle.into_iter().chain(busy).collect(),
     })
 }
 
@@ -372,5 +379,39 @@ mod tests {
         .unwrap();
         // One peer holds 2 shards, four hold 1: the worst two losses take 3 > m.
         assert_eq!(placement.peer_loss_tolerance, 1);
+    }
+
+    #[test]
+    fn spares_are_idle_eligible_peers_closest_first_then_holders() {
+        let mut peers: Vec<Candidate> = (0..9).map(|n| peer(n, &format!("z{n}"), "FR")).collect();
+        peers[7].jurisdiction = "DE".into();
+        peers[8].free_bytes = 0;
+        let target = placement_key(b"v");
+        let placement = place_shards(
+            &peers,
+            &PlacementPolicy {
+                jurisdictions: vec!["FR".into()],
+                min_holders: 1,
+            },
+            ErasureParams::DEFAULT,
+            &target,
+            1,
+        )
+        .unwrap();
+        let (idle, busy) = placement.spares.split_at(1);
+        assert!(!placement.holders.contains(&idle[0]));
+        let mut holders = placement.holders.clone();
+        holders.sort_unstable();
+        let mut rest = busy.to_vec();
+        rest.sort_unstable();
+        assert_eq!(rest, holders, "then every holder");
+        // The DE peer and the full peer are never spares.
+        assert_eq!(placement.spares.len(), 7);
+        assert!(!placement.spares.contains(&7) && !placement.spares.contains(&8));
+        let distances: Vec<_> = busy
+            .iter()
+            .map(|&i| xor_distance(&peers[i].key, &target))
+            .collect();
+        assert!(distances.is_sorted(), "holders closest first");
     }
 }

@@ -143,13 +143,13 @@ async fn answer(stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
         .read_line(&mut line)
         .await?;
     let body = match line.trim() {
-        "status" => serde_json::to_string(&state.status().await)
-            .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}")),
-        other => serde_json::json!({
+        "status" => serde_json::to_value(state.status().await),
+        other => Ok(serde_json::json!({
             "error": format!("unknown request {other:?}: the only request is `status`")
-        })
-        .to_string(),
-    };
+        })),
+    }
+    .unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }))
+    .to_string();
     write.write_all(body.as_bytes()).await?;
     write.write_all(b"\n").await?;
     write.shutdown().await

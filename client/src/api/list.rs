@@ -8,7 +8,6 @@
 
 use andromede_proto::limits::LIST_KEYS_MAX;
 
-use super::object::index_key;
 use super::{Client, ClientError};
 use crate::meta::key::Table;
 use crate::meta::values::ObjectEntry;
@@ -99,13 +98,12 @@ impl Client {
         let prefix = options.prefix.as_bytes();
         let delimiter = options.delimiter.as_deref().filter(|d| !d.is_empty());
         let mut page = ListPage::default();
-        let partition = index_key(bucket, "").partition;
         loop {
             let scan = self
                 .meta
                 .scan(
                     Table::ObjectIndex,
-                    &partition,
+                    bucket,
                     prefix,
                     cursor.as_deref(),
                     u32::try_from(LIST_KEYS_MAX).unwrap_or(u32::MAX),

@@ -31,7 +31,7 @@ use crate::meta::record::Record;
 use crate::meta::values::{BucketInfo, GarbageEntry, ObjectEntry};
 use crate::net::NetShards;
 use crate::net::meta_message::KeyedRecord;
-use crate::placement::{Candidate, PlacementPolicy, place_shards, placement_key, xor_distance};
+use crate::placement::{Candidate, PlacementPolicy, place_shards, placement_key};
 
 /// What a PUT says about the object besides its bytes.
 #[derive(Debug, Clone)]
@@ -94,7 +94,7 @@ impl std::fmt::Debug for GetObject {
     }
 }
 
-pub(super) fn index_key(bucket: &str, key: &str) -> RecordKey {
+fn index_key(bucket: &str, key: &str) -> RecordKey {
     RecordKey {
         table: Table::ObjectIndex,
         partition: bucket.to_owned(),
@@ -185,23 +185,11 @@ impl Client {
             &target,
             shard_bytes * shards_per_holder,
         )?;
-        let holders: Vec<PeerId> = placement.holders.iter().map(|&i| members[i].peer).collect();
-        // Fail-over order: eligible peers holding nothing, closest first, then the
-        // holders themselves (a shard doubles up rather than failing the PUT).
-        let mut spares: Vec<usize> = (0..candidates.len())
-            .filter(|&i| {
-                policy.jurisdictions.is_empty()
-                    || policy.jurisdictions.contains(&candidates[i].jurisdiction)
-            })
-            .collect();
-        spares.sort_by_key(|&i| {
-            (
-                placement.holders.contains(&i),
-                xor_distance(&candidates[i].key, &target),
-            )
-        });
-        let spares = spares.into_iter().map(|i| members[i].peer).collect();
-        Ok(Chosen { holders, spares })
+        let peers = |indices: &[usize]| indices.iter().map(|&i| members[i].peer).collect();
+        Ok(Chosen {
+            holders: peers(&placement.holders),
+            spares: peers(&placement.spares),
+        })
     }
 
     /// Stores everything `reader` yields as the new version of `bucket/key`.
@@ -225,9 +213,11 @@ impl Client {
         R: AsyncRead + Unpin + Send,
     {
         validate_key(key)?;
-        let bucket_info = self.head_bucket(bucket).await?;
         let index = index_key(bucket, key);
-        let current = self.meta.get(&index).await?;
+        // Independent quorum reads: one round trip instead of two.
+        let (bucket_info, current) = tokio::try_join!(self.head_bucket(bucket), async {
+            Ok(self.meta.get(&index).await?)
+        })?;
         let replaced = decode_entry(current.as_ref())?;
 
         let version_id = new_version_id();

@@ -406,25 +406,25 @@ impl EventLoop {
                     },
                 ..
             } => {
-                if self
-                    .secret
-                    .verify(&request, &peer, &self.local_peer_id, ProofRole::Dialer)
-                {
-                    let proof = self
-                        .secret
-                        .proof(&self.local_peer_id, &peer, ProofRole::Listener);
-                    let _ = self
-                        .swarm
-                        .behaviour_mut()
-                        .admit
-                        .send_response(channel, proof.to_vec());
+                let valid =
+                    self.secret
+                        .verify(&request, &peer, &self.local_peer_id, ProofRole::Dialer);
+                // A refused dialer gets an empty answer, never our proof.
+                let answer = if valid {
+                    self.secret
+                        .proof(&self.local_peer_id, &peer, ProofRole::Listener)
+                        .to_vec()
+                } else {
+                    Vec::new()
+                };
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .admit
+                    .send_response(channel, answer);
+                if valid {
                     self.admit(peer);
                 } else {
-                    let _ = self
-                        .swarm
-                        .behaviour_mut()
-                        .admit
-                        .send_response(channel, Vec::new());
                     self.reject(peer, "invalid admission proof");
                 }
             }

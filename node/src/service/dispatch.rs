@@ -69,9 +69,9 @@ pub async fn serve(
                         .await
                     }
                     Protocol::Meta => {
-                        let info = tags.info(&store);
                         tokio::task::spawn_blocking(move || {
-                            handle_meta_request(meta.as_ref(), &info, &bytes).encode()
+                            let info = || tags.info(&store);
+                            handle_meta_request(meta.as_ref(), info, &bytes).encode()
                         })
                         .await
                     }

@@ -17,9 +17,13 @@ use crate::meta::{MetaStore, RecordKey};
 /// Bytes of a scan page's records at most: the message limit less framing.
 const SCAN_PAGE_BYTES_MAX: u64 = META_MESSAGE_BYTES_MAX - 32 * 1024;
 
-/// Answers one raw request; `info` is what this node says about itself. Blocking (disk
-/// I/O): run it on a blocking thread.
-pub fn handle_meta_request(store: &dyn MetaStore, info: &NodeInfo, request: &[u8]) -> MetaResponse {
+/// Answers one raw request; `info` says what this node says about itself (asked only
+/// for an `Info` request). Blocking (disk I/O): run it on a blocking thread.
+pub fn handle_meta_request(
+    store: &dyn MetaStore,
+    info: impl FnOnce() -> NodeInfo,
+    request: &[u8],
+) -> MetaResponse {
     let request = match decode_meta_request(request) {
         Ok(request) => request,
         Err(e) => {
@@ -36,7 +40,7 @@ pub fn handle_meta_request(store: &dyn MetaStore, info: &NodeInfo, request: &[u8
         }
     };
     let result = match request {
-        MetaRequest::Info => Ok(MetaResponse::Info(info.clone())),
+        MetaRequest::Info => Ok(MetaResponse::Info(info())),
         MetaRequest::Apply(records) => store
             .apply(&records)
             .map(|replaced| MetaResponse::Apply { replaced }),
@@ -130,7 +134,7 @@ mod tests {
             .collect();
         let apply = MetaRequest::Apply(records);
         assert_eq!(
-            handle_meta_request(&store, &NodeInfo::default(), &apply.encode()),
+            handle_meta_request(&store, NodeInfo::default, &apply.encode()),
             MetaResponse::Apply {
                 replaced: vec![true; 5]
             }
@@ -143,18 +147,18 @@ mod tests {
             limit,
         };
         let MetaResponse::Scan { records, more } =
-            handle_meta_request(&store, &NodeInfo::default(), &scan(3).encode())
+            handle_meta_request(&store, NodeInfo::default, &scan(3).encode())
         else {
             panic!()
         };
         assert_eq!((records.len(), more), (3, true));
         let MetaResponse::Scan { records, more } =
-            handle_meta_request(&store, &NodeInfo::default(), &scan(5).encode())
+            handle_meta_request(&store, NodeInfo::default, &scan(5).encode())
         else {
             panic!()
         };
         assert_eq!((records.len(), more), (5, false));
-        let garbage = handle_meta_request(&store, &NodeInfo::default(), &[0xff, 0x01]);
+        let garbage = handle_meta_request(&store, NodeInfo::default, &[0xff, 0x01]);
         assert!(matches!(
             garbage,
             MetaResponse::Error {
@@ -163,7 +167,7 @@ mod tests {
             }
         ));
         let MetaResponse::Scan { records, .. } =
-            handle_meta_request(&store, &NodeInfo::default(), &scan(10).encode())
+            handle_meta_request(&store, NodeInfo::default, &scan(10).encode())
         else {
             panic!()
         };

@@ -4,6 +4,7 @@
     reason = "test data generators truncate integers on purpose"
 )]
 
+mod admin;
 mod cluster;
 mod net;
 mod objects;

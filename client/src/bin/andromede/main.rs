@@ -22,7 +22,7 @@ use config::ClientFile;
 
 /// The Andromède command-line client.
 #[derive(Debug, Parser)]
-#[command(name = "andromede", version, about)]
+#[command(name = "andromede", version)]
 struct Cli {
     /// The client config written by `andromede init`.
     #[arg(
@@ -50,6 +50,13 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    #[command(flatten)]
+    Cluster(ClusterCommand),
+}
+
+/// The commands that talk to the cluster.
+#[derive(Debug, Subcommand)]
+enum ClusterCommand {
     /// Make a bucket.
     Mb {
         /// Bucket name (3-63 lowercase letters, digits, '-', '.').
@@ -140,18 +147,19 @@ fn split_target(target: &str) -> anyhow::Result<(&str, &str)> {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    if let Command::Init {
-        bootstrap,
-        cluster_secret_file,
-        out,
-    } = &cli.command
-    {
-        return init(bootstrap, cluster_secret_file, out);
-    }
-    let client = connect(&cli.config).await?;
     match cli.command {
-        Command::Init { .. } => Ok(()),
-        Command::Mb {
+        Command::Init {
+            bootstrap,
+            cluster_secret_file,
+            out,
+        } => init(&bootstrap, &cluster_secret_file, &out),
+        Command::Cluster(command) => run_cluster(&connect(&cli.config).await?, command).await,
+    }
+}
+
+async fn run_cluster(client: &Client, command: ClusterCommand) -> anyhow::Result<()> {
+    match command {
+        ClusterCommand::Mb {
             bucket,
             k,
             m,
@@ -166,12 +174,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("made bucket {bucket} (k={k}, m={m})");
             Ok(())
         }
-        Command::Rb { bucket } => {
+        ClusterCommand::Rb { bucket } => {
             client.delete_bucket(&bucket).await?;
             println!("removed bucket {bucket}");
             Ok(())
         }
-        Command::Ls { path: None } => {
+        ClusterCommand::Ls { path: None } => {
             for (name, info) in client.list_buckets().await? {
                 let policy = if info.jurisdictions.is_empty() {
                     "anywhere".to_string()
@@ -188,14 +196,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Ls { path: Some(path) } => list(&client, &path).await,
-        Command::Put {
+        ClusterCommand::Ls { path: Some(path) } => list(client, &path).await,
+        ClusterCommand::Put {
             file,
             target,
             content_type,
-        } => put(&client, &file, &target, content_type).await,
-        Command::Get { source, file } => get(&client, &source, &file).await,
-        Command::Stat { target } => {
+        } => put(client, &file, &target, content_type).await,
+        ClusterCommand::Get { source, file } => get(client, &source, &file).await,
+        ClusterCommand::Stat { target } => {
             let (bucket, key) = split_target(&target)?;
             let info = client.head_object(bucket, key).await?;
             println!("object:       {bucket}/{key}");
@@ -210,7 +218,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Rm { target } => {
+        ClusterCommand::Rm { target } => {
             let (bucket, key) = split_target(&target)?;
             client.delete_object(bucket, key).await?;
             println!("deleted {bucket}/{key}");
