@@ -1,5 +1,5 @@
 //! The cluster as a client (or a node) sees it: which nodes exist and what they offer
-//! ([`Membership`]), which of them hold a bucket's metadata ([`replica_set`]), and
+//! ([`Membership`]), which of them hold a bucket's metadata ([`closest_members`]), and
 //! quorum reads and writes of metadata records with read repair ([`MetaQuorum`]).
 
 mod membership;
@@ -32,10 +32,10 @@ pub fn partition_key(partition: &str) -> PlacementKey {
     }
 }
 
-/// The `REPLICAS` members closest to `target` (fewer when the cluster is smaller),
-/// closest first.
-pub fn replica_set(members: &[Member], target: &PlacementKey) -> Vec<PeerId> {
+/// Every member, closest to `target` first: the first `REPLICAS` are the replica set,
+/// the rest stand in, in this order, for replicas that fail.
+pub fn closest_members(members: &[Member], target: &PlacementKey) -> Vec<PeerId> {
     let mut ordered: Vec<&Member> = members.iter().collect();
     ordered.sort_by_key(|m| xor_distance(&m.key, target));
-    ordered.into_iter().take(REPLICAS).map(|m| m.peer).collect()
+    ordered.into_iter().map(|m| m.peer).collect()
 }

@@ -4,6 +4,9 @@
 //!
 //! - A write goes to every replica at once (each request its own task, so the slowest
 //!   still receives it) and returns once a write quorum has made it durable.
+//! - Replicas are the `REPLICAS` live nodes closest to the partition; when one fails a
+//!   request (it may have gone down since membership last looked), the next closest live
+//!   node is asked in its place, up to `REPLICAS` stand-ins.
 //! - A read asks every replica and returns the last-writer-wins merge of every answer
 //!   that arrives before the last one or `READ_GRACE` after a read quorum, whichever is
 //!   first; replicas that answered with an older record (or none) are sent the winner in
@@ -23,7 +26,7 @@ use futures::stream::FuturesUnordered;
 use libp2p::PeerId;
 use tracing::{debug, warn};
 
-use super::{Membership, partition_key, quorum, replica_set};
+use super::{Membership, REPLICAS, closest_members, partition_key, quorum};
 use crate::meta::hlc::{ClockDriftError, Hlc};
 use crate::meta::key::{RecordKey, Table};
 use crate::meta::record::{Record, Version, WriterId, merge};
@@ -96,16 +99,18 @@ impl MetaQuorum {
         }
     }
 
-    /// The live replicas of `partition`, closest first.
+    /// The live nodes closest to `partition`, closest first, as many as may be asked: the
+    /// `REPLICAS` of its replica set, then as many stand-ins.
     ///
     /// # Errors
     /// [`QuorumError::NoNodes`].
-    pub fn replicas(&self, partition: &str) -> Result<Vec<PeerId>, QuorumError> {
-        let replicas = replica_set(&self.membership.live(), &partition_key(partition));
-        if replicas.is_empty() {
+    fn candidates(&self, partition: &str) -> Result<Vec<PeerId>, QuorumError> {
+        let mut candidates = closest_members(&self.membership.live(), &partition_key(partition));
+        if candidates.is_empty() {
             return Err(QuorumError::NoNodes);
         }
-        Ok(replicas)
+        candidates.truncate(2 * REPLICAS);
+        Ok(candidates)
     }
 
     /// A version for a write that replaces `previous`: now, or just after `previous`
@@ -175,14 +180,16 @@ impl MetaQuorum {
         request: MetaRequest,
         grace: Option<Duration>,
     ) -> Result<Vec<(PeerId, MetaResponse)>, QuorumError> {
-        let replicas = self.replicas(partition)?;
-        let needed = quorum(replicas.len());
+        let candidates = self.candidates(partition)?;
+        let asked = candidates.len().min(REPLICAS);
+        let needed = quorum(asked);
         let request = Arc::new(request);
-        let mut pending: FuturesUnordered<_> = replicas
+        let mut stand_ins = candidates.iter().skip(asked);
+        let mut pending: FuturesUnordered<_> = candidates[..asked]
             .iter()
             .map(|&peer| self.spawn_ask(peer, &request))
             .collect();
-        let mut answers = Vec::with_capacity(replicas.len());
+        let mut answers = Vec::with_capacity(asked);
         let mut last = String::from("no answer");
         let mut deadline: Option<tokio::time::Instant> = None;
         loop {
@@ -194,9 +201,12 @@ impl MetaQuorum {
                 None => pending.next().await,
             };
             let Some(joined) = next else { break };
-            match joined {
-                Ok((peer, Ok(response))) => {
-                    answers.push((peer, response));
+            let outcome = joined
+                .map_err(|e| e.to_string())
+                .and_then(|(peer, answer)| answer.map(|response| (peer, response)));
+            match outcome {
+                Ok(answer) => {
+                    answers.push(answer);
                     if answers.len() == needed {
                         match grace {
                             Some(grace) => deadline = Some(tokio::time::Instant::now() + grace),
@@ -204,8 +214,13 @@ impl MetaQuorum {
                         }
                     }
                 }
-                Ok((_, Err(e))) => last = e,
-                Err(e) => last = e.to_string(),
+                Err(e) => {
+                    last = e;
+                    // The next closest live node stands in for the replica that failed.
+                    if let Some(&peer) = stand_ins.next() {
+                        pending.push(self.spawn_ask(peer, &request));
+                    }
+                }
             }
         }
         if answers.len() >= needed {
@@ -296,7 +311,7 @@ impl MetaQuorum {
         }
         // Keys beyond the smallest last key of a page that has more are not known to be
         // complete on every replica; they come with the next page.
-        let mut bound: Option<Vec<u8>> = pages
+        let bound: Option<Vec<u8>> = pages
             .iter()
             .filter(|(_, records, more)| *more && !records.is_empty())
             .filter_map(|(_, records, _)| records.last().map(|(k, _)| k.sort.clone()))
@@ -310,14 +325,11 @@ impl MetaQuorum {
                     continue;
                 }
                 versions.insert(key.sort.clone(), record.version.clone());
-                match merged.remove(&key.sort) {
-                    Some((k, current)) => {
-                        merged.insert(key.sort.clone(), (k, merge(current, record)));
-                    }
-                    None => {
-                        merged.insert(key.sort.clone(), (key, record));
-                    }
-                }
+                let record = match merged.remove(&key.sort) {
+                    Some((_, current)) => merge(current, record),
+                    None => record,
+                };
+                merged.insert(key.sort.clone(), (key, record));
             }
             held.push((peer, versions));
         }
@@ -325,16 +337,12 @@ impl MetaQuorum {
         let mut more = bound.is_some();
         if merged.len() > limit {
             merged = merged.into_iter().take(limit).collect();
-            bound = merged.keys().next_back().cloned();
             more = true;
         }
         for (peer, versions) in held {
             let stale: Vec<KeyedRecord> = merged
                 .iter()
-                .filter(|(sort, (_, record))| {
-                    bound.as_ref().is_none_or(|b| *sort <= b)
-                        && versions.get(*sort) != Some(&record.version)
-                })
+                .filter(|(sort, (_, record))| versions.get(*sort) != Some(&record.version))
                 .map(|(_, keyed)| keyed.clone())
                 .collect();
             if !stale.is_empty() {
