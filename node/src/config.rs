@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 use crate::daemon::DaemonConfig;
 use crate::data_dir::DataDir;
 use crate::service::dispatch::NodeTags;
+use crate::workers::anti_entropy::AntiEntropyConfig;
+use crate::workers::gc::GcConfig;
 use crate::workers::scrub::ScrubConfig;
 
 /// Default listen address of the first node on a machine.
@@ -46,6 +48,20 @@ pub struct NodeConfig {
     /// Pause between scrub passes.
     #[serde(default = "scrub_interval_default")]
     pub scrub_interval: String,
+    /// Pause between anti-entropy passes over the metadata this node replicates.
+    #[serde(default = "anti_entropy_interval_default")]
+    pub anti_entropy_interval: String,
+    /// Pause between garbage-collection passes.
+    #[serde(default = "gc_interval_default")]
+    pub gc_interval: String,
+}
+
+fn anti_entropy_interval_default() -> String {
+    "10m".into()
+}
+
+fn gc_interval_default() -> String {
+    "1m".into()
 }
 
 fn scrub_rate_default() -> String {
@@ -67,6 +83,8 @@ impl Default for NodeConfig {
             admin: ADMIN_DEFAULT.into(),
             scrub_rate: scrub_rate_default(),
             scrub_interval: scrub_interval_default(),
+            anti_entropy_interval: anti_entropy_interval_default(),
+            gc_interval: gc_interval_default(),
         }
     }
 }
@@ -135,6 +153,15 @@ impl NodeConfig {
         parse_size(&self.capacity).map_err(|e| format!("capacity: {e}"))?;
         parse_size(&self.scrub_rate).map_err(|e| format!("scrub_rate: {e}"))?;
         parse_duration(&self.scrub_interval).map_err(|e| format!("scrub_interval: {e}"))?;
+        for (field, value) in [
+            ("anti_entropy_interval", &self.anti_entropy_interval),
+            ("gc_interval", &self.gc_interval),
+        ] {
+            let interval = parse_duration(value).map_err(|e| format!("{field}: {e}"))?;
+            if interval.is_zero() {
+                return Err(format!("{field} must be longer than 0"));
+            }
+        }
         for (field, value) in [("zone", &self.zone), ("jurisdiction", &self.jurisdiction)] {
             if value.len() as u64 > TAG_BYTES_MAX {
                 return Err(format!("{field} is longer than {TAG_BYTES_MAX} bytes"));
@@ -208,6 +235,13 @@ impl NodeConfig {
             scrub: ScrubConfig {
                 rate_bytes_per_sec: parse_size(&self.scrub_rate)?,
                 interval: parse_duration(&self.scrub_interval)?,
+            },
+            anti_entropy: AntiEntropyConfig {
+                interval: parse_duration(&self.anti_entropy_interval)?,
+            },
+            gc: GcConfig {
+                interval: parse_duration(&self.gc_interval)?,
+                ..GcConfig::default()
             },
             tags: NodeTags {
                 zone: self.zone.clone(),

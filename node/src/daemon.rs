@@ -14,9 +14,18 @@ use crate::error::DaemonError;
 use crate::meta::MetaStore;
 use crate::meta::replica::SledMetaStore;
 use crate::service::dispatch::{self, NodeTags};
+use crate::service::meta::LocalMeta;
 use crate::store::{IndexOptions, ShardStore};
+use crate::workers::anti_entropy::{AntiEntropyConfig, AntiEntropyWorker};
+use crate::workers::gc::{GcConfig, GcWorker};
 use crate::workers::scrub::{ScrubConfig, ScrubWorker};
-use andromede_client::cluster::{Membership, MembershipConfig};
+use andromede_client::cluster::{Membership, MembershipConfig, MetaQuorum};
+use andromede_client::meta::hlc::Hlc;
+use andromede_client::meta::record::WriterId;
+use bytes::Bytes;
+
+/// Time a metadata replica has to answer this node's workers.
+const META_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What a node needs to start.
 #[derive(Debug, Clone)]
@@ -31,6 +40,10 @@ pub struct DaemonConfig {
     pub bootstrap: Vec<Multiaddr>,
     /// Background scrubbing.
     pub scrub: ScrubConfig,
+    /// Metadata anti-entropy.
+    pub anti_entropy: AntiEntropyConfig,
+    /// Garbage collection of replaced and deleted versions.
+    pub gc: GcConfig,
     /// Zone and jurisdiction.
     pub tags: NodeTags,
     /// Where the admin endpoint listens (loopback), if anywhere.
@@ -107,12 +120,41 @@ impl Daemon {
         let meta: Arc<dyn MetaStore> = Arc::new(meta);
         tasks.spawn(dispatch::serve(
             store.clone(),
-            meta,
+            Arc::clone(&meta),
             config.tags.clone(),
             net.clone(),
             inbound,
         ));
         tasks.spawn(ScrubWorker::new(store.clone(), config.scrub.clone()).run(cancel.clone()));
+        let local = net.local_peer_id();
+        let writer = WriterId::new(Bytes::from(local.to_bytes()))
+            .map_err(|e| DaemonError::Task(e.to_string()))?;
+        let quorum = MetaQuorum::new(
+            net.clone(),
+            membership.clone(),
+            Arc::new(Hlc::system()),
+            writer,
+            META_REQUEST_TIMEOUT,
+        )
+        .with_local(Arc::new(LocalMeta {
+            peer: local,
+            store: Arc::clone(&meta),
+            shards: store.clone(),
+            tags: config.tags.clone(),
+        }));
+        tasks.spawn(
+            AntiEntropyWorker::new(
+                Arc::clone(&meta),
+                quorum.clone(),
+                local,
+                config.anti_entropy.clone(),
+            )
+            .run(cancel.clone()),
+        );
+        tasks.spawn(
+            GcWorker::new(meta, quorum, store.clone(), net.clone(), config.gc.clone())
+                .run(cancel.clone()),
+        );
         for addr in config.bootstrap {
             let net = net.clone();
             tasks.spawn(async move {

@@ -6,7 +6,7 @@ mod membership;
 mod quorum;
 
 pub use membership::{Member, Membership, MembershipConfig};
-pub use quorum::{MetaQuorum, QuorumError, READ_GRACE, ScanPage};
+pub use quorum::{LocalReplica, MetaQuorum, QuorumError, READ_GRACE, ScanPage};
 
 use libp2p::PeerId;
 

@@ -26,12 +26,15 @@ use futures::stream::FuturesUnordered;
 use libp2p::PeerId;
 use tracing::{debug, warn};
 
-use super::{Membership, REPLICAS, closest_members, partition_key, quorum};
+use super::{Member, Membership, REPLICAS, closest_members, partition_key, quorum};
 use crate::meta::hlc::{ClockDriftError, Hlc};
 use crate::meta::key::{RecordKey, Table};
 use crate::meta::record::{Record, Version, WriterId, merge};
-use crate::net::meta_message::{KeyedRecord, MetaRequest, MetaResponse, decode_meta_response};
+use crate::net::meta_message::{
+    KeyedRecord, MetaRequest, MetaResponse, NodeInfo, decode_meta_response,
+};
 use crate::net::{NetHandle, Protocol};
+use crate::placement::placement_key;
 
 /// How long a read waits for the remaining replicas once a quorum has answered.
 pub const READ_GRACE: Duration = Duration::from_millis(200);
@@ -71,11 +74,21 @@ pub struct ScanPage {
     pub more: bool,
 }
 
+/// A metadata replica inside this process. A node is one of the replicas of the
+/// partitions closest to it, and cannot send itself requests over the network.
+pub trait LocalReplica: Send + Sync + std::fmt::Debug {
+    /// The node's peer id.
+    fn peer(&self) -> PeerId;
+    /// Answers one request; blocking (disk I/O), so called on a blocking thread.
+    fn handle(&self, request: &MetaRequest) -> MetaResponse;
+}
+
 /// Quorum access to metadata replicas.
 #[derive(Debug, Clone)]
 pub struct MetaQuorum {
     net: NetHandle,
     membership: Membership,
+    local: Option<Arc<dyn LocalReplica>>,
     hlc: Arc<Hlc>,
     writer: WriterId,
     timeout: Duration,
@@ -93,10 +106,57 @@ impl MetaQuorum {
         Self {
             net,
             membership,
+            local: None,
             hlc,
             writer,
             timeout,
         }
+    }
+
+    /// The same, for a node that is itself a replica: `local` counts as a live member
+    /// and is asked in-process.
+    #[must_use]
+    pub fn with_local(mut self, local: Arc<dyn LocalReplica>) -> Self {
+        self.local = Some(local);
+        self
+    }
+
+    /// The replica set of `partition` as this process sees it now: the `REPLICAS` live
+    /// nodes closest to it (this node included when it is a replica), closest first.
+    pub fn replicas(&self, partition: &str) -> Vec<PeerId> {
+        let mut replicas = self.candidates(partition).unwrap_or_default();
+        replicas.truncate(REPLICAS);
+        replicas
+    }
+
+    /// Sends one request to one replica (in-process when it is this node).
+    ///
+    /// # Errors
+    /// A description of the failure: no answer in time, a refusal or a bad answer. The
+    /// replica is then marked not live until it answers a membership refresh.
+    pub async fn ask_one(
+        &self,
+        peer: PeerId,
+        request: MetaRequest,
+    ) -> Result<MetaResponse, String> {
+        let (net, membership, local, timeout) = self.parts();
+        Self::ask(net, membership, local, timeout, peer, Arc::new(request)).await
+    }
+
+    fn parts(
+        &self,
+    ) -> (
+        NetHandle,
+        Membership,
+        Option<Arc<dyn LocalReplica>>,
+        Duration,
+    ) {
+        (
+            self.net.clone(),
+            self.membership.clone(),
+            self.local.clone(),
+            self.timeout,
+        )
     }
 
     /// The live nodes closest to `partition`, closest first, as many as may be asked: the
@@ -105,7 +165,17 @@ impl MetaQuorum {
     /// # Errors
     /// [`QuorumError::NoNodes`].
     fn candidates(&self, partition: &str) -> Result<Vec<PeerId>, QuorumError> {
-        let mut candidates = closest_members(&self.membership.live(), &partition_key(partition));
+        let mut members = self.membership.live();
+        if let Some(local) = &self.local {
+            let peer = local.peer();
+            members.push(Member {
+                peer,
+                key: placement_key(&peer.to_bytes()),
+                info: NodeInfo::default(),
+                live: true,
+            });
+        }
+        let mut candidates = closest_members(&members, &partition_key(partition));
         if candidates.is_empty() {
             return Err(QuorumError::NoNodes);
         }
@@ -132,10 +202,20 @@ impl MetaQuorum {
     async fn ask(
         net: NetHandle,
         membership: Membership,
+        local: Option<Arc<dyn LocalReplica>>,
         timeout: Duration,
         peer: PeerId,
         request: Arc<MetaRequest>,
     ) -> Result<MetaResponse, String> {
+        if let Some(local) = local.filter(|l| l.peer() == peer) {
+            return match tokio::task::spawn_blocking(move || local.handle(&request)).await {
+                Ok(MetaResponse::Error { code, detail }) => {
+                    Err(format!("this node refused: {code:?}: {detail}"))
+                }
+                Ok(response) => Ok(response),
+                Err(e) => Err(format!("this node's metadata task failed: {e}")),
+            };
+        }
         let call = net.request(peer, Protocol::Meta, request.encode());
         let outcome = match tokio::time::timeout(timeout, call).await {
             Ok(Ok(bytes)) => match decode_meta_response(&request, &bytes) {
@@ -157,16 +237,12 @@ impl MetaQuorum {
         peer: PeerId,
         request: &Arc<MetaRequest>,
     ) -> tokio::task::JoinHandle<(PeerId, Result<MetaResponse, String>)> {
-        let (net, membership, timeout, request) = (
-            self.net.clone(),
-            self.membership.clone(),
-            self.timeout,
-            Arc::clone(request),
-        );
+        let (net, membership, local, timeout) = self.parts();
+        let request = Arc::clone(request);
         tokio::spawn(async move {
             (
                 peer,
-                Self::ask(net, membership, timeout, peer, request).await,
+                Self::ask(net, membership, local, timeout, peer, request).await,
             )
         })
     }

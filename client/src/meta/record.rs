@@ -54,6 +54,31 @@ pub struct Version {
     pub writer: WriterId,
 }
 
+impl Version {
+    /// The protobuf form.
+    pub fn to_pb(&self) -> pb::RecordVersion {
+        pb::RecordVersion {
+            wall_ms: self.timestamp.wall_ms,
+            logical: self.timestamp.logical,
+            writer: self.writer.0.clone(),
+        }
+    }
+
+    /// Validates a version in protobuf form.
+    ///
+    /// # Errors
+    /// [`RecordError::Writer`] for a bad writer id.
+    pub fn from_pb(pb: pb::RecordVersion) -> Result<Self, RecordError> {
+        Ok(Self {
+            timestamp: Timestamp {
+                wall_ms: pb.wall_ms,
+                logical: pb.logical,
+            },
+            writer: WriterId::new(pb.writer)?,
+        })
+    }
+}
+
 /// A value or a tombstone, at a version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record<T> {
@@ -130,11 +155,7 @@ impl Record<Bytes> {
     /// The protobuf form (for embedding in protocol messages).
     pub fn to_pb(&self) -> pb::MetaRecord {
         pb::MetaRecord {
-            version: Some(pb::RecordVersion {
-                wall_ms: self.version.timestamp.wall_ms,
-                logical: self.version.timestamp.logical,
-                writer: self.version.writer.0.clone(),
-            }),
+            version: Some(self.version.to_pb()),
             tombstone: self.value.is_none(),
             value: self.value.clone().unwrap_or_default(),
         }
@@ -155,13 +176,7 @@ impl Record<Bytes> {
             });
         }
         Ok(Self {
-            version: Version {
-                timestamp: Timestamp {
-                    wall_ms: version.wall_ms,
-                    logical: version.logical,
-                },
-                writer: WriterId::new(version.writer)?,
-            },
+            version: Version::from_pb(version)?,
             value: (!pb.tombstone).then_some(pb.value),
         })
     }

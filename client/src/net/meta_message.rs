@@ -11,7 +11,7 @@ use bytes::Bytes;
 
 use super::message::{MessageError, RemoteErrorCode};
 use crate::meta::key::{RecordKey, Table, validate_sort_key};
-use crate::meta::record::Record;
+use crate::meta::record::{Record, Version};
 
 /// A keyed record, as replicas exchange them.
 pub type KeyedRecord = (RecordKey, Record<Bytes>);
@@ -38,6 +38,16 @@ pub enum MetaRequest {
     },
     /// The node's tags and capacity.
     Info,
+    /// Anti-entropy: which of these records (held by the sender) does the replica lack
+    /// or hold older? At most `META_BATCH_RECORDS_MAX` entries.
+    Compare {
+        /// Which table.
+        table: Table,
+        /// Which partition.
+        partition: String,
+        /// Sort keys and the versions the sender holds.
+        entries: Vec<(Vec<u8>, Version)>,
+    },
 }
 
 /// What a node says about itself: where it stands (tags from its config) and how much
@@ -97,6 +107,8 @@ pub enum MetaResponse {
     },
     /// The node's tags and capacity.
     Info(NodeInfo),
+    /// Per compared entry, in order: whether the replica wants the sender's record.
+    Wanted(Vec<bool>),
     /// The request failed.
     Error {
         /// Why, as a code.
@@ -183,6 +195,21 @@ impl MetaRequest {
                 limit: *limit,
             }),
             Self::Info => meta_request::Request::Info(pb::NodeInfoRequest {}),
+            Self::Compare {
+                table,
+                partition,
+                entries,
+            } => meta_request::Request::Compare(pb::CompareVersions {
+                table: *table as u32,
+                partition: partition.clone(),
+                entries: entries
+                    .iter()
+                    .map(|(sort, version)| pb::VersionedKey {
+                        sort: Bytes::copy_from_slice(sort),
+                        version: Some(version.to_pb()),
+                    })
+                    .collect(),
+            }),
         };
         pb::MetaRequest {
             request: Some(request),
@@ -231,6 +258,24 @@ pub fn decode_meta_request(bytes: &[u8]) -> Result<MetaRequest, MessageError> {
             })
         }
         meta_request::Request::Info(pb::NodeInfoRequest {}) => Ok(MetaRequest::Info),
+        meta_request::Request::Compare(compare) => {
+            check_count(compare.entries.len(), META_BATCH_RECORDS_MAX)?;
+            let partition = key_from_pb(compare.table, compare.partition, Bytes::new())?;
+            let entries = compare
+                .entries
+                .into_iter()
+                .map(|entry| {
+                    validate_sort_key(&entry.sort)?;
+                    let version = entry.version.ok_or(MessageError::Empty)?;
+                    Ok((entry.sort.to_vec(), Version::from_pb(version)?))
+                })
+                .collect::<Result<_, MessageError>>()?;
+            Ok(MetaRequest::Compare {
+                table: partition.table,
+                partition: partition.partition,
+                entries,
+            })
+        }
     }
 }
 
@@ -253,6 +298,9 @@ impl MetaResponse {
                 jurisdiction: info.jurisdiction.clone(),
                 capacity_bytes: info.capacity_bytes,
                 used_bytes: info.used_bytes,
+            }),
+            Self::Wanted(wanted) => meta_response::Response::Wanted(pb::Wanted {
+                wanted: wanted.clone(),
             }),
             Self::Error { code, detail } => meta_response::Response::Error(pb::Error {
                 code: (*code).into(),
@@ -312,6 +360,12 @@ pub fn decode_meta_response(
             };
             info.validate()?;
             Ok(MetaResponse::Info(info))
+        }
+        (MetaRequest::Compare { entries, .. }, meta_response::Response::Wanted(wanted)) => {
+            if wanted.wanted.len() != entries.len() {
+                return Err(MessageError::Mismatch("wanted flags count"));
+            }
+            Ok(MetaResponse::Wanted(wanted.wanted))
         }
         _ => Err(MessageError::Mismatch("answer of another kind")),
     }
@@ -385,6 +439,20 @@ mod tests {
         let ask = MetaRequest::Info;
         assert_eq!(decode_meta_request(&ask.encode()).unwrap(), ask);
         assert_eq!(decode_meta_response(&ask, &info.encode()).unwrap(), info);
+        let compare = MetaRequest::Compare {
+            table: Table::Manifest,
+            partition: "bucket".into(),
+            entries: vec![
+                (b"v1".to_vec(), record(5, None).version),
+                (b"v2".to_vec(), record(6, None).version),
+            ],
+        };
+        assert_eq!(decode_meta_request(&compare.encode()).unwrap(), compare);
+        let wanted = MetaResponse::Wanted(vec![false, true]);
+        assert_eq!(
+            decode_meta_response(&compare, &wanted.encode()).unwrap(),
+            wanted
+        );
     }
 
     #[test]
@@ -436,6 +504,38 @@ mod tests {
         assert!(matches!(
             decode_meta_response(&MetaRequest::Info, &long_tag.encode()),
             Err(MessageError::TagTooLong { field: "zone", .. })
+        ));
+        let too_many = MetaRequest::Compare {
+            table: Table::ObjectIndex,
+            partition: "b".into(),
+            entries: vec![(b"k".to_vec(), record(1, None).version); 1025],
+        };
+        assert!(matches!(
+            decode_meta_request(&too_many.encode()),
+            Err(MessageError::BatchTooLarge { .. })
+        ));
+        let one = MetaRequest::Compare {
+            table: Table::ObjectIndex,
+            partition: "b".into(),
+            entries: vec![(b"k".to_vec(), record(1, None).version)],
+        };
+        assert!(matches!(
+            decode_meta_response(&one, &MetaResponse::Wanted(vec![]).encode()),
+            Err(MessageError::Mismatch(_))
+        ));
+        let long_sort = pb::MetaRequest {
+            request: Some(meta_request::Request::Compare(pb::CompareVersions {
+                table: 2,
+                partition: "b".into(),
+                entries: vec![pb::VersionedKey {
+                    sort: Bytes::from(vec![b'k'; 1025]),
+                    version: Some(record(1, None).version.to_pb()),
+                }],
+            })),
+        };
+        assert!(matches!(
+            decode_meta_request(&long_sort.encode_to_vec()),
+            Err(MessageError::Key(_))
         ));
         let wrong_kind = MetaResponse::Get(None);
         assert!(matches!(

@@ -14,7 +14,7 @@ use crate::error::MetaError;
 pub type ScanRow = (Vec<u8>, Record<Bytes>);
 
 /// A durable, mergeable record store: the metadata engine seen by the rest of the node.
-pub trait MetaStore: Send + Sync {
+pub trait MetaStore: Send + Sync + std::fmt::Debug {
     /// Merges each record into what is held (last writer wins) and makes the result
     /// durable before returning; says, per record, whether it replaced what was held.
     ///
@@ -42,4 +42,19 @@ pub trait MetaStore: Send + Sync {
         start_after: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<ScanRow>, MetaError>;
+
+    /// Records of `table` in every partition after `start_after` (a key of the same
+    /// table), one partition's records together and in sort-key order: what the background
+    /// workers walk. Stops after `limit` records or once their values pass `bytes_max`
+    /// (at least one record is returned when any is left).
+    ///
+    /// # Errors
+    /// [`MetaError`] on engine failure or an undecodable stored record.
+    fn scan_table(
+        &self,
+        table: Table,
+        start_after: Option<&RecordKey>,
+        limit: usize,
+        bytes_max: usize,
+    ) -> Result<Vec<(RecordKey, Record<Bytes>)>, MetaError>;
 }

@@ -34,6 +34,18 @@ fn partition_prefix(table: Table, partition: &str) -> Result<Vec<u8>, MetaError>
     Ok(out)
 }
 
+/// The key a raw sled key of `table` stands for, if it is well formed.
+fn decode_key(table: Table, raw: &[u8]) -> Option<RecordKey> {
+    let (&[_, hi, lo], rest) = raw.split_first_chunk::<3>()?;
+    let len = usize::from(u16::from_be_bytes([hi, lo]));
+    let partition = std::str::from_utf8(rest.get(..len)?).ok()?.to_owned();
+    Some(RecordKey {
+        table,
+        partition,
+        sort: rest.get(len..)?.to_vec(),
+    })
+}
+
 fn encode_key(key: &RecordKey) -> Result<Vec<u8>, MetaError> {
     let mut out = partition_prefix(key.table, &key.partition)?;
     out.extend_from_slice(&key.sort);
@@ -119,6 +131,41 @@ impl MetaStore for SledMetaStore {
                 continue;
             }
             out.push((sort.to_vec(), Self::decode(&raw_key, &value)?));
+        }
+        Ok(out)
+    }
+
+    fn scan_table(
+        &self,
+        table: Table,
+        start_after: Option<&RecordKey>,
+        limit: usize,
+        bytes_max: usize,
+    ) -> Result<Vec<(RecordKey, Record<Bytes>)>, MetaError> {
+        let table_prefix = [table as u8];
+        let start = match start_after {
+            Some(after) => {
+                // The smallest key after `after`: its bytes followed by a zero byte.
+                let mut start = encode_key(after)?;
+                start.push(0);
+                std::ops::Bound::Included(start)
+            }
+            None => std::ops::Bound::Included(table_prefix.to_vec()),
+        };
+        let end = std::ops::Bound::Excluded(vec![table as u8 + 1]);
+        let mut out = Vec::with_capacity(limit.min(1024));
+        let mut bytes = 0usize;
+        for entry in self.records.range::<Vec<u8>, _>((start, end)) {
+            if out.len() >= limit || bytes >= bytes_max {
+                break;
+            }
+            let (raw_key, value) = entry?;
+            let key = decode_key(table, &raw_key).ok_or_else(|| MetaError::CorruptRecord {
+                key: hex::encode(&raw_key),
+                reason: "malformed record key".into(),
+            })?;
+            bytes = bytes.saturating_add(raw_key.len() + value.len());
+            out.push((key, Self::decode(&raw_key, &value)?));
         }
         Ok(out)
     }
@@ -261,6 +308,40 @@ mod tests {
                     .unwrap()
             ),
             ["c"]
+        );
+
+        // Across partitions, in order, resuming after a key, never into another table.
+        let all = |after: Option<&RecordKey>, limit| -> Vec<(String, String)> {
+            store
+                .scan_table(Table::ObjectIndex, after, limit, usize::MAX)
+                .unwrap()
+                .into_iter()
+                .map(|(k, _)| (k.partition, String::from_utf8(k.sort).unwrap()))
+                .collect()
+        };
+        let first = all(None, 4);
+        assert_eq!(
+            first,
+            [
+                ("bucket".into(), "a/1".into()),
+                ("bucket".into(), "a/2".into()),
+                ("bucket".into(), "a/3".into()),
+                ("bucket".into(), "b/1".into())
+            ]
+        );
+        assert_eq!(
+            all(Some(&object("bucket", "b/1")), 10),
+            [
+                ("bucket".to_owned(), "c".to_owned()),
+                ("bucket2".into(), "a/9".into())
+            ]
+        );
+        assert!(all(Some(&object("bucket2", "a/9")), 10).is_empty());
+        let one = store.scan_table(Table::ObjectIndex, None, 10, 1).unwrap();
+        assert_eq!(
+            one.len(),
+            1,
+            "the byte budget cuts the page, after one record"
         );
     }
 }

@@ -4,15 +4,48 @@
 //! nothing. Apply answers only after the records are durable. Scan pages are cut by count
 //! (`limit`) and by bytes (so that the answer fits one message), with `more` set.
 
+use andromede_client::cluster::LocalReplica;
+use andromede_client::net::PeerId;
 use andromede_client::net::message::{MessageError, RemoteErrorCode};
 use andromede_client::net::meta_message::{
     MetaRequest, MetaResponse, NodeInfo, decode_meta_request,
 };
 use andromede_proto::DecodeError;
 use andromede_proto::limits::META_MESSAGE_BYTES_MAX;
+use std::sync::Arc;
 use tracing::{debug, error};
 
 use crate::meta::{MetaStore, RecordKey};
+use crate::service::dispatch::NodeTags;
+use crate::store::ShardStore;
+
+/// This node as one of the metadata replicas its own workers talk to (in-process, through
+/// the same handler as remote requests, so that validation is the same).
+#[derive(Debug, Clone)]
+pub struct LocalMeta {
+    /// This node.
+    pub peer: PeerId,
+    /// Its metadata store.
+    pub store: Arc<dyn MetaStore>,
+    /// Its shard store (for the info it reports).
+    pub shards: ShardStore,
+    /// Its tags.
+    pub tags: NodeTags,
+}
+
+impl LocalReplica for LocalMeta {
+    fn peer(&self) -> PeerId {
+        self.peer
+    }
+
+    fn handle(&self, request: &MetaRequest) -> MetaResponse {
+        handle_meta_request(
+            self.store.as_ref(),
+            || self.tags.info(&self.shards),
+            &request.encode(),
+        )
+    }
+}
 
 /// Bytes of a scan page's records at most: the message limit less framing.
 const SCAN_PAGE_BYTES_MAX: u64 = META_MESSAGE_BYTES_MAX - 32 * 1024;
@@ -45,6 +78,22 @@ pub fn handle_meta_request(
             .apply(&records)
             .map(|replaced| MetaResponse::Apply { replaced }),
         MetaRequest::Get(key) => store.get(&key).map(MetaResponse::Get),
+        MetaRequest::Compare {
+            table,
+            partition,
+            entries,
+        } => entries
+            .into_iter()
+            .map(|(sort, version)| {
+                let key = RecordKey {
+                    table,
+                    partition: partition.clone(),
+                    sort,
+                };
+                Ok(store.get(&key)?.is_none_or(|held| held.version < version))
+            })
+            .collect::<Result<Vec<bool>, _>>()
+            .map(MetaResponse::Wanted),
         MetaRequest::Scan {
             table,
             partition,
@@ -172,5 +221,27 @@ mod tests {
             panic!()
         };
         assert_eq!(records.len(), 5);
+
+        // Anti-entropy: a replica wants what it lacks or holds older, nothing else.
+        let newer = Version {
+            timestamp: Timestamp {
+                wall_ms: 2,
+                logical: 0,
+            },
+            ..version.clone()
+        };
+        let compare = MetaRequest::Compare {
+            table: Table::ObjectIndex,
+            partition: "b".into(),
+            entries: vec![
+                (b"k0".to_vec(), version.clone()),
+                (b"k1".to_vec(), newer),
+                (b"k9".to_vec(), version),
+            ],
+        };
+        assert_eq!(
+            handle_meta_request(&store, NodeInfo::default, &compare.encode()),
+            MetaResponse::Wanted(vec![false, true, true])
+        );
     }
 }

@@ -6,6 +6,7 @@
 
 mod admin;
 mod cluster;
+mod maintenance;
 mod net;
 mod objects;
 mod scrub;
@@ -99,6 +100,13 @@ fn daemon_config(
         listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
         bootstrap,
         scrub: andromede_node::workers::scrub::ScrubConfig::default(),
+        anti_entropy: andromede_node::workers::anti_entropy::AntiEntropyConfig {
+            interval: std::time::Duration::from_secs(2),
+        },
+        gc: andromede_node::workers::gc::GcConfig {
+            interval: std::time::Duration::from_secs(1),
+            ..Default::default()
+        },
         tags: andromede_node::service::dispatch::NodeTags {
             zone: dir.display().to_string(),
             jurisdiction: jurisdiction.into(),

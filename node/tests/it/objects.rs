@@ -21,7 +21,7 @@ const MARKER: &[u8] = b"PLAINTEXT-MARKER-OBJECTS-51c2";
 const MIB: usize = 1 << 20;
 
 /// `n` nodes, each told only of the first; node `i` is in `jurisdictions[i]`.
-async fn start_cluster(
+pub(crate) async fn start_cluster(
     jurisdictions: &[&str],
 ) -> (Vec<tempfile::TempDir>, Vec<Option<Daemon>>, Multiaddr) {
     let dirs: Vec<tempfile::TempDir> = jurisdictions
@@ -42,7 +42,7 @@ async fn start_cluster(
     (dirs, daemons, first_addr)
 }
 
-async fn connect(dir: &std::path::Path, addr: Multiaddr, master: MasterKey) -> Client {
+pub(crate) async fn connect(dir: &std::path::Path, addr: Multiaddr, master: MasterKey) -> Client {
     let secret = ClusterSecret::load_file(&DataDir::new(dir).cluster_secret()).unwrap();
     Client::connect(ClientConfig::new(vec![addr], secret, master))
         .await
@@ -50,7 +50,7 @@ async fn connect(dir: &std::path::Path, addr: Multiaddr, master: MasterKey) -> C
 }
 
 /// A bucket coded RS(k, m), its shards kept in `jurisdictions` (any when empty).
-fn bucket(k: u32, m: u32, jurisdictions: &[&str]) -> BucketOptions {
+pub(crate) fn bucket(k: u32, m: u32, jurisdictions: &[&str]) -> BucketOptions {
     BucketOptions {
         params: ErasureParams::new(k, m).unwrap(),
         jurisdictions: jurisdictions.iter().map(ToString::to_string).collect(),
@@ -58,7 +58,7 @@ fn bucket(k: u32, m: u32, jurisdictions: &[&str]) -> BucketOptions {
 }
 
 /// Bytes that carry the plaintext marker and differ at every position.
-fn body(len: usize, seed: u8) -> Vec<u8> {
+pub(crate) fn body(len: usize, seed: u8) -> Vec<u8> {
     let mut out: Vec<u8> = Vec::with_capacity(len);
     let mut i: u32 = u32::from(seed);
     while out.len() < len {
@@ -70,7 +70,7 @@ fn body(len: usize, seed: u8) -> Vec<u8> {
     out
 }
 
-async fn put(client: &Client, bucket: &str, key: &str, data: &[u8]) {
+pub(crate) async fn put(client: &Client, bucket: &str, key: &str, data: &[u8]) {
     client
         .put_object(
             bucket,
@@ -85,7 +85,7 @@ async fn put(client: &Client, bucket: &str, key: &str, data: &[u8]) {
         .unwrap_or_else(|e| panic!("put {bucket}/{key} ({} bytes): {e}", data.len()));
 }
 
-async fn get(client: &Client, bucket: &str, key: &str) -> Vec<u8> {
+pub(crate) async fn get(client: &Client, bucket: &str, key: &str) -> Vec<u8> {
     client
         .get_object_bytes(bucket, key)
         .await

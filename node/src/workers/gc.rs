@@ -1,0 +1,275 @@
+//! Garbage collection of replaced and deleted versions (DESIGN.md, "Metadata": shards of
+//! replaced or deleted versions go after a grace period).
+//!
+//! A PUT that replaces a version, and a DELETE, commit a garbage record (table 4: bucket,
+//! version id → due time) in the same quorum write as the new index entry. Every
+//! `interval`, each node walks the garbage records it holds; for those that are due, in
+//! buckets whose first live replica is this node (so that one node works on a bucket at
+//! a time), it reads the version's manifest from a read quorum, deletes the shards from
+//! their holders, then writes tombstones over the manifest and the garbage record on a
+//! write quorum. A holder that does not answer leaves the record in place, and the next
+//! pass tries again; deleting is idempotent, so a pass cut short is simply resumed.
+//!
+//! Collection is driven only by garbage records, never by the absence of a record, so a
+//! replica that lost its metadata cannot cause live data to be collected. A version named
+//! by a garbage record cannot become current again: the record is written with an index
+//! entry whose version sorts after it, and the index is last-writer-wins.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use andromede_client::cluster::MetaQuorum;
+use andromede_client::manifest::{Body, Manifest};
+use andromede_client::meta::key::{RecordKey, Table};
+use andromede_client::meta::record::Record;
+use andromede_client::meta::values::GarbageEntry;
+use andromede_client::net::message::{ShardRequest, ShardResponse, decode_shard_response};
+use andromede_client::net::{NetHandle, PeerId, Protocol};
+use andromede_proto::ShardId;
+use andromede_proto::limits::SHARD_BATCH_IDS_MAX;
+use bytes::Bytes;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::meta::MetaStore;
+use crate::store::ShardStore;
+
+/// Garbage records walked per page.
+const PAGE_RECORDS: usize = 256;
+/// Bytes of garbage records per page at most (they are a few bytes each).
+const PAGE_BYTES: usize = 1 << 20;
+/// Versions collected per pass at most, so that a pass ends and the next one resumes.
+const VERSIONS_PER_PASS_MAX: u64 = 10_000;
+
+/// Settings of the garbage collector.
+#[derive(Debug, Clone)]
+pub struct GcConfig {
+    /// Pause between the end of a pass and the start of the next.
+    pub interval: Duration,
+    /// Time each shard delete request has to be answered.
+    pub request_timeout: Duration,
+}
+
+impl Default for GcConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What one pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GcReport {
+    /// Versions whose shards and manifest were removed.
+    pub collected: u64,
+    /// Shard files deleted on their holders.
+    pub shards_deleted: u64,
+    /// Due versions left for a later pass (a holder or replica did not answer).
+    pub deferred: u64,
+}
+
+/// Collects the garbage of the buckets this node is the first replica of.
+#[derive(Debug)]
+pub struct GcWorker {
+    meta: Arc<dyn MetaStore>,
+    quorum: MetaQuorum,
+    shards: ShardStore,
+    net: NetHandle,
+    config: GcConfig,
+}
+
+impl GcWorker {
+    /// A collector working through this node's stores and network.
+    pub fn new(
+        meta: Arc<dyn MetaStore>,
+        quorum: MetaQuorum,
+        shards: ShardStore,
+        net: NetHandle,
+        config: GcConfig,
+    ) -> Self {
+        Self {
+            meta,
+            quorum,
+            shards,
+            net,
+            config,
+        }
+    }
+
+    /// Runs passes until `cancel`.
+    pub async fn run(self, cancel: CancellationToken) {
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = tokio::time::sleep(self.config.interval) => {}
+            }
+            match self.pass(&cancel).instrument(info_span!("gc")).await {
+                Ok(report) if report == GcReport::default() => {}
+                Ok(report) => info!(?report, "garbage collection pass done"),
+                Err(error) => warn!(%error, "garbage collection pass stopped"),
+            }
+        }
+    }
+
+    /// One pass over the garbage records held here.
+    ///
+    /// # Errors
+    /// A description of a local metadata store failure.
+    pub async fn pass(&self, cancel: &CancellationToken) -> Result<GcReport, String> {
+        let mut report = GcReport::default();
+        let local = self.net.local_peer_id();
+        let mut after: Option<RecordKey> = None;
+        loop {
+            let page = {
+                let meta = Arc::clone(&self.meta);
+                let after = after.clone();
+                tokio::task::spawn_blocking(move || {
+                    meta.scan_table(Table::Garbage, after.as_ref(), PAGE_RECORDS, PAGE_BYTES)
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?
+            };
+            let Some((last, _)) = page.last() else {
+                return Ok(report);
+            };
+            after = Some(last.clone());
+            for (key, record) in page {
+                if cancel.is_cancelled() || report.collected >= VERSIONS_PER_PASS_MAX {
+                    return Ok(report);
+                }
+                let Some(value) = &record.value else { continue };
+                let due = match GarbageEntry::decode(value) {
+                    Ok(entry) => entry.due_ms <= now_ms(),
+                    Err(error) => {
+                        warn!(partition = %key.partition, %error, "unreadable garbage record left alone");
+                        false
+                    }
+                };
+                if !due || self.quorum.replicas(&key.partition).first() != Some(&local) {
+                    continue;
+                }
+                match self.collect(&key, &record).await {
+                    Ok(deleted) => {
+                        report.collected += 1;
+                        report.shards_deleted += deleted;
+                    }
+                    Err(error) => {
+                        debug!(bucket = %key.partition, %error, "version collection deferred");
+                        report.deferred += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Removes one version: its shards, then its manifest and garbage record.
+    async fn collect(&self, garbage: &RecordKey, record: &Record<Bytes>) -> Result<u64, String> {
+        let manifest_key = RecordKey {
+            table: Table::Manifest,
+            ..garbage.clone()
+        };
+        let manifest = self
+            .quorum
+            .get(&manifest_key)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut deleted = 0;
+        let mut records = vec![(
+            garbage.clone(),
+            Record::tombstone(
+                self.quorum
+                    .version_after(Some(&record.version))
+                    .map_err(|e| e.to_string())?,
+            ),
+        )];
+        if let Some(manifest) = manifest
+            && let Some(bytes) = &manifest.value
+        {
+            // A manifest that does not decode names no shards we could trust: it
+            // is removed with its record (nothing can read it either).
+            match Manifest::decode(bytes) {
+                Ok(decoded) => {
+                    for (holder, ids) in shards_by_holder(&decoded)? {
+                        deleted += self.delete_shards(holder, ids).await?;
+                    }
+                }
+                Err(error) => {
+                    warn!(bucket = %garbage.partition, %error, "undecodable manifest collected without its shards")
+                }
+            }
+            records.push((
+                manifest_key,
+                Record::tombstone(
+                    self.quorum
+                        .version_after(Some(&manifest.version))
+                        .map_err(|e| e.to_string())?,
+                ),
+            ));
+        }
+        self.quorum
+            .apply(&garbage.partition, records)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(deleted)
+    }
+
+    /// Deletes `ids` from `holder` (this node's store when it is this node).
+    async fn delete_shards(&self, holder: PeerId, ids: Vec<ShardId>) -> Result<u64, String> {
+        let mut deleted = 0;
+        let batch = usize::try_from(SHARD_BATCH_IDS_MAX).unwrap_or(usize::MAX);
+        for chunk in ids.chunks(batch) {
+            if holder == self.net.local_peer_id() {
+                let store = self.shards.clone();
+                let chunk = chunk.to_vec();
+                deleted += tokio::task::spawn_blocking(move || store.delete(&chunk))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?;
+                continue;
+            }
+            let request = ShardRequest::Delete {
+                ids: chunk.to_vec(),
+            };
+            let call = self.net.request(holder, Protocol::Shard, request.encode());
+            let bytes = tokio::time::timeout(self.config.request_timeout, call)
+                .await
+                .map_err(|_| format!("{holder} did not answer a delete"))?
+                .map_err(|e| format!("{holder}: {e}"))?;
+            match decode_shard_response(&request, &bytes) {
+                Ok(ShardResponse::Delete { deleted: count }) => deleted += count,
+                Ok(other) => return Err(format!("{holder} answered a delete with {other:?}")),
+                Err(e) => return Err(format!("{holder} answered badly: {e}")),
+            }
+        }
+        Ok(u64::from(deleted))
+    }
+}
+
+/// The shard ids of a manifest, grouped by the peer holding them.
+fn shards_by_holder(manifest: &Manifest) -> Result<BTreeMap<PeerId, Vec<ShardId>>, String> {
+    let mut out: BTreeMap<PeerId, Vec<ShardId>> = BTreeMap::new();
+    let Body::Segments(segments) = &manifest.body else {
+        return Ok(out);
+    };
+    for (segment, entry) in (0u64..).zip(segments) {
+        for (index, id) in (0u8..).zip(&entry.shard_ids) {
+            let holder = manifest
+                .holder(segment, index)
+                .ok_or_else(|| format!("no holder for shard {index} of segment {segment}"))?;
+            let peer = PeerId::from_bytes(holder)
+                .map_err(|e| format!("a holder is not a peer id: {e}"))?;
+            out.entry(peer).or_default().push(*id);
+        }
+    }
+    Ok(out)
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
