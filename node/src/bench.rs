@@ -101,6 +101,14 @@ impl ShardSink for NullSink {
     }
 }
 
+/// Rounds of each large PUT/GET measurement.
+const ROUNDS: usize = 3;
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
 fn mbps(bytes: u64, elapsed: Duration) -> f64 {
     bytes as f64 / 1e6 / elapsed.as_secs_f64()
 }
@@ -224,13 +232,25 @@ pub(crate) async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         root.path().display()
     );
     let (nodes, first, secret) = start_nodes(root.path(), args.nodes)?;
-    let mut config = ClientConfig::new(
-        vec![first.parse()?],
-        ClusterSecret::load_file(&secret)?,
-        MasterKey::generate(),
-    );
-    config.connect_timeout = Duration::from_secs(30);
-    let client = Client::connect(config).await?;
+    let master = MasterKey::generate();
+    // The first node may still be starting: retry until it listens.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let client = loop {
+        let mut config = ClientConfig::new(
+            vec![first.parse()?],
+            ClusterSecret::load_file(&secret)?,
+            master.clone(),
+        );
+        config.connect_timeout = Duration::from_secs(30);
+        match Client::connect(config).await {
+            Ok(client) => break client,
+            Err(error) if Instant::now() < deadline => {
+                tracing::debug!(%error, "first node not ready yet");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(error) => return Err(error).context("connecting to the first node"),
+        }
+    };
     if let Err(error) = client
         .wait_for_nodes(args.nodes, Duration::from_secs(120))
         .await
@@ -278,9 +298,17 @@ pub(crate) async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     println!("codec encode (no network), 256 MiB: {codec_encode:.0} MB/s");
 
     for size in [64 * MIB, 256 * MIB] {
-        let (put, get) = put_get(&client, "bench", size).await?;
+        // The median of three rounds: one round on a shared machine is noisy.
+        let mut puts = Vec::with_capacity(ROUNDS);
+        let mut gets = Vec::with_capacity(ROUNDS);
+        for _ in 0..ROUNDS {
+            let (put, get) = put_get(&client, "bench", size).await?;
+            puts.push(put);
+            gets.push(get);
+        }
+        let (put, get) = (median(&mut puts), median(&mut gets));
         println!(
-            "{} MiB object: PUT {put:.0} MB/s ({:.2}x codec encode), GET {get:.0} MB/s ({:.2}x codec encode)",
+            "{} MiB object, median of {ROUNDS}: PUT {put:.0} MB/s ({:.2}x codec encode), GET {get:.0} MB/s ({:.2}x codec encode)",
             size / MIB,
             put / codec_encode,
             get / codec_encode
