@@ -27,6 +27,42 @@ use bytes::Bytes;
 /// Time a metadata replica has to answer this node's workers.
 const META_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Longest pause between two rounds of bootstrap dials while the node has no peer.
+const BOOTSTRAP_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Dials the bootstrap peers whenever the node has no admitted peer: at start (they may
+/// start after this node) and after losing every peer, with a backoff from 1 s to
+/// `BOOTSTRAP_RETRY_MAX`.
+async fn keep_joined(net: NetHandle, bootstrap: Vec<Multiaddr>, cancel: CancellationToken) {
+    let mut pause = std::time::Duration::from_secs(1);
+    loop {
+        let alone = net.admitted_peers().await.map_or(true, |p| p.is_empty());
+        if alone {
+            let mut joined = false;
+            for addr in &bootstrap {
+                match net.dial(addr.clone()).await {
+                    Ok(peer) => {
+                        info!(%peer, %addr, "joined through bootstrap peer");
+                        joined = true;
+                    }
+                    Err(error) => {
+                        warn!(%addr, %error, retry_in = ?pause, "bootstrap peer unreachable")
+                    }
+                }
+            }
+            pause = if joined {
+                std::time::Duration::from_secs(1)
+            } else {
+                (pause * 2).min(BOOTSTRAP_RETRY_MAX)
+            };
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(pause) => {}
+        }
+    }
+}
+
 /// What a node needs to start.
 #[derive(Debug, Clone)]
 pub struct DaemonConfig {
@@ -122,6 +158,7 @@ impl Daemon {
             store.clone(),
             Arc::clone(&meta),
             config.tags.clone(),
+            membership.clone(),
             net.clone(),
             inbound,
         ));
@@ -141,6 +178,7 @@ impl Daemon {
             store: Arc::clone(&meta),
             shards: store.clone(),
             tags: config.tags.clone(),
+            membership: membership.clone(),
         }));
         tasks.spawn(
             AntiEntropyWorker::new(
@@ -155,14 +193,8 @@ impl Daemon {
             GcWorker::new(meta, quorum, store.clone(), net.clone(), config.gc.clone())
                 .run(cancel.clone()),
         );
-        for addr in config.bootstrap {
-            let net = net.clone();
-            tasks.spawn(async move {
-                match net.dial(addr.clone()).await {
-                    Ok(peer) => info!(%peer, %addr, "joined through bootstrap peer"),
-                    Err(error) => warn!(%addr, %error, "bootstrap peer unreachable"),
-                }
-            });
+        if !config.bootstrap.is_empty() {
+            tasks.spawn(keep_joined(net.clone(), config.bootstrap, cancel.clone()));
         }
         Ok(Self {
             store,

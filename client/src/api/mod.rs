@@ -113,6 +113,12 @@ impl Client {
         }
         let membership = Membership::start(net.clone(), MembershipConfig::default());
         membership.wait_for(1, config.connect_timeout).await?;
+        if !membership.wait_settled(config.connect_timeout).await {
+            warn!(
+                nodes = membership.live().len(),
+                "some nodes the cluster knows are not reachable from here yet"
+            );
+        }
         let writer = WriterId::new(Bytes::from(net.local_peer_id().to_bytes()))
             .map_err(|e| ClientError::InvalidArgument(e.to_string()))?;
         let meta = MetaQuorum::new(

@@ -142,6 +142,27 @@ impl Membership {
         }
     }
 
+    /// Waits, at most `timeout`, until this view holds as many live nodes as any live node
+    /// says it knows: a peer that has just joined through one node otherwise sees part
+    /// of the cluster and would pick replicas and placements from that part. Returns
+    /// whether the view caught up (when it does not, a node may be unreachable from here).
+    pub async fn wait_settled(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.refresh().await;
+            let live = self.live();
+            let known = live.iter().map(|m| m.info.live_nodes).max().unwrap_or(0);
+            if live.len() as u64 >= u64::from(known) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                debug!(seen = live.len(), known, "membership did not settle");
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Waits until at least `count` nodes are live, refreshing as it goes.
     ///
     /// # Errors

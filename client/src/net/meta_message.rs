@@ -62,6 +62,8 @@ pub struct NodeInfo {
     pub capacity_bytes: u64,
     /// Bytes of shards it holds.
     pub used_bytes: u64,
+    /// Live nodes it knows, itself included.
+    pub live_nodes: u32,
 }
 
 impl NodeInfo {
@@ -298,6 +300,7 @@ impl MetaResponse {
                 jurisdiction: info.jurisdiction.clone(),
                 capacity_bytes: info.capacity_bytes,
                 used_bytes: info.used_bytes,
+                live_nodes: info.live_nodes,
             }),
             Self::Wanted(wanted) => meta_response::Response::Wanted(pb::Wanted {
                 wanted: wanted.clone(),
@@ -357,6 +360,7 @@ pub fn decode_meta_response(
                 jurisdiction: info.jurisdiction,
                 capacity_bytes: info.capacity_bytes,
                 used_bytes: info.used_bytes,
+                live_nodes: info.live_nodes,
             };
             info.validate()?;
             Ok(MetaResponse::Info(info))
@@ -435,6 +439,7 @@ mod tests {
             jurisdiction: "FR".into(),
             capacity_bytes: 10,
             used_bytes: 4,
+            live_nodes: 3,
         });
         let ask = MetaRequest::Info;
         assert_eq!(decode_meta_request(&ask.encode()).unwrap(), ask);

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use andromede_client::cluster::Membership;
 use andromede_client::net::meta_message::NodeInfo;
 use andromede_client::net::{InboundRequest, NetHandle, Protocol};
 use tokio::sync::{Semaphore, mpsc};
@@ -27,14 +28,15 @@ pub struct NodeTags {
 }
 
 impl NodeTags {
-    /// What the node says about itself now.
-    pub fn info(&self, store: &ShardStore) -> NodeInfo {
+    /// What the node says about itself now, seeing `membership`.
+    pub fn info(&self, store: &ShardStore, membership: &Membership) -> NodeInfo {
         let usage = store.usage();
         NodeInfo {
             zone: self.zone.clone(),
             jurisdiction: self.jurisdiction.clone(),
             capacity_bytes: usage.capacity_bytes,
             used_bytes: usage.used_bytes,
+            live_nodes: u32::try_from(membership.live().len() + 1).unwrap_or(u32::MAX),
         }
     }
 }
@@ -44,6 +46,7 @@ pub async fn serve(
     store: ShardStore,
     meta: Arc<dyn MetaStore>,
     tags: NodeTags,
+    membership: Membership,
     net: NetHandle,
     mut inbound: mpsc::Receiver<InboundRequest>,
 ) {
@@ -56,6 +59,7 @@ pub async fn serve(
         let meta = Arc::clone(&meta);
         let net = net.clone();
         let tags = tags.clone();
+        let membership = membership.clone();
         let span = debug_span!("request", protocol = ?request.protocol, peer = %request.peer);
         tokio::spawn(
             async move {
@@ -70,7 +74,7 @@ pub async fn serve(
                     }
                     Protocol::Meta => {
                         tokio::task::spawn_blocking(move || {
-                            let info = || tags.info(&store);
+                            let info = || tags.info(&store, &membership);
                             handle_meta_request(meta.as_ref(), info, &bytes).encode()
                         })
                         .await

@@ -4,7 +4,7 @@
 //! nothing. Apply answers only after the records are durable. Scan pages are cut by count
 //! (`limit`) and by bytes (so that the answer fits one message), with `more` set.
 
-use andromede_client::cluster::LocalReplica;
+use andromede_client::cluster::{LocalReplica, Membership};
 use andromede_client::net::PeerId;
 use andromede_client::net::message::{MessageError, RemoteErrorCode};
 use andromede_client::net::meta_message::{
@@ -31,6 +31,8 @@ pub struct LocalMeta {
     pub shards: ShardStore,
     /// Its tags.
     pub tags: NodeTags,
+    /// The nodes it knows.
+    pub membership: Membership,
 }
 
 impl LocalReplica for LocalMeta {
@@ -41,7 +43,7 @@ impl LocalReplica for LocalMeta {
     fn handle(&self, request: &MetaRequest) -> MetaResponse {
         handle_meta_request(
             self.store.as_ref(),
-            || self.tags.info(&self.shards),
+            || self.tags.info(&self.shards, &self.membership),
             &request.encode(),
         )
     }

@@ -5,6 +5,7 @@
 )]
 
 mod admin;
+mod binaries;
 mod cluster;
 mod maintenance;
 mod net;

@@ -1,0 +1,292 @@
+//! The two binaries as a user runs them: `andromede-node init/run/status` for two nodes on
+//! 127.0.0.1, then the `andromede` command-line client against them (init, mb, ls, put,
+//! get, stat, rm, rb), bad arguments refused without writing anything, a wrong master key
+//! reported as such, and a clean stop on SIGTERM.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+const NODE: &str = env!("CARGO_BIN_EXE_andromede-node");
+
+/// The `andromede` client binary, built next to this package's binaries (by
+/// `cargo test --workspace`, or here when this package is tested alone).
+fn client_binary() -> PathBuf {
+    let dir = Path::new(NODE).parent().unwrap();
+    let path = dir.join("andromede");
+    if !path.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-p", "andromede-client", "--bin", "andromede"])
+            .status()
+            .unwrap();
+        assert!(status.success(), "building the andromede binary failed");
+    }
+    path
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn run(program: &Path, args: &[&str]) -> Output {
+    Command::new(program)
+        .args(args)
+        .env("ANDROMEDE_LOG", "error")
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap()
+}
+
+fn ok(program: &Path, args: &[&str]) -> String {
+    let out = run(program, args);
+    assert!(
+        out.status.success(),
+        "{} {args:?} failed: {}",
+        program.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn fails(program: &Path, args: &[&str]) -> String {
+    let out = run(program, args);
+    assert!(
+        !out.status.success(),
+        "{} {args:?} should fail",
+        program.display()
+    );
+    String::from_utf8(out.stderr).unwrap()
+}
+
+/// A running `andromede-node run`, stopped with SIGTERM when dropped.
+struct RunningNode(Child);
+
+impl RunningNode {
+    fn start(data: &Path) -> Self {
+        let log = std::fs::File::create(data.with_extension("log")).unwrap();
+        let child = Command::new(NODE)
+            .args(["run", "--data"])
+            .arg(data)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        Self(child)
+    }
+
+    /// Sends SIGTERM and waits (up to 30 s) for the exit status.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.0.id().to_string();
+        assert!(Command::new("kill").arg(&pid).status().unwrap().success());
+        for _ in 0..300 {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the node did not stop within 30 s of SIGTERM");
+    }
+}
+
+impl Drop for RunningNode {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `status --json` once the node answers and sees `peers` peers (up to 60 s).
+fn status_with_peers(data: &Path, peers: usize) -> serde_json::Value {
+    let data = data.to_str().unwrap();
+    for _ in 0..600 {
+        let out = run(Path::new(NODE), &["status", "--data", data, "--json"]);
+        if out.status.success() {
+            let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            if status["peers"].as_array().map_or(0, Vec::len) >= peers {
+                return status;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = std::fs::read_to_string(Path::new(data).with_extension("log")).unwrap_or_default();
+    panic!("node at {data} never reported {peers} peer(s); its log:\n{log}");
+}
+
+#[test]
+fn node_and_client_binaries_work_end_to_end() {
+    let root = tempfile::tempdir().unwrap();
+    let node = Path::new(NODE);
+    let client = client_binary();
+    let d1 = root.path().join("n1");
+    let d2 = root.path().join("n2");
+    let (s1, s2) = (d1.to_str().unwrap(), d2.to_str().unwrap());
+    let listen1 = format!("/ip4/127.0.0.1/tcp/{}", free_port());
+    let listen2 = format!("/ip4/127.0.0.1/tcp/{}", free_port());
+    let admin1 = format!("127.0.0.1:{}", free_port());
+    let admin2 = format!("127.0.0.1:{}", free_port());
+
+    // Bad arguments: a clear error, and nothing written.
+    let bad = root.path().join("bad");
+    let error = fails(
+        node,
+        &[
+            "init",
+            "--data",
+            bad.to_str().unwrap(),
+            "--capacity",
+            "12XB",
+        ],
+    );
+    assert!(
+        error.contains("capacity") || error.contains("12XB"),
+        "{error}"
+    );
+    let error = fails(
+        node,
+        &[
+            "init",
+            "--data",
+            bad.to_str().unwrap(),
+            "--admin",
+            "10.1.2.3:4180",
+        ],
+    );
+    assert!(error.contains("loopback"), "{error}");
+    assert!(!bad.exists() || std::fs::read_dir(&bad).unwrap().next().is_none());
+
+    // First node: a new cluster.
+    let out = ok(
+        node,
+        &[
+            "init", "--data", s1, "--listen", &listen1, "--admin", &admin1, "--zone", "a",
+        ],
+    );
+    assert!(out.contains("peer id: 12D3Koo"), "{out}");
+    let secret = d1.join("cluster.secret");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&secret).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "the cluster secret is private");
+    }
+    // Second node: joins with a copy of the secret.
+    ok(
+        node,
+        &[
+            "init",
+            "--data",
+            s2,
+            "--listen",
+            &listen2,
+            "--admin",
+            &admin2,
+            "--zone",
+            "b",
+            "--bootstrap",
+            &listen1,
+            "--cluster-secret-file",
+            secret.to_str().unwrap(),
+        ],
+    );
+    let n1 = RunningNode::start(&d1);
+    let n2 = RunningNode::start(&d2);
+    let status = status_with_peers(&d1, 1);
+    assert_eq!(status["zone"], "a");
+    let peer2 = status_with_peers(&d2, 1)["peer"].clone();
+    assert_eq!(status["peers"][0]["peer"], peer2);
+
+    // The command-line client.
+    let config = root.path().join("client.toml");
+    let cfg = config.to_str().unwrap();
+    ok(
+        &client,
+        &[
+            "init",
+            "--bootstrap",
+            &listen1,
+            "--cluster-secret-file",
+            secret.to_str().unwrap(),
+            "--out",
+            cfg,
+        ],
+    );
+    let error = fails(
+        &client,
+        &[
+            "init",
+            "--bootstrap",
+            &listen1,
+            "--cluster-secret-file",
+            secret.to_str().unwrap(),
+            "--out",
+            cfg,
+        ],
+    );
+    assert!(error.contains("refusing to overwrite"), "{error}");
+    let cli = |args: &[&str]| {
+        let mut all = vec!["--config", cfg];
+        all.extend_from_slice(args);
+        ok(&client, &all)
+    };
+    cli(&["mb", "photos", "--k", "1", "--m", "1"]);
+    assert!(cli(&["ls"]).contains("photos"));
+    let body: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let source = root.path().join("source.bin");
+    std::fs::write(&source, &body).unwrap();
+    cli(&["put", source.to_str().unwrap(), "photos/2026/a.bin"]);
+    let back = root.path().join("back.bin");
+    cli(&["get", "photos/2026/a.bin", back.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&back).unwrap(), body);
+    let stat = cli(&["stat", "photos/2026/a.bin"]);
+    assert!(stat.contains("3000000 bytes"), "{stat}");
+    assert!(stat.contains("2 node(s)"), "{stat}");
+    let listing = cli(&["ls", "photos/2026/"]);
+    assert!(listing.contains("2026/a.bin"), "{listing}");
+
+    // Another tenant's master key cannot read it.
+    let other = root.path().join("other.toml");
+    ok(
+        &client,
+        &[
+            "init",
+            "--bootstrap",
+            &listen2,
+            "--cluster-secret-file",
+            secret.to_str().unwrap(),
+            "--out",
+            other.to_str().unwrap(),
+        ],
+    );
+    let error = fails(
+        &client,
+        &[
+            "--config",
+            other.to_str().unwrap(),
+            "get",
+            "photos/2026/a.bin",
+            "-",
+        ],
+    );
+    assert!(error.contains("master key"), "{error}");
+
+    // Errors that name the problem.
+    let error = fails(&client, &["--config", cfg, "get", "nothere/x", "-"]);
+    assert!(error.contains("nothere"), "{error}");
+    let error = fails(&client, &["--config", cfg, "rb", "photos"]);
+    assert!(error.contains("not empty"), "{error}");
+    cli(&["rm", "photos/2026/a.bin"]);
+    let error = fails(&client, &["--config", cfg, "get", "photos/2026/a.bin", "-"]);
+    assert!(error.contains("2026/a.bin"), "{error}");
+    cli(&["rb", "photos"]);
+    assert!(!cli(&["ls"]).contains("photos"));
+
+    // SIGTERM stops both cleanly.
+    assert!(n2.terminate().success());
+    assert!(n1.terminate().success());
+}
