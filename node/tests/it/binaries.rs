@@ -2,6 +2,10 @@
 //! 127.0.0.1, then the `andromede` command-line client against them (init, mb, ls, put,
 //! get, stat, rm, rb), bad arguments refused without writing anything, a wrong master key
 //! reported as such, and a clean stop on SIGTERM.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a synchronous test driving processes: there is no runtime to block"
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
