@@ -10,7 +10,8 @@
 //! - [`service`]: inbound protocol handlers and their bounded dispatcher.
 //! - [`store`]: the shard store (files + sled index, crash-safe writes, quarantine,
 //!   open-time reconciliation, capacity).
-//! - [`workers`]: background work — the scrubber and its byte-rate limiter.
+//! - [`workers`]: background work — the scrubber and its byte-rate limiter, metadata
+//!   anti-entropy, garbage collection of replaced and deleted versions.
 //! - [`error`]: the error types.
 //!
 #![warn(

@@ -24,6 +24,7 @@ use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span};
 
+use super::{every, table_page};
 use crate::meta::MetaStore;
 
 /// Records walked per page (and offered per compare message) at most.
@@ -87,11 +88,7 @@ impl AntiEntropyWorker {
     /// Runs passes until `cancel`, the first after one interval (membership has formed
     /// by then).
     pub async fn run(self, cancel: CancellationToken) {
-        loop {
-            tokio::select! {
-                () = cancel.cancelled() => return,
-                () = tokio::time::sleep(self.config.interval) => {}
-            }
+        every(self.config.interval, &cancel, || async {
             let pass = self.pass(&cancel).instrument(info_span!("anti_entropy"));
             match pass.await {
                 Ok(report) if report.pushed > 0 || report.failed > 0 => {
@@ -100,7 +97,8 @@ impl AntiEntropyWorker {
                 Ok(report) => debug!(?report, "anti-entropy pass done"),
                 Err(error) => info!(%error, "anti-entropy pass stopped"),
             }
-        }
+        })
+        .await;
     }
 
     /// One pass over every record held.
@@ -120,16 +118,8 @@ impl AntiEntropyWorker {
                 if cancel.is_cancelled() {
                     return Ok(report);
                 }
-                let page = {
-                    let store = Arc::clone(&self.store);
-                    let after = after.clone();
-                    tokio::task::spawn_blocking(move || {
-                        store.scan_table(table, after.as_ref(), PAGE_RECORDS, PAGE_BYTES)
-                    })
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map_err(|e| e.to_string())?
-                };
+                let page = table_page(&self.store, table, after.as_ref(), PAGE_RECORDS, PAGE_BYTES)
+                    .await?;
                 let Some((last, _)) = page.last() else { break };
                 after = Some(last.clone());
                 report.records += page.len() as u64;

@@ -32,6 +32,7 @@ use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use super::{every, table_page};
 use crate::meta::MetaStore;
 use crate::store::ShardStore;
 
@@ -101,17 +102,14 @@ impl GcWorker {
 
     /// Runs passes until `cancel`.
     pub async fn run(self, cancel: CancellationToken) {
-        loop {
-            tokio::select! {
-                () = cancel.cancelled() => return,
-                () = tokio::time::sleep(self.config.interval) => {}
-            }
+        every(self.config.interval, &cancel, || async {
             match self.pass(&cancel).instrument(info_span!("gc")).await {
                 Ok(report) if report == GcReport::default() => {}
                 Ok(report) => info!(?report, "garbage collection pass done"),
                 Err(error) => warn!(%error, "garbage collection pass stopped"),
             }
-        }
+        })
+        .await;
     }
 
     /// One pass over the garbage records held here.
@@ -123,16 +121,14 @@ impl GcWorker {
         let local = self.net.local_peer_id();
         let mut after: Option<RecordKey> = None;
         loop {
-            let page = {
-                let meta = Arc::clone(&self.meta);
-                let after = after.clone();
-                tokio::task::spawn_blocking(move || {
-                    meta.scan_table(Table::Garbage, after.as_ref(), PAGE_RECORDS, PAGE_BYTES)
-                })
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?
-            };
+            let page = table_page(
+                &self.meta,
+                Table::Garbage,
+                after.as_ref(),
+                PAGE_RECORDS,
+                PAGE_BYTES,
+            )
+            .await?;
             let Some((last, _)) = page.last() else {
                 return Ok(report);
             };

@@ -208,30 +208,25 @@ fn node_and_client_binaries_work_end_to_end() {
     // The command-line client.
     let config = root.path().join("client.toml");
     let cfg = config.to_str().unwrap();
-    ok(
-        &client,
-        &[
-            "init",
-            "--bootstrap",
-            &listen1,
-            "--cluster-secret-file",
-            secret.to_str().unwrap(),
-            "--out",
-            cfg,
-        ],
-    );
-    let error = fails(
-        &client,
-        &[
-            "init",
-            "--bootstrap",
-            &listen1,
-            "--cluster-secret-file",
-            secret.to_str().unwrap(),
-            "--out",
-            cfg,
-        ],
-    );
+    let secret_arg = secret.to_str().unwrap();
+    let client_init = |bootstrap: &str, out: &str| {
+        run(
+            &client,
+            &[
+                "init",
+                "--bootstrap",
+                bootstrap,
+                "--cluster-secret-file",
+                secret_arg,
+                "--out",
+                out,
+            ],
+        )
+    };
+    assert!(client_init(&listen1, cfg).status.success());
+    let again = client_init(&listen1, cfg);
+    assert!(!again.status.success());
+    let error = String::from_utf8_lossy(&again.stderr);
     assert!(error.contains("refusing to overwrite"), "{error}");
     let cli = |args: &[&str]| {
         let mut all = vec!["--config", cfg];
@@ -255,17 +250,10 @@ fn node_and_client_binaries_work_end_to_end() {
 
     // Another tenant's master key cannot read it.
     let other = root.path().join("other.toml");
-    ok(
-        &client,
-        &[
-            "init",
-            "--bootstrap",
-            &listen2,
-            "--cluster-secret-file",
-            secret.to_str().unwrap(),
-            "--out",
-            other.to_str().unwrap(),
-        ],
+    assert!(
+        client_init(&listen2, other.to_str().unwrap())
+            .status
+            .success()
     );
     let error = fails(
         &client,
