@@ -127,6 +127,68 @@ impl Manifest {
             .or_else(|| self.holders.get(usize::from(shard_index)))
     }
 
+    /// Who holds each shard, `[segment][shard index]` (empty for inline objects).
+    pub fn holder_matrix(&self) -> Vec<Vec<Option<Bytes>>> {
+        let shard_count = u8::try_from(self.params.shard_count()).unwrap_or(u8::MAX);
+        (0..self.segment_count())
+            .map(|s| {
+                (0..shard_count)
+                    .map(|j| self.holder(s, j).cloned())
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Every peer that holds at least one shard of this version, each once, sorted.
+    pub fn distinct_holders(&self) -> Vec<Bytes> {
+        let mut out: Vec<Bytes> = self
+            .holder_matrix()
+            .into_iter()
+            .flatten()
+            .flatten()
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Rewrites the placement so that shard `j` of segment `s` is held by `matrix[s][j]`,
+    /// with as few moves as that takes (repair moves shards; the etag does not cover the
+    /// placement, shard ids keep it safe).
+    ///
+    /// # Errors
+    /// [`CodecError::ManifestCorrupt`] if the matrix does not have one row per segment of
+    /// `k + m` holders, or needs more than `MANIFEST_MOVES_MAX` moves.
+    pub fn set_holders(&mut self, matrix: &[Vec<Bytes>]) -> Result<(), CodecError> {
+        let shard_count = self.params.shard_count();
+        if matrix.len() as u64 != self.segment_count()
+            || matrix.iter().any(|row| row.len() != shard_count)
+        {
+            return Err(corrupt("holder matrix does not match the segments"));
+        }
+        let Some(first) = matrix.first() else {
+            return Ok(());
+        };
+        let mut moves = Vec::new();
+        for (segment, pair) in (1u64..).zip(matrix.windows(2)) {
+            for (j, (before, now)) in (0u8..).zip(pair[0].iter().zip(&pair[1])) {
+                if before != now {
+                    moves.push(HolderMove {
+                        from_segment: segment,
+                        shard_index: j,
+                        holder: now.clone(),
+                    });
+                }
+            }
+        }
+        if moves.len() as u64 > MANIFEST_MOVES_MAX {
+            return Err(corrupt("the new placement needs too many holder moves"));
+        }
+        self.holders = first.clone();
+        self.moves = moves;
+        Ok(())
+    }
+
     /// Decodes and validates a manifest received from a replica or read from disk.
     ///
     /// # Errors

@@ -101,15 +101,7 @@ pub fn place_shards(
     target: &PlacementKey,
     bytes_per_holder: u64,
 ) -> Result<Placement, PlacementError> {
-    let mut eligible: Vec<usize> = (0..candidates.len())
-        .filter(|&i| {
-            let c = &candidates[i];
-            c.free_bytes >= bytes_per_holder
-                && (policy.jurisdictions.is_empty()
-                    || policy.jurisdictions.contains(&c.jurisdiction))
-        })
-        .collect();
-    eligible.sort_by_key(|&i| xor_distance(&candidates[i].key, target));
+    let eligible = eligible(candidates, policy, target, bytes_per_holder);
     let shard_count = params.shard_count();
     let needed = policy.min_holders.max(1).min(shard_count);
     if eligible.len() < needed {
@@ -133,6 +125,82 @@ pub fn place_shards(
         holders,
         spares: idle.into_iter().chain(busy).collect(),
     })
+}
+
+/// Chooses a new holder for each of `count` shard indices whose holders are gone (repair),
+/// given the candidate indices of the holders that stay (`kept`, one per remaining shard
+/// index, repeats allowed). Same rules as [`place_shards`]: the policy and free space
+/// filter, closest to `target` first, a new holder is a peer that holds nothing of the
+/// version while one is left, and no zone goes over `m` shards where another zone can
+/// take it. With no fresh peer left, the shard doubles up on the eligible holder with the
+/// fewest shards (full shard redundancy, lower peer tolerance: reported by the caller).
+///
+/// # Errors
+/// [`PlacementError::TooFewPeers`] when no candidate is eligible at all.
+pub fn place_replacements(
+    candidates: &[Candidate],
+    policy: &PlacementPolicy,
+    params: ErasureParams,
+    target: &PlacementKey,
+    kept: &[usize],
+    count: usize,
+    bytes_per_holder: u64,
+) -> Result<Vec<usize>, PlacementError> {
+    let eligible = eligible(candidates, policy, target, bytes_per_holder);
+    if eligible.is_empty() && count > 0 {
+        return Err(PlacementError::TooFewPeers {
+            needed: 1,
+            found: 0,
+            jurisdictions: policy.jurisdictions.clone(),
+        });
+    }
+    let m = usize::from(params.m());
+    let mut holding: Vec<usize> = kept.to_vec();
+    let mut chosen = Vec::with_capacity(count);
+    for _ in 0..count {
+        let zone_load = |i: usize, holding: &[usize]| {
+            holding
+                .iter()
+                .filter(|&&h| candidates.get(h).map(|c| &c.zone) == Some(&candidates[i].zone))
+                .count()
+        };
+        let fresh = eligible.iter().copied().filter(|i| !holding.contains(i));
+        let pick = fresh
+            .clone()
+            .find(|&i| zone_load(i, &holding) < m)
+            .or_else(|| fresh.min_by_key(|&i| zone_load(i, &holding)))
+            .or_else(|| {
+                eligible
+                    .iter()
+                    .copied()
+                    .min_by_key(|&i| holding.iter().filter(|&&h| h == i).count())
+            });
+        // `eligible` is not empty here, so a pick always exists.
+        let Some(pick) = pick else { break };
+        holding.push(pick);
+        chosen.push(pick);
+    }
+    Ok(chosen)
+}
+
+/// The candidates allowed by `policy` with room for `bytes_per_holder`, closest to
+/// `target` first.
+fn eligible(
+    candidates: &[Candidate],
+    policy: &PlacementPolicy,
+    target: &PlacementKey,
+    bytes_per_holder: u64,
+) -> Vec<usize> {
+    let mut eligible: Vec<usize> = (0..candidates.len())
+        .filter(|&i| {
+            let c = &candidates[i];
+            c.free_bytes >= bytes_per_holder
+                && (policy.jurisdictions.is_empty()
+                    || policy.jurisdictions.contains(&c.jurisdiction))
+        })
+        .collect();
+    eligible.sort_by_key(|&i| xor_distance(&candidates[i].key, target));
+    eligible
 }
 
 pub(crate) fn xor_distance(a: &PlacementKey, b: &PlacementKey) -> PlacementKey {
@@ -379,6 +447,66 @@ mod tests {
         .unwrap();
         // One peer holds 2 shards, four hold 1: the worst two losses take 3 > m.
         assert_eq!(placement.peer_loss_tolerance, 1);
+    }
+
+    #[test]
+    fn replacements_are_fresh_peers_within_the_zone_cap_then_double_up() {
+        // Zones a, a, b, b, c, c, d: RS(4,2) holders 0..6 minus the two lost (1, 4).
+        let peers: Vec<Candidate> = (0..7)
+            .map(|n| peer(n, ["a", "a", "b", "b", "c", "c", "d"][usize::from(n)], "FR"))
+            .collect();
+        let target = placement_key(b"v");
+        let kept = [0, 2, 3, 5];
+        let policy = PlacementPolicy::default();
+        let picked = place_replacements(
+            &peers,
+            &policy,
+            ErasureParams::DEFAULT,
+            &target,
+            &kept,
+            2,
+            1,
+        )
+        .unwrap();
+        assert_eq!(picked.len(), 2);
+        for p in &picked {
+            assert!(!kept.contains(p), "a fresh peer first: {picked:?}");
+        }
+        assert_ne!(picked[0], picked[1]);
+        // Zone b already holds 2 = m: nobody of b may be picked; 6 (zone d) must be.
+        assert!(picked.contains(&6), "{picked:?}");
+        // A jurisdiction filter that leaves only holders: the shard doubles up on the
+        // eligible holder with the fewest shards.
+        let mut fr_only = peers.clone();
+        for (i, c) in fr_only.iter_mut().enumerate() {
+            if ![0, 2].contains(&i) {
+                c.jurisdiction = "DE".into();
+            }
+        }
+        let policy = PlacementPolicy {
+            jurisdictions: vec!["FR".into()],
+            min_holders: 1,
+        };
+        let picked = place_replacements(
+            &fr_only,
+            &policy,
+            ErasureParams::DEFAULT,
+            &target,
+            &[0, 0, 2],
+            1,
+            1,
+        )
+        .unwrap();
+        assert_eq!(picked, [2]);
+        // Nothing eligible: a clear refusal.
+        let policy = PlacementPolicy {
+            jurisdictions: vec!["US".into()],
+            min_holders: 1,
+        };
+        assert!(
+            place_replacements(&peers, &policy, ErasureParams::DEFAULT, &target, &[0], 1, 1)
+                .is_err()
+        );
     }
 
     #[test]

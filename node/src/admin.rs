@@ -19,11 +19,12 @@ use tracing::{debug, warn};
 
 use crate::service::dispatch::NodeTags;
 use crate::store::ShardStore;
+use crate::workers::repair::{RepairStatus, RepairStatusHandle};
 
 /// Admin connections served at once.
 pub const ADMIN_CONNECTIONS_MAX: usize = 8;
-/// Longest request line.
-pub const ADMIN_REQUEST_BYTES_MAX: u64 = 256;
+/// Longest request line (a fault-injection block list names peers).
+pub const ADMIN_REQUEST_BYTES_MAX: u64 = 16 * 1024;
 /// Time a connection may take.
 pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest answer accepted by [`query_status`].
@@ -48,6 +49,9 @@ pub struct Status {
     pub shard_count: u64,
     /// The other nodes it knows of.
     pub peers: Vec<PeerStatus>,
+    /// Redundancy of the segments this node repairs, and what repair has done.
+    #[serde(default)]
+    pub repair: RepairStatus,
 }
 
 /// One known peer.
@@ -78,6 +82,8 @@ pub struct AdminState {
     pub membership: Membership,
     /// This node's tags.
     pub tags: NodeTags,
+    /// The repair worker's status.
+    pub repair: RepairStatusHandle,
 }
 
 impl AdminState {
@@ -105,6 +111,11 @@ impl AdminState {
                     reachable: m.live,
                 })
                 .collect(),
+            repair: self
+                .repair
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
         }
     }
 }
@@ -144,8 +155,15 @@ async fn answer(stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
         .await?;
     let body = match line.trim() {
         "status" => serde_json::to_value(state.status().await),
+        #[cfg(feature = "fault-injection")]
+        fault if fault.starts_with("fault ") => Ok(
+            match crate::faults::apply(fault.trim_start_matches("fault "), &state.net).await {
+                Ok(done) => serde_json::json!({ "ok": done }),
+                Err(error) => serde_json::json!({ "error": error }),
+            },
+        ),
         other => Ok(serde_json::json!({
-            "error": format!("unknown request {other:?}: the only request is `status`")
+            "error": format!("unknown request {other:?}: the only request is `status` (fault injection is not compiled into this node)")
         })),
     }
     .unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }))
@@ -155,17 +173,22 @@ async fn answer(stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
     write.shutdown().await
 }
 
-/// Asks the node whose admin endpoint is at `addr` for its status.
+/// Sends one request line to the admin endpoint at `addr`; returns the answer line.
 ///
 /// # Errors
-/// A message saying whether the node is not running or answered badly.
-pub async fn query_status(addr: SocketAddr) -> Result<Status, String> {
+/// A message saying whether the node is not running or did not answer in time.
+pub async fn admin_request(addr: SocketAddr, request: &str) -> Result<String, String> {
+    if request.len() as u64 >= ADMIN_REQUEST_BYTES_MAX || request.contains('\n') {
+        return Err(format!(
+            "an admin request is one line of less than {ADMIN_REQUEST_BYTES_MAX} bytes"
+        ));
+    }
     let exchange = async {
         let mut stream = TcpStream::connect(addr).await.map_err(|e| {
             format!("cannot reach the node's admin endpoint at {addr} ({e}): is `andromede-node run` running?")
         })?;
         stream
-            .write_all(b"status\n")
+            .write_all(format!("{request}\n").as_bytes())
             .await
             .map_err(|e| e.to_string())?;
         let mut text = String::new();
@@ -174,10 +197,19 @@ pub async fn query_status(addr: SocketAddr) -> Result<Status, String> {
             .read_to_string(&mut text)
             .await
             .map_err(|e| e.to_string())?;
-        serde_json::from_str::<Status>(&text)
-            .map_err(|e| format!("the node answered something other than a status ({e}): {text}"))
+        Ok(text)
     };
     tokio::time::timeout(ADMIN_TIMEOUT, exchange)
         .await
         .map_err(|_| format!("the node at {addr} did not answer within {ADMIN_TIMEOUT:?}"))?
+}
+
+/// Asks the node whose admin endpoint is at `addr` for its status.
+///
+/// # Errors
+/// A message saying whether the node is not running or answered badly.
+pub async fn query_status(addr: SocketAddr) -> Result<Status, String> {
+    let text = admin_request(addr, "status").await?;
+    serde_json::from_str::<Status>(&text)
+        .map_err(|e| format!("the node answered something other than a status ({e}): {text}"))
 }

@@ -44,9 +44,6 @@ pub(crate) enum Command {
         #[arg(long, default_value = "1GiB", value_parser = parse_size)]
         rate: u64,
     },
-    /// Start a loopback cluster of node processes and measure PUT/GET throughput,
-    /// small-object rates and the nodes' peak RSS.
-    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Debug, clap::Args)]

@@ -16,6 +16,8 @@ use crate::data_dir::DataDir;
 use crate::service::dispatch::NodeTags;
 use crate::workers::anti_entropy::AntiEntropyConfig;
 use crate::workers::gc::GcConfig;
+use crate::workers::orphans::OrphanConfig;
+use crate::workers::repair::RepairConfig;
 use crate::workers::scrub::ScrubConfig;
 
 /// Default listen address of the first node on a machine.
@@ -54,6 +56,43 @@ pub struct NodeConfig {
     /// Pause between garbage-collection passes.
     #[serde(default = "gc_interval_default")]
     pub gc_interval: String,
+    /// A peer unreachable this long is down: no new shards go to it and its shards are
+    /// rebuilt elsewhere. Long enough that a reboot does not start a repair.
+    #[serde(default = "down_after_default")]
+    pub down_after: String,
+    /// Pause between sweeps that check every version this node repairs with its holders.
+    #[serde(default = "repair_sweep_interval_default")]
+    pub repair_sweep_interval: String,
+    /// Most bytes per second of rebuilt shards, so clients keep their share.
+    #[serde(default = "repair_rate_default")]
+    pub repair_rate: String,
+    /// Age a shard no manifest references must reach before it is deleted (longer than
+    /// any upload takes).
+    #[serde(default = "orphan_grace_default")]
+    pub orphan_grace: String,
+    /// Pause between passes that look for such shards.
+    #[serde(default = "orphan_interval_default")]
+    pub orphan_interval: String,
+}
+
+fn orphan_grace_default() -> String {
+    "24h".into()
+}
+
+fn orphan_interval_default() -> String {
+    "1h".into()
+}
+
+fn down_after_default() -> String {
+    "60s".into()
+}
+
+fn repair_sweep_interval_default() -> String {
+    "1h".into()
+}
+
+fn repair_rate_default() -> String {
+    "256MiB".into()
 }
 
 fn anti_entropy_interval_default() -> String {
@@ -85,6 +124,11 @@ impl Default for NodeConfig {
             scrub_interval: scrub_interval_default(),
             anti_entropy_interval: anti_entropy_interval_default(),
             gc_interval: gc_interval_default(),
+            down_after: down_after_default(),
+            repair_sweep_interval: repair_sweep_interval_default(),
+            repair_rate: repair_rate_default(),
+            orphan_grace: orphan_grace_default(),
+            orphan_interval: orphan_interval_default(),
         }
     }
 }
@@ -152,10 +196,17 @@ impl NodeConfig {
         self.admin_addr()?;
         parse_size(&self.capacity).map_err(|e| format!("capacity: {e}"))?;
         parse_size(&self.scrub_rate).map_err(|e| format!("scrub_rate: {e}"))?;
+        if parse_size(&self.repair_rate).map_err(|e| format!("repair_rate: {e}"))? == 0 {
+            return Err("repair_rate must be more than 0".into());
+        }
         parse_duration(&self.scrub_interval).map_err(|e| format!("scrub_interval: {e}"))?;
         for (field, value) in [
             ("anti_entropy_interval", &self.anti_entropy_interval),
             ("gc_interval", &self.gc_interval),
+            ("down_after", &self.down_after),
+            ("repair_sweep_interval", &self.repair_sweep_interval),
+            ("orphan_grace", &self.orphan_grace),
+            ("orphan_interval", &self.orphan_interval),
         ] {
             let interval = parse_duration(value).map_err(|e| format!("{field}: {e}"))?;
             if interval.is_zero() {
@@ -241,7 +292,16 @@ impl NodeConfig {
             },
             gc: GcConfig {
                 interval: parse_duration(&self.gc_interval)?,
-                ..GcConfig::default()
+            },
+            down_after: parse_duration(&self.down_after)?,
+            repair: RepairConfig {
+                sweep_interval: parse_duration(&self.repair_sweep_interval)?,
+                bytes_per_sec: parse_size(&self.repair_rate)?,
+                ..RepairConfig::default()
+            },
+            orphans: OrphanConfig {
+                interval: parse_duration(&self.orphan_interval)?,
+                grace: parse_duration(&self.orphan_grace)?,
             },
             tags: NodeTags {
                 zone: self.zone.clone(),

@@ -4,7 +4,7 @@
 use andromede_client::net::{self, ClusterSecret, Multiaddr, NetConfig, NetHandle, Role};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use std::sync::Arc;
 
@@ -18,7 +18,11 @@ use crate::service::meta::LocalMeta;
 use crate::store::{IndexOptions, ShardStore};
 use crate::workers::anti_entropy::{AntiEntropyConfig, AntiEntropyWorker};
 use crate::workers::gc::{GcConfig, GcWorker};
+use crate::workers::liveness::Liveness;
+use crate::workers::orphans::{OrphanConfig, OrphanWorker};
+use crate::workers::repair::{RepairConfig, RepairDeps, RepairStatusHandle, RepairWorker};
 use crate::workers::scrub::{ScrubConfig, ScrubWorker};
+use crate::workers::shard_calls::ShardCalls;
 use andromede_client::cluster::{Membership, MembershipConfig, MetaQuorum};
 use andromede_client::meta::hlc::Hlc;
 use andromede_client::meta::record::WriterId;
@@ -27,35 +31,51 @@ use bytes::Bytes;
 /// Time a metadata replica has to answer this node's workers.
 const META_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Time a holder has to answer a shard request from this node's workers.
+const SHARD_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Longest pause between two rounds of bootstrap dials while the node has no peer.
 const BOOTSTRAP_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Dials the bootstrap peers whenever the node has no admitted peer: at start (they may
-/// start after this node) and after losing every peer, with a backoff from 1 s to
-/// `BOOTSTRAP_RETRY_MAX`.
+/// Keeps the node joined through its bootstrap peers: dials each one it is not connected
+/// to — at start (they may start after this node), whenever it has no peer (backoff from
+/// 1 s to `BOOTSTRAP_RETRY_MAX`), and every `BOOTSTRAP_RETRY_MAX` otherwise. The last
+/// matters after a partition heals: each side's routing table has dropped the other
+/// side, and only a dial across brings the DHT back together.
 async fn keep_joined(net: NetHandle, bootstrap: Vec<Multiaddr>, cancel: CancellationToken) {
     let mut pause = std::time::Duration::from_secs(1);
+    // The peer behind each bootstrap address, once dialed.
+    let mut behind: std::collections::HashMap<Multiaddr, andromede_client::net::PeerId> =
+        std::collections::HashMap::new();
     loop {
-        let alone = net.admitted_peers().await.map_or(true, |p| p.is_empty());
-        if alone {
-            let mut joined = false;
-            for addr in &bootstrap {
-                match net.dial(addr.clone()).await {
-                    Ok(peer) => {
-                        info!(%peer, %addr, "joined through bootstrap peer");
-                        joined = true;
-                    }
-                    Err(error) => {
-                        warn!(%addr, %error, retry_in = ?pause, "bootstrap peer unreachable")
-                    }
-                }
+        let admitted = net.admitted_peers().await.unwrap_or_default();
+        let alone = admitted.is_empty();
+        let mut joined = false;
+        for addr in &bootstrap {
+            if behind.get(addr).is_some_and(|peer| admitted.contains(peer)) {
+                continue;
             }
-            pause = if joined {
-                std::time::Duration::from_secs(1)
-            } else {
-                (pause * 2).min(BOOTSTRAP_RETRY_MAX)
-            };
+            match net.dial(addr.clone()).await {
+                Ok(peer) => {
+                    if !admitted.contains(&peer) {
+                        info!(%peer, %addr, "joined through bootstrap peer");
+                    }
+                    behind.insert(addr.clone(), peer);
+                    joined = true;
+                }
+                Err(error) if alone => {
+                    warn!(%addr, %error, retry_in = ?pause, "bootstrap peer unreachable")
+                }
+                Err(error) => debug!(%addr, %error, "bootstrap peer unreachable"),
+            }
         }
+        pause = if !alone {
+            BOOTSTRAP_RETRY_MAX
+        } else if joined {
+            std::time::Duration::from_secs(1)
+        } else {
+            (pause * 2).min(BOOTSTRAP_RETRY_MAX)
+        };
         tokio::select! {
             () = cancel.cancelled() => return,
             () = tokio::time::sleep(pause) => {}
@@ -80,6 +100,12 @@ pub struct DaemonConfig {
     pub anti_entropy: AntiEntropyConfig,
     /// Garbage collection of replaced and deleted versions.
     pub gc: GcConfig,
+    /// A peer unreachable this long is down: its shards are repaired.
+    pub down_after: std::time::Duration,
+    /// Repair of lost shards.
+    pub repair: RepairConfig,
+    /// Collection of shards no manifest references.
+    pub orphans: OrphanConfig,
     /// Zone and jurisdiction.
     pub tags: NodeTags,
     /// Where the admin endpoint listens (loopback), if anywhere.
@@ -90,8 +116,10 @@ pub struct DaemonConfig {
 #[derive(Debug)]
 pub struct Daemon {
     store: ShardStore,
+    meta: Arc<dyn MetaStore>,
     membership: Membership,
     net: NetHandle,
+    repair: RepairStatusHandle,
     cancel: CancellationToken,
     tasks: JoinSet<()>,
 }
@@ -136,23 +164,6 @@ impl Daemon {
         let cancel = CancellationToken::new();
         let mut tasks = JoinSet::new();
         let membership = Membership::start(net.clone(), MembershipConfig::default());
-        if let Some(addr) = config.admin {
-            let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-                DaemonError::Admin(format!(
-                    "cannot listen on {addr} ({e}): another node may use it; change `admin` in config.toml"
-                ))
-            })?;
-            info!(%addr, "admin endpoint listening");
-            tasks.spawn(admin::serve(
-                listener,
-                AdminState {
-                    net: net.clone(),
-                    store: store.clone(),
-                    membership: membership.clone(),
-                    tags: config.tags.clone(),
-                },
-            ));
-        }
         let meta: Arc<dyn MetaStore> = Arc::new(meta);
         tasks.spawn(dispatch::serve(
             store.clone(),
@@ -189,17 +200,72 @@ impl Daemon {
             )
             .run(cancel.clone()),
         );
+        let calls = ShardCalls::new(net.clone(), store.clone(), SHARD_REQUEST_TIMEOUT);
+        let lock = crate::workers::MaintenanceLock::default();
         tasks.spawn(
-            GcWorker::new(meta, quorum, store.clone(), net.clone(), config.gc.clone())
-                .run(cancel.clone()),
+            GcWorker::new(
+                Arc::clone(&meta),
+                quorum.clone(),
+                calls.clone(),
+                Arc::clone(&lock),
+                config.gc.clone(),
+            )
+            .run(cancel.clone()),
         );
+        tasks.spawn(
+            OrphanWorker::new(
+                quorum.clone(),
+                membership.clone(),
+                store.clone(),
+                calls.clone(),
+                config.data.roster(),
+                config.orphans.clone(),
+            )
+            .run(cancel.clone()),
+        );
+        let repair = RepairWorker::new(
+            RepairDeps {
+                meta: Arc::clone(&meta),
+                quorum,
+                calls,
+                liveness: Liveness::new(membership.clone(), local, config.down_after),
+                membership: membership.clone(),
+                store: store.clone(),
+                tags: config.tags.clone(),
+                lock,
+            },
+            config.repair.clone(),
+        );
+        let repair_status = repair.status();
+        tasks.spawn(repair.run(cancel.clone()));
+        if let Some(addr) = config.admin {
+            let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                DaemonError::Admin(format!(
+                    "cannot listen on {addr} ({e}): another node may use it; change `admin` in config.toml"
+                ))
+            })?;
+            info!(%addr, "admin endpoint listening");
+            tasks.spawn(admin::serve(
+                listener,
+                AdminState {
+                    net: net.clone(),
+                    store: store.clone(),
+                    membership: membership.clone(),
+                    tags: config.tags.clone(),
+                    repair: Arc::clone(&repair_status),
+                },
+            ));
+        }
+
         if !config.bootstrap.is_empty() {
             tasks.spawn(keep_joined(net.clone(), config.bootstrap, cancel.clone()));
         }
         Ok(Self {
             store,
+            meta,
             membership,
             net,
+            repair: repair_status,
             cancel,
             tasks,
         })
@@ -218,6 +284,19 @@ impl Daemon {
     /// The node's shard store.
     pub fn store(&self) -> &ShardStore {
         &self.store
+    }
+
+    /// The node's metadata replica store (what this node holds, not a quorum read).
+    pub fn meta(&self) -> &Arc<dyn MetaStore> {
+        &self.meta
+    }
+
+    /// What repair has done and sees.
+    pub fn repair_status(&self) -> crate::workers::repair::RepairStatus {
+        self.repair
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Stops the workers, the service and the swarm, then flushes the index.

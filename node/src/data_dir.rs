@@ -56,6 +56,12 @@ impl DataDir {
         self.root.join("store")
     }
 
+    /// The nodes that must answer before an unreferenced shard is deleted: kept with the
+    /// shards (lost with them, never with the metadata alone).
+    pub fn roster(&self) -> PathBuf {
+        self.store().join("roster.json")
+    }
+
     /// How this data directory's shard store is opened.
     pub fn store_config(&self, capacity_bytes: u64) -> StoreConfig {
         StoreConfig {

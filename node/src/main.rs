@@ -1,6 +1,5 @@
 //! `andromede-node`: parse the command line, set up logging, run.
 
-mod bench;
 mod cli;
 
 use std::path::Path;
@@ -50,7 +49,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run { data } => run_node(&data.data).await,
         Command::Status { data, json } => status(&data.data, json).await,
         Command::Scrub { data, rate } => scrub_once(&data.data, rate).await,
-        Command::Bench(args) => bench::run(&args).await,
     }
 }
 
@@ -203,6 +201,49 @@ async fn status(dir: &Path, json: bool) -> anyhow::Result<()> {
             if peer.reachable { "yes" } else { "NO" }
         );
     }
+    let repair = &status.repair;
+    let health = &repair.health;
+    if repair.health_at_ms == 0 {
+        println!("redundancy: not checked yet (the first sweep runs once down_after has passed)");
+    } else {
+        let degraded: Vec<String> = health
+            .degraded
+            .iter()
+            .map(|(missing, count)| format!("{count} missing {missing}"))
+            .collect();
+        println!(
+            "redundancy of the segments this node repairs (last sweep): {} fully redundant, degraded: {}, {} at risk (k shards left), {} lost",
+            health.full,
+            if degraded.is_empty() {
+                "none".into()
+            } else {
+                degraded.join(", ")
+            },
+            health.at_risk,
+            health.lost
+        );
+        let survives: Vec<String> = health
+            .survives_node_losses
+            .iter()
+            .map(|(losses, count)| format!("{count} survive {losses}"))
+            .collect();
+        println!(
+            "  node losses the readable segments survive: {}",
+            if survives.is_empty() {
+                "none".into()
+            } else {
+                survives.join(", ")
+            }
+        );
+    }
+    println!(
+        "repair: {} version(s) queued; since start {} segments repaired, {} shards ({} bytes) rebuilt, {} manifests rewritten",
+        repair.queue,
+        repair.segments_repaired,
+        repair.shards_rebuilt,
+        repair.bytes_rebuilt,
+        repair.versions_repaired
+    );
     Ok(())
 }
 

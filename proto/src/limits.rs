@@ -80,3 +80,7 @@ const _: () = assert!(MANIFEST_BYTES_MAX < u32::MAX as u64);
 const _: () = assert!(META_RECORD_BYTES_MAX < u32::MAX as u64);
 const _: () = assert!(META_MESSAGE_BYTES_MAX > META_RECORD_BYTES_MAX + OBJECT_KEY_BYTES_MAX);
 const _: () = assert!(META_MESSAGE_BYTES_MAX < u32::MAX as u64);
+
+/// Shard ids in one answer about referenced shards at most (a page of manifests; a
+/// single manifest names at most `MANIFEST_SHARD_IDS_MAX`).
+pub const REFERENCED_IDS_MAX: u64 = MANIFEST_SHARD_IDS_MAX;

@@ -128,14 +128,7 @@ fn distinct_holders(manifest: &Manifest) -> usize {
     if matches!(manifest.body, Body::Inline(_)) {
         return 0;
     }
-    let mut all: Vec<&Bytes> = manifest
-        .holders
-        .iter()
-        .chain(manifest.moves.iter().map(|m| &m.holder))
-        .collect();
-    all.sort();
-    all.dedup();
-    all.len()
+    manifest.distinct_holders().len()
 }
 
 /// The shard holders of a new version and the peers to fail over to, in placement order.
@@ -364,6 +357,17 @@ impl Client {
         let mut info = Self::info(bucket, key, &entry, &opened);
         info.user_metadata = opened.user_metadata()?;
         Ok(info)
+    }
+
+    /// The manifest of an object's latest version, opened (so verified) with the master
+    /// key: which peers hold which shards. What an operator or the testnet checks
+    /// redundancy with.
+    ///
+    /// # Errors
+    /// As [`Client::head_object`].
+    pub async fn object_manifest(&self, bucket: &str, key: &str) -> Result<Manifest, ClientError> {
+        let (_, opened) = self.open(bucket, key).await?;
+        Ok(opened.manifest().clone())
     }
 
     /// Reads an object, or the byte range `range` of it, as a stream.

@@ -139,24 +139,7 @@ impl MetaQuorum {
         peer: PeerId,
         request: MetaRequest,
     ) -> Result<MetaResponse, String> {
-        let (net, membership, local, timeout) = self.parts();
-        Self::ask(net, membership, local, timeout, peer, Arc::new(request)).await
-    }
-
-    fn parts(
-        &self,
-    ) -> (
-        NetHandle,
-        Membership,
-        Option<Arc<dyn LocalReplica>>,
-        Duration,
-    ) {
-        (
-            self.net.clone(),
-            self.membership.clone(),
-            self.local.clone(),
-            self.timeout,
-        )
+        self.ask(peer, Arc::new(request)).await
     }
 
     /// The live nodes closest to `partition`, closest first, as many as may be asked: the
@@ -199,15 +182,8 @@ impl MetaQuorum {
         })
     }
 
-    async fn ask(
-        net: NetHandle,
-        membership: Membership,
-        local: Option<Arc<dyn LocalReplica>>,
-        timeout: Duration,
-        peer: PeerId,
-        request: Arc<MetaRequest>,
-    ) -> Result<MetaResponse, String> {
-        if let Some(local) = local.filter(|l| l.peer() == peer) {
+    async fn ask(&self, peer: PeerId, request: Arc<MetaRequest>) -> Result<MetaResponse, String> {
+        if let Some(local) = self.local.clone().filter(|l| l.peer() == peer) {
             return match tokio::task::spawn_blocking(move || local.handle(&request)).await {
                 Ok(MetaResponse::Error { code, detail }) => {
                     Err(format!("this node refused: {code:?}: {detail}"))
@@ -216,8 +192,8 @@ impl MetaQuorum {
                 Err(e) => Err(format!("this node's metadata task failed: {e}")),
             };
         }
-        let call = net.request(peer, Protocol::Meta, request.encode());
-        let outcome = match tokio::time::timeout(timeout, call).await {
+        let call = self.net.request(peer, Protocol::Meta, request.encode());
+        let outcome = match tokio::time::timeout(self.timeout, call).await {
             Ok(Ok(bytes)) => match decode_meta_response(&request, &bytes) {
                 Ok(MetaResponse::Error { code, detail }) => {
                     Err(format!("{peer} refused: {code:?}: {detail}"))
@@ -226,9 +202,9 @@ impl MetaQuorum {
                 Err(e) => Err(format!("{peer} answered badly: {e}")),
             },
             Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("{peer} did not answer within {timeout:?}")),
+            Err(_) => Err(format!("{peer} did not answer within {:?}", self.timeout)),
         };
-        membership.mark_failed(peer);
+        self.membership.mark_failed(peer);
         outcome
     }
 
@@ -237,14 +213,10 @@ impl MetaQuorum {
         peer: PeerId,
         request: &Arc<MetaRequest>,
     ) -> tokio::task::JoinHandle<(PeerId, Result<MetaResponse, String>)> {
-        let (net, membership, local, timeout) = self.parts();
+        // Cloning is a few reference counts; the task outlives this call.
+        let this = self.clone();
         let request = Arc::clone(request);
-        tokio::spawn(async move {
-            (
-                peer,
-                Self::ask(net, membership, local, timeout, peer, request).await,
-            )
-        })
+        tokio::spawn(async move { (peer, this.ask(peer, request).await) })
     }
 
     /// Sends `request` to every replica of `partition` and returns the successful

@@ -104,6 +104,7 @@ pub fn spawn(
         admitted: HashSet::new(),
         pending_admission: HashMap::new(),
         banned: HashMap::new(),
+        blocked: HashSet::new(),
         dials: HashMap::new(),
         dial_waiting: HashMap::new(),
         queued: HashMap::new(),
@@ -153,6 +154,8 @@ struct EventLoop {
     pending_admission: HashMap<PeerId, Instant>,
     /// Peers refused until the given instant.
     banned: HashMap<PeerId, Instant>,
+    /// Peers refused until the owner says otherwise (`NetHandle::set_blocked`).
+    blocked: HashSet<PeerId>,
     dials: HashMap<ConnectionId, (Multiaddr, Reply<PeerId>)>,
     dial_waiting: HashMap<PeerId, Vec<Reply<PeerId>>>,
     queued: HashMap<PeerId, Vec<Queued>>,
@@ -214,6 +217,22 @@ impl EventLoop {
             }
             Command::AdmittedPeers { reply } => {
                 let _ = reply.send(self.admitted.iter().copied().collect());
+            }
+            Command::SetBlocked { peers, reply } => {
+                let peers: HashSet<PeerId> = peers.into_iter().collect();
+                for lifted in self.blocked.difference(&peers) {
+                    if !self.banned.contains_key(lifted) {
+                        self.swarm.behaviour_mut().blocked.unblock_peer(*lifted);
+                    }
+                }
+                for &peer in &peers {
+                    self.swarm.behaviour_mut().blocked.block_peer(peer);
+                    let _ = self.swarm.disconnect_peer_id(peer);
+                    self.forget(peer, &NetError::NotConnected { peer });
+                }
+                info!(blocked = peers.len(), "blocked peers set");
+                self.blocked = peers;
+                let _ = reply.send(Ok(()));
             }
             Command::ListenAddrs { reply } => {
                 let _ = reply.send(self.swarm.listeners().cloned().collect());
@@ -386,6 +405,7 @@ impl EventLoop {
     fn discover(&mut self, peer: PeerId, address: Multiaddr) {
         if peer == self.local_peer_id
             || self.banned.contains_key(&peer)
+            || self.blocked.contains(&peer)
             || self.swarm.is_connected(&peer)
         {
             return;
@@ -445,7 +465,28 @@ impl EventLoop {
             request_response::Event::OutboundFailure { peer, error, .. }
                 if !self.admitted.contains(&peer) =>
             {
-                self.reject(peer, &format!("admission failed: {error}"));
+                match error {
+                    // The connection went away mid-exchange (a peer restarting, two peers
+                    // dialing each other at once, a partition): nothing was proven either
+                    // way, so no ban; the next dial tries again.
+                    request_response::OutboundFailure::ConnectionClosed
+                    | request_response::OutboundFailure::DialFailure
+                    | request_response::OutboundFailure::Io(_) => {
+                        debug!(%peer, %error, "admission interrupted");
+                        let _ = self.swarm.disconnect_peer_id(peer);
+                        self.forget(peer, &NetError::Disconnected { peer });
+                    }
+                    // Silent: refused briefly (see `expire`).
+                    request_response::OutboundFailure::Timeout => {
+                        self.refuse(
+                            peer,
+                            "admission answer timed out",
+                            self.config.admission_timeout,
+                        );
+                    }
+                    // It does not speak admission: not one of ours.
+                    _ => self.reject(peer, &format!("admission failed: {error}")),
+                }
             }
             _ => {}
         }
@@ -552,13 +593,17 @@ impl EventLoop {
         }
     }
 
+    /// Refuses a peer whose proof was wrong for the full ban.
     fn reject(&mut self, peer: PeerId, reason: &str) {
-        warn!(%peer, reason, "peer refused");
+        self.refuse(peer, reason, self.config.ban_duration);
+    }
+
+    fn refuse(&mut self, peer: PeerId, reason: &str, duration: Duration) {
+        warn!(%peer, reason, ?duration, "peer refused");
         // Bans are bounded in count too: past the cap a refused peer is only disconnected
         // (each ban costs the peer a full Noise handshake, so the cap is rarely reached).
         if self.banned.len() < BANNED_PEERS_MAX {
-            self.banned
-                .insert(peer, Instant::now() + self.config.ban_duration);
+            self.banned.insert(peer, Instant::now() + duration);
             self.swarm.behaviour_mut().blocked.block_peer(peer);
         }
         let _ = self.swarm.disconnect_peer_id(peer);
@@ -567,12 +612,21 @@ impl EventLoop {
 
     fn expire(&mut self) {
         let now = Instant::now();
+        // No proof in time: refused only as long as it had to answer. Silence proves
+        // nothing (an honest peer on a loaded machine can be slow, and a wrong secret is
+        // refused by its proof), so it must not cost a member the full ban.
         for peer in due(&self.pending_admission, now) {
-            self.reject(peer, "no admission proof in time");
+            self.refuse(
+                peer,
+                "no admission proof in time",
+                self.config.admission_timeout,
+            );
         }
         for peer in due(&self.banned, now) {
             self.banned.remove(&peer);
-            self.swarm.behaviour_mut().blocked.unblock_peer(peer);
+            if !self.blocked.contains(&peer) {
+                self.swarm.behaviour_mut().blocked.unblock_peer(peer);
+            }
         }
     }
 

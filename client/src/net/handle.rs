@@ -53,10 +53,21 @@ pub enum NetError {
     /// Too many requests in flight or queued; retry later.
     #[error("too many requests in flight")]
     Busy,
+    /// More peers to block than a node keeps.
+    #[error("{count} peers to block, at most {count_max}")]
+    TooManyBlocked {
+        /// Peers given.
+        count: usize,
+        /// The limit.
+        count_max: usize,
+    },
     /// The swarm task has stopped.
     #[error("the network task has stopped")]
     Shutdown,
 }
+
+/// Peers a node can be told to refuse at most (see [`NetHandle::set_blocked`]).
+pub const BLOCKED_PEERS_MAX: usize = 4096;
 
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, NetError>>;
 
@@ -85,6 +96,10 @@ pub(crate) enum Command {
     },
     RoutedPeers {
         reply: oneshot::Sender<Vec<PeerId>>,
+    },
+    SetBlocked {
+        peers: Vec<PeerId>,
+        reply: Reply<()>,
     },
 }
 
@@ -177,6 +192,25 @@ impl NetHandle {
     /// [`NetError::Shutdown`].
     pub async fn routed_peers(&self) -> Result<Vec<PeerId>, NetError> {
         self.call(|reply| Command::RoutedPeers { reply }).await
+    }
+
+    /// Refuses every connection with `peers` (closing open ones, failing requests to
+    /// them) until the next call replaces the list; an empty list lifts it. Independent of
+    /// the bans admission puts on peers without the cluster secret. The gate for
+    /// revoking a node, and how the testnet cuts a cluster in two.
+    ///
+    /// # Errors
+    /// [`NetError::TooManyBlocked`] for more than [`BLOCKED_PEERS_MAX`] peers;
+    /// [`NetError::Shutdown`].
+    pub async fn set_blocked(&self, peers: Vec<PeerId>) -> Result<(), NetError> {
+        if peers.len() > BLOCKED_PEERS_MAX {
+            return Err(NetError::TooManyBlocked {
+                count: peers.len(),
+                count_max: BLOCKED_PEERS_MAX,
+            });
+        }
+        self.call(|reply| Command::SetBlocked { peers, reply })
+            .await?
     }
 
     /// The addresses this peer listens on.

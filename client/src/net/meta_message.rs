@@ -3,10 +3,11 @@
 //! never leave this module.
 
 use andromede_proto::limits::{
-    LIST_KEYS_MAX, META_BATCH_RECORDS_MAX, META_MESSAGE_BYTES_MAX, TAG_BYTES_MAX,
+    LIST_KEYS_MAX, META_BATCH_RECORDS_MAX, META_MESSAGE_BYTES_MAX, REFERENCED_IDS_MAX,
+    TAG_BYTES_MAX,
 };
 use andromede_proto::pb::{self, meta_request, meta_response};
-use andromede_proto::{Message, decode_bounded};
+use andromede_proto::{Message, ShardId, decode_bounded};
 use bytes::Bytes;
 
 use super::message::{MessageError, RemoteErrorCode};
@@ -48,7 +49,17 @@ pub enum MetaRequest {
         /// Sort keys and the versions the sender holds.
         entries: Vec<(Vec<u8>, Version)>,
     },
+    /// Which shards on `holder` do the live manifests held here reference? One page.
+    Referenced {
+        /// The holder's peer id bytes (1 to `HOLDER_BYTES_MAX`).
+        holder: Vec<u8>,
+        /// Resume after this manifest key.
+        start_after: Option<RecordKey>,
+    },
 }
+
+/// Longest holder (peer id bytes) a referenced-shards request may name.
+pub const HOLDER_BYTES_MAX: usize = 128;
 
 /// What a node says about itself: where it stands (tags from its config) and how much
 /// room it has. Placement and replica choice use it; `status` prints it.
@@ -111,6 +122,13 @@ pub enum MetaResponse {
     Info(NodeInfo),
     /// Per compared entry, in order: whether the replica wants the sender's record.
     Wanted(Vec<bool>),
+    /// Referenced shard ids of a page of manifests, and where the next page starts.
+    ShardIds {
+        /// The ids (at most `REFERENCED_IDS_MAX`).
+        ids: Vec<ShardId>,
+        /// The last manifest key of the page when more follow.
+        next: Option<RecordKey>,
+    },
     /// The request failed.
     Error {
         /// Why, as a code.
@@ -212,6 +230,13 @@ impl MetaRequest {
                     })
                     .collect(),
             }),
+            Self::Referenced {
+                holder,
+                start_after,
+            } => meta_request::Request::Referenced(pb::ReferencedShards {
+                holder: Bytes::copy_from_slice(holder),
+                start_after: start_after.as_ref().map(get_record_pb),
+            }),
         };
         pb::MetaRequest {
             request: Some(request),
@@ -278,7 +303,29 @@ pub fn decode_meta_request(bytes: &[u8]) -> Result<MetaRequest, MessageError> {
                 entries,
             })
         }
+        meta_request::Request::Referenced(referenced) => {
+            if referenced.holder.is_empty() || referenced.holder.len() > HOLDER_BYTES_MAX {
+                return Err(MessageError::Mismatch("holder of an invalid length"));
+            }
+            Ok(MetaRequest::Referenced {
+                holder: referenced.holder.to_vec(),
+                start_after: referenced.start_after.map(get_record_key).transpose()?,
+            })
+        }
     }
+}
+
+fn get_record_pb(key: &RecordKey) -> pb::GetRecord {
+    let (table, partition, sort) = key_to_pb(key);
+    pb::GetRecord {
+        table,
+        partition,
+        sort,
+    }
+}
+
+fn get_record_key(key: pb::GetRecord) -> Result<RecordKey, MessageError> {
+    key_from_pb(key.table, key.partition, key.sort)
 }
 
 impl MetaResponse {
@@ -304,6 +351,13 @@ impl MetaResponse {
             }),
             Self::Wanted(wanted) => meta_response::Response::Wanted(pb::Wanted {
                 wanted: wanted.clone(),
+            }),
+            Self::ShardIds { ids, next } => meta_response::Response::ShardIds(pb::ShardIdPage {
+                ids: ids
+                    .iter()
+                    .map(|id| Bytes::copy_from_slice(id.as_bytes()))
+                    .collect(),
+                next: next.as_ref().map(get_record_pb),
             }),
             Self::Error { code, detail } => meta_response::Response::Error(pb::Error {
                 code: (*code).into(),
@@ -370,6 +424,17 @@ pub fn decode_meta_response(
                 return Err(MessageError::Mismatch("wanted flags count"));
             }
             Ok(MetaResponse::Wanted(wanted.wanted))
+        }
+        (MetaRequest::Referenced { .. }, meta_response::Response::ShardIds(page)) => {
+            check_count(page.ids.len(), REFERENCED_IDS_MAX)?;
+            Ok(MetaResponse::ShardIds {
+                ids: page
+                    .ids
+                    .iter()
+                    .map(|id| ShardId::try_from(id.as_ref()))
+                    .collect::<Result<_, _>>()?,
+                next: page.next.map(get_record_key).transpose()?,
+            })
         }
         _ => Err(MessageError::Mismatch("answer of another kind")),
     }
@@ -547,5 +612,45 @@ mod tests {
             decode_meta_response(&apply, &wrong_kind.encode()),
             Err(MessageError::Mismatch(_))
         ));
+    }
+
+    #[test]
+    fn referenced_shards_round_trip_and_bad_ones_are_refused() {
+        let request = MetaRequest::Referenced {
+            holder: b"peer".to_vec(),
+            start_after: Some(RecordKey {
+                table: Table::Manifest,
+                partition: "bucket".into(),
+                sort: vec![7; 16],
+            }),
+        };
+        assert_eq!(decode_meta_request(&request.encode()).unwrap(), request);
+        let answer = MetaResponse::ShardIds {
+            ids: vec![ShardId([1; 32]), ShardId([2; 32])],
+            next: None,
+        };
+        assert_eq!(
+            decode_meta_response(&request, &answer.encode()).unwrap(),
+            answer
+        );
+        // No holder, or one longer than any peer id.
+        for holder in [Vec::new(), vec![0; HOLDER_BYTES_MAX + 1]] {
+            let bad = MetaRequest::Referenced {
+                holder,
+                start_after: None,
+            };
+            assert!(decode_meta_request(&bad.encode()).is_err());
+        }
+        // An id of the wrong length.
+        let bad = pb::MetaResponse {
+            response: Some(meta_response::Response::ShardIds(pb::ShardIdPage {
+                ids: vec![Bytes::from_static(b"short")],
+                next: None,
+            })),
+        }
+        .encode_to_vec();
+        assert!(decode_meta_response(&request, &bad).is_err());
+        // Ids are not an answer to another request.
+        assert!(decode_meta_response(&MetaRequest::Info, &answer.encode()).is_err());
     }
 }

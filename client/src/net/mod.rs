@@ -26,7 +26,7 @@ use std::time::Duration;
 
 pub use admission::ClusterSecret;
 pub use event_loop::{InboundRequest, Protocol, spawn};
-pub use handle::{NetError, NetHandle};
+pub use handle::{BLOCKED_PEERS_MAX, NetError, NetHandle};
 pub use identity::load_or_create_identity;
 pub use libp2p::{Multiaddr, PeerId, identity::Keypair};
 pub use shards::{HolderError, NetShards};
@@ -58,7 +58,8 @@ pub struct NetConfig {
     pub listen: Vec<Multiaddr>,
     /// Time a peer has to prove membership after connecting.
     pub admission_timeout: Duration,
-    /// How long a peer that failed admission is refused.
+    /// How long a peer that sent a wrong admission proof is refused (one that stayed
+    /// silent is refused for `admission_timeout`).
     pub ban_duration: Duration,
     /// Time a request may take before it fails.
     pub request_timeout: Duration,

@@ -6,6 +6,7 @@
 
 mod codec_props;
 mod helpers;
+mod holders;
 mod net;
 mod range;
 mod tamper;

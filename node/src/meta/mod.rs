@@ -57,4 +57,17 @@ pub trait MetaStore: Send + Sync + std::fmt::Debug {
         limit: usize,
         bytes_max: usize,
     ) -> Result<Vec<(RecordKey, Record<Bytes>)>, MetaError>;
+
+    /// Keys of the live manifests (table `Manifest`) with a shard on `holder` (peer id
+    /// bytes), after `start_after`, at most `limit`, in key order: the repair list when
+    /// that peer is lost.
+    ///
+    /// # Errors
+    /// [`MetaError`] on engine failure or a malformed index entry.
+    fn versions_held_by(
+        &self,
+        holder: &[u8],
+        start_after: Option<&RecordKey>,
+        limit: usize,
+    ) -> Result<Vec<RecordKey>, MetaError>;
 }

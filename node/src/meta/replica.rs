@@ -2,10 +2,18 @@
 //! touches sled. Keys are `table (1 byte) || partition length (2 bytes, big-endian) ||
 //! partition || sort key`, so one partition's records are contiguous and ordered by sort
 //! key. Values are encoded `MetaRecord`s, decoded and validated on every read.
+//!
+//! A second tree is the holder index (DESIGN.md, "Metadata"): one empty entry per (peer,
+//! manifest) for every peer that holds a shard of a live manifest, keyed `holder length (1
+//! byte) || holder || record key`, so the loss of a peer becomes a list of versions to
+//! repair instead of a scan. It is derived from the records, updated with them, and
+//! rebuilt from them when missing (a store from before the index, or a crash between
+//! the two writes leaves at worst a stale entry, which repair checks against the manifest).
 
 use std::path::Path;
 use std::sync::Mutex;
 
+use andromede_client::manifest::Manifest;
 use andromede_client::meta::record::{Record, merge_into};
 use bytes::Bytes;
 
@@ -19,6 +27,8 @@ use crate::store::index::open_sled;
 pub struct SledMetaStore {
     db: sled::Db,
     records: sled::Tree,
+    /// Holder index: (peer, manifest key) → nothing.
+    holders: sled::Tree,
     /// Serialises read-merge-write so that two merges of one key cannot lose a record.
     writes: Mutex<()>,
 }
@@ -46,6 +56,28 @@ fn decode_key(table: Table, raw: &[u8]) -> Option<RecordKey> {
     })
 }
 
+/// Key of the holder-index tree entry that marks the index as built from the records.
+const HOLDER_INDEX_BUILT: &[u8] = &[0];
+
+/// The peers holding a shard of the manifest in `record`; none for a tombstone or a value
+/// that does not decode (nothing can be read or repaired through it either).
+fn manifest_holders(record: &Record<Bytes>) -> Vec<Bytes> {
+    record
+        .value
+        .as_deref()
+        .and_then(|bytes| Manifest::decode(bytes).ok())
+        .map(|m| m.distinct_holders())
+        .unwrap_or_default()
+}
+
+fn holder_prefix(holder: &[u8]) -> Option<Vec<u8>> {
+    let len = u8::try_from(holder.len()).ok().filter(|&l| l > 0)?;
+    let mut out = Vec::with_capacity(1 + holder.len());
+    out.push(len);
+    out.extend_from_slice(holder);
+    Some(out)
+}
+
 fn encode_key(key: &RecordKey) -> Result<Vec<u8>, MetaError> {
     let mut out = partition_prefix(key.table, &key.partition)?;
     out.extend_from_slice(&key.sort);
@@ -60,11 +92,57 @@ impl SledMetaStore {
     pub fn open(dir: &Path, options: IndexOptions) -> Result<Self, MetaError> {
         let db = open_sled(dir, options)?;
         let records = db.open_tree("records")?;
-        Ok(Self {
+        let holders = db.open_tree("holders")?;
+        let store = Self {
             db,
             records,
+            holders,
             writes: Mutex::new(()),
-        })
+        };
+        if !store.holders.contains_key(HOLDER_INDEX_BUILT)? {
+            store.rebuild_holder_index()?;
+        }
+        Ok(store)
+    }
+
+    /// Derives the holder index from every manifest record held.
+    fn rebuild_holder_index(&self) -> Result<(), MetaError> {
+        self.holders.clear()?;
+        let prefix = [Table::Manifest as u8];
+        for entry in self.records.scan_prefix(prefix) {
+            let (raw_key, value) = entry?;
+            let record = Self::decode(&raw_key, &value)?;
+            self.index_holders(&raw_key, &[], &manifest_holders(&record))?;
+        }
+        self.holders.insert(HOLDER_INDEX_BUILT, &[])?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Moves a manifest's holder entries from `before` to `after`.
+    fn index_holders(
+        &self,
+        raw_key: &[u8],
+        before: &[Bytes],
+        after: &[Bytes],
+    ) -> Result<(), MetaError> {
+        let entry = |holder: &Bytes| {
+            holder_prefix(holder).map(|mut key| {
+                key.extend_from_slice(raw_key);
+                key
+            })
+        };
+        for gone in before.iter().filter(|h| !after.contains(h)) {
+            if let Some(key) = entry(gone) {
+                self.holders.remove(key)?;
+            }
+        }
+        for new in after.iter().filter(|h| !before.contains(h)) {
+            if let Some(key) = entry(new) {
+                self.holders.insert(key, &[])?;
+            }
+        }
+        Ok(())
     }
 
     fn decode(key: &[u8], value: &[u8]) -> Result<Record<Bytes>, MetaError> {
@@ -87,9 +165,16 @@ impl MetaStore for SledMetaStore {
                     Some(value) => Some(Self::decode(&raw_key, &value)?),
                     None => None,
                 };
+                let held_holders = match (&held, key.table) {
+                    (Some(held), Table::Manifest) => manifest_holders(held),
+                    _ => Vec::new(),
+                };
                 let (winner, changed) = merge_into(held, incoming.clone());
                 if changed {
-                    self.records.insert(raw_key, winner.encode())?;
+                    self.records.insert(&raw_key, winner.encode())?;
+                    if key.table == Table::Manifest {
+                        self.index_holders(&raw_key, &held_holders, &manifest_holders(&winner))?;
+                    }
                 }
                 replaced.push(changed);
             }
@@ -166,6 +251,43 @@ impl MetaStore for SledMetaStore {
             })?;
             bytes = bytes.saturating_add(raw_key.len() + value.len());
             out.push((key, Self::decode(&raw_key, &value)?));
+        }
+        Ok(out)
+    }
+
+    fn versions_held_by(
+        &self,
+        holder: &[u8],
+        start_after: Option<&RecordKey>,
+        limit: usize,
+    ) -> Result<Vec<RecordKey>, MetaError> {
+        let Some(prefix) = holder_prefix(holder) else {
+            return Ok(Vec::new());
+        };
+        let start = match start_after {
+            Some(after) => {
+                let mut start = prefix.clone();
+                start.extend_from_slice(&encode_key(after)?);
+                start.push(0);
+                start
+            }
+            None => prefix.clone(),
+        };
+        let mut out = Vec::with_capacity(limit.min(1024));
+        for entry in self.holders.range(start..) {
+            if out.len() >= limit {
+                break;
+            }
+            let (raw, _) = entry?;
+            let Some(raw_key) = raw.strip_prefix(prefix.as_slice()) else {
+                break;
+            };
+            let key =
+                decode_key(Table::Manifest, raw_key).ok_or_else(|| MetaError::CorruptRecord {
+                    key: hex::encode(&raw),
+                    reason: "malformed holder index key".into(),
+                })?;
+            out.push(key);
         }
         Ok(out)
     }

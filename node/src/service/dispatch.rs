@@ -64,6 +64,8 @@ pub async fn serve(
         tokio::spawn(
             async move {
                 let _permit = permit;
+                #[cfg(feature = "fault-injection")]
+                crate::faults::delay().await;
                 let bytes = std::mem::take(&mut request.request);
                 let response = match request.protocol {
                     Protocol::Shard => {

@@ -5,13 +5,14 @@
 //! (`limit`) and by bytes (so that the answer fits one message), with `more` set.
 
 use andromede_client::cluster::{LocalReplica, Membership};
+use andromede_client::manifest::{Body, Manifest};
 use andromede_client::net::PeerId;
 use andromede_client::net::message::{MessageError, RemoteErrorCode};
 use andromede_client::net::meta_message::{
     MetaRequest, MetaResponse, NodeInfo, decode_meta_request,
 };
-use andromede_proto::DecodeError;
-use andromede_proto::limits::META_MESSAGE_BYTES_MAX;
+use andromede_proto::limits::{META_MESSAGE_BYTES_MAX, REFERENCED_IDS_MAX};
+use andromede_proto::{DecodeError, ShardId};
 use std::sync::Arc;
 use tracing::{debug, error};
 
@@ -47,6 +48,59 @@ impl LocalReplica for LocalMeta {
             &request.encode(),
         )
     }
+}
+
+/// Manifests read per page of a referenced-shards answer.
+const REFERENCED_PAGE_MANIFESTS: usize = 64;
+
+/// The shard ids on `holder` that the live manifests held here reference, a page of
+/// manifests (from the holder index) at a time.
+fn referenced_shards(
+    store: &dyn MetaStore,
+    holder: &[u8],
+    start_after: Option<&RecordKey>,
+) -> Result<MetaResponse, crate::error::MetaError> {
+    let keys = store.versions_held_by(holder, start_after, REFERENCED_PAGE_MANIFESTS)?;
+    let full_page = keys.len() == REFERENCED_PAGE_MANIFESTS;
+    let mut ids = Vec::new();
+    let mut last = None;
+    for key in keys {
+        let Some(value) = store.get(&key)?.and_then(|record| record.value) else {
+            last = Some(key);
+            continue;
+        };
+        let Ok(manifest) = Manifest::decode(&value) else {
+            last = Some(key);
+            continue;
+        };
+        let mine = manifest_ids_on(&manifest, holder);
+        if !ids.is_empty() && (ids.len() + mine.len()) as u64 > REFERENCED_IDS_MAX {
+            // The next page starts with this manifest.
+            return Ok(MetaResponse::ShardIds { ids, next: last });
+        }
+        ids.extend(mine);
+        last = Some(key);
+    }
+    Ok(MetaResponse::ShardIds {
+        ids,
+        next: if full_page { last } else { None },
+    })
+}
+
+/// The ids of the shards of `manifest` that `holder` holds.
+fn manifest_ids_on(manifest: &Manifest, holder: &[u8]) -> Vec<ShardId> {
+    let Body::Segments(segments) = &manifest.body else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (s, segment) in (0u64..).zip(segments) {
+        for (j, id) in (0u8..).zip(&segment.shard_ids) {
+            if manifest.holder(s, j).is_some_and(|h| h.as_ref() == holder) {
+                out.push(*id);
+            }
+        }
+    }
+    out
 }
 
 /// Bytes of a scan page's records at most: the message limit less framing.
@@ -96,6 +150,10 @@ pub fn handle_meta_request(
             })
             .collect::<Result<Vec<bool>, _>>()
             .map(MetaResponse::Wanted),
+        MetaRequest::Referenced {
+            holder,
+            start_after,
+        } => referenced_shards(store, &holder, start_after.as_ref()),
         MetaRequest::Scan {
             table,
             partition,

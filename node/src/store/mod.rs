@@ -286,6 +286,14 @@ impl ShardStore {
         Ok(deleted)
     }
 
+    /// When shard `id`'s file was written (files are written once and never changed),
+    /// if it is held.
+    pub fn written_at(&self, id: &ShardId) -> Option<std::time::SystemTime> {
+        std::fs::metadata(self.inner.layout.shard_path(id))
+            .and_then(|m| m.modified())
+            .ok()
+    }
+
     /// Up to `limit` shards with ids after `after`, in id order: iteration in pages, so a
     /// scan never holds the whole index.
     ///

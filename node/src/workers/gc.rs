@@ -17,24 +17,22 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use andromede_client::cluster::MetaQuorum;
 use andromede_client::manifest::{Body, Manifest};
 use andromede_client::meta::key::{RecordKey, Table};
 use andromede_client::meta::record::Record;
 use andromede_client::meta::values::GarbageEntry;
-use andromede_client::net::message::{ShardRequest, ShardResponse, decode_shard_response};
-use andromede_client::net::{NetHandle, PeerId, Protocol};
+use andromede_client::net::PeerId;
 use andromede_proto::ShardId;
-use andromede_proto::limits::SHARD_BATCH_IDS_MAX;
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use super::{every, table_page};
+use super::shard_calls::ShardCalls;
+use super::{MaintenanceLock, every, now_ms, table_page};
 use crate::meta::MetaStore;
-use crate::store::ShardStore;
 
 /// Garbage records walked per page.
 const PAGE_RECORDS: usize = 256;
@@ -48,15 +46,12 @@ const VERSIONS_PER_PASS_MAX: u64 = 10_000;
 pub struct GcConfig {
     /// Pause between the end of a pass and the start of the next.
     pub interval: Duration,
-    /// Time each shard delete request has to be answered.
-    pub request_timeout: Duration,
 }
 
 impl Default for GcConfig {
     fn default() -> Self {
         Self {
             interval: Duration::from_secs(60),
-            request_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -77,25 +72,26 @@ pub struct GcReport {
 pub struct GcWorker {
     meta: Arc<dyn MetaStore>,
     quorum: MetaQuorum,
-    shards: ShardStore,
-    net: NetHandle,
+    shards: ShardCalls,
+    lock: MaintenanceLock,
     config: GcConfig,
 }
 
 impl GcWorker {
-    /// A collector working through this node's stores and network.
+    /// A collector working through this node's metadata and shard calls; `lock` keeps
+    /// it from rewriting a manifest while repair does.
     pub fn new(
         meta: Arc<dyn MetaStore>,
         quorum: MetaQuorum,
-        shards: ShardStore,
-        net: NetHandle,
+        shards: ShardCalls,
+        lock: MaintenanceLock,
         config: GcConfig,
     ) -> Self {
         Self {
             meta,
             quorum,
             shards,
-            net,
+            lock,
             config,
         }
     }
@@ -118,7 +114,7 @@ impl GcWorker {
     /// A description of a local metadata store failure.
     pub async fn pass(&self, cancel: &CancellationToken) -> Result<GcReport, String> {
         let mut report = GcReport::default();
-        let local = self.net.local_peer_id();
+        let local = self.shards.local();
         let mut after: Option<RecordKey> = None;
         loop {
             let page = table_page(
@@ -164,6 +160,7 @@ impl GcWorker {
 
     /// Removes one version: its shards, then its manifest and garbage record.
     async fn collect(&self, garbage: &RecordKey, record: &Record<Bytes>) -> Result<u64, String> {
+        let _repair_waits = self.lock.lock().await;
         let manifest_key = RecordKey {
             table: Table::Manifest,
             ..garbage.clone()
@@ -190,7 +187,7 @@ impl GcWorker {
             match Manifest::decode(bytes) {
                 Ok(decoded) => {
                     for (holder, ids) in shards_by_holder(&decoded)? {
-                        deleted += self.delete_shards(holder, ids).await?;
+                        deleted += self.shards.delete(holder, &ids).await?;
                     }
                 }
                 Err(error) => {
@@ -212,37 +209,6 @@ impl GcWorker {
             .map_err(|e| e.to_string())?;
         Ok(deleted)
     }
-
-    /// Deletes `ids` from `holder` (this node's store when it is this node).
-    async fn delete_shards(&self, holder: PeerId, ids: Vec<ShardId>) -> Result<u64, String> {
-        let mut deleted = 0;
-        let batch = usize::try_from(SHARD_BATCH_IDS_MAX).unwrap_or(usize::MAX);
-        for chunk in ids.chunks(batch) {
-            if holder == self.net.local_peer_id() {
-                let store = self.shards.clone();
-                let chunk = chunk.to_vec();
-                deleted += tokio::task::spawn_blocking(move || store.delete(&chunk))
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map_err(|e| e.to_string())?;
-                continue;
-            }
-            let request = ShardRequest::Delete {
-                ids: chunk.to_vec(),
-            };
-            let call = self.net.request(holder, Protocol::Shard, request.encode());
-            let bytes = tokio::time::timeout(self.config.request_timeout, call)
-                .await
-                .map_err(|_| format!("{holder} did not answer a delete"))?
-                .map_err(|e| format!("{holder}: {e}"))?;
-            match decode_shard_response(&request, &bytes) {
-                Ok(ShardResponse::Delete { deleted: count }) => deleted += count,
-                Ok(other) => return Err(format!("{holder} answered a delete with {other:?}")),
-                Err(e) => return Err(format!("{holder} answered badly: {e}")),
-            }
-        }
-        Ok(u64::from(deleted))
-    }
 }
 
 /// The shard ids of a manifest, grouped by the peer holding them.
@@ -262,10 +228,4 @@ fn shards_by_holder(manifest: &Manifest) -> Result<BTreeMap<PeerId, Vec<ShardId>
         }
     }
     Ok(out)
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

@@ -1,11 +1,16 @@
 //! Background workers: bounded, rate-limited, stoppable. The scrubber checks shards; the
 //! anti-entropy worker keeps metadata replicas in step; the collector removes replaced and
-//! deleted versions.
+//! deleted versions; liveness says which peers are down, and repair rebuilds the shards
+//! they (or rotten disks) lost; the orphan collector deletes shards no manifest names.
 
 pub mod anti_entropy;
 pub mod gc;
+pub mod liveness;
+pub mod orphans;
 pub mod rate;
+pub mod repair;
 pub mod scrub;
+pub mod shard_calls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +20,17 @@ use tokio_util::sync::CancellationToken;
 use crate::meta::{MetaStore, RecordKey, Table};
 use andromede_client::meta::record::Record;
 use bytes::Bytes;
+
+/// Held by a worker while it reads, then rewrites, a manifest (repair, garbage
+/// collection), so that the two never overwrite each other's change on this node.
+pub type MaintenanceLock = Arc<tokio::sync::Mutex<()>>;
+
+/// Now, in ms since the Unix epoch (0 if the clock is before it).
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
 
 /// Runs `pass` every `interval` (the first after one interval) until `cancel`.
 pub(crate) async fn every<F, Fut>(interval: Duration, cancel: &CancellationToken, mut pass: F)

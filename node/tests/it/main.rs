@@ -7,9 +7,12 @@
 mod admin;
 mod binaries;
 mod cluster;
+mod holder_index;
 mod maintenance;
 mod net;
 mod objects;
+mod orphans;
+mod repair;
 mod scrub;
 mod store;
 mod store_crash;
@@ -106,6 +109,13 @@ fn daemon_config(
         },
         gc: andromede_node::workers::gc::GcConfig {
             interval: std::time::Duration::from_secs(1),
+        },
+        down_after: std::time::Duration::from_secs(3),
+        // Long: uploads in these tests must never see their shards collected mid-way.
+        orphans: andromede_node::workers::orphans::OrphanConfig::default(),
+        repair: andromede_node::workers::repair::RepairConfig {
+            tick: std::time::Duration::from_millis(500),
+            sweep_interval: std::time::Duration::from_secs(3),
             ..Default::default()
         },
         tags: andromede_node::service::dispatch::NodeTags {
@@ -132,4 +142,16 @@ async fn listen_addr(daemon: &andromede_node::daemon::Daemon) -> andromede_clien
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     panic!("node never listened");
+}
+
+/// Polls `check` every 200 ms for up to `within`; true once it holds.
+async fn eventually(within: std::time::Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    check().await
 }

@@ -1,0 +1,607 @@
+//! Repair (DESIGN.md, "Design for failure"): the first live metadata replica of a bucket
+//! restores every segment of its versions to `k + m` healthy shards.
+//!
+//! Two ways in. Every `tick`, the versions that have a shard on a down peer are read from
+//! the holder index (a targeted list, no scan) — at once when a peer goes down, and again
+//! each tick until none is left. Every `sweep_interval`, every version this node owns is
+//! checked with its holders (`Have`): that finds shards lost to a wiped disk, deleted by
+//! hand, or quarantined by a scrubber (a quarantined shard is a missing shard), and gives
+//! the redundancy counts `status` shows.
+//!
+//! Found versions are repaired worst first (fewest healthy shards in a segment), each
+//! segment worst first too, at most `segments_in_flight` at once, at `bytes_per_sec` of
+//! rebuilt shards. A rebuilt shard goes back to its holder when that holder is up, or to a
+//! new holder chosen by placement (policy, capacity and zones respected); then the
+//! manifest is rewritten with the new holders, replacing exactly the record version that
+//! was assessed. Nothing is ever removed on the way, so redundancy never drops: the old
+//! copies on a down peer become unreferenced shards. A version that cannot be repaired now
+//! (too few healthy shards, no room) is retried with a backoff.
+
+mod plan;
+mod rebuild;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use andromede_client::cluster::{Membership, MetaQuorum};
+use andromede_client::manifest::{Body, Manifest};
+use andromede_client::meta::key::{RecordKey, Table};
+use andromede_client::meta::record::Record;
+use andromede_client::meta::values::BucketInfo;
+use andromede_client::net::PeerId;
+use andromede_client::placement::{Candidate, PlacementPolicy, placement_key};
+use bytes::Bytes;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+pub use plan::HealthCounts;
+use plan::{Plan, Target, assess, destinations};
+use rebuild::rebuild_segment;
+
+use super::liveness::Liveness;
+use super::rate::RateLimiter;
+use super::shard_calls::ShardCalls;
+use super::{MaintenanceLock, now_ms, table_page};
+use crate::meta::MetaStore;
+use crate::service::dispatch::NodeTags;
+use crate::store::ShardStore;
+
+/// Versions looked at per pass at most (each costs a quorum read and a few `Have`s).
+const VERSIONS_PER_PASS_MAX: usize = 1024;
+/// Versions assessed at once.
+const ASSESS_CONCURRENCY: usize = 8;
+/// Manifest records walked per page by the sweep.
+const PAGE_RECORDS: usize = 64;
+/// Bytes of manifest records per sweep page.
+const PAGE_BYTES: usize = 16 << 20;
+/// Versions remembered as failing (for backoff) at most.
+const BACKOFF_ENTRIES_MAX: usize = 100_000;
+/// Time a suspect peer has to answer a liveness probe.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// First retry delay of a version that could not be repaired.
+const BACKOFF_MIN: Duration = Duration::from_secs(10);
+
+/// Settings of the repair worker.
+#[derive(Debug, Clone)]
+pub struct RepairConfig {
+    /// How often down peers are looked for.
+    pub tick: Duration,
+    /// Pause between two sweeps of every version owned.
+    pub sweep_interval: Duration,
+    /// Rebuilt shard bytes per second at most.
+    pub bytes_per_sec: u64,
+    /// Segments rebuilt at once.
+    pub segments_in_flight: usize,
+    /// Time each shard request has to be answered.
+    pub request_timeout: Duration,
+}
+
+impl Default for RepairConfig {
+    fn default() -> Self {
+        Self {
+            tick: Duration::from_secs(5),
+            sweep_interval: Duration::from_secs(3600),
+            bytes_per_sec: 256 << 20,
+            segments_in_flight: 4,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What repair has done and sees, for `status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepairStatus {
+    /// Redundancy of the segments this node owns, as of the last complete sweep.
+    pub health: HealthCounts,
+    /// When that sweep ended (ms since the Unix epoch; 0: none yet).
+    pub health_at_ms: u64,
+    /// Versions found needing repair and not yet done in the current pass.
+    pub queue: u64,
+    /// Segments repaired since start.
+    pub segments_repaired: u64,
+    /// Shards rebuilt and stored since start.
+    pub shards_rebuilt: u64,
+    /// Bytes of rebuilt shards stored since start.
+    pub bytes_rebuilt: u64,
+    /// Versions whose manifest was rewritten since start.
+    pub versions_repaired: u64,
+}
+
+/// The repair worker's shared status.
+pub type RepairStatusHandle = Arc<Mutex<RepairStatus>>;
+
+/// Repairs the versions of the buckets this node is the first live replica of.
+#[derive(Debug)]
+pub struct RepairWorker {
+    meta: Arc<dyn MetaStore>,
+    quorum: MetaQuorum,
+    calls: ShardCalls,
+    liveness: Liveness,
+    membership: Membership,
+    store: ShardStore,
+    tags: NodeTags,
+    lock: MaintenanceLock,
+    config: RepairConfig,
+    status: RepairStatusHandle,
+    limiter: tokio::sync::Mutex<RateLimiter>,
+    backoff: Mutex<HashMap<RecordKey, (Instant, Duration)>>,
+}
+
+/// Everything the repair worker works through.
+#[derive(Debug)]
+pub struct RepairDeps {
+    /// This node's metadata replica.
+    pub meta: Arc<dyn MetaStore>,
+    /// Quorum access to every replica.
+    pub quorum: MetaQuorum,
+    /// Shard requests to holders.
+    pub calls: ShardCalls,
+    /// Down detection.
+    pub liveness: Liveness,
+    /// The live nodes (destinations).
+    pub membership: Membership,
+    /// This node's shard store (its own room as a destination).
+    pub store: ShardStore,
+    /// This node's zone and jurisdiction.
+    pub tags: NodeTags,
+    /// Shared with garbage collection.
+    pub lock: MaintenanceLock,
+}
+
+/// What one pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RepairReport {
+    /// Versions found needing repair.
+    pub found: u64,
+    /// Versions whose manifest was rewritten.
+    pub repaired: u64,
+    /// Segments with too few healthy shards to rebuild.
+    pub lost_segments: u64,
+    /// Versions left for later (a failure, or not enough room).
+    pub deferred: u64,
+}
+
+impl RepairWorker {
+    /// A worker with `config`; its status is readable through [`RepairWorker::status`].
+    pub fn new(deps: RepairDeps, config: RepairConfig) -> Self {
+        Self {
+            limiter: tokio::sync::Mutex::new(RateLimiter::new(config.bytes_per_sec)),
+            meta: deps.meta,
+            quorum: deps.quorum,
+            calls: deps.calls,
+            liveness: deps.liveness,
+            membership: deps.membership,
+            store: deps.store,
+            tags: deps.tags,
+            lock: deps.lock,
+            config,
+            status: RepairStatusHandle::default(),
+            backoff: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The status this worker keeps up to date.
+    pub fn status(&self) -> RepairStatusHandle {
+        Arc::clone(&self.status)
+    }
+
+    fn with_status(&self, update: impl FnOnce(&mut RepairStatus)) {
+        // Plain counters: a panic elsewhere cannot leave them torn.
+        update(&mut self.status.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    /// Runs until `cancel`: the down-peer pass every tick, a sweep every `sweep_interval`
+    /// (the first once `down_after` has passed, when membership has settled).
+    pub async fn run(self, cancel: CancellationToken) {
+        let mut next_sweep = Instant::now() + self.liveness.down_after();
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = tokio::time::sleep(self.config.tick) => {}
+            }
+            self.liveness.probe(self.calls.net(), PROBE_TIMEOUT).await;
+            let sweep = Instant::now() >= next_sweep;
+            let span = info_span!("repair", sweep);
+            let result = if sweep {
+                self.sweep(&cancel).instrument(span).await
+            } else {
+                self.down_pass(&cancel).instrument(span).await
+            };
+            if sweep {
+                next_sweep = Instant::now() + self.config.sweep_interval;
+            }
+            match result {
+                Ok(report) if report == RepairReport::default() => {}
+                Ok(report) => info!(?report, sweep, "repair pass done"),
+                Err(error) => warn!(%error, "repair pass stopped"),
+            }
+        }
+    }
+
+    /// Repairs the versions with a shard on a down peer, found through the holder index.
+    ///
+    /// # Errors
+    /// A description of a local metadata store failure.
+    pub async fn down_pass(&self, cancel: &CancellationToken) -> Result<RepairReport, String> {
+        let mut keys = Vec::new();
+        for peer in self.liveness.down_peers() {
+            let holder = peer.to_bytes();
+            let mut after: Option<RecordKey> = None;
+            while keys.len() < VERSIONS_PER_PASS_MAX {
+                let meta = Arc::clone(&self.meta);
+                let (holder, start) = (holder.clone(), after.clone());
+                let page = tokio::task::spawn_blocking(move || {
+                    meta.versions_held_by(&holder, start.as_ref(), 256)
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+                let Some(last) = page.last().cloned() else {
+                    break;
+                };
+                after = Some(last);
+                keys.extend(page.into_iter().filter(|k| self.owns(k)));
+            }
+        }
+        keys.sort();
+        keys.dedup();
+        keys.truncate(VERSIONS_PER_PASS_MAX);
+        let plans = self.assess_all(keys).await;
+        Ok(self.repair_all(plans, cancel).await)
+    }
+
+    /// Checks every version this node owns with its holders, records redundancy counts,
+    /// and repairs what is missing.
+    ///
+    /// # Errors
+    /// A description of a local metadata store failure.
+    pub async fn sweep(&self, cancel: &CancellationToken) -> Result<RepairReport, String> {
+        let mut report = RepairReport::default();
+        let mut health = HealthCounts::default();
+        let mut after: Option<RecordKey> = None;
+        loop {
+            if cancel.is_cancelled() {
+                return Ok(report);
+            }
+            let page = table_page(
+                &self.meta,
+                Table::Manifest,
+                after.as_ref(),
+                PAGE_RECORDS,
+                PAGE_BYTES,
+            )
+            .await?;
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            let keys: Vec<RecordKey> = page
+                .into_iter()
+                .filter(|(key, record)| !record.is_tombstone() && self.owns(key))
+                .map(|(key, _)| key)
+                .collect();
+            let plans = self.assess_all(keys).await;
+            for plan in &plans {
+                health.add(plan);
+            }
+            let page_report = self.repair_all(plans, cancel).await;
+            report.found += page_report.found;
+            report.repaired += page_report.repaired;
+            report.lost_segments += page_report.lost_segments;
+            report.deferred += page_report.deferred;
+        }
+        self.with_status(|s| {
+            s.health = health;
+            s.health_at_ms = now_ms();
+        });
+        Ok(report)
+    }
+
+    /// Whether this node is the first live replica of the bucket of `key`.
+    fn owns(&self, key: &RecordKey) -> bool {
+        self.quorum.replicas(&key.partition).first() == Some(&self.calls.local())
+    }
+
+    fn backing_off(&self, key: &RecordKey) -> bool {
+        let backoff = self.backoff.lock().unwrap_or_else(|e| e.into_inner());
+        backoff
+            .get(key)
+            .is_some_and(|(until, _)| Instant::now() < *until)
+    }
+
+    fn defer(&self, key: &RecordKey) {
+        let mut backoff = self.backoff.lock().unwrap_or_else(|e| e.into_inner());
+        if backoff.len() >= BACKOFF_ENTRIES_MAX {
+            backoff.clear();
+        }
+        let delay = backoff.get(key).map_or(BACKOFF_MIN, |(_, d)| {
+            (*d * 2).min(self.config.sweep_interval)
+        });
+        backoff.insert(key.clone(), (Instant::now() + delay, delay));
+    }
+
+    fn forget(&self, key: &RecordKey) {
+        self.backoff
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+    }
+
+    /// Reads each version's manifest from a quorum and finds its missing shards.
+    async fn assess_all(&self, keys: Vec<RecordKey>) -> Vec<Plan> {
+        futures::stream::iter(keys)
+            .filter(|key| std::future::ready(!self.backing_off(key)))
+            .map(|key| self.assess_one(key))
+            .buffer_unordered(ASSESS_CONCURRENCY)
+            .filter_map(std::future::ready)
+            .collect()
+            .await
+    }
+
+    async fn assess_one(&self, key: RecordKey) -> Option<Plan> {
+        let record = match self.quorum.get(&key).await {
+            Ok(Some(record)) => record,
+            Ok(None) => return None,
+            Err(error) => {
+                debug!(bucket = %key.partition, %error, "manifest unreadable; repair later");
+                self.defer(&key);
+                return None;
+            }
+        };
+        let bytes = record.value.as_ref()?;
+        let manifest = match Manifest::decode(bytes) {
+            Ok(manifest) => manifest,
+            Err(error) => {
+                warn!(bucket = %key.partition, %error, "manifest does not decode; cannot repair it");
+                return None;
+            }
+        };
+        if matches!(manifest.body, Body::Inline(_)) {
+            return None;
+        }
+        let can_spread = self.targets().len() >= manifest.params.shard_count();
+        Some(
+            assess(
+                key,
+                record.version,
+                manifest,
+                &self.liveness,
+                &self.calls,
+                can_spread,
+            )
+            .await,
+        )
+    }
+
+    /// Repairs `plans`, worst first.
+    async fn repair_all(&self, mut plans: Vec<Plan>, cancel: &CancellationToken) -> RepairReport {
+        let mut report = RepairReport::default();
+        plans.retain(Plan::needs_repair);
+        plans.sort_by_key(Plan::healthy_min);
+        report.found = plans.len() as u64;
+        self.with_status(|s| s.queue = plans.len() as u64);
+        let mut policies: BTreeMap<String, PlacementPolicy> = BTreeMap::new();
+        for plan in plans {
+            if cancel.is_cancelled() {
+                break;
+            }
+            self.with_status(|s| s.queue = s.queue.saturating_sub(1));
+            let k = usize::from(plan.manifest.params.k());
+            let lost = (0..plan.missing.len())
+                .filter(|&s| plan.healthy(s) < k)
+                .count() as u64;
+            if lost > 0 {
+                warn!(bucket = %plan.key.partition, segments = lost, "segments with fewer than k healthy shards: unreadable until a holder returns");
+                report.lost_segments += lost;
+            }
+            let policy = match policies.get(&plan.key.partition) {
+                Some(policy) => policy.clone(),
+                None => {
+                    let policy = self.policy(&plan.key.partition).await;
+                    policies.insert(plan.key.partition.clone(), policy.clone());
+                    policy
+                }
+            };
+            let key = plan.key.clone();
+            match self.repair_one(plan, &policy).await {
+                Ok(true) => {
+                    self.forget(&key);
+                    report.repaired += 1;
+                }
+                Ok(false) => {}
+                Err(error) => {
+                    warn!(bucket = %key.partition, %error, "repair deferred");
+                    self.defer(&key);
+                    report.deferred += 1;
+                }
+            }
+        }
+        self.with_status(|s| s.queue = 0);
+        report
+    }
+
+    /// The bucket's placement policy (any jurisdiction when the bucket record cannot be
+    /// read: its shards were placed under some policy, and rebuilding beats losing them).
+    async fn policy(&self, bucket: &str) -> PlacementPolicy {
+        let key = RecordKey {
+            table: Table::Bucket,
+            partition: String::new(),
+            sort: bucket.as_bytes().to_vec(),
+        };
+        let jurisdictions = match self.quorum.get(&key).await {
+            Ok(Some(Record {
+                value: Some(bytes), ..
+            })) => BucketInfo::decode(&bytes)
+                .map(|info| info.jurisdictions)
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        PlacementPolicy {
+            jurisdictions,
+            min_holders: 1,
+        }
+    }
+
+    /// The nodes that may receive shards now: the live members and this node.
+    fn targets(&self) -> Vec<Target> {
+        let local = self.calls.local();
+        let own = self.tags.info(&self.store, &self.membership);
+        let mut targets = vec![Target {
+            peer: local,
+            candidate: Candidate {
+                key: placement_key(&local.to_bytes()),
+                zone: own.zone.clone(),
+                jurisdiction: own.jurisdiction.clone(),
+                free_bytes: own.free_bytes(),
+            },
+        }];
+        targets.extend(
+            self.membership
+                .live()
+                .into_iter()
+                .filter(|m| !self.liveness.is_down(&m.peer))
+                .map(|m| Target {
+                    peer: m.peer,
+                    candidate: Candidate {
+                        key: m.key,
+                        zone: m.info.zone.clone(),
+                        jurisdiction: m.info.jurisdiction.clone(),
+                        free_bytes: m.info.free_bytes(),
+                    },
+                }),
+        );
+        targets
+    }
+
+    /// Rebuilds what `plan` lacks and rewrites its manifest. Ok(false) when the version
+    /// changed meanwhile (collected, or rewritten by someone else): nothing written.
+    async fn repair_one(&self, plan: Plan, policy: &PlacementPolicy) -> Result<bool, String> {
+        let destinations = destinations(&plan, &self.targets(), policy, &self.liveness)?;
+        let mut segments: Vec<usize> = (0..plan.missing.len())
+            .filter(|&s| !plan.missing[s].is_empty())
+            .collect();
+        segments.sort_by_key(|&s| plan.healthy(s));
+        let span = info_span!("version", bucket = %plan.key.partition, segments = segments.len());
+        let plan_ref = &plan;
+        let destinations_ref = &destinations;
+        let results: Vec<(usize, Result<rebuild::Rebuilt, String>)> =
+            futures::stream::iter(segments)
+                .map(|segment| async move {
+                    let segment_entry_bytes = match &plan_ref.manifest.body {
+                        Body::Segments(list) => list.get(segment).map_or(0, |s| {
+                            plan_ref.manifest.params.shard_bytes(s.sealed_bytes())
+                                * plan_ref.missing[segment].len() as u64
+                        }),
+                        Body::Inline(_) => 0,
+                    };
+                    self.limiter.lock().await.acquire(segment_entry_bytes).await;
+                    (
+                        segment,
+                        rebuild_segment(plan_ref, segment, destinations_ref, &self.calls).await,
+                    )
+                })
+                .buffer_unordered(self.config.segments_in_flight.max(1))
+                .collect()
+                .instrument(span)
+                .await;
+
+        let mut holders: Vec<Vec<Option<PeerId>>> = plan.holders.clone();
+        let mut new_on: Vec<(PeerId, andromede_proto::ShardId)> = Vec::new();
+        let mut failures = Vec::new();
+        let mut stored_any = false;
+        for (segment, result) in results {
+            match result {
+                Ok(rebuilt) => {
+                    stored_any |= !rebuilt.stored.is_empty();
+                    self.with_status(|s| {
+                        s.segments_repaired += 1;
+                        s.shards_rebuilt += rebuilt.stored.len() as u64;
+                        s.bytes_rebuilt += rebuilt.bytes;
+                    });
+                    for (j, peer) in rebuilt.stored {
+                        let cell = &mut holders[segment][usize::from(j)];
+                        if *cell != Some(peer) {
+                            *cell = Some(peer);
+                            if let Some(id) = plan.shard_id(segment, j) {
+                                new_on.push((peer, id));
+                            }
+                        }
+                    }
+                }
+                Err(error) => failures.push(error),
+            }
+        }
+        let committed = if new_on.is_empty() {
+            true
+        } else {
+            self.commit(&plan, &holders, &new_on).await?
+        };
+        if !failures.is_empty() {
+            return Err(failures.join("; "));
+        }
+        Ok(committed && stored_any)
+    }
+
+    /// Rewrites the manifest with `holders` if it is still the version assessed. When the
+    /// version has been collected meanwhile, the shards just placed on new holders are
+    /// deleted again (nothing references them). Returns whether it was written.
+    async fn commit(
+        &self,
+        plan: &Plan,
+        holders: &[Vec<Option<PeerId>>],
+        new_on: &[(PeerId, andromede_proto::ShardId)],
+    ) -> Result<bool, String> {
+        let matrix: Vec<Vec<Bytes>> = holders
+            .iter()
+            .map(|row| {
+                row.iter()
+                    .map(|h| h.map(|p| Bytes::from(p.to_bytes())))
+                    .collect::<Option<Vec<Bytes>>>()
+            })
+            .collect::<Option<_>>()
+            .ok_or("a shard still has no valid holder")?;
+        let _collector_waits = self.lock.lock().await;
+        let current = self
+            .quorum
+            .get(&plan.key)
+            .await
+            .map_err(|e| e.to_string())?;
+        match current {
+            Some(record) if record.version == plan.version && !record.is_tombstone() => {}
+            Some(record) if record.is_tombstone() => {
+                let mut by_peer: BTreeMap<PeerId, Vec<andromede_proto::ShardId>> = BTreeMap::new();
+                for (peer, id) in new_on {
+                    by_peer.entry(*peer).or_default().push(*id);
+                }
+                for (peer, ids) in by_peer {
+                    if let Err(error) = self.calls.delete(peer, &ids).await {
+                        debug!(%peer, %error, "rebuilt shards of a collected version left as orphans");
+                    }
+                }
+                return Ok(false);
+            }
+            _ => return Ok(false),
+        }
+        let mut manifest = plan.manifest.clone();
+        manifest.set_holders(&matrix).map_err(|e| e.to_string())?;
+        let version = self
+            .quorum
+            .version_after(Some(&plan.version))
+            .map_err(|e| e.to_string())?;
+        self.quorum
+            .apply(
+                &plan.key.partition,
+                vec![(
+                    plan.key.clone(),
+                    Record::live(version, Bytes::from(manifest.encode())),
+                )],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        self.with_status(|s| s.versions_repaired += 1);
+        info!(bucket = %plan.key.partition, moved = new_on.len(), "version repaired: manifest names the new holders");
+        Ok(true)
+    }
+}

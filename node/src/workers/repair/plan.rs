@@ -1,0 +1,309 @@
+//! What a version needs: which shards of which segments are missing (their holder is
+//! down, does not hold them, or holds a quarantined copy), how many healthy shards each
+//! segment has left, and where each missing shard goes.
+
+use std::collections::BTreeMap;
+
+use andromede_client::manifest::{Body, Manifest};
+use andromede_client::meta::key::RecordKey;
+use andromede_client::meta::record::Version;
+use andromede_client::net::PeerId;
+use andromede_client::placement::{Candidate, PlacementPolicy, place_replacements, placement_key};
+use andromede_proto::ShardId;
+use serde::{Deserialize, Serialize};
+
+use super::super::liveness::{Liveness, PeerState};
+use super::super::shard_calls::ShardCalls;
+
+/// One version as repair sees it.
+#[derive(Debug)]
+pub(super) struct Plan {
+    /// Its manifest record.
+    pub(super) key: RecordKey,
+    /// The record version read (the rewrite must replace exactly this one).
+    pub(super) version: Version,
+    /// The manifest.
+    pub(super) manifest: Manifest,
+    /// Holder of each shard, `[segment][index]` (`None`: not a peer id).
+    pub(super) holders: Vec<Vec<Option<PeerId>>>,
+    /// Shard indices to rebuild, per segment: missing ones, and misplaced ones.
+    pub(super) missing: Vec<Vec<u8>>,
+    /// Of those, the ones that are held but double up on a node that holds another
+    /// shard of the segment while enough nodes exist to spread them (a repair made
+    /// while the cluster was smaller, or split by a partition). They go to a new node.
+    pub(super) misplaced: Vec<Vec<u8>>,
+}
+
+impl Plan {
+    /// Healthy shards of `segment`.
+    pub(super) fn healthy(&self, segment: usize) -> usize {
+        self.manifest.params.shard_count() - self.missing[segment].len()
+    }
+
+    /// Healthy shards of the worst segment.
+    pub(super) fn healthy_min(&self) -> usize {
+        (0..self.missing.len())
+            .map(|s| self.healthy(s))
+            .min()
+            .unwrap_or_else(|| self.manifest.params.shard_count())
+    }
+
+    /// Whether any shard is missing.
+    pub(super) fn needs_repair(&self) -> bool {
+        self.missing.iter().any(|m| !m.is_empty())
+    }
+
+    /// Shard id of `index` in `segment`.
+    pub(super) fn shard_id(&self, segment: usize, index: u8) -> Option<ShardId> {
+        match &self.manifest.body {
+            Body::Segments(segments) => segments
+                .get(segment)?
+                .shard_ids
+                .get(usize::from(index))
+                .copied(),
+            Body::Inline(_) => None,
+        }
+    }
+}
+
+/// Redundancy of segments, as `status` reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthCounts {
+    /// Segments with all `k + m` shards healthy.
+    pub full: u64,
+    /// Segments missing shards but with more than `k` left, by shards missing.
+    pub degraded: BTreeMap<u64, u64>,
+    /// Segments with exactly `k` healthy shards: one more loss loses them.
+    pub at_risk: u64,
+    /// Segments with fewer than `k` healthy shards: unreadable until a holder returns.
+    pub lost: u64,
+    /// Readable segments by how many node losses they survive, whichever nodes: fewer
+    /// than `m` when a node holds several of a segment's shards (a cluster of fewer than
+    /// `k + m` nodes) or shards are missing.
+    #[serde(default)]
+    pub survives_node_losses: BTreeMap<u64, u64>,
+}
+
+impl HealthCounts {
+    /// Counts the segments of `plan`.
+    pub(super) fn add(&mut self, plan: &Plan) {
+        let k = usize::from(plan.manifest.params.k());
+        for (segment, missing) in plan.missing.iter().enumerate() {
+            let healthy = plan.healthy(segment);
+            if missing.is_empty() {
+                self.full += 1;
+            } else if healthy < k {
+                self.lost += 1;
+            } else if healthy == k {
+                self.at_risk += 1;
+            } else {
+                *self.degraded.entry(missing.len() as u64).or_default() += 1;
+            }
+            if healthy >= k {
+                let mut per_node: BTreeMap<PeerId, usize> = BTreeMap::new();
+                for (j, holder) in (0u8..).zip(&plan.holders[segment]) {
+                    if let Some(peer) = holder
+                        && !missing.contains(&j)
+                    {
+                        *per_node.entry(*peer).or_default() += 1;
+                    }
+                }
+                let mut counts: Vec<usize> = per_node.into_values().collect();
+                counts.sort_unstable_by(|a, b| b.cmp(a));
+                // The most-loaded nodes go first: how many can go with ≤ healthy - k shards.
+                let mut lost = 0;
+                let survives = counts
+                    .iter()
+                    .take_while(|&&c| {
+                        lost += c;
+                        lost <= healthy - k
+                    })
+                    .count();
+                *self
+                    .survives_node_losses
+                    .entry(survives as u64)
+                    .or_default() += 1;
+            }
+        }
+    }
+}
+
+/// Finds the missing shards of a segmented `manifest`: every shard of a down holder,
+/// and those that a reachable holder says it does not hold. A holder that cannot be
+/// asked right now (unreachable, not yet down) is given the benefit of the doubt. With
+/// `can_spread` (at least `k + m` nodes can take shards), a shard that doubles up on a
+/// node holding another shard of its segment is misplaced.
+pub(super) async fn assess(
+    key: RecordKey,
+    version: Version,
+    manifest: Manifest,
+    liveness: &Liveness,
+    calls: &ShardCalls,
+    can_spread: bool,
+) -> Plan {
+    let holders: Vec<Vec<Option<PeerId>>> = manifest
+        .holder_matrix()
+        .into_iter()
+        .map(|row| {
+            row.into_iter()
+                .map(|h| h.and_then(|bytes| PeerId::from_bytes(&bytes).ok()))
+                .collect()
+        })
+        .collect();
+    let mut missing: Vec<Vec<u8>> = vec![Vec::new(); holders.len()];
+    let mut cells: BTreeMap<PeerId, Vec<(usize, u8)>> = BTreeMap::new();
+    for (segment, row) in holders.iter().enumerate() {
+        for (index, holder) in (0u8..).zip(row) {
+            match holder {
+                Some(peer) => cells.entry(*peer).or_default().push((segment, index)),
+                None => missing[segment].push(index),
+            }
+        }
+    }
+    let ids = |list: &[(usize, u8)]| -> Vec<ShardId> {
+        list.iter()
+            .filter_map(|&(s, j)| match &manifest.body {
+                Body::Segments(segments) => segments.get(s)?.shard_ids.get(usize::from(j)).copied(),
+                Body::Inline(_) => None,
+            })
+            .collect()
+    };
+    for (peer, list) in cells {
+        match liveness.state(&peer) {
+            PeerState::Down => {
+                for (s, j) in list {
+                    missing[s].push(j);
+                }
+            }
+            PeerState::Unreachable => {}
+            PeerState::Up => {
+                if let Ok(present) = calls.have(peer, &ids(&list)).await {
+                    for ((s, j), here) in list.into_iter().zip(present) {
+                        if !here {
+                            missing[s].push(j);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let mut misplaced: Vec<Vec<u8>> = vec![Vec::new(); holders.len()];
+    if can_spread {
+        for (segment, row) in holders.iter().enumerate() {
+            let mut seen: Vec<PeerId> = Vec::new();
+            for (j, holder) in (0u8..).zip(row) {
+                let Some(peer) = holder else { continue };
+                if missing[segment].contains(&j) {
+                    continue;
+                }
+                if seen.contains(peer) {
+                    misplaced[segment].push(j);
+                    missing[segment].push(j);
+                } else {
+                    seen.push(*peer);
+                }
+            }
+        }
+    }
+    for row in &mut missing {
+        row.sort_unstable();
+        row.dedup();
+    }
+    Plan {
+        key,
+        version,
+        manifest,
+        holders,
+        missing,
+        misplaced,
+    }
+}
+
+/// A peer that may receive rebuilt shards.
+#[derive(Debug, Clone)]
+pub(super) struct Target {
+    /// Who.
+    pub(super) peer: PeerId,
+    /// Where it stands for placement.
+    pub(super) candidate: Candidate,
+}
+
+/// Where each missing shard goes: back to its holder when that holder is up (it lost or
+/// quarantined the shard) and the shard is not misplaced, else to the replacement chosen
+/// for its shard index by placement among `targets` (the live nodes). Keyed
+/// `(segment, index)`.
+///
+/// # Errors
+/// A description when no node may take a shard (policy or capacity).
+pub(super) fn destinations(
+    plan: &Plan,
+    targets: &[Target],
+    policy: &PlacementPolicy,
+    liveness: &Liveness,
+) -> Result<BTreeMap<(usize, u8), PeerId>, String> {
+    let up = |peer: &Option<PeerId>| {
+        peer.filter(|p| targets.iter().any(|t| t.peer == *p) && !liveness.is_down(p))
+    };
+    let stays = |segment: usize, j: u8| {
+        up(&plan.holders[segment][usize::from(j)]).filter(|_| !plan.misplaced[segment].contains(&j))
+    };
+    // Shard indices whose holder (in some segment with a missing shard) is gone, or
+    // holds them doubled up.
+    let mut replaced: Vec<u8> = Vec::new();
+    for (segment, missing) in plan.missing.iter().enumerate() {
+        for &j in missing {
+            if stays(segment, j).is_none() && !replaced.contains(&j) {
+                replaced.push(j);
+            }
+        }
+    }
+    replaced.sort_unstable();
+    let mut new_holder: BTreeMap<u8, PeerId> = BTreeMap::new();
+    if !replaced.is_empty() {
+        // The holders that stay, as placement candidates (from the first segment: a
+        // placement is per version, moves aside).
+        let first_row = plan.holders.first().map(Vec::as_slice).unwrap_or_default();
+        let kept: Vec<usize> = (0u8..)
+            .zip(first_row)
+            .filter(|(j, _)| !replaced.contains(j))
+            .filter_map(|(_, holder)| {
+                let peer = up(holder)?;
+                targets.iter().position(|t| t.peer == peer)
+            })
+            .collect();
+        let candidates: Vec<Candidate> = targets.iter().map(|t| t.candidate.clone()).collect();
+        let shard_bytes = match &plan.manifest.body {
+            Body::Segments(segments) => segments
+                .iter()
+                .map(|s| plan.manifest.params.shard_bytes(s.sealed_bytes()))
+                .sum(),
+            Body::Inline(_) => 0,
+        };
+        let picked = place_replacements(
+            &candidates,
+            policy,
+            plan.manifest.params,
+            &placement_key(plan.manifest.version_id.as_bytes()),
+            &kept,
+            replaced.len(),
+            shard_bytes,
+        )
+        .map_err(|e| e.to_string())?;
+        for (&j, &t) in replaced.iter().zip(&picked) {
+            new_holder.insert(j, targets[t].peer);
+        }
+    }
+    let mut out = BTreeMap::new();
+    for (segment, missing) in plan.missing.iter().enumerate() {
+        for &j in missing {
+            let peer = match stays(segment, j) {
+                Some(peer) => peer,
+                None => *new_holder
+                    .get(&j)
+                    .ok_or_else(|| format!("no node can take shard {j}"))?,
+            };
+            out.insert((segment, j), peer);
+        }
+    }
+    Ok(out)
+}

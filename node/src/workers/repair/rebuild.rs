@@ -1,0 +1,142 @@
+//! Rebuilding one segment: fetch `k` healthy shards (data shards first, the next healthy
+//! one when a fetch fails or returns other bytes), reconstruct every missing shard, check
+//! that each rebuilt shard hashes to the id in the manifest (Reed-Solomon is
+//! deterministic, so anything else means the manifest or a holder lies), and store each on
+//! its destination, durably.
+
+use std::collections::BTreeMap;
+
+use andromede_client::codec::erasure::Erasure;
+use andromede_client::codec::hash::verify_shard;
+use andromede_client::net::PeerId;
+use bytes::Bytes;
+use futures::future::join_all;
+
+use super::super::shard_calls::ShardCalls;
+use super::plan::Plan;
+
+/// What rebuilding a segment did.
+#[derive(Debug, Default)]
+pub(super) struct Rebuilt {
+    /// `(index, new holder)` of every shard stored.
+    pub(super) stored: Vec<(u8, PeerId)>,
+    /// Bytes of rebuilt shards stored.
+    pub(super) bytes: u64,
+}
+
+/// Rebuilds the missing shards of `segment` of `plan` and stores them where
+/// `destinations` says.
+///
+/// # Errors
+/// A description when fewer than `k` healthy shards could be fetched, a rebuilt shard
+/// does not match its id, or a destination refused a shard (shards stored before the
+/// failure are reported by the next pass as present).
+pub(super) async fn rebuild_segment(
+    plan: &Plan,
+    segment: usize,
+    destinations: &BTreeMap<(usize, u8), PeerId>,
+    calls: &ShardCalls,
+) -> Result<Rebuilt, String> {
+    let params = plan.manifest.params;
+    let k = usize::from(params.k());
+    let shard_count = params.shard_count();
+    let segment_entry = match &plan.manifest.body {
+        andromede_client::Body::Segments(segments) => segments
+            .get(segment)
+            .ok_or_else(|| format!("no segment {segment}"))?,
+        andromede_client::Body::Inline(_) => return Ok(Rebuilt::default()),
+    };
+    let shard_bytes = usize::try_from(params.shard_bytes(segment_entry.sealed_bytes()))
+        .map_err(|e| e.to_string())?;
+    let mut missing = plan.missing[segment].clone();
+    // Healthy shards, data shards first (indices ascend): no decoding needed for them.
+    let mut healthy: Vec<u8> = (0u8..)
+        .take(shard_count)
+        .filter(|j| !missing.contains(j))
+        .collect();
+    let mut shards: Vec<Option<Vec<u8>>> = vec![None; shard_count];
+    let mut fetched = 0;
+    while fetched < k {
+        let want = k - fetched;
+        if healthy.len() < want {
+            return Err(format!(
+                "segment {segment}: {fetched} of {k} shards fetched, no healthy shard left"
+            ));
+        }
+        let batch: Vec<u8> = healthy.drain(..want).collect();
+        let results = join_all(batch.iter().map(|&j| async move {
+            let holder = plan.holders[segment][usize::from(j)]
+                .ok_or_else(|| format!("shard {j} has no holder"))?;
+            let id = plan
+                .shard_id(segment, j)
+                .ok_or_else(|| format!("shard {j} has no id"))?;
+            calls.get(holder, id).await
+        }))
+        .await;
+        for (j, result) in batch.into_iter().zip(results) {
+            match result {
+                Ok(bytes) => {
+                    shards[usize::from(j)] = Some(bytes.to_vec());
+                    fetched += 1;
+                }
+                Err(error) => {
+                    tracing::debug!(segment, shard = j, %error, "healthy-looking shard failed; rebuilt too");
+                    missing.push(j);
+                }
+            }
+        }
+    }
+    let erasure = Erasure::new(params).map_err(|e| e.to_string())?;
+    let shards = tokio::task::spawn_blocking(move || {
+        erasure
+            .reconstruct(&mut shards, shard_bytes)
+            .map(|()| shards)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| format!("segment {segment}: {e}"))?;
+
+    let mut to_store = Vec::with_capacity(missing.len());
+    for &j in &missing {
+        let id = plan
+            .shard_id(segment, j)
+            .ok_or_else(|| format!("shard {j} has no id"))?;
+        let bytes = shards[usize::from(j)]
+            .as_ref()
+            .ok_or_else(|| format!("shard {j} was not rebuilt"))?;
+        if !verify_shard(&id, bytes) {
+            return Err(format!(
+                "segment {segment}: rebuilt shard {j} does not match its id; the manifest or a holder is inconsistent"
+            ));
+        }
+        // A shard found missing while fetching goes back to its own holder.
+        let peer = match destinations.get(&(segment, j)) {
+            Some(peer) => *peer,
+            None => plan.holders[segment][usize::from(j)]
+                .ok_or_else(|| format!("shard {j} has nowhere to go"))?,
+        };
+        to_store.push((j, peer, id, Bytes::copy_from_slice(bytes)));
+    }
+    drop(shards);
+    let results = join_all(
+        to_store
+            .iter()
+            .map(|(_, peer, id, bytes)| calls.put(*peer, *id, bytes.clone())),
+    )
+    .await;
+    let mut rebuilt = Rebuilt::default();
+    let mut failures = Vec::new();
+    for ((j, peer, _, bytes), result) in to_store.into_iter().zip(results) {
+        match result {
+            Ok(()) => {
+                rebuilt.stored.push((j, peer));
+                rebuilt.bytes += bytes.len() as u64;
+            }
+            Err(error) => failures.push(format!("shard {j} to {peer}: {error}")),
+        }
+    }
+    if rebuilt.stored.is_empty() && !failures.is_empty() {
+        return Err(format!("segment {segment}: {}", failures.join("; ")));
+    }
+    Ok(rebuilt)
+}

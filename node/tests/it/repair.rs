@@ -1,0 +1,467 @@
+//! Repair against real daemons on 127.0.0.1 (DESIGN.md, "Design for failure"): shards of
+//! a node that is gone are rebuilt on other nodes and the manifests name them, twice in a
+//! row; a node whose shard store was wiped gets its shards back in place; a segment with a
+//! corrupt shard on one node and a missing shard on another is made whole. Afterwards
+//! every segment has `k + m` healthy shards on distinct live nodes, and objects still read
+//! back exactly with `m` more nodes stopped.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use andromede_client::codec::CodecConfig;
+use andromede_client::manifest::{Body, Manifest};
+use andromede_client::net::message::{ShardRequest, ShardResponse, decode_shard_response};
+use andromede_client::net::{ClusterSecret, Multiaddr, PeerId, Protocol};
+use andromede_client::{Client, ClientConfig, MasterKey};
+use andromede_node::daemon::{Daemon, DaemonConfig};
+use andromede_node::data_dir::DataDir;
+
+use crate::objects::{body, bucket, get, put};
+use crate::{daemon_config, files_under, listen_addr};
+
+/// Segment size of these tests' objects: small, so that several segments stay cheap.
+const SEGMENT: usize = 256 * 1024;
+
+fn config(dir: &std::path::Path, bootstrap: Vec<Multiaddr>) -> DaemonConfig {
+    let mut config = daemon_config(dir, bootstrap, "FR");
+    // The scrubber finds corrupt shards quickly (the data is small).
+    config.scrub.interval = Duration::from_secs(1);
+    config
+}
+
+struct Cluster {
+    dirs: Vec<tempfile::TempDir>,
+    daemons: Vec<Option<Daemon>>,
+    first_addr: Multiaddr,
+    client: Client,
+}
+
+impl Cluster {
+    async fn start(nodes: usize) -> Self {
+        let dirs: Vec<tempfile::TempDir> =
+            (0..nodes).map(|_| tempfile::tempdir().unwrap()).collect();
+        let first = Daemon::start(config(dirs[0].path(), Vec::new()))
+            .await
+            .unwrap();
+        let first_addr = listen_addr(&first).await;
+        let secret = DataDir::new(dirs[0].path()).cluster_secret();
+        let mut daemons = vec![Some(first)];
+        for dir in &dirs[1..] {
+            std::fs::copy(&secret, DataDir::new(dir.path()).cluster_secret()).unwrap();
+            let config = config(dir.path(), vec![first_addr.clone()]);
+            daemons.push(Some(Daemon::start(config).await.unwrap()));
+        }
+        let mut client_config = ClientConfig::new(
+            vec![first_addr.clone()],
+            ClusterSecret::load_file(&secret).unwrap(),
+            MasterKey::generate(),
+        );
+        client_config.codec = CodecConfig {
+            segment_bytes: SEGMENT as u64,
+            ..CodecConfig::default()
+        };
+        let client = Client::connect(client_config).await.unwrap();
+        client
+            .wait_for_nodes(nodes, Duration::from_secs(30))
+            .await
+            .unwrap();
+        Self {
+            dirs,
+            daemons,
+            first_addr,
+            client,
+        }
+    }
+
+    fn peer(&self, i: usize) -> Option<PeerId> {
+        self.daemons[i].as_ref().map(|d| d.net().local_peer_id())
+    }
+
+    fn index_of(&self, peer: PeerId) -> usize {
+        (0..self.daemons.len())
+            .find(|&i| self.peer(i) == Some(peer))
+            .unwrap_or_else(|| panic!("{peer} is not a running node"))
+    }
+
+    async fn stop(&mut self, i: usize) {
+        self.daemons[i].take().unwrap().stop().await.unwrap();
+    }
+
+    /// Stops node `i` and starts it again on the same address (as a rebooted server).
+    async fn reboot(&mut self, i: usize, down_for: Duration) {
+        let addr = listen_addr(self.daemons[i].as_ref().unwrap()).await;
+        self.stop(i).await;
+        tokio::time::sleep(down_for).await;
+        let mut config = config(self.dirs[i].path(), vec![self.first_addr.clone()]);
+        config.listen = vec![addr];
+        self.daemons[i] = Some(Daemon::start(config).await.unwrap());
+    }
+
+    async fn restart(&mut self, i: usize) {
+        let config = config(self.dirs[i].path(), vec![self.first_addr.clone()]);
+        self.daemons[i] = Some(Daemon::start(config).await.unwrap());
+    }
+
+    /// The manifest of `bucket/key`, read from a quorum.
+    async fn manifest(&self, bucket: &str, key: &str) -> Manifest {
+        self.client.object_manifest(bucket, key).await.unwrap()
+    }
+
+    /// Whether every segment of `manifest` has `k + m` shards held by running nodes,
+    /// on distinct nodes when `distinct` (a cluster of at least `k + m` nodes).
+    async fn fully_redundant(&self, manifest: &Manifest, distinct: bool) -> bool {
+        let Body::Segments(segments) = &manifest.body else {
+            return true;
+        };
+        let running: BTreeSet<PeerId> = (0..self.daemons.len())
+            .filter_map(|i| self.peer(i))
+            .collect();
+        for (s, segment) in (0u64..).zip(segments) {
+            let mut holders = BTreeSet::new();
+            for (j, id) in (0u8..).zip(&segment.shard_ids) {
+                let Some(peer) = manifest
+                    .holder(s, j)
+                    .and_then(|h| PeerId::from_bytes(h).ok())
+                    .filter(|p| running.contains(p))
+                else {
+                    return false;
+                };
+                let request = ShardRequest::Have { ids: vec![*id] };
+                let Ok(answer) = self
+                    .client
+                    .net()
+                    .request(peer, Protocol::Shard, request.encode())
+                    .await
+                else {
+                    return false;
+                };
+                if !matches!(decode_shard_response(&request, &answer), Ok(ShardResponse::Have { present }) if present == [true])
+                {
+                    return false;
+                }
+                holders.insert(peer);
+            }
+            if distinct && holders.len() != segment.shard_ids.len() {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Waits (up to `within`) until every object in `keys` is fully redundant.
+    async fn wait_repaired(&self, bucket: &str, keys: &[(String, Vec<u8>)], within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        for (key, _) in keys {
+            loop {
+                let manifest = self.manifest(bucket, key).await;
+                if self.fully_redundant(&manifest, true).await {
+                    break;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{key} not back to full redundancy in {within:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+    }
+}
+
+/// Sizes at the repair boundaries for RS(4,2) and `SEGMENT`: a segment ± 1 (a 1-byte last
+/// segment), and a last segment of k·shard ± 1 sealed bytes.
+fn sizes() -> Vec<usize> {
+    let seal = 40;
+    vec![
+        SEGMENT - 1,
+        SEGMENT + 1,
+        2 * SEGMENT + 4 * 1000 - seal - 1,
+        2 * SEGMENT + 4 * 1000 - seal + 1,
+        40_000,
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shards_of_a_lost_node_are_rebuilt_elsewhere_twice_in_a_row() {
+    // k + m + 2 = 8 nodes: each of two lost nodes leaves room for full redundancy.
+    let mut cluster = Cluster::start(8).await;
+    cluster
+        .client
+        .create_bucket("repair", bucket(4, 2, &[]))
+        .await
+        .unwrap();
+    let objects: Vec<(String, Vec<u8>)> = sizes()
+        .into_iter()
+        .enumerate()
+        .map(|(i, len)| (format!("object-{i}"), body(len, i as u8)))
+        .collect();
+    for (key, data) in &objects {
+        put(&cluster.client, "repair", key, data).await;
+    }
+
+    for round in 0..2 {
+        // Stop the holder of shard 0 of the first object: it holds shards of it for sure.
+        let manifest = cluster.manifest("repair", &objects[0].0).await;
+        let victim = PeerId::from_bytes(manifest.holder(0, 0).unwrap()).unwrap();
+        let victim = cluster.index_of(victim);
+        cluster.stop(victim).await;
+        cluster
+            .wait_repaired("repair", &objects, Duration::from_secs(90))
+            .await;
+        let repaired: u64 = cluster
+            .daemons
+            .iter()
+            .flatten()
+            .map(|d| d.repair_status().versions_repaired)
+            .sum();
+        assert!(repaired > round, "round {round}: no manifest rewritten");
+    }
+
+    // Full redundancy is real: with m = 2 more nodes stopped, everything reads back.
+    let mut more = 2;
+    for i in (1..8).rev() {
+        if more > 0 && cluster.daemons[i].is_some() {
+            cluster.stop(i).await;
+            more -= 1;
+        }
+    }
+    for (key, data) in &objects {
+        assert_eq!(&get(&cluster.client, "repair", key).await, data, "{key}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn wiped_store_corrupt_and_missing_shards_are_rebuilt_in_place() {
+    let mut cluster = Cluster::start(6).await;
+    cluster
+        .client
+        .create_bucket("heal", bucket(4, 2, &[]))
+        .await
+        .unwrap();
+    let objects: Vec<(String, Vec<u8>)> = sizes()
+        .into_iter()
+        .enumerate()
+        .map(|(i, len)| (format!("object-{i}"), body(len, 100 + i as u8)))
+        .collect();
+    for (key, data) in &objects {
+        put(&cluster.client, "heal", key, data).await;
+    }
+
+    // One segment: its shard 1 corrupted on its holder, its shard 2 deleted on another.
+    let manifest = cluster.manifest("heal", &objects[1].0).await;
+    let Body::Segments(segments) = &manifest.body else {
+        panic!("not segmented")
+    };
+    let shard_path = |j: u8| {
+        let holder = PeerId::from_bytes(manifest.holder(0, j).unwrap()).unwrap();
+        let dir = cluster.dirs[cluster.index_of(holder)].path().to_owned();
+        let name = format!("{}.shard", segments[0].shard_ids[usize::from(j)]);
+        files_under(&dir, ".shard")
+            .into_iter()
+            .find(|p| p.file_name().unwrap().to_string_lossy() == name)
+            .unwrap()
+    };
+    let corrupt = shard_path(1);
+    let missing = shard_path(2);
+    let mut bytes = std::fs::read(&corrupt).unwrap();
+    bytes[10] ^= 0xff;
+    std::fs::write(&corrupt, &bytes).unwrap();
+    let holder_of_2 = PeerId::from_bytes(manifest.holder(0, 2).unwrap()).unwrap();
+    let i2 = cluster.index_of(holder_of_2);
+    cluster.stop(i2).await;
+    std::fs::remove_file(&missing).unwrap();
+    cluster.restart(i2).await;
+
+    cluster
+        .wait_repaired("heal", &objects, Duration::from_secs(90))
+        .await;
+
+    // Then a node whose shard store is wiped (identity kept) restarts empty. (Not at the
+    // same time: with six nodes it holds a third shard of the damaged segment.)
+    let wiped = 3;
+    cluster.stop(wiped).await;
+    std::fs::remove_dir_all(cluster.dirs[wiped].path().join("store")).unwrap();
+    cluster.restart(wiped).await;
+    assert!(files_under(&cluster.dirs[wiped].path().join("store"), ".shard").is_empty());
+
+    cluster
+        .wait_repaired("heal", &objects, Duration::from_secs(90))
+        .await;
+    // In place: every holder is still one of the six nodes, and the wiped node holds shards again.
+    assert!(!files_under(&cluster.dirs[wiped].path().join("store"), ".shard").is_empty());
+    for (key, data) in &objects {
+        assert_eq!(&get(&cluster.client, "heal", key).await, data, "{key}");
+    }
+    let status: Vec<_> = cluster
+        .daemons
+        .iter()
+        .flatten()
+        .map(Daemon::repair_status)
+        .collect();
+    assert!(
+        status.iter().map(|s| s.shards_rebuilt).sum::<u64>() >= 2,
+        "{status:?}"
+    );
+
+    // A shard file that holds another valid shard's bytes (a misdirected write): never
+    // served under the name it has, and rebuilt in place.
+    let store = cluster.dirs[1].path().join("store").join("shards");
+    let mut files = files_under(&store, ".shard");
+    files.sort();
+    assert!(files.len() >= 2);
+    std::fs::copy(&files[0], &files[1]).unwrap();
+    let misdirected = andromede_proto::ShardId::from_hex(
+        files[1]
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .trim_end_matches(".shard"),
+    )
+    .unwrap();
+    for (key, data) in &objects {
+        assert_eq!(&get(&cluster.client, "heal", key).await, data, "{key}");
+    }
+    // Found (by a read or the scrubber), quarantined, rebuilt: the node serves the right
+    // bytes under that id again.
+    let node1 = cluster.peer(1).unwrap();
+    let healed = crate::eventually(Duration::from_secs(90), async || {
+        let request = ShardRequest::Get { id: misdirected };
+        match cluster
+            .client
+            .net()
+            .request(node1, Protocol::Shard, request.encode())
+            .await
+            .map(|answer| decode_shard_response(&request, &answer))
+        {
+            Ok(Ok(ShardResponse::Get { data })) => {
+                andromede_client::codec::hash::verify_shard(&misdirected, &data)
+            }
+            _ => false,
+        }
+    })
+    .await;
+    assert!(healed, "the misdirected shard was not rebuilt");
+    for (key, data) in &objects {
+        assert_eq!(&get(&cluster.client, "heal", key).await, data, "{key}");
+    }
+}
+
+/// Redundancy as the nodes report it: the health counts of every running node summed
+/// (each bucket is counted by its owner only).
+fn reported(cluster: &Cluster) -> andromede_node::workers::repair::HealthCounts {
+    let mut sum = andromede_node::workers::repair::HealthCounts::default();
+    for daemon in cluster.daemons.iter().flatten() {
+        let health = daemon.repair_status().health;
+        sum.full += health.full;
+        sum.at_risk += health.at_risk;
+        sum.lost += health.lost;
+        for (losses, count) in health.survives_node_losses {
+            *sum.survives_node_losses.entry(losses).or_default() += count;
+        }
+        for (missing, count) in health.degraded {
+            *sum.degraded.entry(missing).or_default() += count;
+        }
+    }
+    sum
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cluster_of_exactly_k_plus_m_nodes_that_loses_one_reports_its_tolerance_honestly() {
+    let mut cluster = Cluster::start(3).await;
+    cluster
+        .client
+        .create_bucket("tight", bucket(2, 1, &[]))
+        .await
+        .unwrap();
+    let objects: Vec<(String, Vec<u8>)> = sizes()
+        .into_iter()
+        .enumerate()
+        .map(|(i, len)| (format!("object-{i}"), body(len, 50 + i as u8)))
+        .collect();
+    for (key, data) in &objects {
+        put(&cluster.client, "tight", key, data).await;
+    }
+    let mut segments = 0;
+    for (key, _) in &objects {
+        segments += cluster.manifest("tight", key).await.segment_count();
+    }
+    // Three nodes, three shards per segment: each segment survives one node loss.
+    let full = crate::eventually(Duration::from_secs(60), async || {
+        reported(&cluster).survives_node_losses.get(&1) == Some(&segments)
+    })
+    .await;
+    assert!(full, "{:?}", reported(&cluster));
+
+    // One node gone for good: repair restores three shards per segment on the two left,
+    // and the nodes say each segment now survives no node loss.
+    let victim = cluster.index_of(
+        PeerId::from_bytes(
+            cluster
+                .manifest("tight", &objects[0].0)
+                .await
+                .holder(0, 2)
+                .unwrap(),
+        )
+        .unwrap(),
+    );
+    cluster.stop(victim).await;
+    let honest = crate::eventually(Duration::from_secs(90), async || {
+        let health = reported(&cluster);
+        health.full == segments
+            && health.lost == 0
+            && health.survives_node_losses.get(&0) == Some(&segments)
+    })
+    .await;
+    assert!(honest, "{:?}", reported(&cluster));
+    for (key, data) in &objects {
+        assert_eq!(&get(&cluster.client, "tight", key).await, data, "{key}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_flapping_faster_than_down_after_starts_no_repair() {
+    let mut cluster = Cluster::start(4).await;
+    cluster
+        .client
+        .create_bucket("flap", bucket(2, 1, &[]))
+        .await
+        .unwrap();
+    let objects: Vec<(String, Vec<u8>)> = (0..4)
+        .map(|i| {
+            (
+                format!("object-{i}"),
+                body(SEGMENT + 1000 * i, 80 + i as u8),
+            )
+        })
+        .collect();
+    for (key, data) in &objects {
+        put(&cluster.client, "flap", key, data).await;
+    }
+    let flapper = cluster.index_of(
+        PeerId::from_bytes(
+            cluster
+                .manifest("flap", &objects[0].0)
+                .await
+                .holder(0, 0)
+                .unwrap(),
+        )
+        .unwrap(),
+    );
+    // Down for half of down_after (3 s), up for as long, eight times.
+    for _ in 0..8 {
+        cluster.reboot(flapper, Duration::from_millis(1500)).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+    let rewritten: u64 = cluster
+        .daemons
+        .iter()
+        .flatten()
+        .map(|d| d.repair_status().versions_repaired)
+        .sum();
+    assert_eq!(rewritten, 0, "a flapping node had its shards moved");
+    cluster
+        .wait_repaired("flap", &objects, Duration::from_secs(60))
+        .await;
+    for (key, data) in &objects {
+        assert_eq!(&get(&cluster.client, "flap", key).await, data, "{key}");
+    }
+}

@@ -1,0 +1,135 @@
+//! Node processes: where the `andromede-node` binary is, starting it, signalling it, and
+//! telling whether a pid still runs it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// The `andromede-node` binary: `explicit` if given, else `$ANDROMEDE_NODE_BIN`, else the
+/// one next to this program (cargo builds both into the same directory).
+///
+/// # Errors
+/// When none exists, saying how to build it.
+pub fn node_binary(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(path) = explicit {
+        return Ok(path.to_owned());
+    }
+    if let Some(path) = std::env::var_os("ANDROMEDE_NODE_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    let exe = std::env::current_exe().context("locating this program")?;
+    // Next to this binary, or one level up when this is a test binary in `deps/`.
+    for dir in exe.ancestors().skip(1).take(2) {
+        let candidate = dir.join("andromede-node");
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+    }
+    Err(anyhow!(
+        "no andromede-node binary next to {}: build it with `cargo build -p andromede-node --features fault-injection` (or pass --node-bin / set ANDROMEDE_NODE_BIN)",
+        exe.display()
+    ))
+}
+
+/// Starts `andromede-node run --data DIR` in its own process group (so a terminal's Ctrl-C
+/// does not reach it and it outlives `up`), its log in `DIR/node.log`.
+///
+/// # Errors
+/// When the log cannot be opened or the process cannot start.
+pub fn spawn_node(binary: &Path, dir: &Path) -> anyhow::Result<Child> {
+    use std::os::unix::process::CommandExt;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("node.log"))
+        .with_context(|| format!("opening {}/node.log", dir.display()))?;
+    Command::new(binary)
+        .args(["run", "--data"])
+        .arg(dir)
+        .env(
+            "RUST_LOG",
+            std::env::var("ANDROMEDE_TESTNET_NODE_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("starting {}", binary.display()))
+}
+
+fn pid(raw: u32) -> anyhow::Result<Pid> {
+    i32::try_from(raw)
+        .map(Pid::from_raw)
+        .map_err(|_| anyhow!("pid {raw} out of range"))
+}
+
+/// Whether `raw` is a running (not zombie) process.
+pub fn running(raw: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{raw}/stat")) else {
+        return false;
+    };
+    // The state follows the parenthesised command name.
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .is_some_and(|state| state != "Z" && state != "X")
+}
+
+/// Sends `signal` to process `raw` (nothing if it is gone).
+///
+/// # Errors
+/// When the signal cannot be sent to a process that exists.
+pub fn signal(raw: u32, signal: Signal) -> anyhow::Result<()> {
+    match kill(pid(raw)?, signal) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+        Err(error) => Err(anyhow!("signalling process {raw}: {error}")),
+    }
+}
+
+/// Waits up to `timeout` for process `raw` to end, reaping it through `child` when this
+/// process started it. Returns whether it ended.
+pub fn wait_gone(raw: u32, child: Option<&mut Child>, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    let mut child = child;
+    loop {
+        if let Some(child) = child.as_deref_mut()
+            && let Ok(Some(_)) = child.try_wait()
+        {
+            return true;
+        }
+        if !running(raw) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::park_timeout(Duration::from_millis(20));
+    }
+}
+
+/// Peak resident set of a process (VmHWM), in bytes.
+pub fn peak_rss(raw: u32) -> Option<u64> {
+    proc_status_kib(raw, "VmHWM:").map(|kib| kib * 1024)
+}
+
+/// CPU time (user + system) a process has used so far.
+pub fn cpu_time(raw: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{raw}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After the name: state is field 3; utime and stime are fields 14 and 15.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    // Linux reports in clock ticks, 100 per second on every platform we run on.
+    Some(Duration::from_millis((utime + stime) * 10))
+}
+
+fn proc_status_kib(raw: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{raw}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
