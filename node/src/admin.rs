@@ -1,5 +1,6 @@
-//! The admin endpoint: a loopback-only TCP port that answers one line (`status`) with one
-//! line of JSON, for `andromede-node status` and monitoring scripts. Loopback only
+//! The admin endpoint: a loopback-only TCP port that answers one request line (`status`,
+//! `drain`, `drain-progress`) with one line of JSON, for `andromede-node status` and
+//! `drain` and for monitoring scripts. Loopback only
 //! because it has no authentication: whoever can reach it is on the machine already.
 //!
 //! Bounded: `ADMIN_CONNECTIONS_MAX` connections at once, requests of at most
@@ -9,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use andromede_client::cluster::Membership;
+use andromede_client::cluster::{Membership, MetaQuorum};
 use andromede_client::net::NetHandle;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -17,6 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 
+use crate::drain::{self, Drain, DrainProgress};
 use crate::service::dispatch::NodeTags;
 use crate::store::ShardStore;
 use crate::workers::repair::{RepairStatus, RepairStatusHandle};
@@ -52,6 +54,9 @@ pub struct Status {
     /// Redundancy of the segments this node repairs, and what repair has done.
     #[serde(default)]
     pub repair: RepairStatus,
+    /// Whether this node is being drained (`andromede-node drain` reports progress).
+    #[serde(default)]
+    pub draining: bool,
 }
 
 /// One known peer.
@@ -69,6 +74,9 @@ pub struct PeerStatus {
     pub used_bytes: u64,
     /// Whether it answered lately.
     pub reachable: bool,
+    /// Whether it is being drained.
+    #[serde(default)]
+    pub draining: bool,
 }
 
 /// What the endpoint reads to answer.
@@ -84,9 +92,24 @@ pub struct AdminState {
     pub tags: NodeTags,
     /// The repair worker's status.
     pub repair: RepairStatusHandle,
+    /// Whether the node is being drained.
+    pub drain: Drain,
+    /// Metadata access (drain progress asks every member).
+    pub quorum: MetaQuorum,
 }
 
 impl AdminState {
+    /// How far this node's drain has come.
+    pub async fn drain_progress(&self) -> DrainProgress {
+        drain::progress(
+            &self.drain,
+            self.net.local_peer_id(),
+            &self.membership,
+            &self.quorum,
+        )
+        .await
+    }
+
     async fn status(&self) -> Status {
         let usage = self.store.usage();
         let listen = self.net.listen_addrs().await.unwrap_or_default();
@@ -109,6 +132,7 @@ impl AdminState {
                     capacity_bytes: m.info.capacity_bytes,
                     used_bytes: m.info.used_bytes,
                     reachable: m.live,
+                    draining: m.info.draining,
                 })
                 .collect(),
             repair: self
@@ -116,6 +140,7 @@ impl AdminState {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone(),
+            draining: self.drain.is_draining(),
         }
     }
 }
@@ -155,6 +180,11 @@ async fn answer(stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
         .await?;
     let body = match line.trim() {
         "status" => serde_json::to_value(state.status().await),
+        "drain" => Ok(match state.drain.start() {
+            Ok(since_ms) => serde_json::json!({ "draining_since_ms": since_ms }),
+            Err(error) => serde_json::json!({ "error": error }),
+        }),
+        "drain-progress" => serde_json::to_value(state.drain_progress().await),
         #[cfg(feature = "fault-injection")]
         fault if fault.starts_with("fault ") => Ok(
             match crate::faults::apply(fault.trim_start_matches("fault "), &state.net).await {
@@ -163,7 +193,7 @@ async fn answer(stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
             },
         ),
         other => Ok(serde_json::json!({
-            "error": format!("unknown request {other:?}: the only request is `status` (fault injection is not compiled into this node)")
+            "error": format!("unknown request {other:?}: requests are `status`, `drain` and `drain-progress` (fault injection is not compiled into this node)")
         })),
     }
     .unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }))

@@ -35,6 +35,19 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Retire this node: it stops taking shards and metadata, the cluster moves
+    /// everything it holds elsewhere (never lowering redundancy), and this command shows
+    /// the progress and says when the node is safe to stop. The drain is not undone.
+    Drain {
+        #[command(flatten)]
+        data: DataArg,
+        /// Start the drain and return at once (`status` shows that it is draining).
+        #[arg(long)]
+        no_wait: bool,
+        /// Give up waiting after this many seconds (the drain goes on).
+        #[arg(long, default_value_t = 86_400)]
+        timeout_secs: u64,
+    },
     /// Re-hash every shard once now (progress bar), quarantine any that fail, and report.
     /// Run it while the node is stopped.
     Scrub {

@@ -66,6 +66,10 @@ pub struct NodeConfig {
     /// Most bytes per second of rebuilt shards, so clients keep their share.
     #[serde(default = "repair_rate_default")]
     pub repair_rate: String,
+    /// Most shard bytes one sweep moves toward the nodes that joined (0: never move
+    /// healthy shards for balance; drains and doubled-up shards still move).
+    #[serde(default = "rebalance_per_sweep_default")]
+    pub rebalance_per_sweep: String,
     /// Age a shard no manifest references must reach before it is deleted (longer than
     /// any upload takes).
     #[serde(default = "orphan_grace_default")]
@@ -93,6 +97,10 @@ fn repair_sweep_interval_default() -> String {
 
 fn repair_rate_default() -> String {
     "256MiB".into()
+}
+
+fn rebalance_per_sweep_default() -> String {
+    "4GiB".into()
 }
 
 fn anti_entropy_interval_default() -> String {
@@ -127,6 +135,7 @@ impl Default for NodeConfig {
             down_after: down_after_default(),
             repair_sweep_interval: repair_sweep_interval_default(),
             repair_rate: repair_rate_default(),
+            rebalance_per_sweep: rebalance_per_sweep_default(),
             orphan_grace: orphan_grace_default(),
             orphan_interval: orphan_interval_default(),
         }
@@ -196,6 +205,7 @@ impl NodeConfig {
         self.admin_addr()?;
         parse_size(&self.capacity).map_err(|e| format!("capacity: {e}"))?;
         parse_size(&self.scrub_rate).map_err(|e| format!("scrub_rate: {e}"))?;
+        parse_size(&self.rebalance_per_sweep).map_err(|e| format!("rebalance_per_sweep: {e}"))?;
         if parse_size(&self.repair_rate).map_err(|e| format!("repair_rate: {e}"))? == 0 {
             return Err("repair_rate must be more than 0".into());
         }
@@ -297,6 +307,7 @@ impl NodeConfig {
             repair: RepairConfig {
                 sweep_interval: parse_duration(&self.repair_sweep_interval)?,
                 bytes_per_sec: parse_size(&self.repair_rate)?,
+                rebalance_bytes_per_sweep: parse_size(&self.rebalance_per_sweep)?,
                 ..RepairConfig::default()
             },
             orphans: OrphanConfig {

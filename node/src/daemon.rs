@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use crate::admin::{self, AdminState};
 use crate::data_dir::DataDir;
+use crate::drain::{Drain, DrainProgress};
 use crate::error::DaemonError;
 use crate::meta::MetaStore;
 use crate::meta::replica::SledMetaStore;
@@ -117,6 +118,8 @@ pub struct DaemonConfig {
 pub struct Daemon {
     store: ShardStore,
     meta: Arc<dyn MetaStore>,
+    drain: Drain,
+    admin_state: AdminState,
     membership: Membership,
     net: NetHandle,
     repair: RepairStatusHandle,
@@ -132,7 +135,7 @@ impl Daemon {
     /// [`DaemonError`] if the keys, the store or the network cannot be set up.
     pub async fn start(config: DaemonConfig) -> Result<Self, DaemonError> {
         let data = config.data.clone();
-        let (store, meta, identity, secret) = tokio::task::spawn_blocking(move || {
+        let (store, meta, identity, secret, drain) = tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(data.root()).map_err(|error| {
                 DaemonError::Store(crate::error::StoreError::Io {
                     op: "create data directory",
@@ -151,7 +154,8 @@ impl Daemon {
             };
             let (store, _report) = ShardStore::open(&data.store_config(config.capacity_bytes))?;
             let meta = SledMetaStore::open(&data.meta(), IndexOptions::default())?;
-            Ok::<_, DaemonError>((store, meta, identity, secret))
+            let drain = Drain::load(data.drain_marker()).map_err(DaemonError::Task)?;
+            Ok::<_, DaemonError>((store, meta, identity, secret, drain))
         })
         .await
         .map_err(|e| DaemonError::Task(e.to_string()))??;
@@ -165,16 +169,22 @@ impl Daemon {
         let mut tasks = JoinSet::new();
         let membership = Membership::start(net.clone(), MembershipConfig::default());
         let meta: Arc<dyn MetaStore> = Arc::new(meta);
+        let local = net.local_peer_id();
+        let local_meta = LocalMeta {
+            peer: local,
+            store: Arc::clone(&meta),
+            shards: store.clone(),
+            tags: config.tags.clone(),
+            membership: membership.clone(),
+            drain: drain.clone(),
+        };
         tasks.spawn(dispatch::serve(
             store.clone(),
-            Arc::clone(&meta),
-            config.tags.clone(),
-            membership.clone(),
+            local_meta.clone(),
             net.clone(),
             inbound,
         ));
         tasks.spawn(ScrubWorker::new(store.clone(), config.scrub.clone()).run(cancel.clone()));
-        let local = net.local_peer_id();
         let writer = WriterId::new(Bytes::from(local.to_bytes()))
             .map_err(|e| DaemonError::Task(e.to_string()))?;
         let quorum = MetaQuorum::new(
@@ -184,18 +194,13 @@ impl Daemon {
             writer,
             META_REQUEST_TIMEOUT,
         )
-        .with_local(Arc::new(LocalMeta {
-            peer: local,
-            store: Arc::clone(&meta),
-            shards: store.clone(),
-            tags: config.tags.clone(),
-            membership: membership.clone(),
-        }));
+        .with_local(Arc::new(local_meta));
         tasks.spawn(
             AntiEntropyWorker::new(
                 Arc::clone(&meta),
                 quorum.clone(),
                 local,
+                drain.clone(),
                 config.anti_entropy.clone(),
             )
             .run(cancel.clone()),
@@ -223,6 +228,7 @@ impl Daemon {
             )
             .run(cancel.clone()),
         );
+        let admin_quorum = quorum.clone();
         let repair = RepairWorker::new(
             RepairDeps {
                 meta: Arc::clone(&meta),
@@ -232,12 +238,22 @@ impl Daemon {
                 membership: membership.clone(),
                 store: store.clone(),
                 tags: config.tags.clone(),
+                drain: drain.clone(),
                 lock,
             },
             config.repair.clone(),
         );
         let repair_status = repair.status();
         tasks.spawn(repair.run(cancel.clone()));
+        let admin_state = AdminState {
+            net: net.clone(),
+            store: store.clone(),
+            membership: membership.clone(),
+            tags: config.tags.clone(),
+            repair: Arc::clone(&repair_status),
+            drain: drain.clone(),
+            quorum: admin_quorum,
+        };
         if let Some(addr) = config.admin {
             let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
                 DaemonError::Admin(format!(
@@ -245,16 +261,7 @@ impl Daemon {
                 ))
             })?;
             info!(%addr, "admin endpoint listening");
-            tasks.spawn(admin::serve(
-                listener,
-                AdminState {
-                    net: net.clone(),
-                    store: store.clone(),
-                    membership: membership.clone(),
-                    tags: config.tags.clone(),
-                    repair: Arc::clone(&repair_status),
-                },
-            ));
+            tasks.spawn(admin::serve(listener, admin_state.clone()));
         }
 
         if !config.bootstrap.is_empty() {
@@ -263,6 +270,8 @@ impl Daemon {
         Ok(Self {
             store,
             meta,
+            drain,
+            admin_state,
             membership,
             net,
             repair: repair_status,
@@ -289,6 +298,19 @@ impl Daemon {
     /// The node's metadata replica store (what this node holds, not a quorum read).
     pub fn meta(&self) -> &Arc<dyn MetaStore> {
         &self.meta
+    }
+
+    /// Starts draining this node (see [`crate::drain`]); returns when the drain began.
+    ///
+    /// # Errors
+    /// The drain could not be recorded durably; nothing changed.
+    pub fn start_drain(&self) -> Result<u64, String> {
+        self.drain.start()
+    }
+
+    /// How far the drain has come (asks every member).
+    pub async fn drain_progress(&self) -> DrainProgress {
+        self.admin_state.drain_progress().await
     }
 
     /// What repair has done and sees.

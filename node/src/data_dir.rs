@@ -6,6 +6,7 @@
 //! DIR/cluster.secret   the cluster's admission secret (0600), same on every member
 //! DIR/store/           the shard store (see store::layout)
 //! DIR/meta/            the metadata replica's records (sled)
+//! DIR/draining         present while the node is drained (`andromede-node drain`)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -62,6 +63,12 @@ impl DataDir {
         self.store().join("roster.json")
     }
 
+    /// Present while the node is being drained (it holds the time the drain began), so a
+    /// restarted node keeps draining.
+    pub fn drain_marker(&self) -> PathBuf {
+        self.root.join("draining")
+    }
+
     /// How this data directory's shard store is opened.
     pub fn store_config(&self, capacity_bytes: u64) -> StoreConfig {
         StoreConfig {
@@ -70,4 +77,28 @@ impl DataDir {
             index: IndexOptions::default(),
         }
     }
+}
+
+/// Replaces `path` with `bytes` atomically and durably: temporary file, fsync, rename,
+/// fsync of the directory.
+///
+/// # Errors
+/// The I/O error, with the path in its message.
+pub fn write_file_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let context =
+        |e: std::io::Error| std::io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(".tmp");
+    let tmp = PathBuf::from(tmp_name);
+    let mut file = std::fs::File::create(&tmp).map_err(context)?;
+    file.write_all(bytes).map_err(context)?;
+    file.sync_all().map_err(context)?;
+    std::fs::rename(&tmp, path).map_err(context)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(context)?;
+    }
+    Ok(())
 }

@@ -29,6 +29,7 @@ pub mod admin;
 pub mod config;
 pub mod daemon;
 pub mod data_dir;
+pub mod drain;
 pub mod error;
 #[cfg(feature = "fault-injection")]
 pub mod faults;

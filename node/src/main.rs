@@ -4,11 +4,13 @@ mod cli;
 
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use andromede_node::admin::query_status;
+use andromede_node::admin::{admin_request, query_status};
 use andromede_node::config::NodeConfig;
 use andromede_node::daemon::Daemon;
 use andromede_node::data_dir::DataDir;
+use andromede_node::drain::DrainProgress;
 use andromede_node::init::init_data_dir;
 use andromede_node::store::ShardStore;
 use andromede_node::workers::rate::RateLimiter;
@@ -48,6 +50,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Init(args) => init(&args),
         Command::Run { data } => run_node(&data.data).await,
         Command::Status { data, json } => status(&data.data, json).await,
+        Command::Drain {
+            data,
+            no_wait,
+            timeout_secs,
+        } => drain(&data.data, no_wait, Duration::from_secs(timeout_secs)).await,
         Command::Scrub { data, rate } => scrub_once(&data.data, rate).await,
     }
 }
@@ -173,7 +180,15 @@ async fn status(dir: &Path, json: bool) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&status)?);
         return Ok(());
     }
-    println!("node {}", status.peer);
+    println!(
+        "node {}{}",
+        status.peer,
+        if status.draining {
+            " (DRAINING: see `andromede-node drain`)"
+        } else {
+            ""
+        }
+    );
     println!(
         "  zone {:?}, jurisdiction {:?}, {} shards, {} of {} bytes used",
         status.zone,
@@ -198,8 +213,11 @@ async fn status(dir: &Path, json: bool) -> anyhow::Result<()> {
             peer.jurisdiction,
             peer.used_bytes,
             peer.capacity_bytes,
-            if peer.reachable { "yes" } else { "NO" }
+            if peer.reachable { "yes" } else { "NO" },
         );
+        if peer.draining {
+            println!("    draining");
+        }
     }
     let repair = &status.repair;
     let health = &repair.health;
@@ -237,14 +255,81 @@ async fn status(dir: &Path, json: bool) -> anyhow::Result<()> {
         );
     }
     println!(
-        "repair: {} version(s) queued; since start {} segments repaired, {} shards ({} bytes) rebuilt, {} manifests rewritten",
+        "repair: {} version(s) queued; since start {} segments repaired, {} shards ({} bytes) rebuilt or copied, {} of them moved off a node that keeps its old copy until orphan collection, {} manifests rewritten",
         repair.queue,
         repair.segments_repaired,
         repair.shards_rebuilt,
         repair.bytes_rebuilt,
+        repair.shards_moved,
         repair.versions_repaired
     );
     Ok(())
+}
+
+/// Starts draining the running node, then polls its progress until it is safe to stop.
+async fn drain(dir: &Path, no_wait: bool, timeout: Duration) -> anyhow::Result<()> {
+    let config = load_config(dir)?;
+    let addr = config.admin_addr().map_err(|e| anyhow!(e))?;
+    let answer: serde_json::Value =
+        serde_json::from_str(&admin_request(addr, "drain").await.map_err(|e| anyhow!(e))?)?;
+    if let Some(error) = answer.get("error") {
+        return Err(anyhow!("the node refused to drain: {error}"));
+    }
+    println!(
+        "node in {} is draining: it takes no new shards or metadata, and the cluster moves what it holds",
+        dir.display()
+    );
+    if no_wait {
+        println!(
+            "run `andromede-node drain --data {}` again to follow it",
+            dir.display()
+        );
+        return Ok(());
+    }
+    let bar = ProgressBar::new_spinner().with_style(
+        ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let text = admin_request(addr, "drain-progress")
+            .await
+            .map_err(|e| anyhow!(e))?;
+        let progress: DrainProgress = serde_json::from_str(&text).map_err(|e| {
+            anyhow!("the node answered something other than drain progress ({e}): {text}")
+        })?;
+        if progress.safe_to_stop {
+            bar.finish_and_clear();
+            println!(
+                "safe to stop: no manifest names this node as a holder any more and its metadata is on its new replicas"
+            );
+            return Ok(());
+        }
+        bar.set_message(format!(
+            "{}{} object version(s) still name this node; metadata {}{}",
+            if progress.capped { "at least " } else { "" },
+            progress.versions_left,
+            if progress.metadata_handed_off {
+                "handed over"
+            } else {
+                "being handed over"
+            },
+            if progress.unanswered.is_empty() {
+                String::new()
+            } else {
+                format!("; {} member(s) did not answer", progress.unanswered.len())
+            }
+        ));
+        if tokio::time::Instant::now() >= deadline {
+            bar.finish_and_clear();
+            return Err(anyhow!(
+                "not safe to stop yet after {timeout:?} ({} version(s) left): the drain goes on; run the command again to follow it",
+                progress.versions_left
+            ));
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
 }
 
 async fn open_store(dir: &Path) -> anyhow::Result<ShardStore> {

@@ -84,3 +84,7 @@ const _: () = assert!(META_MESSAGE_BYTES_MAX < u32::MAX as u64);
 /// Shard ids in one answer about referenced shards at most (a page of manifests; a
 /// single manifest names at most `MANIFEST_SHARD_IDS_MAX`).
 pub const REFERENCED_IDS_MAX: u64 = MANIFEST_SHARD_IDS_MAX;
+
+/// Manifest versions one held-by count looks at most (bounds the work of one request; a
+/// draining node only needs to know whether the count has reached 0).
+pub const HELD_BY_COUNT_MAX: u64 = 100_000;

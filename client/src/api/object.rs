@@ -144,7 +144,9 @@ impl Client {
         version: &VersionId,
         size_hint: Option<u64>,
     ) -> Result<Chosen, ClientError> {
-        let members = self.membership.live();
+        let mut members = self.membership.live();
+        // A draining node takes no new shards.
+        members.retain(|m| !m.info.draining);
         let candidates: Vec<Candidate> = members
             .iter()
             .map(|m| Candidate {

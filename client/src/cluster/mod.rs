@@ -10,6 +10,7 @@ pub use quorum::{LocalReplica, MetaQuorum, QuorumError, READ_GRACE, ScanPage};
 
 use libp2p::PeerId;
 
+use crate::net::meta_message::NodeInfo;
 use crate::placement::{PlacementKey, placement_key, xor_distance};
 
 /// Metadata replicas per bucket (DESIGN.md: `R = 3`).
@@ -32,10 +33,27 @@ pub fn partition_key(partition: &str) -> PlacementKey {
     }
 }
 
+/// `members` with this node added as a live member (a node is one of the candidates
+/// for its own partitions), draining or not.
+pub fn with_local(mut members: Vec<Member>, local: PeerId, draining: bool) -> Vec<Member> {
+    members.retain(|m| m.peer != local);
+    members.push(Member {
+        peer: local,
+        key: placement_key(&local.to_bytes()),
+        info: NodeInfo {
+            draining,
+            ..NodeInfo::default()
+        },
+        live: true,
+    });
+    members
+}
+
 /// Every member, closest to `target` first: the first `REPLICAS` are the replica set,
-/// the rest stand in, in this order, for replicas that fail.
+/// the rest stand in, in this order, for replicas that fail. Draining members are left
+/// out: they are handing their records to the others before they retire.
 pub fn closest_members(members: &[Member], target: &PlacementKey) -> Vec<PeerId> {
-    let mut ordered: Vec<&Member> = members.iter().collect();
+    let mut ordered: Vec<&Member> = members.iter().filter(|m| !m.info.draining).collect();
     ordered.sort_by_key(|m| xor_distance(&m.key, target));
     ordered.into_iter().map(|m| m.peer).collect()
 }

@@ -26,15 +26,12 @@ use futures::stream::FuturesUnordered;
 use libp2p::PeerId;
 use tracing::{debug, warn};
 
-use super::{Member, Membership, REPLICAS, closest_members, partition_key, quorum};
+use super::{Membership, REPLICAS, closest_members, partition_key, quorum, with_local};
 use crate::meta::hlc::{ClockDriftError, Hlc};
 use crate::meta::key::{RecordKey, Table};
 use crate::meta::record::{Record, Version, WriterId, merge};
-use crate::net::meta_message::{
-    KeyedRecord, MetaRequest, MetaResponse, NodeInfo, decode_meta_response,
-};
+use crate::net::meta_message::{KeyedRecord, MetaRequest, MetaResponse, decode_meta_response};
 use crate::net::{NetHandle, Protocol};
-use crate::placement::placement_key;
 
 /// How long a read waits for the remaining replicas once a quorum has answered.
 pub const READ_GRACE: Duration = Duration::from_millis(200);
@@ -81,6 +78,11 @@ pub trait LocalReplica: Send + Sync + std::fmt::Debug {
     fn peer(&self) -> PeerId;
     /// Answers one request; blocking (disk I/O), so called on a blocking thread.
     fn handle(&self, request: &MetaRequest) -> MetaResponse;
+    /// Whether the node is being drained (then it is no replica, even of its own
+    /// partitions).
+    fn draining(&self) -> bool {
+        false
+    }
 }
 
 /// Quorum access to metadata replicas.
@@ -150,13 +152,7 @@ impl MetaQuorum {
     fn candidates(&self, partition: &str) -> Result<Vec<PeerId>, QuorumError> {
         let mut members = self.membership.live();
         if let Some(local) = &self.local {
-            let peer = local.peer();
-            members.push(Member {
-                peer,
-                key: placement_key(&peer.to_bytes()),
-                info: NodeInfo::default(),
-                live: true,
-            });
+            members = with_local(members, local.peer(), local.draining());
         }
         let mut candidates = closest_members(&members, &partition_key(partition));
         if candidates.is_empty() {

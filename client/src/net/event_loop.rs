@@ -22,8 +22,8 @@ use super::handle::{Command, NetError, NetHandle, Reply};
 use super::message::{RemoteErrorCode, ShardResponse};
 use super::meta_message::MetaResponse;
 use super::{
-    INBOUND_QUEUE_MAX, NET_COMMAND_QUEUE_MAX, NET_PENDING_REQUESTS_MAX, NetConfig,
-    QUEUED_PER_PEER_MAX,
+    DIALING_PEERS_MAX, INBOUND_QUEUE_MAX, NET_COMMAND_QUEUE_MAX, NET_PENDING_REQUESTS_MAX,
+    NetConfig, QUEUED_PER_PEER_MAX,
 };
 
 /// The request-response protocols a service answers.
@@ -111,6 +111,8 @@ pub fn spawn(
         outbound: HashMap::new(),
         dialed_addrs: HashMap::new(),
         announced: HashMap::new(),
+        dialing: HashMap::new(),
+        lookups: HashMap::new(),
     };
     tokio::spawn(event_loop.run());
     Ok((
@@ -164,6 +166,10 @@ struct EventLoop {
     dialed_addrs: HashMap<PeerId, Multiaddr>,
     /// Listen addresses announced by peers whose admission is still running.
     announced: HashMap<PeerId, Vec<Multiaddr>>,
+    /// Peers dialed for waiting requests, with the time the requests give up.
+    dialing: HashMap<PeerId, Instant>,
+    /// DHT lookups of peers that requests wait on.
+    lookups: HashMap<kad::QueryId, PeerId>,
 }
 
 impl EventLoop {
@@ -274,8 +280,54 @@ impl EventLoop {
             } else {
                 queue.push((protocol, request, reply));
             }
-        } else {
+        } else if peer == self.local_peer_id
+            || self.banned.contains_key(&peer)
+            || self.blocked.contains(&peer)
+        {
             let _ = reply.send(Err(NetError::NotConnected { peer }));
+        } else {
+            self.connect_for(peer, protocol, request, reply);
+        }
+    }
+
+    /// A request for a peer this process is not connected to (a node that joined after
+    /// it last looked, or came back on another address): the request waits while the peer
+    /// is dialed with the addresses the routing table has, or looked up in the DHT when it
+    /// has none or they fail (the lookup reaches the peer itself, the closest to its own
+    /// id). The wait ends at admission, or fails after twice the admission timeout.
+    fn connect_for(
+        &mut self,
+        peer: PeerId,
+        protocol: Protocol,
+        request: Vec<u8>,
+        reply: Reply<Vec<u8>>,
+    ) {
+        if !self.dialing.contains_key(&peer) && self.dialing.len() >= DIALING_PEERS_MAX {
+            let _ = reply.send(Err(NetError::Busy));
+            return;
+        }
+        let queue = self.queued.entry(peer).or_default();
+        if queue.len() >= QUEUED_PER_PEER_MAX {
+            let _ = reply.send(Err(NetError::Busy));
+            return;
+        }
+        queue.push((protocol, request, reply));
+        if self.dialing.contains_key(&peer) {
+            return;
+        }
+        self.dialing
+            .insert(peer, Instant::now() + 2 * self.config.admission_timeout);
+        if self.swarm.dial(DialOpts::peer_id(peer).build()).is_err() {
+            self.look_up(peer);
+        }
+    }
+
+    /// Looks `peer` up in the DHT for requests waiting on it; when the lookup ends
+    /// without a connection, they fail at once rather than at their deadline.
+    fn look_up(&mut self, peer: PeerId) {
+        if self.lookups.len() < DIALING_PEERS_MAX {
+            let query = self.swarm.behaviour_mut().kad.get_closest_peers(peer);
+            self.lookups.insert(query, peer);
         }
     }
 
@@ -301,6 +353,14 @@ impl EventLoop {
                         reason: error.to_string(),
                     }));
                 }
+                // Known addresses failed for a peer a request waits for: ask the DHT.
+                if let Some(peer) = peer_id
+                    && self.dialing.contains_key(&peer)
+                    && !self.swarm.is_connected(&peer)
+                    && !self.lookups.values().any(|p| *p == peer)
+                {
+                    self.look_up(peer);
+                }
                 debug!(peer = ?peer_id, %error, "outgoing connection failed");
             }
             SwarmEvent::ConnectionClosed {
@@ -314,6 +374,7 @@ impl EventLoop {
     }
 
     fn on_connected(&mut self, peer: PeerId, connection: ConnectionId, endpoint: &ConnectedPoint) {
+        self.dialing.remove(&peer);
         if let Some((_, reply)) = self.dials.remove(&connection) {
             if self.admitted.contains(&peer) {
                 let _ = reply.send(Ok(peer));
@@ -354,6 +415,7 @@ impl EventLoop {
     /// Drops what was kept for a peer's admission and fails whoever waits on it.
     fn forget(&mut self, peer: PeerId, error: &NetError) {
         self.pending_admission.remove(&peer);
+        self.dialing.remove(&peer);
         self.announced.remove(&peer);
         self.dialed_addrs.remove(&peer);
         for (_, _, reply) in self.queued.remove(&peer).unwrap_or_default() {
@@ -379,6 +441,17 @@ impl EventLoop {
             BehaviourEvent::Kad(kad::Event::RoutablePeer { peer, address })
             | BehaviourEvent::Kad(kad::Event::PendingRoutablePeer { peer, address }) => {
                 self.discover(peer, address);
+            }
+            BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed { id, step, .. })
+                if step.last =>
+            {
+                if let Some(peer) = self.lookups.remove(&id)
+                    && self.dialing.contains_key(&peer)
+                    && !self.swarm.is_connected(&peer)
+                {
+                    debug!(%peer, "peer not found for waiting requests");
+                    self.forget(peer, &NetError::NotConnected { peer });
+                }
             }
             BehaviourEvent::Kad(kad::Event::UnroutablePeer { peer }) => {
                 debug!(%peer, "kademlia saw a peer without address");
@@ -621,6 +694,13 @@ impl EventLoop {
                 "no admission proof in time",
                 self.config.admission_timeout,
             );
+        }
+        for peer in due(&self.dialing, now) {
+            if !self.swarm.is_connected(&peer) {
+                debug!(%peer, "no connection in time for waiting requests");
+                self.forget(peer, &NetError::NotConnected { peer });
+            }
+            self.dialing.remove(&peer);
         }
         for peer in due(&self.banned, now) {
             self.banned.remove(&peer);

@@ -3,8 +3,8 @@
 //! never leave this module.
 
 use andromede_proto::limits::{
-    LIST_KEYS_MAX, META_BATCH_RECORDS_MAX, META_MESSAGE_BYTES_MAX, REFERENCED_IDS_MAX,
-    TAG_BYTES_MAX,
+    HELD_BY_COUNT_MAX, LIST_KEYS_MAX, META_BATCH_RECORDS_MAX, META_MESSAGE_BYTES_MAX,
+    REFERENCED_IDS_MAX, TAG_BYTES_MAX,
 };
 use andromede_proto::pb::{self, meta_request, meta_response};
 use andromede_proto::{Message, ShardId, decode_bounded};
@@ -56,6 +56,12 @@ pub enum MetaRequest {
         /// Resume after this manifest key.
         start_after: Option<RecordKey>,
     },
+    /// How many live manifest versions of partitions the answering node is a replica of
+    /// name `holder`? (A draining node is safe to stop when every member says 0.)
+    HeldBy {
+        /// The holder's peer id bytes (1 to `HOLDER_BYTES_MAX`).
+        holder: Vec<u8>,
+    },
 }
 
 /// Longest holder (peer id bytes) a referenced-shards request may name.
@@ -75,6 +81,8 @@ pub struct NodeInfo {
     pub used_bytes: u64,
     /// Live nodes it knows, itself included.
     pub live_nodes: u32,
+    /// Being drained: placement and replica sets leave it out, repair moves its shards.
+    pub draining: bool,
 }
 
 impl NodeInfo {
@@ -128,6 +136,13 @@ pub enum MetaResponse {
         ids: Vec<ShardId>,
         /// The last manifest key of the page when more follow.
         next: Option<RecordKey>,
+    },
+    /// Manifest versions naming a holder (at most `HELD_BY_COUNT_MAX` looked at).
+    HeldCount {
+        /// Versions counted.
+        versions: u64,
+        /// Whether counting stopped at the limit (there may be more).
+        capped: bool,
     },
     /// The request failed.
     Error {
@@ -237,6 +252,9 @@ impl MetaRequest {
                 holder: Bytes::copy_from_slice(holder),
                 start_after: start_after.as_ref().map(get_record_pb),
             }),
+            Self::HeldBy { holder } => meta_request::Request::HeldBy(pb::HeldBy {
+                holder: Bytes::copy_from_slice(holder),
+            }),
         };
         pb::MetaRequest {
             request: Some(request),
@@ -312,6 +330,14 @@ pub fn decode_meta_request(bytes: &[u8]) -> Result<MetaRequest, MessageError> {
                 start_after: referenced.start_after.map(get_record_key).transpose()?,
             })
         }
+        meta_request::Request::HeldBy(held_by) => {
+            if held_by.holder.is_empty() || held_by.holder.len() > HOLDER_BYTES_MAX {
+                return Err(MessageError::Mismatch("holder of an invalid length"));
+            }
+            Ok(MetaRequest::HeldBy {
+                holder: held_by.holder.to_vec(),
+            })
+        }
     }
 }
 
@@ -348,6 +374,7 @@ impl MetaResponse {
                 capacity_bytes: info.capacity_bytes,
                 used_bytes: info.used_bytes,
                 live_nodes: info.live_nodes,
+                draining: info.draining,
             }),
             Self::Wanted(wanted) => meta_response::Response::Wanted(pb::Wanted {
                 wanted: wanted.clone(),
@@ -359,6 +386,12 @@ impl MetaResponse {
                     .collect(),
                 next: next.as_ref().map(get_record_pb),
             }),
+            Self::HeldCount { versions, capped } => {
+                meta_response::Response::HeldCount(pb::HeldCount {
+                    versions: *versions,
+                    capped: *capped,
+                })
+            }
             Self::Error { code, detail } => meta_response::Response::Error(pb::Error {
                 code: (*code).into(),
                 detail: detail.clone(),
@@ -415,6 +448,7 @@ pub fn decode_meta_response(
                 capacity_bytes: info.capacity_bytes,
                 used_bytes: info.used_bytes,
                 live_nodes: info.live_nodes,
+                draining: info.draining,
             };
             info.validate()?;
             Ok(MetaResponse::Info(info))
@@ -434,6 +468,15 @@ pub fn decode_meta_response(
                     .map(|id| ShardId::try_from(id.as_ref()))
                     .collect::<Result<_, _>>()?,
                 next: page.next.map(get_record_key).transpose()?,
+            })
+        }
+        (MetaRequest::HeldBy { .. }, meta_response::Response::HeldCount(count)) => {
+            if count.versions > HELD_BY_COUNT_MAX {
+                return Err(MessageError::Mismatch("held-by count over its limit"));
+            }
+            Ok(MetaResponse::HeldCount {
+                versions: count.versions,
+                capped: count.capped,
             })
         }
         _ => Err(MessageError::Mismatch("answer of another kind")),
@@ -505,6 +548,7 @@ mod tests {
             capacity_bytes: 10,
             used_bytes: 4,
             live_nodes: 3,
+            draining: true,
         });
         let ask = MetaRequest::Info;
         assert_eq!(decode_meta_request(&ask.encode()).unwrap(), ask);

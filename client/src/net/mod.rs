@@ -39,6 +39,9 @@ pub const INBOUND_QUEUE_MAX: usize = 256;
 pub const NET_PENDING_REQUESTS_MAX: usize = 1024;
 /// Requests queued for a peer whose admission is still running.
 pub const QUEUED_PER_PEER_MAX: usize = 64;
+/// Peers dialed at once on behalf of requests (a node that joined after this process
+/// last looked, or that came back on another address).
+pub const DIALING_PEERS_MAX: usize = 256;
 
 /// How a peer takes part in the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,9 +10,8 @@ use andromede_client::net::{InboundRequest, NetHandle, Protocol};
 use tokio::sync::{Semaphore, mpsc};
 use tracing::{Instrument, debug, debug_span};
 
-use super::meta::handle_meta_request;
+use super::meta::LocalMeta;
 use super::shard::handle_shard_request;
-use crate::meta::MetaStore;
 use crate::store::ShardStore;
 
 /// Requests served concurrently at most (each may hold one shard, up to 64 MiB, in memory).
@@ -29,7 +28,7 @@ pub struct NodeTags {
 
 impl NodeTags {
     /// What the node says about itself now, seeing `membership`.
-    pub fn info(&self, store: &ShardStore, membership: &Membership) -> NodeInfo {
+    pub fn info(&self, store: &ShardStore, membership: &Membership, draining: bool) -> NodeInfo {
         let usage = store.usage();
         NodeInfo {
             zone: self.zone.clone(),
@@ -37,6 +36,7 @@ impl NodeTags {
             capacity_bytes: usage.capacity_bytes,
             used_bytes: usage.used_bytes,
             live_nodes: u32::try_from(membership.live().len() + 1).unwrap_or(u32::MAX),
+            draining,
         }
     }
 }
@@ -44,9 +44,7 @@ impl NodeTags {
 /// Serves inbound requests until the swarm task stops.
 pub async fn serve(
     store: ShardStore,
-    meta: Arc<dyn MetaStore>,
-    tags: NodeTags,
-    membership: Membership,
+    meta: LocalMeta,
     net: NetHandle,
     mut inbound: mpsc::Receiver<InboundRequest>,
 ) {
@@ -56,10 +54,8 @@ pub async fn serve(
             return;
         };
         let store = store.clone();
-        let meta = Arc::clone(&meta);
+        let meta = meta.clone();
         let net = net.clone();
-        let tags = tags.clone();
-        let membership = membership.clone();
         let span = debug_span!("request", protocol = ?request.protocol, peer = %request.peer);
         tokio::spawn(
             async move {
@@ -75,11 +71,7 @@ pub async fn serve(
                         .await
                     }
                     Protocol::Meta => {
-                        tokio::task::spawn_blocking(move || {
-                            let info = || tags.info(&store, &membership);
-                            handle_meta_request(meta.as_ref(), info, &bytes).encode()
-                        })
-                        .await
+                        tokio::task::spawn_blocking(move || meta.answer(&bytes).encode()).await
                     }
                     // A protocol this node does not serve: dropping the channel fails the
                     // requester's call at once.

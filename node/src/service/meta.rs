@@ -4,24 +4,38 @@
 //! nothing. Apply answers only after the records are durable. Scan pages are cut by count
 //! (`limit`) and by bytes (so that the answer fits one message), with `more` set.
 
-use andromede_client::cluster::{LocalReplica, Membership};
+use std::collections::HashMap;
+
+use andromede_client::cluster::{
+    LocalReplica, Membership, REPLICAS, closest_members, partition_key, with_local,
+};
 use andromede_client::manifest::{Body, Manifest};
 use andromede_client::net::PeerId;
 use andromede_client::net::message::{MessageError, RemoteErrorCode};
 use andromede_client::net::meta_message::{
     MetaRequest, MetaResponse, NodeInfo, decode_meta_request,
 };
-use andromede_proto::limits::{META_MESSAGE_BYTES_MAX, REFERENCED_IDS_MAX};
+use andromede_proto::limits::{HELD_BY_COUNT_MAX, META_MESSAGE_BYTES_MAX, REFERENCED_IDS_MAX};
 use andromede_proto::{DecodeError, ShardId};
 use std::sync::Arc;
 use tracing::{debug, error};
 
+use crate::drain::Drain;
 use crate::meta::{MetaStore, RecordKey};
 use crate::service::dispatch::NodeTags;
 use crate::store::ShardStore;
 
+/// What a request handler needs to know about this node beyond its store.
+pub trait NodeView {
+    /// What the node says about itself.
+    fn info(&self) -> NodeInfo;
+    /// Whether this node is in `partition`'s replica set as it sees membership now.
+    fn is_replica(&self, partition: &str) -> bool;
+}
+
 /// This node as one of the metadata replicas its own workers talk to (in-process, through
-/// the same handler as remote requests, so that validation is the same).
+/// the same handler as remote requests, so that validation is the same), and as the
+/// service answers its peers.
 #[derive(Debug, Clone)]
 pub struct LocalMeta {
     /// This node.
@@ -34,6 +48,33 @@ pub struct LocalMeta {
     pub tags: NodeTags,
     /// The nodes it knows.
     pub membership: Membership,
+    /// Whether it is being drained.
+    pub drain: Drain,
+}
+
+impl LocalMeta {
+    /// Answers one raw request from a peer (or this node). Blocking (disk I/O).
+    pub fn answer(&self, request: &[u8]) -> MetaResponse {
+        handle_meta_request(self.store.as_ref(), self, request)
+    }
+}
+
+impl NodeView for LocalMeta {
+    fn info(&self) -> NodeInfo {
+        self.tags
+            .info(&self.shards, &self.membership, self.drain.is_draining())
+    }
+
+    fn is_replica(&self, partition: &str) -> bool {
+        if self.drain.is_draining() {
+            return false;
+        }
+        let members = with_local(self.membership.live(), self.peer, false);
+        closest_members(&members, &partition_key(partition))
+            .iter()
+            .take(REPLICAS)
+            .any(|p| *p == self.peer)
+    }
 }
 
 impl LocalReplica for LocalMeta {
@@ -42,11 +83,48 @@ impl LocalReplica for LocalMeta {
     }
 
     fn handle(&self, request: &MetaRequest) -> MetaResponse {
-        handle_meta_request(
-            self.store.as_ref(),
-            || self.tags.info(&self.shards, &self.membership),
-            &request.encode(),
-        )
+        self.answer(&request.encode())
+    }
+
+    fn draining(&self) -> bool {
+        self.drain.is_draining()
+    }
+}
+
+/// Manifest versions of the partitions `node` replicates that name `holder`, counted
+/// through the holder index up to `HELD_BY_COUNT_MAX` versions looked at.
+fn held_by(
+    store: &dyn MetaStore,
+    node: &dyn NodeView,
+    holder: &[u8],
+) -> Result<MetaResponse, crate::error::MetaError> {
+    const PAGE: usize = 1024;
+    let mut replica_of: HashMap<String, bool> = HashMap::new();
+    let (mut looked, mut versions) = (0u64, 0u64);
+    let mut after: Option<RecordKey> = None;
+    loop {
+        let page = store.versions_held_by(holder, after.as_ref(), PAGE)?;
+        let full = page.len() == PAGE;
+        for key in &page {
+            looked += 1;
+            let mine = *replica_of
+                .entry(key.partition.clone())
+                .or_insert_with(|| node.is_replica(&key.partition));
+            versions += u64::from(mine);
+            if looked >= HELD_BY_COUNT_MAX {
+                return Ok(MetaResponse::HeldCount {
+                    versions,
+                    capped: true,
+                });
+            }
+        }
+        if !full {
+            return Ok(MetaResponse::HeldCount {
+                versions,
+                capped: false,
+            });
+        }
+        after = page.last().cloned();
     }
 }
 
@@ -106,11 +184,11 @@ fn manifest_ids_on(manifest: &Manifest, holder: &[u8]) -> Vec<ShardId> {
 /// Bytes of a scan page's records at most: the message limit less framing.
 const SCAN_PAGE_BYTES_MAX: u64 = META_MESSAGE_BYTES_MAX - 32 * 1024;
 
-/// Answers one raw request; `info` says what this node says about itself (asked only
-/// for an `Info` request). Blocking (disk I/O): run it on a blocking thread.
+/// Answers one raw request; `node` says what this node says about itself and which
+/// partitions it replicates. Blocking (disk I/O): run it on a blocking thread.
 pub fn handle_meta_request(
     store: &dyn MetaStore,
-    info: impl FnOnce() -> NodeInfo,
+    node: &dyn NodeView,
     request: &[u8],
 ) -> MetaResponse {
     let request = match decode_meta_request(request) {
@@ -129,7 +207,8 @@ pub fn handle_meta_request(
         }
     };
     let result = match request {
-        MetaRequest::Info => Ok(MetaResponse::Info(info())),
+        MetaRequest::Info => Ok(MetaResponse::Info(node.info())),
+        MetaRequest::HeldBy { holder } => held_by(store, node, &holder),
         MetaRequest::Apply(records) => store
             .apply(&records)
             .map(|replaced| MetaResponse::Apply { replaced }),
@@ -218,6 +297,19 @@ mod tests {
     use crate::meta::replica::SledMetaStore;
     use crate::store::IndexOptions;
 
+    /// A node that replicates every partition.
+    struct TestNode;
+
+    impl NodeView for TestNode {
+        fn info(&self) -> NodeInfo {
+            NodeInfo::default()
+        }
+
+        fn is_replica(&self, _partition: &str) -> bool {
+            true
+        }
+    }
+
     #[test]
     fn scan_pages_report_more_and_malformed_requests_change_nothing() {
         let dir = tempfile::tempdir().unwrap();
@@ -243,7 +335,7 @@ mod tests {
             .collect();
         let apply = MetaRequest::Apply(records);
         assert_eq!(
-            handle_meta_request(&store, NodeInfo::default, &apply.encode()),
+            handle_meta_request(&store, &TestNode, &apply.encode()),
             MetaResponse::Apply {
                 replaced: vec![true; 5]
             }
@@ -256,18 +348,18 @@ mod tests {
             limit,
         };
         let MetaResponse::Scan { records, more } =
-            handle_meta_request(&store, NodeInfo::default, &scan(3).encode())
+            handle_meta_request(&store, &TestNode, &scan(3).encode())
         else {
             panic!()
         };
         assert_eq!((records.len(), more), (3, true));
         let MetaResponse::Scan { records, more } =
-            handle_meta_request(&store, NodeInfo::default, &scan(5).encode())
+            handle_meta_request(&store, &TestNode, &scan(5).encode())
         else {
             panic!()
         };
         assert_eq!((records.len(), more), (5, false));
-        let garbage = handle_meta_request(&store, NodeInfo::default, &[0xff, 0x01]);
+        let garbage = handle_meta_request(&store, &TestNode, &[0xff, 0x01]);
         assert!(matches!(
             garbage,
             MetaResponse::Error {
@@ -276,7 +368,7 @@ mod tests {
             }
         ));
         let MetaResponse::Scan { records, .. } =
-            handle_meta_request(&store, NodeInfo::default, &scan(10).encode())
+            handle_meta_request(&store, &TestNode, &scan(10).encode())
         else {
             panic!()
         };
@@ -300,7 +392,7 @@ mod tests {
             ],
         };
         assert_eq!(
-            handle_meta_request(&store, NodeInfo::default, &compare.encode()),
+            handle_meta_request(&store, &TestNode, &compare.encode()),
             MetaResponse::Wanted(vec![false, true, true])
         );
     }

@@ -24,9 +24,12 @@ use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span};
 
-use super::{every, table_page};
+use super::{now_ms, table_page};
+use crate::drain::Drain;
 use crate::meta::MetaStore;
 
+/// Longest pause between passes while the node drains.
+const DRAINING_INTERVAL: Duration = Duration::from_secs(5);
 /// Records walked per page (and offered per compare message) at most.
 const PAGE_RECORDS: usize = 256;
 /// Bytes of records per page (and per apply message) at most.
@@ -66,6 +69,7 @@ pub struct AntiEntropyWorker {
     store: Arc<dyn MetaStore>,
     quorum: MetaQuorum,
     local: PeerId,
+    drain: Drain,
     config: AntiEntropyConfig,
 }
 
@@ -75,30 +79,51 @@ impl AntiEntropyWorker {
         store: Arc<dyn MetaStore>,
         quorum: MetaQuorum,
         local: PeerId,
+        drain: Drain,
         config: AntiEntropyConfig,
     ) -> Self {
         Self {
             store,
             quorum,
             local,
+            drain,
             config,
         }
     }
 
     /// Runs passes until `cancel`, the first after one interval (membership has formed
-    /// by then).
+    /// by then). While the node drains, passes run every `DRAINING_INTERVAL` at most, the
+    /// first as soon as the drain starts: they hand its records to their new replicas,
+    /// and a pass that reached every replica is recorded for the drain's safety check.
     pub async fn run(self, cancel: CancellationToken) {
-        every(self.config.interval, &cancel, || async {
+        loop {
+            let draining = self.drain.is_draining();
+            let wait = if draining {
+                self.config.interval.min(DRAINING_INTERVAL)
+            } else {
+                self.config.interval
+            };
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = tokio::time::sleep(wait) => {}
+                () = self.drain.started(), if !draining => {}
+            }
+            let started_ms = now_ms();
             let pass = self.pass(&cancel).instrument(info_span!("anti_entropy"));
             match pass.await {
-                Ok(report) if report.pushed > 0 || report.failed > 0 => {
-                    info!(?report, "anti-entropy pass done");
+                Ok(report) => {
+                    if report.failed == 0 && !cancel.is_cancelled() {
+                        self.drain.record_clean_handoff(started_ms);
+                    }
+                    if report.pushed > 0 || report.failed > 0 {
+                        info!(?report, "anti-entropy pass done");
+                    } else {
+                        debug!(?report, "anti-entropy pass done");
+                    }
                 }
-                Ok(report) => debug!(?report, "anti-entropy pass done"),
                 Err(error) => info!(%error, "anti-entropy pass stopped"),
             }
-        })
-        .await;
+        }
     }
 
     /// One pass over every record held.

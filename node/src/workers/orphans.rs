@@ -113,15 +113,10 @@ fn load_roster(path: &std::path::Path) -> Result<Roster, String> {
     }
 }
 
-/// Writes the roster file atomically (temporary file, fsync, rename).
+/// Writes the roster file atomically and durably.
 fn save_roster(path: &std::path::Path, roster: &Roster) -> Result<(), String> {
-    use std::io::Write;
-    let tmp = path.with_extension("json.tmp");
     let bytes = serde_json::to_vec(roster).map_err(|e| e.to_string())?;
-    let mut file = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
-    file.write_all(&bytes).map_err(|e| e.to_string())?;
-    file.sync_all().map_err(|e| e.to_string())?;
-    std::fs::rename(&tmp, path).map_err(|e| e.to_string())
+    crate::data_dir::write_file_durably(path, &bytes).map_err(|e| e.to_string())
 }
 
 impl OrphanWorker {

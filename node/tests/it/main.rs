@@ -12,6 +12,7 @@ mod maintenance;
 mod net;
 mod objects;
 mod orphans;
+mod rebalance;
 mod repair;
 mod scrub;
 mod store;

@@ -17,10 +17,10 @@ use andromede_node::daemon::{Daemon, DaemonConfig};
 use andromede_node::data_dir::DataDir;
 
 use crate::objects::{body, bucket, get, put};
-use crate::{daemon_config, files_under, listen_addr};
+use crate::{daemon_config, eventually, files_under, listen_addr};
 
 /// Segment size of these tests' objects: small, so that several segments stay cheap.
-const SEGMENT: usize = 256 * 1024;
+pub(crate) const SEGMENT: usize = 256 * 1024;
 
 fn config(dir: &std::path::Path, bootstrap: Vec<Multiaddr>) -> DaemonConfig {
     let mut config = daemon_config(dir, bootstrap, "FR");
@@ -29,26 +29,32 @@ fn config(dir: &std::path::Path, bootstrap: Vec<Multiaddr>) -> DaemonConfig {
     config
 }
 
-struct Cluster {
+pub(crate) struct Cluster {
     dirs: Vec<tempfile::TempDir>,
-    daemons: Vec<Option<Daemon>>,
+    pub(crate) daemons: Vec<Option<Daemon>>,
     first_addr: Multiaddr,
-    client: Client,
+    pub(crate) client: Client,
 }
 
 impl Cluster {
-    async fn start(nodes: usize) -> Self {
+    pub(crate) async fn start(nodes: usize) -> Self {
+        Self::start_with(nodes, |_| 1 << 30).await
+    }
+
+    /// A cluster whose node `i` keeps at most `capacity(i)` bytes of shards.
+    pub(crate) async fn start_with(nodes: usize, capacity: impl Fn(usize) -> u64) -> Self {
         let dirs: Vec<tempfile::TempDir> =
             (0..nodes).map(|_| tempfile::tempdir().unwrap()).collect();
-        let first = Daemon::start(config(dirs[0].path(), Vec::new()))
-            .await
-            .unwrap();
+        let mut first_config = config(dirs[0].path(), Vec::new());
+        first_config.capacity_bytes = capacity(0);
+        let first = Daemon::start(first_config).await.unwrap();
         let first_addr = listen_addr(&first).await;
         let secret = DataDir::new(dirs[0].path()).cluster_secret();
         let mut daemons = vec![Some(first)];
-        for dir in &dirs[1..] {
+        for (i, dir) in dirs.iter().enumerate().skip(1) {
             std::fs::copy(&secret, DataDir::new(dir.path()).cluster_secret()).unwrap();
-            let config = config(dir.path(), vec![first_addr.clone()]);
+            let mut config = config(dir.path(), vec![first_addr.clone()]);
+            config.capacity_bytes = capacity(i);
             daemons.push(Some(Daemon::start(config).await.unwrap()));
         }
         let mut client_config = ClientConfig::new(
@@ -73,17 +79,17 @@ impl Cluster {
         }
     }
 
-    fn peer(&self, i: usize) -> Option<PeerId> {
+    pub(crate) fn peer(&self, i: usize) -> Option<PeerId> {
         self.daemons[i].as_ref().map(|d| d.net().local_peer_id())
     }
 
-    fn index_of(&self, peer: PeerId) -> usize {
+    pub(crate) fn index_of(&self, peer: PeerId) -> usize {
         (0..self.daemons.len())
             .find(|&i| self.peer(i) == Some(peer))
             .unwrap_or_else(|| panic!("{peer} is not a running node"))
     }
 
-    async fn stop(&mut self, i: usize) {
+    pub(crate) async fn stop(&mut self, i: usize) {
         self.daemons[i].take().unwrap().stop().await.unwrap();
     }
 
@@ -97,19 +103,32 @@ impl Cluster {
         self.daemons[i] = Some(Daemon::start(config).await.unwrap());
     }
 
+    /// Starts a new, empty node that joins through the first one; returns its index.
+    pub(crate) async fn join(&mut self) -> usize {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = DataDir::new(self.dirs[0].path()).cluster_secret();
+        std::fs::copy(&secret, DataDir::new(dir.path()).cluster_secret()).unwrap();
+        let daemon = Daemon::start(config(dir.path(), vec![self.first_addr.clone()]))
+            .await
+            .unwrap();
+        self.dirs.push(dir);
+        self.daemons.push(Some(daemon));
+        self.daemons.len() - 1
+    }
+
     async fn restart(&mut self, i: usize) {
         let config = config(self.dirs[i].path(), vec![self.first_addr.clone()]);
         self.daemons[i] = Some(Daemon::start(config).await.unwrap());
     }
 
     /// The manifest of `bucket/key`, read from a quorum.
-    async fn manifest(&self, bucket: &str, key: &str) -> Manifest {
+    pub(crate) async fn manifest(&self, bucket: &str, key: &str) -> Manifest {
         self.client.object_manifest(bucket, key).await.unwrap()
     }
 
     /// Whether every segment of `manifest` has `k + m` shards held by running nodes,
     /// on distinct nodes when `distinct` (a cluster of at least `k + m` nodes).
-    async fn fully_redundant(&self, manifest: &Manifest, distinct: bool) -> bool {
+    pub(crate) async fn fully_redundant(&self, manifest: &Manifest, distinct: bool) -> bool {
         let Body::Segments(segments) = &manifest.body else {
             return true;
         };
@@ -126,17 +145,10 @@ impl Cluster {
                 else {
                     return false;
                 };
-                let request = ShardRequest::Have { ids: vec![*id] };
-                let Ok(answer) = self
-                    .client
-                    .net()
-                    .request(peer, Protocol::Shard, request.encode())
-                    .await
-                else {
-                    return false;
-                };
-                if !matches!(decode_shard_response(&request, &answer), Ok(ShardResponse::Have { present }) if present == [true])
-                {
+                // Asked of the node's store directly: the client may not have connected
+                // to a node that has just joined.
+                let store = self.daemons[self.index_of(peer)].as_ref().unwrap().store();
+                if store.have(&[*id]).ok().as_deref() != Some(&[true]) {
                     return false;
                 }
                 holders.insert(peer);
@@ -149,7 +161,12 @@ impl Cluster {
     }
 
     /// Waits (up to `within`) until every object in `keys` is fully redundant.
-    async fn wait_repaired(&self, bucket: &str, keys: &[(String, Vec<u8>)], within: Duration) {
+    pub(crate) async fn wait_repaired(
+        &self,
+        bucket: &str,
+        keys: &[(String, Vec<u8>)],
+        within: Duration,
+    ) {
         let deadline = tokio::time::Instant::now() + within;
         for (key, _) in keys {
             loop {
@@ -463,5 +480,114 @@ async fn a_node_flapping_faster_than_down_after_starts_no_repair() {
         .await;
     for (key, data) in &objects {
         assert_eq!(&get(&cluster.client, "flap", key).await, data, "{key}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn objects_with_m_plus_one_shards_destroyed_report_lost_and_the_rest_read_fine() {
+    let cluster = Cluster::start(5).await;
+    cluster
+        .client
+        .create_bucket("lost", bucket(2, 1, &[]))
+        .await
+        .unwrap();
+    let objects: Vec<(String, Vec<u8>)> = (0..4)
+        .map(|i| (format!("object-{i}"), body(SEGMENT + 1 + i, i as u8)))
+        .collect();
+    for (key, data) in &objects {
+        put(&cluster.client, "lost", key, data).await;
+    }
+    // m + 1 = 2 shards of segment 0 of objects 1 and 3, deleted from their holders.
+    let doomed = [1usize, 3];
+    for &o in &doomed {
+        let manifest = cluster.manifest("lost", &objects[o].0).await;
+        let Body::Segments(segments) = &manifest.body else {
+            panic!("object {o} is not segmented");
+        };
+        for j in 0..2u8 {
+            let holder = PeerId::from_bytes(manifest.holder(0, j).unwrap()).unwrap();
+            let store = cluster.daemons[cluster.index_of(holder)]
+                .as_ref()
+                .unwrap()
+                .store();
+            assert_eq!(
+                store
+                    .delete(&[segments[0].shard_ids[usize::from(j)]])
+                    .unwrap(),
+                1
+            );
+        }
+    }
+
+    // Exactly those objects fail, with an error, never other bytes; the rest read fine.
+    for (o, (key, data)) in objects.iter().enumerate() {
+        match cluster.client.get_object_bytes("lost", key).await {
+            Ok(read) => {
+                assert!(
+                    !doomed.contains(&o),
+                    "{key} read back with m + 1 shards gone"
+                );
+                assert!(&read == data, "{key} read back other bytes");
+            }
+            Err(error) => {
+                assert!(doomed.contains(&o), "{key} failed: {error}");
+                assert!(
+                    error.to_string().contains("unrecoverable"),
+                    "{key}: unclear error {error}"
+                );
+            }
+        }
+    }
+    // Repair reports exactly those two segments lost, and every other one whole (after
+    // its sweeps, which also rebuild nothing it cannot).
+    let as_expected = eventually(Duration::from_secs(60), async || {
+        let health = reported(&cluster);
+        health.lost == 2 && health.full == 6
+    })
+    .await;
+    assert!(as_expected, "health reported: {:?}", reported(&cluster));
+    for (o, (key, data)) in objects.iter().enumerate() {
+        if !doomed.contains(&o) {
+            assert_eq!(&get(&cluster.client, "lost", key).await, data, "{key}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_node_takes_no_more_shards_and_nothing_is_lost() {
+    // Node 4 has room for two or three shards of these objects only.
+    const SMALL: u64 = 400 * 1024;
+    let mut cluster = Cluster::start_with(5, |i| if i == 4 { SMALL } else { 1 << 30 }).await;
+    cluster
+        .client
+        .create_bucket("full", bucket(2, 1, &[]))
+        .await
+        .unwrap();
+    let objects: Vec<(String, Vec<u8>)> = (0..10)
+        .map(|i| (format!("object-{i}"), body(2 * SEGMENT + 1 + i, i as u8)))
+        .collect();
+    // Every PUT succeeds: placement avoids the full node once it says so, and until then
+    // its refusals send the shards to the next peer in placement order.
+    for (key, data) in &objects {
+        put(&cluster.client, "full", key, data).await;
+    }
+    let full = cluster.daemons[4].as_ref().unwrap().store().usage();
+    assert!(
+        full.used_bytes <= SMALL,
+        "the full node went over its capacity"
+    );
+    for (key, data) in &objects {
+        assert_eq!(&get(&cluster.client, "full", key).await, data, "{key}");
+    }
+    // A node is lost: repair rebuilds its shards on the nodes with room, never on the
+    // full one, and every object is back to k + m shards on distinct nodes.
+    cluster.stop(2).await;
+    cluster
+        .wait_repaired("full", &objects, Duration::from_secs(90))
+        .await;
+    let full = cluster.daemons[4].as_ref().unwrap().store().usage();
+    assert!(full.used_bytes <= SMALL, "repair overfilled the full node");
+    for (key, data) in &objects {
+        assert_eq!(&get(&cluster.client, "full", key).await, data, "{key}");
     }
 }

@@ -1,9 +1,9 @@
 //! Repair (DESIGN.md, "Design for failure"): the first live metadata replica of a bucket
 //! restores every segment of its versions to `k + m` healthy shards.
 //!
-//! Two ways in. Every `tick`, the versions that have a shard on a down peer are read from
-//! the holder index (a targeted list, no scan) — at once when a peer goes down, and again
-//! each tick until none is left. Every `sweep_interval`, every version this node owns is
+//! Two ways in. Every `tick`, the versions that have a shard on a down or draining peer
+//! are read from the holder index (a targeted list, no scan) — at once when a peer goes
+//! down or starts draining, and again each tick until none is left. Every `sweep_interval`, every version this node owns is
 //! checked with its holders (`Have`): that finds shards lost to a wiped disk, deleted by
 //! hand, or quarantined by a scrubber (a quarantined shard is a missing shard), and gives
 //! the redundancy counts `status` shows.
@@ -16,11 +16,17 @@
 //! was assessed. Nothing is ever removed on the way, so redundancy never drops: the old
 //! copies on a down peer become unreferenced shards. A version that cannot be repaired now
 //! (too few healthy shards, no room) is retried with a backoff.
+//!
+//! Healthy shards on the wrong node are moved the same way, copied rather than rebuilt:
+//! those of a draining node, those doubled up on one node once enough nodes exist, and,
+//! in a sweep, up to `rebalance_bytes_per_sweep` of those that the placement preferred by
+//! the current membership puts elsewhere (a node joined; the next sweep comes early
+//! then). The old copy is left to the unreferenced-shard collector.
 
 mod plan;
 mod rebuild;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -39,13 +45,14 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 pub use plan::HealthCounts;
-use plan::{Plan, Target, assess, destinations};
+use plan::{Plan, Target, assess, destinations, mark_rebalance};
 use rebuild::rebuild_segment;
 
 use super::liveness::Liveness;
 use super::rate::RateLimiter;
 use super::shard_calls::ShardCalls;
 use super::{MaintenanceLock, now_ms, table_page};
+use crate::drain::Drain;
 use crate::meta::MetaStore;
 use crate::service::dispatch::NodeTags;
 use crate::store::ShardStore;
@@ -62,6 +69,8 @@ const PAGE_BYTES: usize = 16 << 20;
 const BACKOFF_ENTRIES_MAX: usize = 100_000;
 /// Time a suspect peer has to answer a liveness probe.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Peers remembered as seen (to notice joins) at most.
+const KNOWN_PEERS_MAX: usize = 100_000;
 /// First retry delay of a version that could not be repaired.
 const BACKOFF_MIN: Duration = Duration::from_secs(10);
 
@@ -78,6 +87,9 @@ pub struct RepairConfig {
     pub segments_in_flight: usize,
     /// Time each shard request has to be answered.
     pub request_timeout: Duration,
+    /// Shard bytes a sweep moves at most toward the placement the current membership
+    /// prefers (after nodes join); the rest waits for the next sweep.
+    pub rebalance_bytes_per_sweep: u64,
 }
 
 impl Default for RepairConfig {
@@ -88,6 +100,7 @@ impl Default for RepairConfig {
             bytes_per_sec: 256 << 20,
             segments_in_flight: 4,
             request_timeout: Duration::from_secs(30),
+            rebalance_bytes_per_sweep: 4 << 30,
         }
     }
 }
@@ -109,10 +122,30 @@ pub struct RepairStatus {
     pub bytes_rebuilt: u64,
     /// Versions whose manifest was rewritten since start.
     pub versions_repaired: u64,
+    /// Healthy shards copied to another node since start (off draining nodes, doubled-up
+    /// nodes, or toward the preferred placement after nodes joined); their old copies are
+    /// collected as unreferenced shards after the grace period.
+    #[serde(default)]
+    pub shards_moved: u64,
 }
 
 /// The repair worker's shared status.
 pub type RepairStatusHandle = Arc<Mutex<RepairStatus>>;
+
+/// Bucket placement policies read during one pass.
+#[derive(Debug, Default)]
+struct Policies(BTreeMap<String, PlacementPolicy>);
+
+impl Policies {
+    async fn get(&mut self, worker: &RepairWorker, bucket: &str) -> PlacementPolicy {
+        if let Some(policy) = self.0.get(bucket) {
+            return policy.clone();
+        }
+        let policy = worker.policy(bucket).await;
+        self.0.insert(bucket.to_owned(), policy.clone());
+        policy
+    }
+}
 
 /// Repairs the versions of the buckets this node is the first live replica of.
 #[derive(Debug)]
@@ -124,6 +157,7 @@ pub struct RepairWorker {
     membership: Membership,
     store: ShardStore,
     tags: NodeTags,
+    drain: Drain,
     lock: MaintenanceLock,
     config: RepairConfig,
     status: RepairStatusHandle,
@@ -148,6 +182,8 @@ pub struct RepairDeps {
     pub store: ShardStore,
     /// This node's zone and jurisdiction.
     pub tags: NodeTags,
+    /// Whether this node is draining (then it takes no shards).
+    pub drain: Drain,
     /// Shared with garbage collection.
     pub lock: MaintenanceLock,
 }
@@ -177,6 +213,7 @@ impl RepairWorker {
             membership: deps.membership,
             store: deps.store,
             tags: deps.tags,
+            drain: deps.drain,
             lock: deps.lock,
             config,
             status: RepairStatusHandle::default(),
@@ -196,14 +233,25 @@ impl RepairWorker {
 
     /// Runs until `cancel`: the down-peer pass every tick, a sweep every `sweep_interval`
     /// (the first once `down_after` has passed, when membership has settled).
+    ///
+    /// A node joining brings the next sweep forward to `down_after` from then (time for
+    /// everyone to see it), so that shards move toward it without waiting an interval.
     pub async fn run(self, cancel: CancellationToken) {
         let mut next_sweep = Instant::now() + self.liveness.down_after();
+        let mut known: BTreeSet<PeerId> = BTreeSet::new();
         loop {
             tokio::select! {
                 () = cancel.cancelled() => return,
                 () = tokio::time::sleep(self.config.tick) => {}
             }
             self.liveness.probe(self.calls.net(), PROBE_TIMEOUT).await;
+            let live: BTreeSet<PeerId> = self.membership.live().iter().map(|m| m.peer).collect();
+            if !known.is_empty() && live.iter().any(|p| !known.contains(p)) {
+                next_sweep = next_sweep.min(Instant::now() + self.liveness.down_after());
+            }
+            if known.len() < KNOWN_PEERS_MAX {
+                known.extend(live);
+            }
             let sweep = Instant::now() >= next_sweep;
             let span = info_span!("repair", sweep);
             let result = if sweep {
@@ -222,13 +270,16 @@ impl RepairWorker {
         }
     }
 
-    /// Repairs the versions with a shard on a down peer, found through the holder index.
+    /// Repairs the versions with a shard on a down peer, and moves those with a shard on a
+    /// draining peer, found through the holder index.
     ///
     /// # Errors
     /// A description of a local metadata store failure.
     pub async fn down_pass(&self, cancel: &CancellationToken) -> Result<RepairReport, String> {
         let mut keys = Vec::new();
-        for peer in self.liveness.down_peers() {
+        let mut peers = self.liveness.down_peers();
+        peers.extend(self.draining_peers());
+        for peer in peers {
             let holder = peer.to_bytes();
             let mut after: Option<RecordKey> = None;
             while keys.len() < VERSIONS_PER_PASS_MAX {
@@ -263,6 +314,8 @@ impl RepairWorker {
         let mut report = RepairReport::default();
         let mut health = HealthCounts::default();
         let mut after: Option<RecordKey> = None;
+        let mut rebalance_budget = self.config.rebalance_bytes_per_sweep;
+        let mut policies = Policies::default();
         loop {
             if cancel.is_cancelled() {
                 return Ok(report);
@@ -282,9 +335,17 @@ impl RepairWorker {
                 .filter(|(key, record)| !record.is_tombstone() && self.owns(key))
                 .map(|(key, _)| key)
                 .collect();
-            let plans = self.assess_all(keys).await;
+            let mut plans = self.assess_all(keys).await;
             for plan in &plans {
                 health.add(plan);
+            }
+            if rebalance_budget > 0 {
+                let targets = self.targets();
+                for plan in plans.iter_mut().filter(|p| !p.needs_repair()) {
+                    let policy = policies.get(self, &plan.key.partition).await;
+                    let marked = mark_rebalance(plan, &targets, &policy, rebalance_budget);
+                    rebalance_budget = rebalance_budget.saturating_sub(marked);
+                }
             }
             let page_report = self.repair_all(plans, cancel).await;
             report.found += page_report.found;
@@ -370,6 +431,7 @@ impl RepairWorker {
                 &self.liveness,
                 &self.calls,
                 can_spread,
+                &self.draining_peers(),
             )
             .await,
         )
@@ -382,7 +444,7 @@ impl RepairWorker {
         plans.sort_by_key(Plan::healthy_min);
         report.found = plans.len() as u64;
         self.with_status(|s| s.queue = plans.len() as u64);
-        let mut policies: BTreeMap<String, PlacementPolicy> = BTreeMap::new();
+        let mut policies = Policies::default();
         for plan in plans {
             if cancel.is_cancelled() {
                 break;
@@ -396,14 +458,7 @@ impl RepairWorker {
                 warn!(bucket = %plan.key.partition, segments = lost, "segments with fewer than k healthy shards: unreadable until a holder returns");
                 report.lost_segments += lost;
             }
-            let policy = match policies.get(&plan.key.partition) {
-                Some(policy) => policy.clone(),
-                None => {
-                    let policy = self.policy(&plan.key.partition).await;
-                    policies.insert(plan.key.partition.clone(), policy.clone());
-                    policy
-                }
-            };
+            let policy = policies.get(self, &plan.key.partition).await;
             let key = plan.key.clone();
             match self.repair_one(plan, &policy).await {
                 Ok(true) => {
@@ -444,24 +499,43 @@ impl RepairWorker {
         }
     }
 
-    /// The nodes that may receive shards now: the live members and this node.
+    /// The members being drained.
+    fn draining_peers(&self) -> Vec<PeerId> {
+        let mut peers: Vec<PeerId> = self
+            .membership
+            .live()
+            .into_iter()
+            .filter(|m| m.info.draining)
+            .map(|m| m.peer)
+            .collect();
+        if self.drain.is_draining() {
+            peers.push(self.calls.local());
+        }
+        peers
+    }
+
+    /// The nodes that may receive shards now: the live members and this node, unless
+    /// they are draining.
     fn targets(&self) -> Vec<Target> {
         let local = self.calls.local();
-        let own = self.tags.info(&self.store, &self.membership);
-        let mut targets = vec![Target {
-            peer: local,
-            candidate: Candidate {
-                key: placement_key(&local.to_bytes()),
-                zone: own.zone.clone(),
-                jurisdiction: own.jurisdiction.clone(),
-                free_bytes: own.free_bytes(),
-            },
-        }];
+        let mut targets = Vec::new();
+        if !self.drain.is_draining() {
+            let own = self.tags.info(&self.store, &self.membership, false);
+            targets.push(Target {
+                peer: local,
+                candidate: Candidate {
+                    key: placement_key(&local.to_bytes()),
+                    zone: own.zone.clone(),
+                    jurisdiction: own.jurisdiction.clone(),
+                    free_bytes: own.free_bytes(),
+                },
+            });
+        }
         targets.extend(
             self.membership
                 .live()
                 .into_iter()
-                .filter(|m| !self.liveness.is_down(&m.peer))
+                .filter(|m| !self.liveness.is_down(&m.peer) && !m.info.draining)
                 .map(|m| Target {
                     peer: m.peer,
                     candidate: Candidate {
@@ -538,10 +612,28 @@ impl RepairWorker {
         } else {
             self.commit(&plan, &holders, &new_on).await?
         };
+        if committed {
+            // The old copies stay until the orphan collector's grace period has passed:
+            // a reader or a replica still holding the previous manifest finds them there.
+            let moved = Self::moved(&plan, &holders);
+            self.with_status(|s| s.shards_moved += moved);
+        }
         if !failures.is_empty() {
             return Err(failures.join("; "));
         }
         Ok(committed && stored_any)
+    }
+
+    /// Misplaced shards that `holders` put on another node than before.
+    fn moved(plan: &Plan, holders: &[Vec<Option<PeerId>>]) -> u64 {
+        let mut moved = 0;
+        for (segment, misplaced) in plan.misplaced.iter().enumerate() {
+            for &j in misplaced {
+                let j = usize::from(j);
+                moved += u64::from(holders[segment][j] != plan.holders[segment][j]);
+            }
+        }
+        moved
     }
 
     /// Rewrites the manifest with `holders` if it is still the version assessed. When the

@@ -2,13 +2,15 @@
 //! down, does not hold them, or holds a quarantined copy), how many healthy shards each
 //! segment has left, and where each missing shard goes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use andromede_client::manifest::{Body, Manifest};
 use andromede_client::meta::key::RecordKey;
 use andromede_client::meta::record::Version;
 use andromede_client::net::PeerId;
-use andromede_client::placement::{Candidate, PlacementPolicy, place_replacements, placement_key};
+use andromede_client::placement::{
+    Candidate, PlacementPolicy, place_replacements, place_shards, placement_key,
+};
 use andromede_proto::ShardId;
 use serde::{Deserialize, Serialize};
 
@@ -28,16 +30,34 @@ pub(super) struct Plan {
     pub(super) holders: Vec<Vec<Option<PeerId>>>,
     /// Shard indices to rebuild, per segment: missing ones, and misplaced ones.
     pub(super) missing: Vec<Vec<u8>>,
-    /// Of those, the ones that are held but double up on a node that holds another
-    /// shard of the segment while enough nodes exist to spread them (a repair made
-    /// while the cluster was smaller, or split by a partition). They go to a new node.
+    /// Of those, the ones that are healthy but on the wrong node: doubled up on a node
+    /// that holds another shard of the segment while enough nodes exist to spread them
+    /// (a repair made while the cluster was smaller, or split by a partition), held by a
+    /// draining node, or chosen by rebalancing. They are copied to a new node.
     pub(super) misplaced: Vec<Vec<u8>>,
+    /// Where rebalancing sends a misplaced shard (`(segment, index)`); the others go
+    /// where placement puts replacements.
+    pub(super) preferred: BTreeMap<(usize, u8), PeerId>,
 }
 
 impl Plan {
-    /// Healthy shards of `segment`.
+    /// Healthy shards of `segment` (misplaced ones are healthy where they are).
     pub(super) fn healthy(&self, segment: usize) -> usize {
         self.manifest.params.shard_count() - self.missing[segment].len()
+            + self.misplaced[segment].len()
+    }
+
+    /// Marks shard `index` of `segment`, healthy on its holder, to be moved (to
+    /// `to`, when given).
+    pub(super) fn relocate(&mut self, segment: usize, index: u8, to: Option<PeerId>) {
+        if !self.missing[segment].contains(&index) {
+            self.missing[segment].push(index);
+            self.missing[segment].sort_unstable();
+            self.misplaced[segment].push(index);
+        }
+        if let Some(to) = to {
+            self.preferred.insert((segment, index), to);
+        }
     }
 
     /// Healthy shards of the worst segment.
@@ -88,22 +108,27 @@ impl HealthCounts {
     /// Counts the segments of `plan`.
     pub(super) fn add(&mut self, plan: &Plan) {
         let k = usize::from(plan.manifest.params.k());
+        let shard_count = plan.manifest.params.shard_count();
         for (segment, missing) in plan.missing.iter().enumerate() {
             let healthy = plan.healthy(segment);
-            if missing.is_empty() {
+            let misplaced = &plan.misplaced[segment];
+            if healthy == shard_count {
                 self.full += 1;
             } else if healthy < k {
                 self.lost += 1;
             } else if healthy == k {
                 self.at_risk += 1;
             } else {
-                *self.degraded.entry(missing.len() as u64).or_default() += 1;
+                *self
+                    .degraded
+                    .entry((shard_count - healthy) as u64)
+                    .or_default() += 1;
             }
             if healthy >= k {
                 let mut per_node: BTreeMap<PeerId, usize> = BTreeMap::new();
                 for (j, holder) in (0u8..).zip(&plan.holders[segment]) {
                     if let Some(peer) = holder
-                        && !missing.contains(&j)
+                        && (!missing.contains(&j) || misplaced.contains(&j))
                     {
                         *per_node.entry(*peer).or_default() += 1;
                     }
@@ -132,7 +157,8 @@ impl HealthCounts {
 /// and those that a reachable holder says it does not hold. A holder that cannot be
 /// asked right now (unreachable, not yet down) is given the benefit of the doubt. With
 /// `can_spread` (at least `k + m` nodes can take shards), a shard that doubles up on a
-/// node holding another shard of its segment is misplaced.
+/// node holding another shard of its segment is misplaced; so is every shard a
+/// `draining` node holds.
 pub(super) async fn assess(
     key: RecordKey,
     version: Version,
@@ -140,6 +166,7 @@ pub(super) async fn assess(
     liveness: &Liveness,
     calls: &ShardCalls,
     can_spread: bool,
+    draining: &[PeerId],
 ) -> Plan {
     let holders: Vec<Vec<Option<PeerId>>> = manifest
         .holder_matrix()
@@ -188,6 +215,14 @@ pub(super) async fn assess(
         }
     }
     let mut misplaced: Vec<Vec<u8>> = vec![Vec::new(); holders.len()];
+    for (segment, row) in holders.iter().enumerate() {
+        for (j, holder) in (0u8..).zip(row) {
+            if holder.is_some_and(|p| draining.contains(&p)) && !missing[segment].contains(&j) {
+                misplaced[segment].push(j);
+                missing[segment].push(j);
+            }
+        }
+    }
     if can_spread {
         for (segment, row) in holders.iter().enumerate() {
             let mut seen: Vec<PeerId> = Vec::new();
@@ -196,7 +231,7 @@ pub(super) async fn assess(
                 if missing[segment].contains(&j) {
                     continue;
                 }
-                if seen.contains(peer) {
+                if seen.contains(peer) && !misplaced[segment].contains(&j) {
                     misplaced[segment].push(j);
                     missing[segment].push(j);
                 } else {
@@ -216,6 +251,7 @@ pub(super) async fn assess(
         holders,
         missing,
         misplaced,
+        preferred: BTreeMap::new(),
     }
 }
 
@@ -245,6 +281,9 @@ pub(super) fn destinations(
         peer.filter(|p| targets.iter().any(|t| t.peer == *p) && !liveness.is_down(p))
     };
     let stays = |segment: usize, j: u8| {
+        if let Some(to) = plan.preferred.get(&(segment, j)) {
+            return Some(*to);
+        }
         up(&plan.holders[segment][usize::from(j)]).filter(|_| !plan.misplaced[segment].contains(&j))
     };
     // Shard indices whose holder (in some segment with a missing shard) is gone, or
@@ -306,4 +345,123 @@ pub(super) fn destinations(
         }
     }
     Ok(out)
+}
+
+/// Marks shards of a fully healthy version to move toward the placement `targets` now
+/// prefer (nodes have joined since it was placed), within `budget` shard bytes; returns
+/// the bytes marked.
+///
+/// The preferred holders are what [`place_shards`] chooses today, current holders
+/// counting as having room for what they already hold (so that a filling node does not
+/// push its own shards out). In each segment, a shard whose holder is not preferred moves
+/// to a preferred node that holds nothing of the segment — one of the same zone first,
+/// else one whose zone stays within the spread cap — so each move keeps `k + m` distinct
+/// healthy shards, and the old copy is deleted only once the manifest names the new one.
+/// Nothing moves while fewer than `k + m` nodes are eligible, or while a holder is not
+/// among the targets.
+pub(super) fn mark_rebalance(
+    plan: &mut Plan,
+    targets: &[Target],
+    policy: &PlacementPolicy,
+    budget: u64,
+) -> u64 {
+    let Body::Segments(segments) = &plan.manifest.body else {
+        return 0;
+    };
+    let params = plan.manifest.params;
+    let shard_count = params.shard_count();
+    let holding: BTreeSet<PeerId> = plan.holders.iter().flatten().flatten().copied().collect();
+    // A holder missing from the targets is down, unreachable for now, or draining: that
+    // is repair's business, and a placement computed without it would move shards off a
+    // node that is only rebooting.
+    if !holding.iter().all(|h| targets.iter().any(|t| t.peer == *h)) {
+        return 0;
+    }
+    let candidates: Vec<Candidate> = targets
+        .iter()
+        .map(|t| {
+            let mut c = t.candidate.clone();
+            if holding.contains(&t.peer) {
+                c.free_bytes = u64::MAX;
+            }
+            c
+        })
+        .collect();
+    let version_bytes: u64 = segments
+        .iter()
+        .map(|s| params.shard_bytes(s.sealed_bytes()))
+        .sum();
+    let policy = PlacementPolicy {
+        jurisdictions: policy.jurisdictions.clone(),
+        min_holders: shard_count,
+    };
+    let Ok(placement) = place_shards(
+        &candidates,
+        &policy,
+        params,
+        &placement_key(plan.manifest.version_id.as_bytes()),
+        version_bytes,
+    ) else {
+        return 0;
+    };
+    let preferred: Vec<PeerId> = placement.holders.iter().map(|&i| targets[i].peer).collect();
+    let zone_of = |peer: &PeerId| {
+        targets
+            .iter()
+            .find(|t| t.peer == *peer)
+            .map(|t| t.candidate.zone.as_str())
+    };
+    let zones = targets
+        .iter()
+        .map(|t| t.candidate.zone.as_str())
+        .collect::<BTreeSet<_>>()
+        .len()
+        .max(1);
+    let zone_cap = usize::from(params.m()).max(shard_count.div_ceil(zones));
+    let mut marked = 0u64;
+    let mut moves: Vec<(usize, u8, PeerId)> = Vec::new();
+    for (segment, entry) in segments.iter().enumerate() {
+        let shard_bytes = params.shard_bytes(entry.sealed_bytes());
+        let row = &plan.holders[segment];
+        let mut per_zone: BTreeMap<&str, usize> = BTreeMap::new();
+        for holder in row.iter().flatten() {
+            *per_zone.entry(zone_of(holder).unwrap_or("")).or_default() += 1;
+        }
+        let mut leaving: Vec<u8> = (0u8..)
+            .zip(row)
+            .filter(|(_, h)| h.is_some_and(|h| !preferred.contains(&h)))
+            .map(|(j, _)| j)
+            .collect();
+        for incoming in preferred.iter().filter(|p| !row.contains(&Some(**p))) {
+            if marked + shard_bytes > budget {
+                break;
+            }
+            let Some(zone) = zone_of(incoming) else {
+                continue;
+            };
+            let holder_zone = |j: &u8| row[usize::from(*j)].as_ref().and_then(zone_of);
+            let pick = leaving
+                .iter()
+                .position(|j| holder_zone(j) == Some(zone))
+                .or_else(|| {
+                    (per_zone.get(zone).copied().unwrap_or(0) < zone_cap)
+                        .then_some(0)
+                        .filter(|_| !leaving.is_empty())
+                });
+            let Some(pick) = pick else { continue };
+            let j = leaving.remove(pick);
+            if let Some(old_zone) = holder_zone(&j)
+                && let Some(count) = per_zone.get_mut(old_zone)
+            {
+                *count = count.saturating_sub(1);
+            }
+            *per_zone.entry(zone).or_default() += 1;
+            moves.push((segment, j, *incoming));
+            marked += shard_bytes;
+        }
+    }
+    for (segment, j, to) in moves {
+        plan.relocate(segment, j, Some(to));
+    }
+    marked
 }

@@ -2,13 +2,16 @@
 //! one when a fetch fails or returns other bytes), reconstruct every missing shard, check
 //! that each rebuilt shard hashes to the id in the manifest (Reed-Solomon is
 //! deterministic, so anything else means the manifest or a holder lies), and store each on
-//! its destination, durably.
+//! its destination, durably. A misplaced shard (healthy, but on the wrong node) is copied
+//! from its holder instead, one read checked against its id, and rebuilt only when that
+//! copy fails.
 
 use std::collections::BTreeMap;
 
 use andromede_client::codec::erasure::Erasure;
 use andromede_client::codec::hash::verify_shard;
 use andromede_client::net::PeerId;
+use andromede_proto::ShardId;
 use bytes::Bytes;
 use futures::future::join_all;
 
@@ -38,8 +41,6 @@ pub(super) async fn rebuild_segment(
     calls: &ShardCalls,
 ) -> Result<Rebuilt, String> {
     let params = plan.manifest.params;
-    let k = usize::from(params.k());
-    let shard_count = params.shard_count();
     let segment_entry = match &plan.manifest.body {
         andromede_client::Body::Segments(segments) => segments
             .get(segment)
@@ -48,10 +49,113 @@ pub(super) async fn rebuild_segment(
     };
     let shard_bytes = usize::try_from(params.shard_bytes(segment_entry.sealed_bytes()))
         .map_err(|e| e.to_string())?;
+    let copied: Vec<(u8, ShardId, Bytes)> = copy_misplaced(plan, segment, calls)
+        .await
+        .into_iter()
+        .filter_map(|(j, copy)| copy.map(|(id, bytes)| (j, id, bytes)))
+        .collect();
     let mut missing = plan.missing[segment].clone();
+    missing.retain(|j| !copied.iter().any(|(c, _, _)| c == j));
+    let mut to_store = Vec::with_capacity(missing.len() + copied.len());
+    for (j, id, bytes) in copied {
+        to_store.push((j, destination(plan, destinations, segment, j)?, id, bytes));
+    }
+    if !missing.is_empty() {
+        to_store.extend(
+            reconstruct(plan, segment, &missing, shard_bytes, calls)
+                .await?
+                .into_iter()
+                .map(|(j, id, bytes)| {
+                    destination(plan, destinations, segment, j).map(|peer| (j, peer, id, bytes))
+                })
+                .collect::<Result<Vec<_>, String>>()?,
+        );
+    }
+    let results = join_all(
+        to_store
+            .iter()
+            .map(|(_, peer, id, bytes)| calls.put(*peer, *id, bytes.clone())),
+    )
+    .await;
+    let mut rebuilt = Rebuilt::default();
+    let mut failures = Vec::new();
+    for ((j, peer, _, bytes), result) in to_store.into_iter().zip(results) {
+        match result {
+            Ok(()) => {
+                rebuilt.stored.push((j, peer));
+                rebuilt.bytes += bytes.len() as u64;
+            }
+            Err(error) => failures.push(format!("shard {j} to {peer}: {error}")),
+        }
+    }
+    if rebuilt.stored.is_empty() && !failures.is_empty() {
+        return Err(format!("segment {segment}: {}", failures.join("; ")));
+    }
+    Ok(rebuilt)
+}
+
+/// Where shard `j` of `segment` goes: its destination, or (a shard found missing while
+/// fetching) back to its own holder.
+fn destination(
+    plan: &Plan,
+    destinations: &BTreeMap<(usize, u8), PeerId>,
+    segment: usize,
+    j: u8,
+) -> Result<PeerId, String> {
+    match destinations.get(&(segment, j)) {
+        Some(peer) => Ok(*peer),
+        None => plan.holders[segment][usize::from(j)]
+            .ok_or_else(|| format!("shard {j} has nowhere to go")),
+    }
+}
+
+/// Misplaced shards (doubled up, on a draining node, or moved by rebalancing) are healthy
+/// where they are: each is read from its holder once and checked against its id, rather
+/// than rebuilt from `k` others. `None` for those that could not be copied (rebuilt then).
+async fn copy_misplaced(
+    plan: &Plan,
+    segment: usize,
+    calls: &ShardCalls,
+) -> Vec<(u8, Option<(ShardId, Bytes)>)> {
+    let moves = plan.misplaced[segment].clone();
+    let copies = join_all(moves.iter().map(|&j| async move {
+        let holder = plan.holders[segment][usize::from(j)]?;
+        let id = plan.shard_id(segment, j)?;
+        match calls.get(holder, id).await {
+            Ok(bytes) if verify_shard(&id, &bytes) => Some((id, bytes)),
+            Ok(_) => {
+                tracing::debug!(segment, shard = j, "misplaced copy does not match its id; rebuilt instead");
+                None
+            }
+            Err(error) => {
+                tracing::debug!(segment, shard = j, %error, "misplaced copy unreadable; rebuilt instead");
+                None
+            }
+        }
+    }))
+    .await;
+    moves.into_iter().zip(copies).collect()
+}
+
+/// Fetches `k` healthy shards of `segment` and reconstructs the `missing` ones, each
+/// checked against its id. Returns `(index, id, bytes)`; `missing` may grow by shards
+/// that failed to fetch.
+async fn reconstruct(
+    plan: &Plan,
+    segment: usize,
+    missing: &[u8],
+    shard_bytes: usize,
+    calls: &ShardCalls,
+) -> Result<Vec<(u8, ShardId, Bytes)>, String> {
+    let params = plan.manifest.params;
+    let k = usize::from(params.k());
+    let shard_count = params.shard_count();
+    let mut missing = missing.to_vec();
     // Healthy shards, data shards first (indices ascend): no decoding needed for them.
+    // Misplaced ones are healthy too.
     let mut healthy: Vec<u8> = (0u8..)
         .take(shard_count)
+        .filter(|j| !plan.missing[segment].contains(j) || plan.misplaced[segment].contains(j))
         .filter(|j| !missing.contains(j))
         .collect();
     let mut shards: Vec<Option<Vec<u8>>> = vec![None; shard_count];
@@ -96,7 +200,7 @@ pub(super) async fn rebuild_segment(
     .map_err(|e| e.to_string())?
     .map_err(|e| format!("segment {segment}: {e}"))?;
 
-    let mut to_store = Vec::with_capacity(missing.len());
+    let mut out = Vec::with_capacity(missing.len());
     for &j in &missing {
         let id = plan
             .shard_id(segment, j)
@@ -109,34 +213,7 @@ pub(super) async fn rebuild_segment(
                 "segment {segment}: rebuilt shard {j} does not match its id; the manifest or a holder is inconsistent"
             ));
         }
-        // A shard found missing while fetching goes back to its own holder.
-        let peer = match destinations.get(&(segment, j)) {
-            Some(peer) => *peer,
-            None => plan.holders[segment][usize::from(j)]
-                .ok_or_else(|| format!("shard {j} has nowhere to go"))?,
-        };
-        to_store.push((j, peer, id, Bytes::copy_from_slice(bytes)));
+        out.push((j, id, Bytes::copy_from_slice(bytes)));
     }
-    drop(shards);
-    let results = join_all(
-        to_store
-            .iter()
-            .map(|(_, peer, id, bytes)| calls.put(*peer, *id, bytes.clone())),
-    )
-    .await;
-    let mut rebuilt = Rebuilt::default();
-    let mut failures = Vec::new();
-    for ((j, peer, _, bytes), result) in to_store.into_iter().zip(results) {
-        match result {
-            Ok(()) => {
-                rebuilt.stored.push((j, peer));
-                rebuilt.bytes += bytes.len() as u64;
-            }
-            Err(error) => failures.push(format!("shard {j} to {peer}: {error}")),
-        }
-    }
-    if rebuilt.stored.is_empty() && !failures.is_empty() {
-        return Err(format!("segment {segment}: {}", failures.join("; ")));
-    }
-    Ok(rebuilt)
+    Ok(out)
 }

@@ -1,0 +1,155 @@
+//! Named failure scenarios (issue 4) with a fixed schedule, against real node processes
+//! on 127.0.0.1 killed with SIGKILL: metadata replicas lost right after a write, and a
+//! replica that missed a delete.
+
+use std::time::Duration;
+
+use andromede_client::cluster::{closest_members, partition_key};
+use andromede_client::{BucketOptions, Client, ClientError, ErasureParams, PutObjectOptions};
+use andromede_testnet::cluster::{Testnet, UpOptions};
+
+mod common;
+
+use common::node_binary;
+
+const BUCKET: &str = "scenarios";
+
+async fn up(dir: &std::path::Path, nodes: usize) -> (Testnet, Client) {
+    let options = UpOptions {
+        nodes,
+        zones: nodes,
+        k: 2,
+        m: 1,
+        down_after: "3s".into(),
+        repair_sweep_interval: "3s".into(),
+        scrub_interval: "2s".into(),
+        node_bin: Some(node_binary()),
+    };
+    let testnet = Testnet::up(dir, &options).await.unwrap();
+    let client = testnet.client().await.unwrap();
+    client
+        .wait_for_nodes(nodes, Duration::from_secs(30))
+        .await
+        .unwrap();
+    client
+        .create_bucket(
+            BUCKET,
+            BucketOptions {
+                params: ErasureParams::new(2, 1).unwrap(),
+                jurisdictions: Vec::new(),
+            },
+        )
+        .await
+        .unwrap();
+    (testnet, client)
+}
+
+async fn put(client: &Client, key: &str, data: &[u8]) {
+    client
+        .put_object(
+            BUCKET,
+            key,
+            data,
+            PutObjectOptions {
+                size_hint: Some(data.len() as u64),
+                ..PutObjectOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+}
+
+/// The testnet indices of the bucket's three metadata replicas, as the client sees them.
+fn replica_nodes(testnet: &Testnet, client: &Client) -> Vec<usize> {
+    let replicas = closest_members(&client.nodes(), &partition_key(BUCKET));
+    replicas[..3]
+        .iter()
+        .map(|peer| {
+            testnet
+                .state()
+                .nodes
+                .iter()
+                .position(|n| n.peer.as_deref() == Some(&peer.to_string()))
+                .expect("a replica that is a testnet node")
+        })
+        .collect()
+}
+
+/// Reads `key` until it succeeds (the cluster is settling after restarts), at most 60 s;
+/// any answer must be exactly `data`.
+async fn read_back(client: &Client, key: &str, data: &[u8]) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match client.get_object_bytes(BUCKET, key).await {
+            Ok(read) => {
+                assert!(read == data, "{key} read back other bytes");
+                return;
+            }
+            Err(error) => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{key} never read back: {error}"
+                );
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_metadata_replicas_killed_right_after_a_put_come_back_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut testnet, client) = up(dir.path(), 5).await;
+    let data: Vec<u8> = (0..700_000u32).map(|i| (i % 251) as u8).collect();
+    let replicas = replica_nodes(&testnet, &client);
+    put(&client, "acked", &data).await;
+    // Right after the acknowledgement: two of the three replicas die without a flush
+    // beyond what the write quorum already made durable.
+    testnet.kill(replicas[0]).unwrap();
+    testnet.kill(replicas[1]).unwrap();
+    testnet.restart(replicas[0]).unwrap();
+    testnet.restart(replicas[1]).unwrap();
+    testnet.wait_settled(Duration::from_secs(60)).await.unwrap();
+    read_back(&client, "acked", &data).await;
+    // And through a client that has never seen the cluster before.
+    let fresh = testnet.client().await.unwrap();
+    fresh
+        .wait_for_nodes(5, Duration::from_secs(30))
+        .await
+        .unwrap();
+    read_back(&fresh, "acked", &data).await;
+    testnet.down().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_offline_during_a_delete_comes_back_and_the_object_stays_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut testnet, client) = up(dir.path(), 5).await;
+    let data = vec![7u8; 300_000];
+    put(&client, "doomed", &data).await;
+    put(&client, "kept", &data).await;
+    let replicas = replica_nodes(&testnet, &client);
+
+    testnet.kill(replicas[0]).unwrap();
+    client.delete_object(BUCKET, "doomed").await.unwrap();
+    testnet.restart(replicas[0]).unwrap();
+    testnet.wait_settled(Duration::from_secs(60)).await.unwrap();
+    // One of the replicas that saw the delete goes down too: the returning replica's
+    // stale record now meets only one tombstone, which must still win.
+    testnet.kill(replicas[1]).unwrap();
+    for _ in 0..5 {
+        match client.head_object(BUCKET, "doomed").await {
+            Err(ClientError::NoSuchKey { .. }) => {}
+            other => panic!("a deleted object came back: {other:?}"),
+        }
+        let listed = client
+            .list_objects(BUCKET, &andromede_client::ListOptions::default())
+            .await
+            .unwrap();
+        let keys: Vec<&str> = listed.objects.iter().map(|o| o.key.as_str()).collect();
+        assert_eq!(keys, ["kept"], "the listing shows a deleted object");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    read_back(&client, "kept", &data).await;
+    testnet.down().unwrap();
+}
