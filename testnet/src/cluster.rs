@@ -549,6 +549,15 @@ impl Testnet {
     /// # Errors
     /// When the keys cannot be read or no node answers.
     pub async fn client(&self) -> anyhow::Result<Client> {
+        Ok(Client::connect(self.client_config()?).await?)
+    }
+
+    /// The configuration of a client of this testnet (every node as a bootstrap peer,
+    /// the testnet's master key).
+    ///
+    /// # Errors
+    /// The cluster secret or master key cannot be read.
+    pub fn client_config(&self) -> anyhow::Result<ClientConfig> {
         let secret =
             ClusterSecret::load_file(&DataDir::new(&self.state.nodes[0].dir).cluster_secret())?;
         let master = MasterKey::load_file(&self.dir.join("master.key"))?;
@@ -560,7 +569,7 @@ impl Testnet {
             .collect::<Result<_, _>>()?;
         let mut config = ClientConfig::new(bootstrap, secret, master);
         config.connect_timeout = Duration::from_secs(30);
-        Ok(Client::connect(config).await?)
+        Ok(config)
     }
 }
 

@@ -153,3 +153,80 @@ async fn a_replica_offline_during_a_delete_comes_back_and_the_object_stays_delet
     read_back(&client, "kept", &data).await;
     testnet.down().unwrap();
 }
+
+/// A client of `testnet` whose clock reads `skew_ms` off.
+async fn skewed_client(testnet: &Testnet, skew_ms: i64) -> Client {
+    let mut config = testnet.client_config().unwrap();
+    config.clock_skew_ms = skew_ms;
+    let client = Client::connect(config).await.unwrap();
+    client
+        .wait_for_nodes(testnet.len(), Duration::from_secs(30))
+        .await
+        .unwrap();
+    client
+}
+
+async fn put_result(client: &Client, key: &str, data: &[u8]) -> Result<(), ClientError> {
+    client
+        .put_object(
+            BUCKET,
+            key,
+            data,
+            PutObjectOptions {
+                size_hint: Some(data.len() as u64),
+                ..PutObjectOptions::default()
+            },
+        )
+        .await
+        .map(|_| ())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clock_skew_never_lets_a_wrong_clock_pin_or_lose_a_write() {
+    const TEN_MINUTES_MS: i64 = 10 * 60 * 1000;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut testnet, correct) = up(dir.path(), 4).await;
+    let ahead = skewed_client(&testnet, TEN_MINUTES_MS).await;
+    let behind = skewed_client(&testnet, -TEN_MINUTES_MS).await;
+    let v1 = vec![1u8; 200_000];
+    let v2 = vec![2u8; 200_000];
+    let v3 = vec![3u8; 200_000];
+
+    // A writer 10 minutes ahead is refused by the replicas, clearly, and changes
+    // nothing: its version would have outlived every correct write for 10 minutes.
+    put(&correct, "clock", &v1).await;
+    let refused = put_result(&ahead, "clock", &v2).await.unwrap_err();
+    assert!(refused.to_string().contains("NTP"), "unclear: {refused}");
+    assert!(ahead.delete_object(BUCKET, "clock").await.is_err());
+    read_back(&correct, "clock", &v1).await;
+    // A later write from a correct clock wins.
+    put(&correct, "clock", &v3).await;
+    read_back(&correct, "clock", &v3).await;
+
+    // A writer 10 minutes behind still overwrites (its version follows the one it
+    // replaces), and a correct writer after it wins again.
+    put(&behind, "clock", &v2).await;
+    read_back(&correct, "clock", &v2).await;
+    put(&correct, "clock", &v1).await;
+    read_back(&behind, "clock", &v1).await;
+
+    // Delete then re-put under skew and a partition: the writer behind deletes, then a
+    // replica of the bucket is cut off while the correct writer puts the key again; once
+    // the partition heals every client reads the re-put, never the delete.
+    behind.delete_object(BUCKET, "clock").await.unwrap();
+    let replicas = replica_nodes(&testnet, &correct);
+    testnet.partition(&[replicas[0]]).await.unwrap();
+    put(&correct, "clock", &v3).await;
+    testnet.unpartition().await.unwrap();
+    testnet.wait_settled(Duration::from_secs(60)).await.unwrap();
+    for client in [&correct, &behind, &ahead] {
+        read_back(client, "clock", &v3).await;
+    }
+    // And the behind writer deleting after the re-put wins over it (delete follows).
+    behind.delete_object(BUCKET, "clock").await.unwrap();
+    assert!(matches!(
+        correct.head_object(BUCKET, "clock").await,
+        Err(ClientError::NoSuchKey { .. })
+    ));
+    testnet.down().unwrap();
+}

@@ -78,7 +78,7 @@ impl Client {
         }
         let version = self
             .meta
-            .version_after(current.as_ref().map(|r| &r.version))?;
+            .version_after(current.as_ref().map(|r| &r.version));
         self.meta
             .apply("", vec![(key, Record::live(version, info.encode()))])
             .await?;
@@ -145,7 +145,7 @@ impl Client {
                 bucket: name.to_owned(),
             });
         }
-        let version = self.meta.version_after(Some(&current.version))?;
+        let version = self.meta.version_after(Some(&current.version));
         self.meta
             .apply("", vec![(key, Record::tombstone(version))])
             .await?;

@@ -50,6 +50,10 @@ pub struct ClientConfig {
     pub request_timeout: Duration,
     /// Time `connect` waits for a first node.
     pub connect_timeout: Duration,
+    /// Milliseconds this client's clock is read ahead (negative: behind), for the
+    /// clock-skew scenarios; only with the `fault-injection` feature.
+    #[cfg(feature = "fault-injection")]
+    pub clock_skew_ms: i64,
 }
 
 impl ClientConfig {
@@ -63,6 +67,8 @@ impl ClientConfig {
             gc_grace: Duration::from_secs(15 * 60),
             request_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(10),
+            #[cfg(feature = "fault-injection")]
+            clock_skew_ms: 0,
         }
     }
 }
@@ -121,10 +127,17 @@ impl Client {
         }
         let writer = WriterId::new(Bytes::from(net.local_peer_id().to_bytes()))
             .map_err(|e| ClientError::InvalidArgument(e.to_string()))?;
+        #[cfg(not(feature = "fault-injection"))]
+        let hlc = Hlc::system();
+        #[cfg(feature = "fault-injection")]
+        let hlc = Hlc::new(
+            crate::meta::hlc::SystemClock::skewed(config.clock_skew_ms),
+            crate::meta::hlc::MAX_DRIFT_DEFAULT,
+        );
         let meta = MetaQuorum::new(
             net.clone(),
             membership.clone(),
-            Arc::new(Hlc::system()),
+            Arc::new(hlc),
             writer,
             config.request_timeout,
         );

@@ -248,7 +248,7 @@ impl Client {
             (
                 manifest_key(bucket, &version_id),
                 Record::live(
-                    self.meta.version_after(None)?,
+                    self.meta.version_after(None),
                     Bytes::from(manifest.encode()),
                 ),
             ),
@@ -256,7 +256,7 @@ impl Client {
                 index,
                 Record::live(
                     self.meta
-                        .version_after(current.as_ref().map(|r| &r.version))?,
+                        .version_after(current.as_ref().map(|r| &r.version)),
                     entry.encode(),
                 ),
             ),
@@ -288,7 +288,7 @@ impl Client {
                 sort: version.as_bytes().to_vec(),
             },
             Record::live(
-                self.meta.version_after(None)?,
+                self.meta.version_after(None),
                 GarbageEntry {
                     due_ms: now_ms().saturating_add(grace_ms),
                 }
@@ -416,7 +416,7 @@ impl Client {
         };
         let version = self
             .meta
-            .version_after(current.as_ref().map(|r| &r.version))?;
+            .version_after(current.as_ref().map(|r| &r.version));
         let records = vec![
             (index, Record::tombstone(version)),
             self.garbage(bucket, &entry.version_id)?,

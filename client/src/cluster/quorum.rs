@@ -27,7 +27,7 @@ use libp2p::PeerId;
 use tracing::{debug, warn};
 
 use super::{Membership, REPLICAS, closest_members, partition_key, quorum, with_local};
-use crate::meta::hlc::{ClockDriftError, Hlc};
+use crate::meta::hlc::Hlc;
 use crate::meta::key::{RecordKey, Table};
 use crate::meta::record::{Record, Version, WriterId, merge};
 use crate::net::meta_message::{KeyedRecord, MetaRequest, MetaResponse, decode_meta_response};
@@ -57,9 +57,6 @@ pub enum QuorumError {
         /// The last failure.
         last: String,
     },
-    /// This machine's clock is off by more than the drift allowed.
-    #[error(transparent)]
-    ClockDrift(#[from] ClockDriftError),
 }
 
 /// A merged page of records.
@@ -164,18 +161,15 @@ impl MetaQuorum {
 
     /// A version for a write that replaces `previous`: now, or just after `previous`
     /// when this clock is behind it.
-    ///
-    /// # Errors
-    /// [`QuorumError::ClockDrift`] when `previous` is further ahead than the drift allowed.
-    pub fn version_after(&self, previous: Option<&Version>) -> Result<Version, QuorumError> {
+    pub fn version_after(&self, previous: Option<&Version>) -> Version {
         let timestamp = match previous {
-            Some(previous) => self.hlc.after(previous.timestamp)?,
+            Some(previous) => self.hlc.after(previous.timestamp),
             None => self.hlc.now(),
         };
-        Ok(Version {
+        Version {
             timestamp,
             writer: self.writer.clone(),
-        })
+        }
     }
 
     async fn ask(&self, peer: PeerId, request: Arc<MetaRequest>) -> Result<MetaResponse, String> {

@@ -8,7 +8,8 @@
 //!   clock is never moved forward by such a timestamp.
 //! - `after(prev)` is strictly greater than `prev` whatever the local clock says, so a new
 //!   version always sorts after the one it replaces (a clock behind by 10 minutes does not
-//!   make an overwrite lose).
+//!   make an overwrite lose). Far-future versions are kept out by the replicas, which
+//!   refuse records more than the drift ahead of their own clock.
 
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -59,15 +60,27 @@ pub trait PhysicalClock: Send + Sync {
     fn now_ms(&self) -> u64;
 }
 
-/// The system clock.
+/// The system clock (shifted by `skew_ms` only in clock-skew tests, through
+/// [`SystemClock::skewed`]).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
+pub struct SystemClock {
+    skew_ms: i64,
+}
+
+impl SystemClock {
+    /// The system clock read `skew_ms` ahead (negative: behind): a writer whose clock is
+    /// wrong, for the clock-skew scenarios.
+    pub fn skewed(skew_ms: i64) -> Self {
+        Self { skew_ms }
+    }
+}
 
 impl PhysicalClock for SystemClock {
     fn now_ms(&self) -> u64 {
-        SystemTime::now()
+        let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        now.saturating_add_signed(self.skew_ms)
     }
 }
 
@@ -85,7 +98,7 @@ pub const MAX_DRIFT_DEFAULT: Duration = Duration::from_secs(60);
 impl Hlc<SystemClock> {
     /// A clock on the system time, refusing timestamps over a minute ahead.
     pub fn system() -> Self {
-        Self::new(SystemClock, MAX_DRIFT_DEFAULT)
+        Self::new(SystemClock::default(), MAX_DRIFT_DEFAULT)
     }
 }
 
@@ -135,13 +148,15 @@ impl<C: PhysicalClock> Hlc<C> {
     }
 
     /// A timestamp strictly after `previous` (the version a write replaces) and after
-    /// every local event.
-    ///
-    /// # Errors
-    /// [`ClockDriftError`] if `previous` itself is too far ahead.
-    pub fn after(&self, previous: Timestamp) -> Result<Timestamp, ClockDriftError> {
-        self.observe(previous)?;
-        Ok(self.now())
+    /// every local event. When `previous` is further ahead of this clock than the drift
+    /// allowed, this clock is the one behind (replicas refuse far-future versions, so the
+    /// record was within their drift): the write follows `previous` directly, without
+    /// moving this clock, so that a writer whose clock is behind still replaces it.
+    pub fn after(&self, previous: Timestamp) -> Timestamp {
+        match self.observe(previous) {
+            Ok(()) => self.now(),
+            Err(_) => previous.successor(),
+        }
     }
 
     /// Whether `remote` is within `max_drift` of local physical time.
@@ -221,15 +236,15 @@ mod tests {
         let ahead = ManualClock(AtomicU64::new(1_000_000 + 600_000));
         let a = Hlc::new(&ahead, MAX_DRIFT_DEFAULT).now();
         let b = Hlc::new(&correct, Duration::from_secs(3600));
-        let replacing = b.after(a).unwrap();
+        let replacing = b.after(a);
         assert!(replacing > a);
-        // With the default one-minute limit, the far-future version is refused instead.
+        // With the default one-minute limit, the write still follows it, but this clock
+        // is not moved 10 minutes ahead.
         let strict = Hlc::new(&correct, MAX_DRIFT_DEFAULT);
-        let err = strict.after(a).unwrap_err();
-        assert_eq!(err.ahead_ms, 600_000);
+        assert_eq!(strict.after(a), a.successor());
         assert!(
             strict.now().wall_ms == 1_000_000,
-            "refused timestamp moved the clock"
+            "a far-future timestamp moved the clock"
         );
     }
 

@@ -10,10 +10,11 @@ use andromede_client::cluster::{
     LocalReplica, Membership, REPLICAS, closest_members, partition_key, with_local,
 };
 use andromede_client::manifest::{Body, Manifest};
+use andromede_client::meta::hlc::{ClockDriftError, Hlc};
 use andromede_client::net::PeerId;
 use andromede_client::net::message::{MessageError, RemoteErrorCode};
 use andromede_client::net::meta_message::{
-    MetaRequest, MetaResponse, NodeInfo, decode_meta_request,
+    KeyedRecord, MetaRequest, MetaResponse, NodeInfo, decode_meta_request,
 };
 use andromede_proto::limits::{HELD_BY_COUNT_MAX, META_MESSAGE_BYTES_MAX, REFERENCED_IDS_MAX};
 use andromede_proto::{DecodeError, ShardId};
@@ -181,6 +182,17 @@ fn manifest_ids_on(manifest: &Manifest, holder: &[u8]) -> Vec<ShardId> {
     out
 }
 
+/// The first record whose version is further ahead of this replica's clock than the
+/// drift allowed (DESIGN.md: far-future timestamps are refused): a writer with a fast
+/// clock would otherwise pin the record, and every correct writer after it would be
+/// refused. The whole batch is refused, so nothing changes.
+fn too_far_ahead(records: &[KeyedRecord]) -> Option<ClockDriftError> {
+    let hlc = Hlc::system();
+    records
+        .iter()
+        .find_map(|(_, record)| hlc.check_drift(record.version.timestamp).err())
+}
+
 /// Bytes of a scan page's records at most: the message limit less framing.
 const SCAN_PAGE_BYTES_MAX: u64 = META_MESSAGE_BYTES_MAX - 32 * 1024;
 
@@ -209,9 +221,18 @@ pub fn handle_meta_request(
     let result = match request {
         MetaRequest::Info => Ok(MetaResponse::Info(node.info())),
         MetaRequest::HeldBy { holder } => held_by(store, node, &holder),
-        MetaRequest::Apply(records) => store
-            .apply(&records)
-            .map(|replaced| MetaResponse::Apply { replaced }),
+        MetaRequest::Apply(records) => {
+            if let Some(error) = too_far_ahead(&records) {
+                debug!(%error, "records from the future refused");
+                return MetaResponse::Error {
+                    code: RemoteErrorCode::Invalid,
+                    detail: format!("replica refused the write: {error}"),
+                };
+            }
+            store
+                .apply(&records)
+                .map(|replaced| MetaResponse::Apply { replaced })
+        }
         MetaRequest::Get(key) => store.get(&key).map(MetaResponse::Get),
         MetaRequest::Compare {
             table,

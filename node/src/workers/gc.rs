@@ -173,11 +173,7 @@ impl GcWorker {
         let mut deleted = 0;
         let mut records = vec![(
             garbage.clone(),
-            Record::tombstone(
-                self.quorum
-                    .version_after(Some(&record.version))
-                    .map_err(|e| e.to_string())?,
-            ),
+            Record::tombstone(self.quorum.version_after(Some(&record.version))),
         )];
         if let Some(manifest) = manifest
             && let Some(bytes) = &manifest.value
@@ -196,11 +192,7 @@ impl GcWorker {
             }
             records.push((
                 manifest_key,
-                Record::tombstone(
-                    self.quorum
-                        .version_after(Some(&manifest.version))
-                        .map_err(|e| e.to_string())?,
-                ),
+                Record::tombstone(self.quorum.version_after(Some(&manifest.version))),
             ));
         }
         self.quorum

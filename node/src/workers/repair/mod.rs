@@ -678,10 +678,7 @@ impl RepairWorker {
         }
         let mut manifest = plan.manifest.clone();
         manifest.set_holders(&matrix).map_err(|e| e.to_string())?;
-        let version = self
-            .quorum
-            .version_after(Some(&plan.version))
-            .map_err(|e| e.to_string())?;
+        let version = self.quorum.version_after(Some(&plan.version));
         self.quorum
             .apply(
                 &plan.key.partition,
