@@ -278,6 +278,15 @@ fn node_and_client_binaries_work_end_to_end() {
     cli(&["rb", "photos"]);
     assert!(!cli(&["ls"]).contains("photos"));
 
+    // Retiring node 2: drain follows the hand-over and says when it is safe to stop.
+    let error = fails(node, &["drain", "--data", s2, "--timeout-secs", "soon"]);
+    assert!(error.contains("invalid value"), "{error}");
+    let drained = ok(node, &["drain", "--data", s2, "--timeout-secs", "120"]);
+    assert!(drained.contains("safe to stop"), "{drained}");
+    let status: serde_json::Value =
+        serde_json::from_str(&ok(node, &["status", "--data", s2, "--json"])).unwrap();
+    assert_eq!(status["draining"], true);
+
     // SIGTERM stops both cleanly.
     assert!(n2.terminate().success());
     assert!(n1.terminate().success());

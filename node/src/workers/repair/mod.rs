@@ -8,9 +8,10 @@
 //! hand, or quarantined by a scrubber (a quarantined shard is a missing shard), and gives
 //! the redundancy counts `status` shows.
 //!
-//! Found versions are repaired worst first (fewest healthy shards in a segment), each
-//! segment worst first too, at most `segments_in_flight` at once, at `bytes_per_sec` of
-//! rebuilt shards. A rebuilt shard goes back to its holder when that holder is up, or to a
+//! Found versions are repaired worst first (fewest healthy shards in a segment; up to
+//! `VERSIONS_IN_FLIGHT` at once), each segment worst first too, at most
+//! `segments_in_flight` at once across those versions, at `bytes_per_sec` of rebuilt
+//! shards. A rebuilt shard goes back to its holder when that holder is up, or to a
 //! new holder chosen by placement (policy, capacity and zones respected); then the
 //! manifest is rewritten with the new holders, replacing exactly the record version that
 //! was assessed. Nothing is ever removed on the way, so redundancy never drops: the old
@@ -59,6 +60,8 @@ use crate::store::ShardStore;
 
 /// Versions looked at per pass at most (each costs a quorum read and a few `Have`s).
 const VERSIONS_PER_PASS_MAX: usize = 1024;
+/// Versions repaired at once (their segments share `segments_in_flight`).
+const VERSIONS_IN_FLIGHT: usize = 4;
 /// Versions assessed at once.
 const ASSESS_CONCURRENCY: usize = 8;
 /// Manifest records walked per page by the sweep.
@@ -83,7 +86,8 @@ pub struct RepairConfig {
     pub sweep_interval: Duration,
     /// Rebuilt shard bytes per second at most.
     pub bytes_per_sec: u64,
-    /// Segments rebuilt at once.
+    /// Segments rebuilt or moved at once, across the versions repaired at once (each
+    /// holds about `k + 1` shards in memory).
     pub segments_in_flight: usize,
     /// Time each shard request has to be answered.
     pub request_timeout: Duration,
@@ -98,7 +102,7 @@ impl Default for RepairConfig {
             tick: Duration::from_secs(5),
             sweep_interval: Duration::from_secs(3600),
             bytes_per_sec: 256 << 20,
-            segments_in_flight: 4,
+            segments_in_flight: 8,
             request_timeout: Duration::from_secs(30),
             rebalance_bytes_per_sweep: 4 << 30,
         }
@@ -162,6 +166,8 @@ pub struct RepairWorker {
     config: RepairConfig,
     status: RepairStatusHandle,
     limiter: tokio::sync::Mutex<RateLimiter>,
+    /// Segments being rebuilt or moved at once, across versions.
+    segment_slots: tokio::sync::Semaphore,
     backoff: Mutex<HashMap<RecordKey, (Instant, Duration)>>,
 }
 
@@ -206,6 +212,7 @@ impl RepairWorker {
     pub fn new(deps: RepairDeps, config: RepairConfig) -> Self {
         Self {
             limiter: tokio::sync::Mutex::new(RateLimiter::new(config.bytes_per_sec)),
+            segment_slots: tokio::sync::Semaphore::new(config.segments_in_flight.max(1)),
             meta: deps.meta,
             quorum: deps.quorum,
             calls: deps.calls,
@@ -445,22 +452,33 @@ impl RepairWorker {
         report.found = plans.len() as u64;
         self.with_status(|s| s.queue = plans.len() as u64);
         let mut policies = Policies::default();
+        let mut jobs = Vec::with_capacity(plans.len());
         for plan in plans {
-            if cancel.is_cancelled() {
-                break;
-            }
-            self.with_status(|s| s.queue = s.queue.saturating_sub(1));
-            let k = usize::from(plan.manifest.params.k());
-            let lost = (0..plan.missing.len())
-                .filter(|&s| plan.healthy(s) < k)
-                .count() as u64;
-            if lost > 0 {
-                warn!(bucket = %plan.key.partition, segments = lost, "segments with fewer than k healthy shards: unreadable until a holder returns");
-                report.lost_segments += lost;
-            }
             let policy = policies.get(self, &plan.key.partition).await;
-            let key = plan.key.clone();
-            match self.repair_one(plan, &policy).await {
+            jobs.push((plan, policy));
+        }
+        // Several versions at once (worst first to start), their segments sharing
+        // `segments_in_flight` slots: a small version does not leave the disks idle.
+        let outcomes: Vec<(RecordKey, u64, Result<bool, String>)> = futures::stream::iter(jobs)
+            .take_while(|_| std::future::ready(!cancel.is_cancelled()))
+            .map(|(plan, policy)| async move {
+                self.with_status(|s| s.queue = s.queue.saturating_sub(1));
+                let k = usize::from(plan.manifest.params.k());
+                let lost = (0..plan.missing.len())
+                    .filter(|&s| plan.healthy(s) < k)
+                    .count() as u64;
+                if lost > 0 {
+                    warn!(bucket = %plan.key.partition, segments = lost, "segments with fewer than k healthy shards: unreadable until a holder returns");
+                }
+                let key = plan.key.clone();
+                (key, lost, self.repair_one(plan, &policy).await)
+            })
+            .buffered(VERSIONS_IN_FLIGHT)
+            .collect()
+            .await;
+        for (key, lost, outcome) in outcomes {
+            report.lost_segments += lost;
+            match outcome {
                 Ok(true) => {
                     self.forget(&key);
                     report.repaired += 1;
@@ -569,6 +587,9 @@ impl RepairWorker {
                                 * plan_ref.missing[segment].len() as u64
                         }),
                         Body::Inline(_) => 0,
+                    };
+                    let Ok(_slot) = self.segment_slots.acquire().await else {
+                        return (segment, Err("repair is stopping".to_owned()));
                     };
                     self.limiter.lock().await.acquire(segment_entry_bytes).await;
                     (
