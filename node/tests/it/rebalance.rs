@@ -171,3 +171,119 @@ async fn joining_nodes_receive_shards_and_redundancy_never_drops_on_the_way() {
         .sum();
     assert!(moved > 0, "the repair workers counted no moved shard");
 }
+
+/// An identity key (written under `dir`) whose peer is closer to `bucket`'s partition
+/// than every peer in `than`: a node started with it becomes the bucket's first replica.
+fn closer_identity(dir: &std::path::Path, bucket: &str, than: &[PeerId]) -> std::path::PathBuf {
+    use andromede_client::cluster::partition_key;
+    use andromede_client::placement::placement_key;
+    let target = partition_key(bucket);
+    let distance = |peer: &PeerId| {
+        let key = placement_key(&peer.to_bytes());
+        let mut d = [0u8; 32];
+        for (o, (a, b)) in d.iter_mut().zip(key.iter().zip(target.iter())) {
+            *o = a ^ b;
+        }
+        d
+    };
+    let best = than.iter().map(distance).min().unwrap();
+    for attempt in 0..10_000 {
+        let path = dir.join(format!("identity-{attempt}.key"));
+        let keypair = andromede_client::net::load_or_create_identity(&path).unwrap();
+        if distance(&keypair.public().to_peer_id()) < best {
+            return path;
+        }
+        std::fs::remove_file(&path).unwrap();
+    }
+    panic!("no closer identity in 10000 tries");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn closer_peers_joining_during_writes_and_reads_take_over_the_replica_set() {
+    let mut cluster = Cluster::start(3).await;
+    cluster
+        .client
+        .create_bucket("moving", bucket(2, 1, &[]))
+        .await
+        .unwrap();
+    let before: Vec<PeerId> = (0..3).filter_map(|i| cluster.peer(i)).collect();
+
+    // A writer puts new keys and reads each back at once, while two nodes closer to the
+    // bucket than any replica join (the replica set becomes both of them and one old
+    // replica). Bounded: 60 keys.
+    let writer = {
+        let client = cluster.client.clone();
+        tokio::spawn(async move {
+            let mut written: Vec<(String, Vec<u8>)> = Vec::new();
+            for i in 0..60u32 {
+                let key = format!("key-{i:03}");
+                let data = body(20_000 + i as usize, i as u8);
+                put(&client, "moving", &key, &data).await;
+                assert_eq!(
+                    get(&client, "moving", &key).await,
+                    data,
+                    "{key} read after write"
+                );
+                // Earlier keys stay readable through the change.
+                if let Some((old_key, old_data)) = written.get(written.len() / 2) {
+                    assert_eq!(
+                        &get(&client, "moving", old_key).await,
+                        old_data,
+                        "{old_key}"
+                    );
+                }
+                written.push((key, data));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            written
+        })
+    };
+    let ids = tempfile::tempdir().unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for _ in 0..2 {
+        let known: Vec<PeerId> = (0..cluster.daemons.len())
+            .filter_map(|i| cluster.peer(i))
+            .collect();
+        let identity = closer_identity(ids.path(), "moving", &known);
+        cluster.join_as(Some(&identity)).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let written = writer.await.unwrap();
+
+    // The client now routes the bucket to the new nodes, which hold every record (given
+    // one anti-entropy interval), and every key reads back, also through a new client.
+    let replicas = eventually(Duration::from_secs(30), async || {
+        let replicas = andromede_client::cluster::closest_members(
+            &cluster.client.nodes(),
+            &andromede_client::cluster::partition_key("moving"),
+        );
+        replicas.len() >= 3 && !before.contains(&replicas[0]) && !before.contains(&replicas[1])
+    })
+    .await;
+    assert!(replicas, "the joining nodes did not become replicas");
+    for i in [3, 4] {
+        let meta = std::sync::Arc::clone(cluster.daemons[i].as_ref().unwrap().meta());
+        let caught_up = eventually(Duration::from_secs(30), async || {
+            written.iter().all(|(key, _)| {
+                meta.get(&andromede_client::meta::key::RecordKey {
+                    table: andromede_client::meta::key::Table::ObjectIndex,
+                    partition: "moving".into(),
+                    sort: key.as_bytes().to_vec(),
+                })
+                .unwrap()
+                .is_some()
+            })
+        })
+        .await;
+        assert!(caught_up, "new replica {i} never received every record");
+    }
+    for (key, data) in &written {
+        assert_eq!(&get(&cluster.client, "moving", key).await, data, "{key}");
+    }
+    let listed = cluster
+        .client
+        .list_objects("moving", &andromede_client::ListOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(listed.objects.len(), written.len());
+}

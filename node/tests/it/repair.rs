@@ -105,9 +105,18 @@ impl Cluster {
 
     /// Starts a new, empty node that joins through the first one; returns its index.
     pub(crate) async fn join(&mut self) -> usize {
+        self.join_as(None).await
+    }
+
+    /// Starts a new, empty node with the identity key at `identity` (a new one if
+    /// `None`) that joins through the first one; returns its index.
+    pub(crate) async fn join_as(&mut self, identity: Option<&std::path::Path>) -> usize {
         let dir = tempfile::tempdir().unwrap();
         let secret = DataDir::new(self.dirs[0].path()).cluster_secret();
         std::fs::copy(&secret, DataDir::new(dir.path()).cluster_secret()).unwrap();
+        if let Some(identity) = identity {
+            std::fs::copy(identity, DataDir::new(dir.path()).identity_key()).unwrap();
+        }
         let daemon = Daemon::start(config(dir.path(), vec![self.first_addr.clone()]))
             .await
             .unwrap();
