@@ -297,8 +297,9 @@ async fn measure(testnet: &mut Testnet, options: &BenchOptions) -> anyhow::Resul
     Ok(())
 }
 
-/// Fills the cluster until the last node holds `repair_mib`, wipes it, and measures the
-/// repair, with a client writing meanwhile.
+/// Fills the cluster until the last node holds `repair_mib`, then wipes it twice: once
+/// with clients idle (repair throughput, time to full redundancy, the nodes' CPU and
+/// RSS), once while a client writes 64 MiB objects (the PUT throughput repair leaves).
 async fn repair(
     testnet: &mut Testnet,
     client: &Client,
@@ -324,33 +325,81 @@ async fn repair(
         "repair: node {victim} holds {} MiB of shards ({n} objects of 256 MiB written)",
         held / MIB
     );
+
+    let idle = wipe_and_repair(testnet, client, victim, false).await?;
+    println!(
+        "repair with clients idle, after wiping node {victim}: full redundancy {:.1} s after the wipe, {:.1} s after the first rebuilt byte; {} MiB rebuilt at {:.0} MB/s; {} segments checked",
+        idle.from_wipe.as_secs_f64(),
+        idle.from_start.as_secs_f64(),
+        idle.rebuilt / MIB,
+        mbps(idle.rebuilt, idle.from_start),
+        idle.segments
+    );
+    println!("nodes during that repair: {}", idle.usage.join("; "));
+
+    let loaded = wipe_and_repair(testnet, client, victim, true).await?;
+    let put_during = loaded.put_during.unwrap_or(0.0);
+    println!(
+        "repair while a client writes, after wiping node {victim} again: full redundancy {:.1} s after the wipe; {} MiB rebuilt at {:.0} MB/s; client PUT (64 MiB objects) meanwhile {put_during:.0} MB/s ({:.0}% of the {put_baseline:.0} MB/s measured idle)",
+        loaded.from_wipe.as_secs_f64(),
+        loaded.rebuilt / MIB,
+        mbps(loaded.rebuilt, loaded.from_start),
+        100.0 * put_during / put_baseline.max(1.0)
+    );
+    Ok(())
+}
+
+/// One measured repair.
+struct RepairRun {
+    /// From the wipe to full redundancy.
+    from_wipe: Duration,
+    /// From the first rebuilt byte to full redundancy.
+    from_start: Duration,
+    /// Bytes of shards rebuilt.
+    rebuilt: u64,
+    /// Segments checked at the end.
+    segments: u64,
+    /// CPU and peak RSS of each node over the run.
+    usage: Vec<String>,
+    /// The writer's PUT throughput, when one ran.
+    put_during: Option<f64>,
+}
+
+/// Wipes node `victim` and waits until every segment is fully redundant again, with a
+/// client writing 64 MiB objects meanwhile when `with_writer`.
+async fn wipe_and_repair(
+    testnet: &mut Testnet,
+    client: &Client,
+    victim: usize,
+    with_writer: bool,
+) -> anyhow::Result<RepairRun> {
     let before: BTreeMap<usize, u64> = bytes_rebuilt(testnet).await;
     let cpu_before: BTreeMap<usize, Duration> = (0..testnet.len())
         .filter_map(|i| Some((i, cpu_time(testnet.state().nodes[i].pid?)?)))
         .collect();
-
     let wiped_at = Instant::now();
     testnet.wipe(victim)?;
-    // A client keeps writing while repair runs.
-    let writer_client = client.clone();
     let stop = tokio_util::sync::CancellationToken::new();
-    let writer_stop = stop.clone();
-    let writer = tokio::spawn(async move {
-        let (mut bytes, start) = (0u64, Instant::now());
-        let mut i = 0;
-        while !writer_stop.is_cancelled() {
-            if put_stream(&writer_client, &format!("during/{i}"), 64 * MIB)
-                .await
-                .is_ok()
-            {
-                bytes += 64 * MIB;
+    let writer = with_writer.then(|| {
+        let writer_client = client.clone();
+        let writer_stop = stop.clone();
+        tokio::spawn(async move {
+            let (mut bytes, start) = (0u64, Instant::now());
+            let mut i = 0;
+            while !writer_stop.is_cancelled() {
+                if put_stream(&writer_client, &format!("during/{i}"), 64 * MIB)
+                    .await
+                    .is_ok()
+                {
+                    bytes += 64 * MIB;
+                }
+                i += 1;
             }
-            i += 1;
-        }
-        mbps(bytes, start.elapsed())
+            mbps(bytes, start.elapsed())
+        })
     });
     let mut started: Option<Instant> = None;
-    let running = loop {
+    let (rebuilt, redundancy) = loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let now = bytes_rebuilt(testnet).await;
         let rebuilt: u64 = now
@@ -379,21 +428,10 @@ async fn repair(
     };
     let done = Instant::now();
     stop.cancel();
-    let put_during = writer.await.context("the writer task failed")?;
-    let (rebuilt, redundancy) = running;
-    let from_start = started.map_or(Duration::ZERO, |s| done.duration_since(s));
-    println!(
-        "repair after wiping node {victim}: full redundancy {:.1} s after the wipe, {:.1} s after the first rebuilt byte; {} MiB rebuilt at {:.0} MB/s; {} segments checked",
-        done.duration_since(wiped_at).as_secs_f64(),
-        from_start.as_secs_f64(),
-        rebuilt / MIB,
-        mbps(rebuilt, from_start),
-        redundancy.segments
-    );
-    println!(
-        "client PUT (64 MiB objects) while repairing: {put_during:.0} MB/s ({:.0}% of the {put_baseline:.0} MB/s measured idle)",
-        100.0 * put_during / put_baseline.max(1.0)
-    );
+    let put_during = match writer {
+        Some(writer) => Some(writer.await.context("the writer task failed")?),
+        None => None,
+    };
     let elapsed = done.duration_since(wiped_at).as_secs_f64();
     let usage: Vec<String> = (0..testnet.len())
         .map(|i| {
@@ -410,8 +448,14 @@ async fn repair(
             format!("node {i}: {cpu:.0}% CPU, peak RSS {rss} MiB")
         })
         .collect();
-    println!("nodes during repair: {}", usage.join("; "));
-    Ok(())
+    Ok(RepairRun {
+        from_wipe: done.duration_since(wiped_at),
+        from_start: started.map_or(Duration::ZERO, |s| done.duration_since(s)),
+        rebuilt,
+        segments: redundancy.segments,
+        usage,
+        put_during,
+    })
 }
 
 async fn bytes_rebuilt(testnet: &Testnet) -> BTreeMap<usize, u64> {
