@@ -3,13 +3,11 @@
 
 use std::time::{Duration, Instant};
 
-use andromede_client::{BucketOptions, Client, ErasureParams, PutObjectOptions};
+use andromede_client::{Client, PutObjectOptions};
 use andromede_testnet::cluster::{Testnet, UpOptions, shard_files};
 use andromede_testnet::redundancy::{Depth, Redundancy, check_bucket};
 
 mod common;
-
-use common::node_binary;
 
 const BUCKET: &str = "faults";
 
@@ -18,33 +16,7 @@ async fn up(dir: &std::path::Path) -> (Testnet, Client) {
 }
 
 async fn up_with(dir: &std::path::Path, nodes: usize) -> (Testnet, Client) {
-    let options = UpOptions {
-        nodes,
-        zones: nodes,
-        k: 2,
-        m: 1,
-        down_after: "3s".into(),
-        repair_sweep_interval: "3s".into(),
-        scrub_interval: "2s".into(),
-        node_bin: Some(node_binary()),
-    };
-    let testnet = Testnet::up(dir, &options).await.unwrap();
-    let client = testnet.client().await.unwrap();
-    client
-        .wait_for_nodes(nodes, Duration::from_secs(30))
-        .await
-        .unwrap();
-    client
-        .create_bucket(
-            BUCKET,
-            BucketOptions {
-                params: ErasureParams::new(2, 1).unwrap(),
-                jurisdictions: Vec::new(),
-            },
-        )
-        .await
-        .unwrap();
-    (testnet, client)
+    common::up(dir, nodes, BUCKET).await
 }
 
 fn body(len: usize, seed: u8) -> Vec<u8> {

@@ -5,58 +5,19 @@
 use std::time::Duration;
 
 use andromede_client::cluster::{closest_members, partition_key};
-use andromede_client::{BucketOptions, Client, ClientError, ErasureParams, PutObjectOptions};
-use andromede_testnet::cluster::{Testnet, UpOptions};
+use andromede_client::{Client, ClientError, PutObjectOptions};
+use andromede_testnet::cluster::Testnet;
 
 mod common;
-
-use common::node_binary;
 
 const BUCKET: &str = "scenarios";
 
 async fn up(dir: &std::path::Path, nodes: usize) -> (Testnet, Client) {
-    let options = UpOptions {
-        nodes,
-        zones: nodes,
-        k: 2,
-        m: 1,
-        down_after: "3s".into(),
-        repair_sweep_interval: "3s".into(),
-        scrub_interval: "2s".into(),
-        node_bin: Some(node_binary()),
-    };
-    let testnet = Testnet::up(dir, &options).await.unwrap();
-    let client = testnet.client().await.unwrap();
-    client
-        .wait_for_nodes(nodes, Duration::from_secs(30))
-        .await
-        .unwrap();
-    client
-        .create_bucket(
-            BUCKET,
-            BucketOptions {
-                params: ErasureParams::new(2, 1).unwrap(),
-                jurisdictions: Vec::new(),
-            },
-        )
-        .await
-        .unwrap();
-    (testnet, client)
+    common::up(dir, nodes, BUCKET).await
 }
 
 async fn put(client: &Client, key: &str, data: &[u8]) {
-    client
-        .put_object(
-            BUCKET,
-            key,
-            data,
-            PutObjectOptions {
-                size_hint: Some(data.len() as u64),
-                ..PutObjectOptions::default()
-            },
-        )
-        .await
-        .unwrap();
+    put_result(client, key, data).await.unwrap();
 }
 
 /// The testnet indices of the bucket's three metadata replicas, as the client sees them.

@@ -14,6 +14,27 @@ use crate::eventually;
 use crate::objects::{body, bucket, get, put};
 use crate::repair::{Cluster, SEGMENT};
 
+/// A cluster of `nodes` nodes with bucket `name` under RS(2,1).
+async fn cluster_with_bucket(nodes: usize, name: &str) -> Cluster {
+    let cluster = Cluster::start(nodes).await;
+    cluster
+        .client
+        .create_bucket(name, bucket(2, 1, &[]))
+        .await
+        .unwrap();
+    cluster
+}
+
+/// Shards the repair workers of `cluster` have moved so far.
+fn moved(cluster: &Cluster) -> u64 {
+    cluster
+        .daemons
+        .iter()
+        .flatten()
+        .map(|d| d.repair_status().shards_moved)
+        .sum()
+}
+
 /// Every peer a manifest names as a holder.
 fn holders(manifest: &Manifest) -> Vec<PeerId> {
     manifest
@@ -44,12 +65,7 @@ async fn assert_redundant(cluster: &Cluster, bucket: &str, key: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_drained_node_hands_everything_over_and_is_then_safe_to_stop() {
-    let mut cluster = Cluster::start(5).await;
-    cluster
-        .client
-        .create_bucket("drain", bucket(2, 1, &[]))
-        .await
-        .unwrap();
+    let mut cluster = cluster_with_bucket(5, "drain").await;
     let mut objects: Vec<(String, Vec<u8>)> = [2 * SEGMENT + 1, SEGMENT - 1, 40_000]
         .into_iter()
         .enumerate()
@@ -105,13 +121,10 @@ async fn a_drained_node_hands_everything_over_and_is_then_safe_to_stop() {
         );
         assert_redundant(&cluster, "drain", key).await;
     }
-    let moved: u64 = cluster
-        .daemons
-        .iter()
-        .flatten()
-        .map(|d| d.repair_status().shards_moved)
-        .sum();
-    assert!(moved > 0, "no shard was moved off the drained node");
+    assert!(
+        moved(&cluster) > 0,
+        "no shard was moved off the drained node"
+    );
 
     // Stopped for good, and one more node (m = 1) with it: everything reads back, and the
     // bucket's metadata is still there (its replicas took the drained node's records).
@@ -128,12 +141,7 @@ async fn a_drained_node_hands_everything_over_and_is_then_safe_to_stop() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn joining_nodes_receive_shards_and_redundancy_never_drops_on_the_way() {
     // Exactly k + m nodes: every object is on all of them until others join.
-    let mut cluster = Cluster::start(3).await;
-    cluster
-        .client
-        .create_bucket("grow", bucket(2, 1, &[]))
-        .await
-        .unwrap();
+    let mut cluster = cluster_with_bucket(3, "grow").await;
     let objects: Vec<(String, Vec<u8>)> = (0..6)
         .map(|i| (format!("object-{i}"), body(SEGMENT + 1 + i, i as u8)))
         .collect();
@@ -163,13 +171,10 @@ async fn joining_nodes_receive_shards_and_redundancy_never_drops_on_the_way() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert!(on_new_nodes, "no shard moved to a joining node");
-    let moved: u64 = cluster
-        .daemons
-        .iter()
-        .flatten()
-        .map(|d| d.repair_status().shards_moved)
-        .sum();
-    assert!(moved > 0, "the repair workers counted no moved shard");
+    assert!(
+        moved(&cluster) > 0,
+        "the repair workers counted no moved shard"
+    );
 }
 
 /// An identity key (written under `dir`) whose peer is closer to `bucket`'s partition
@@ -200,12 +205,7 @@ fn closer_identity(dir: &std::path::Path, bucket: &str, than: &[PeerId]) -> std:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn closer_peers_joining_during_writes_and_reads_take_over_the_replica_set() {
-    let mut cluster = Cluster::start(3).await;
-    cluster
-        .client
-        .create_bucket("moving", bucket(2, 1, &[]))
-        .await
-        .unwrap();
+    let mut cluster = cluster_with_bucket(3, "moving").await;
     let before: Vec<PeerId> = (0..3).filter_map(|i| cluster.peer(i)).collect();
 
     // A writer puts new keys and reads each back at once, while two nodes closer to the

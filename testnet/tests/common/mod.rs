@@ -1,7 +1,11 @@
 //! Shared by the testnet's integration tests.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
+
+use andromede_client::{BucketOptions, Client, ErasureParams};
+use andromede_testnet::cluster::{Testnet, UpOptions};
 
 /// The node binary with its fault hooks, built next to the test binaries (a no-op build
 /// when `cargo test --workspace` has built it already: the node's own tests enable the
@@ -20,4 +24,37 @@ pub(crate) fn node_binary() -> PathBuf {
             andromede_testnet::process::node_binary(None).unwrap()
         })
         .clone()
+}
+
+/// A testnet of `nodes` nodes in their own zones (down after 3 s, sweeps every 3 s,
+/// scrubs every 2 s), a client that sees them all, and `bucket` with RS(2,1).
+#[allow(dead_code)] // Not every test binary uses every helper.
+pub(crate) async fn up(dir: &Path, nodes: usize, bucket: &str) -> (Testnet, Client) {
+    let options = UpOptions {
+        nodes,
+        zones: nodes,
+        k: 2,
+        m: 1,
+        down_after: "3s".into(),
+        repair_sweep_interval: "3s".into(),
+        scrub_interval: "2s".into(),
+        node_bin: Some(node_binary()),
+    };
+    let testnet = Testnet::up(dir, &options).await.unwrap();
+    let client = testnet.client().await.unwrap();
+    client
+        .wait_for_nodes(nodes, Duration::from_secs(30))
+        .await
+        .unwrap();
+    client
+        .create_bucket(
+            bucket,
+            BucketOptions {
+                params: ErasureParams::new(2, 1).unwrap(),
+                jurisdictions: Vec::new(),
+            },
+        )
+        .await
+        .unwrap();
+    (testnet, client)
 }
