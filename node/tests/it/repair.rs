@@ -89,6 +89,13 @@ impl Cluster {
             .unwrap_or_else(|| panic!("{peer} is not a running node"))
     }
 
+    /// The index of `peer` among every node started, running or not (`usize::MAX`: none).
+    fn index_of_any(&self, peer: PeerId) -> usize {
+        (0..self.daemons.len())
+            .find(|&i| self.peer(i) == Some(peer))
+            .unwrap_or(usize::MAX)
+    }
+
     pub(crate) async fn stop(&mut self, i: usize) {
         self.daemons[i].take().unwrap().stop().await.unwrap();
     }
@@ -185,7 +192,21 @@ impl Cluster {
                 }
                 assert!(
                     tokio::time::Instant::now() < deadline,
-                    "{key} not back to full redundancy in {within:?}"
+                    "{key} not back to full redundancy in {within:?}: holders {:?}, running {:?}",
+                    manifest
+                        .holder_matrix()
+                        .iter()
+                        .map(|row| row
+                            .iter()
+                            .map(|h| h
+                                .as_ref()
+                                .and_then(|h| PeerId::from_bytes(h).ok())
+                                .map(|p| self.index_of_any(p)))
+                            .collect::<Vec<_>>())
+                        .collect::<Vec<_>>(),
+                    (0..self.daemons.len())
+                        .filter(|&i| self.daemons[i].is_some())
+                        .collect::<Vec<_>>()
                 );
                 tokio::time::sleep(Duration::from_millis(300)).await;
             }

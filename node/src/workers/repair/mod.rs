@@ -399,16 +399,26 @@ impl RepairWorker {
 
     /// Reads each version's manifest from a quorum and finds its missing shards.
     async fn assess_all(&self, keys: Vec<RecordKey>) -> Vec<Plan> {
+        // Membership read once for the batch, not once per version.
+        let target_count = self.targets().len();
+        let draining = self.draining_peers();
+        let draining = &draining;
         futures::stream::iter(keys)
             .filter(|key| std::future::ready(!self.backing_off(key)))
-            .map(|key| self.assess_one(key))
+            .map(|key| self.assess_one(key, target_count, draining))
             .buffer_unordered(ASSESS_CONCURRENCY)
             .filter_map(std::future::ready)
             .collect()
             .await
     }
 
-    async fn assess_one(&self, key: RecordKey) -> Option<Plan> {
+    /// `target_count`: nodes that may take shards now; `draining`: the draining peers.
+    async fn assess_one(
+        &self,
+        key: RecordKey,
+        target_count: usize,
+        draining: &[PeerId],
+    ) -> Option<Plan> {
         let record = match self.quorum.get(&key).await {
             Ok(Some(record)) => record,
             Ok(None) => return None,
@@ -429,7 +439,7 @@ impl RepairWorker {
         if matches!(manifest.body, Body::Inline(_)) {
             return None;
         }
-        let can_spread = self.targets().len() >= manifest.params.shard_count();
+        let can_spread = target_count >= manifest.params.shard_count();
         Some(
             assess(
                 key,
@@ -438,7 +448,7 @@ impl RepairWorker {
                 &self.liveness,
                 &self.calls,
                 can_spread,
-                &self.draining_peers(),
+                draining,
             )
             .await,
         )

@@ -265,9 +265,9 @@ pub(super) struct Target {
 }
 
 /// Where each missing shard goes: back to its holder when that holder is up (it lost or
-/// quarantined the shard) and the shard is not misplaced, else to the replacement chosen
-/// for its shard index by placement among `targets` (the live nodes). Keyed
-/// `(segment, index)`.
+/// quarantined the shard) and the shard is not misplaced, else to a replacement chosen by
+/// placement among `targets` (the live nodes), per segment against that segment's
+/// holders. Keyed `(segment, index)`.
 ///
 /// # Errors
 /// A description when no node may take a shard (policy or capacity).
@@ -286,62 +286,62 @@ pub(super) fn destinations(
         }
         up(&plan.holders[segment][usize::from(j)]).filter(|_| !plan.misplaced[segment].contains(&j))
     };
-    // Shard indices whose holder (in some segment with a missing shard) is gone, or
-    // holds them doubled up.
-    let mut replaced: Vec<u8> = Vec::new();
+    let candidates: Vec<Candidate> = targets.iter().map(|t| t.candidate.clone()).collect();
+    let shard_bytes: u64 = match &plan.manifest.body {
+        Body::Segments(segments) => segments
+            .iter()
+            .map(|s| plan.manifest.params.shard_bytes(s.sealed_bytes()))
+            .sum(),
+        Body::Inline(_) => 0,
+    };
+    // Replacements are chosen per segment, against the holders that stay in that very
+    // segment (rows differ once a PUT failed over or a repair moved shards: choosing
+    // against another row could put a shard on a node that already holds one of the
+    // segment). Segments with the same holders that stay get the same answer.
+    let mut chosen: BTreeMap<(Vec<usize>, Vec<u8>), Vec<usize>> = BTreeMap::new();
+    let mut out = BTreeMap::new();
     for (segment, missing) in plan.missing.iter().enumerate() {
+        let replaced: Vec<u8> = missing
+            .iter()
+            .copied()
+            .filter(|&j| stays(segment, j).is_none())
+            .collect();
         for &j in missing {
-            if stays(segment, j).is_none() && !replaced.contains(&j) {
-                replaced.push(j);
+            if let Some(peer) = stays(segment, j) {
+                out.insert((segment, j), peer);
             }
         }
-    }
-    replaced.sort_unstable();
-    let mut new_holder: BTreeMap<u8, PeerId> = BTreeMap::new();
-    if !replaced.is_empty() {
-        // The holders that stay, as placement candidates (from the first segment: a
-        // placement is per version, moves aside).
-        let first_row = plan.holders.first().map(Vec::as_slice).unwrap_or_default();
+        if replaced.is_empty() {
+            continue;
+        }
         let kept: Vec<usize> = (0u8..)
-            .zip(first_row)
+            .zip(&plan.holders[segment])
             .filter(|(j, _)| !replaced.contains(j))
-            .filter_map(|(_, holder)| {
-                let peer = up(holder)?;
+            .filter_map(|(j, holder)| {
+                let peer = stays(segment, j).or_else(|| up(holder))?;
                 targets.iter().position(|t| t.peer == peer)
             })
             .collect();
-        let candidates: Vec<Candidate> = targets.iter().map(|t| t.candidate.clone()).collect();
-        let shard_bytes = match &plan.manifest.body {
-            Body::Segments(segments) => segments
-                .iter()
-                .map(|s| plan.manifest.params.shard_bytes(s.sealed_bytes()))
-                .sum(),
-            Body::Inline(_) => 0,
-        };
-        let picked = place_replacements(
-            &candidates,
-            policy,
-            plan.manifest.params,
-            &placement_key(plan.manifest.version_id.as_bytes()),
-            &kept,
-            replaced.len(),
-            shard_bytes,
-        )
-        .map_err(|e| e.to_string())?;
-        for (&j, &t) in replaced.iter().zip(&picked) {
-            new_holder.insert(j, targets[t].peer);
+        let key = (kept, replaced);
+        if !chosen.contains_key(&key) {
+            let picked = place_replacements(
+                &candidates,
+                policy,
+                plan.manifest.params,
+                &placement_key(plan.manifest.version_id.as_bytes()),
+                &key.0,
+                key.1.len(),
+                shard_bytes,
+            )
+            .map_err(|e| e.to_string())?;
+            chosen.insert(key.clone(), picked);
         }
-    }
-    let mut out = BTreeMap::new();
-    for (segment, missing) in plan.missing.iter().enumerate() {
-        for &j in missing {
-            let peer = match stays(segment, j) {
-                Some(peer) => peer,
-                None => *new_holder
-                    .get(&j)
-                    .ok_or_else(|| format!("no node can take shard {j}"))?,
-            };
-            out.insert((segment, j), peer);
+        let picked = &chosen[&key];
+        for (&j, &t) in key.1.iter().zip(picked) {
+            out.insert((segment, j), targets[t].peer);
+        }
+        if picked.len() < key.1.len() {
+            return Err(format!("no node can take shard {}", key.1[picked.len()]));
         }
     }
     Ok(out)
