@@ -35,34 +35,38 @@ fn put(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(10));
     group.throughput(Throughput::Bytes(SHARD_BYTES as u64));
     for writers in [1usize, 4] {
-        group.bench_with_input(BenchmarkId::new("writers", writers), &writers, |b, &writers| {
-            let mut seed = 0;
-            b.iter_custom(|iters| {
-                let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
-                let (store, _) = ShardStore::open(&StoreConfig {
-                    root: dir.path().to_path_buf(),
-                    capacity_bytes: u64::MAX / 2,
-                    index: IndexOptions::default(),
-                })
-                .expect("open store");
-                seed += 1;
-                let count = usize::try_from(iters).expect("iterations fit usize");
-                let all = shards(count, seed);
-                let per = count.div_ceil(writers).max(1);
-                let start = Instant::now();
-                std::thread::scope(|scope| {
-                    for part in all.chunks(per) {
-                        let store = store.clone();
-                        scope.spawn(move || {
-                            for (id, bytes) in part {
-                                store.put(id, bytes).expect("put");
-                            }
-                        });
-                    }
+        group.bench_with_input(
+            BenchmarkId::new("writers", writers),
+            &writers,
+            |b, &writers| {
+                let mut seed = 0;
+                b.iter_custom(|iters| {
+                    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+                    let (store, _) = ShardStore::open(&StoreConfig {
+                        root: dir.path().to_path_buf(),
+                        capacity_bytes: u64::MAX / 2,
+                        index: IndexOptions::default(),
+                    })
+                    .expect("open store");
+                    seed += 1;
+                    let count = usize::try_from(iters).expect("iterations fit usize");
+                    let all = shards(count, seed);
+                    let per = count.div_ceil(writers).max(1);
+                    let start = Instant::now();
+                    std::thread::scope(|scope| {
+                        for part in all.chunks(per) {
+                            let store = store.clone();
+                            scope.spawn(move || {
+                                for (id, bytes) in part {
+                                    store.put(id, bytes).expect("put");
+                                }
+                            });
+                        }
+                    });
+                    start.elapsed()
                 });
-                start.elapsed()
-            });
-        });
+            },
+        );
     }
     group.finish();
 }

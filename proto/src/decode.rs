@@ -40,6 +40,24 @@ pub fn decode_bounded<T: Message + Default>(
     T::decode(bytes).map_err(DecodeError::Malformed)
 }
 
+/// [`decode_bounded`] from a shared buffer: the message's `bytes` fields point into
+/// `bytes` instead of being copied out of it (shard payloads are megabytes).
+///
+/// # Errors
+/// As [`decode_bounded`].
+pub fn decode_bounded_shared<T: Message + Default>(
+    bytes: prost::bytes::Bytes,
+    bytes_max: usize,
+) -> Result<T, DecodeError> {
+    if bytes.len() > bytes_max {
+        return Err(DecodeError::TooLarge {
+            bytes: bytes.len() as u64,
+            bytes_max: bytes_max as u64,
+        });
+    }
+    T::decode(bytes).map_err(DecodeError::Malformed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,5 +96,23 @@ mod tests {
         let bytes = request.encode_to_vec();
         let back: pb::ShardRequest = decode_bounded(&bytes, bytes.len()).unwrap();
         assert_eq!(back, request);
+    }
+
+    #[test]
+    fn shared_decode_points_into_the_buffer_and_keeps_the_limit() {
+        let request = pb::PutShard {
+            id: vec![7u8; 32].into(),
+            data: vec![9u8; 4096].into(),
+        };
+        let wire = prost::bytes::Bytes::from(request.encode_to_vec());
+        let range = wire.as_ptr_range();
+        let back: pb::PutShard = decode_bounded_shared(wire.clone(), wire.len()).unwrap();
+        assert_eq!(back, request);
+        assert!(
+            range.contains(&back.data.as_ptr()),
+            "the payload was copied out of the frame"
+        );
+        let err = decode_bounded_shared::<pb::PutShard>(wire.clone(), wire.len() - 1).unwrap_err();
+        assert!(matches!(err, DecodeError::TooLarge { .. }));
     }
 }

@@ -4,7 +4,8 @@
 //!   past a decode boundary: each crate converts them into validated domain types.
 //! - [`limits`]: the maxima both ends of every protocol agree on.
 //! - [`ids`]: fixed-size identifiers (shards, versions, buckets).
-//! - [`decode_bounded`]: the one way to decode a message, refusing oversize input first.
+//! - [`decode_bounded`] (and [`decode_bounded_shared`], zero-copy): the one way to decode a
+//!   message, refusing oversize input first.
 //!
 //! No I/O, no async runtime, no networking here.
 #![warn(
@@ -25,6 +26,6 @@ pub mod pb {
     include!(concat!(env!("OUT_DIR"), "/andromede.v1.rs"));
 }
 
-pub use decode::{DecodeError, decode_bounded};
+pub use decode::{DecodeError, decode_bounded, decode_bounded_shared};
 pub use ids::{BucketId, IdLengthError, ShardId, VersionId};
 pub use prost::Message;

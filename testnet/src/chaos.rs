@@ -95,6 +95,15 @@ pub struct ChaosReport {
     pub faults_failed: u64,
     /// From the end of faults to every segment fully redundant (seconds).
     pub time_to_full_redundancy_s: f64,
+    /// Times the cluster lost data (a node killed, wiped or corrupted while it was fully
+    /// redundant) and became fully redundant again while faults were still running.
+    #[serde(default)]
+    pub recoveries: u64,
+    /// The longest of those recoveries: from the first fault that lost data until every
+    /// segment was whole again (seconds; checked every 5 s, and not while a killed node
+    /// is still down, so the figure includes that downtime).
+    #[serde(default)]
+    pub worst_time_to_full_redundancy_s: f64,
     /// Bytes of shards rebuilt by the nodes' repair.
     pub bytes_repaired: u64,
     /// Redundancy at the end.
@@ -132,7 +141,17 @@ impl ChaosReport {
         line("faults not injected", self.faults_failed.to_string());
         line(
             "time to full redundancy",
-            format!("{:.1} s", self.time_to_full_redundancy_s),
+            format!(
+                "{:.1} s after faults stopped",
+                self.time_to_full_redundancy_s
+            ),
+        );
+        line(
+            "worst recovery during the run",
+            format!(
+                "{:.1} s (of {} recoveries)",
+                self.worst_time_to_full_redundancy_s, self.recoveries
+            ),
         );
         line("bytes repaired", self.bytes_repaired.to_string());
         line(
@@ -160,6 +179,8 @@ impl ChaosReport {
 struct Damage {
     /// Nodes killed or wiped or corrupted since the last full redundancy.
     nodes: BTreeSet<usize>,
+    /// When the first of those faults struck.
+    since: Option<Instant>,
 }
 
 /// Repair counters per node, summed across restarts.
@@ -256,6 +277,7 @@ async fn drive(testnet: &mut Testnet, options: &ChaosOptions) -> anyhow::Result<
     let mut rng = StdRng::seed_from_u64(options.seed);
     let mut damage = Damage {
         nodes: BTreeSet::new(),
+        since: None,
     };
     let mut repaired = RepairBytes::default();
     // Faults to undo, at the given time.
@@ -287,7 +309,14 @@ async fn drive(testnet: &mut Testnet, options: &ChaosOptions) -> anyhow::Result<
                     .await
                     .is_ok_and(|r| r.is_full())
             {
-                info!(nodes = ?damage.nodes, "fully redundant again");
+                let took = damage
+                    .since
+                    .take()
+                    .map_or(0.0, |t| t.elapsed().as_secs_f64());
+                info!(nodes = ?damage.nodes, took_s = took, "fully redundant again");
+                report.recoveries += 1;
+                report.worst_time_to_full_redundancy_s =
+                    report.worst_time_to_full_redundancy_s.max(took);
                 damage.nodes.clear();
             }
         }
@@ -327,6 +356,7 @@ async fn drive(testnet: &mut Testnet, options: &ChaosOptions) -> anyhow::Result<
         }
         if destructive {
             damage.nodes.insert(node);
+            damage.since.get_or_insert(Instant::now());
         }
         *report.faults.entry(kind).or_default() += 1;
     }

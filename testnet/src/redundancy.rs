@@ -58,7 +58,7 @@ async fn read(client: &Client, peer: PeerId, ids: &[ShardId]) -> Vec<bool> {
             .request(peer, Protocol::Shard, request.encode())
             .await;
         out.push(matches!(
-            answer.map(|bytes| decode_shard_response(&request, &bytes)),
+            answer.map(|bytes| decode_shard_response(&request, bytes.into())),
             Ok(Ok(ShardResponse::Get { data })) if verify_shard(id, &data)
         ));
     }
@@ -77,7 +77,7 @@ async fn have(client: &Client, peer: PeerId, ids: &[ShardId]) -> Vec<bool> {
             .net()
             .request(peer, Protocol::Shard, request.encode())
             .await;
-        match answer.map(|bytes| decode_shard_response(&request, &bytes)) {
+        match answer.map(|bytes| decode_shard_response(&request, bytes.into())) {
             Ok(Ok(ShardResponse::Have { present })) if present.len() == chunk.len() => {
                 out.extend(present);
             }

@@ -5,7 +5,7 @@
 
 use andromede_proto::limits::{SHARD_BATCH_IDS_MAX, SHARD_BYTES_MAX, SHARD_MESSAGE_BYTES_MAX};
 use andromede_proto::pb::{self, shard_request, shard_response};
-use andromede_proto::{DecodeError, IdLengthError, Message, ShardId, decode_bounded};
+use andromede_proto::{DecodeError, IdLengthError, Message, ShardId, decode_bounded_shared};
 use bytes::Bytes;
 
 /// Why a shard message was refused.
@@ -238,8 +238,8 @@ fn message_limit() -> usize {
 ///
 /// # Errors
 /// Any [`MessageError`]; nothing is partially accepted.
-pub fn decode_shard_request(bytes: &[u8]) -> Result<ShardRequest, MessageError> {
-    let pb: pb::ShardRequest = decode_bounded(bytes, message_limit())?;
+pub fn decode_shard_request(bytes: Bytes) -> Result<ShardRequest, MessageError> {
+    let pb: pb::ShardRequest = decode_bounded_shared(bytes, message_limit())?;
     match pb.request.ok_or(MessageError::Empty)? {
         shard_request::Request::Put(put) => {
             check_shard_bytes(&put.data)?;
@@ -291,9 +291,9 @@ impl ShardRequest {
 /// Any [`MessageError`], including a `have` bitmap of the wrong length.
 pub fn decode_shard_response(
     request: &ShardRequest,
-    bytes: &[u8],
+    bytes: Bytes,
 ) -> Result<ShardResponse, MessageError> {
-    let pb: pb::ShardResponse = decode_bounded(bytes, message_limit())?;
+    let pb: pb::ShardResponse = decode_bounded_shared(bytes, message_limit())?;
     match pb.response.ok_or(MessageError::Empty)? {
         shard_response::Response::Error(e) => Ok(ShardResponse::Error {
             code: RemoteErrorCode::from(e.code),
@@ -380,7 +380,10 @@ mod tests {
             ShardRequest::Have { ids: vec![id; 10] },
             ShardRequest::Delete { ids: vec![] },
         ] {
-            assert_eq!(decode_shard_request(&request.encode()).unwrap(), request);
+            assert_eq!(
+                decode_shard_request(Bytes::from(request.encode())).unwrap(),
+                request
+            );
         }
     }
 
@@ -394,14 +397,14 @@ mod tests {
             present: present.clone(),
         };
         assert_eq!(
-            decode_shard_response(&request, &response.encode()).unwrap(),
+            decode_shard_response(&request, Bytes::from(response.encode())).unwrap(),
             response
         );
         let short = ShardResponse::Have {
             present: vec![true; 3],
         };
         assert!(matches!(
-            decode_shard_response(&request, &short.encode()),
+            decode_shard_response(&request, Bytes::from(short.encode())),
             Err(MessageError::HaveLength { .. })
         ));
     }
@@ -419,7 +422,7 @@ mod tests {
             id: ShardId([0; 32]),
         };
         assert!(matches!(
-            decode_shard_response(&request, &bytes).unwrap(),
+            decode_shard_response(&request, Bytes::from(bytes)).unwrap(),
             ShardResponse::Error {
                 code: RemoteErrorCode::Unknown(99),
                 ..
@@ -435,11 +438,11 @@ mod tests {
             })),
         };
         assert!(matches!(
-            decode_shard_request(&short_id.encode_to_vec()),
+            decode_shard_request(Bytes::from(short_id.encode_to_vec())),
             Err(MessageError::IdLength(_))
         ));
         assert!(matches!(
-            decode_shard_request(&[]),
+            decode_shard_request(Bytes::new()),
             Err(MessageError::Empty)
         ));
         let too_many = pb::ShardRequest {
@@ -448,11 +451,11 @@ mod tests {
             })),
         };
         assert!(matches!(
-            decode_shard_request(&too_many.encode_to_vec()),
+            decode_shard_request(Bytes::from(too_many.encode_to_vec())),
             Err(MessageError::BatchTooLarge { count: 1025, .. })
         ));
         assert!(matches!(
-            decode_shard_request(&[0xff, 0xff, 0xff]),
+            decode_shard_request(Bytes::from_static(&[0xff, 0xff, 0xff])),
             Err(MessageError::Decode(_))
         ));
     }

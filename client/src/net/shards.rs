@@ -179,7 +179,7 @@ impl NetShards {
             .net
             .request(peer, Protocol::Shard, request.encode())
             .await?;
-        let response = decode_shard_response(&request, &bytes)?;
+        let response = decode_shard_response(&request, Bytes::from(bytes))?;
         if let ShardResponse::Error { code, detail } = &response {
             return Err(Box::new(HolderError::Refused {
                 peer,

@@ -30,7 +30,7 @@ async fn start_node(secret_seed: &ClusterSecretFile) -> (NetHandle, Multiaddr, A
     tokio::spawn(async move {
         while let Some(request) = inbound.recv().await {
             counter.fetch_add(1, Ordering::Relaxed);
-            let response = match decode_shard_request(&request.request) {
+            let response = match decode_shard_request(Bytes::from(request.request.clone())) {
                 Ok(ShardRequest::Get { .. }) => ShardResponse::Get {
                     data: Bytes::from_static(SHARD_BYTES),
                 },
@@ -94,7 +94,7 @@ async fn get(
         id: ShardId([1; 32]),
     };
     let bytes = from.request(to, Protocol::Shard, request.encode()).await?;
-    Ok(decode_shard_response(&request, &bytes).unwrap())
+    Ok(decode_shard_response(&request, Bytes::from(bytes)).unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

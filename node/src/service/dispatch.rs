@@ -7,6 +7,7 @@ use std::sync::Arc;
 use andromede_client::cluster::Membership;
 use andromede_client::net::meta_message::NodeInfo;
 use andromede_client::net::{InboundRequest, NetHandle, Protocol};
+use bytes::Bytes;
 use tokio::sync::{Semaphore, mpsc};
 use tracing::{Instrument, debug, debug_span};
 
@@ -66,7 +67,7 @@ pub async fn serve(
                 let response = match request.protocol {
                     Protocol::Shard => {
                         tokio::task::spawn_blocking(move || {
-                            handle_shard_request(&store, &bytes).encode()
+                            handle_shard_request(&store, Bytes::from(bytes)).encode()
                         })
                         .await
                     }

@@ -9,13 +9,14 @@ use andromede_client::net::message::{
     MessageError, RemoteErrorCode, ShardRequest, ShardResponse, decode_shard_request,
 };
 use andromede_proto::DecodeError;
+use bytes::Bytes;
 use tracing::{debug, error};
 
 use crate::error::StoreError;
 use crate::store::{PutOutcome, ShardStore};
 
 /// Answers one raw request. Blocking (disk I/O): run it on a blocking thread.
-pub fn handle_shard_request(store: &ShardStore, request: &[u8]) -> ShardResponse {
+pub fn handle_shard_request(store: &ShardStore, request: Bytes) -> ShardResponse {
     let request = match decode_shard_request(request) {
         Ok(request) => request,
         Err(e) => {

@@ -66,7 +66,7 @@ impl ShardCalls {
             .await
             .map_err(|_| format!("{peer} did not answer in {:?}", self.timeout))?
             .map_err(|e| format!("{peer}: {e}"))?;
-        match decode_shard_response(&request, &bytes) {
+        match decode_shard_response(&request, Bytes::from(bytes)) {
             Ok(ShardResponse::Error { code, detail }) => {
                 Err(format!("{peer} refused: {code:?}: {detail}"))
             }

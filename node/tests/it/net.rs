@@ -34,7 +34,7 @@ async fn call(client: &NetHandle, node: PeerId, request: &ShardRequest) -> Shard
         .request(node, Protocol::Shard, request.encode())
         .await
         .unwrap();
-    decode_shard_response(request, &bytes).unwrap()
+    decode_shard_response(request, bytes.into()).unwrap()
 }
 
 async fn call_raw(client: &NetHandle, node: PeerId, bytes: Vec<u8>) -> ShardResponse {
@@ -42,7 +42,7 @@ async fn call_raw(client: &NetHandle, node: PeerId, bytes: Vec<u8>) -> ShardResp
         id: ShardId([0; 32]),
     };
     let answer = client.request(node, Protocol::Shard, bytes).await.unwrap();
-    decode_shard_response(&any, &answer).unwrap()
+    decode_shard_response(&any, answer.into()).unwrap()
 }
 
 fn error_code(response: &ShardResponse) -> Option<RemoteErrorCode> {

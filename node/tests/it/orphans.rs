@@ -58,7 +58,7 @@ async fn store_shard(client: &Client, peer: PeerId, seed: u8) -> ShardId {
         .await
         .unwrap();
     assert!(matches!(
-        decode_shard_response(&request, &answer),
+        decode_shard_response(&request, answer.into()),
         Ok(ShardResponse::Put { .. })
     ));
     id
@@ -85,7 +85,7 @@ async fn has(client: &Client, peer: PeerId, id: ShardId) -> bool {
             }
         }
     };
-    match decode_shard_response(&request, &answer) {
+    match decode_shard_response(&request, answer.into()) {
         Ok(ShardResponse::Have { present }) => present == [true],
         other => panic!("{peer} answered a have with {other:?}"),
     }

@@ -377,7 +377,7 @@ async fn wiped_store_corrupt_and_missing_shards_are_rebuilt_in_place() {
             .net()
             .request(node1, Protocol::Shard, request.encode())
             .await
-            .map(|answer| decode_shard_response(&request, &answer))
+            .map(|answer| decode_shard_response(&request, answer.into()))
         {
             Ok(Ok(ShardResponse::Get { data })) => {
                 andromede_client::codec::hash::verify_shard(&misdirected, &data)

@@ -39,7 +39,7 @@ use andromede_client::meta::values::BucketInfo;
 use andromede_client::net::PeerId;
 use andromede_client::placement::{Candidate, PlacementPolicy, placement_key};
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -64,6 +64,8 @@ const VERSIONS_PER_PASS_MAX: usize = 1024;
 const VERSIONS_IN_FLIGHT: usize = 4;
 /// Versions assessed at once.
 const ASSESS_CONCURRENCY: usize = 8;
+/// Versions a sweep's assessment may find ahead of the repair working through them.
+const SWEEP_PLANS_AHEAD: usize = 2 * PAGE_RECORDS;
 /// Manifest records walked per page by the sweep.
 const PAGE_RECORDS: usize = 64;
 /// Bytes of manifest records per sweep page.
@@ -318,53 +320,61 @@ impl RepairWorker {
     /// # Errors
     /// A description of a local metadata store failure.
     pub async fn sweep(&self, cancel: &CancellationToken) -> Result<RepairReport, String> {
-        let mut report = RepairReport::default();
-        let mut health = HealthCounts::default();
-        let mut after: Option<RecordKey> = None;
-        let mut rebalance_budget = self.config.rebalance_bytes_per_sweep;
-        let mut policies = Policies::default();
-        loop {
-            if cancel.is_cancelled() {
-                return Ok(report);
-            }
-            let page = table_page(
-                &self.meta,
-                Table::Manifest,
-                after.as_ref(),
-                PAGE_RECORDS,
-                PAGE_BYTES,
-            )
-            .await?;
-            let Some((last, _)) = page.last() else { break };
-            after = Some(last.clone());
-            let keys: Vec<RecordKey> = page
-                .into_iter()
-                .filter(|(key, record)| !record.is_tombstone() && self.owns(key))
-                .map(|(key, _)| key)
-                .collect();
-            let mut plans = self.assess_all(keys).await;
-            for plan in &plans {
-                health.add(plan);
-            }
-            if rebalance_budget > 0 {
-                let targets = self.targets();
-                for plan in plans.iter_mut().filter(|p| !p.needs_repair()) {
-                    let policy = policies.get(self, &plan.key.partition).await;
-                    let marked = mark_rebalance(plan, &targets, &policy, rebalance_budget);
-                    rebalance_budget = rebalance_budget.saturating_sub(marked);
+        // Assessment walks the pages while repair works through what they found: the
+        // two overlap, so the disks and the network stay busy between pages. The channel
+        // bounds how far assessment runs ahead (plans hold manifests).
+        let (mut found, queued) = futures::channel::mpsc::channel(SWEEP_PLANS_AHEAD);
+        let walk = async move {
+            let mut health = HealthCounts::default();
+            let mut after: Option<RecordKey> = None;
+            let mut rebalance_budget = self.config.rebalance_bytes_per_sweep;
+            let mut policies = Policies::default();
+            while !cancel.is_cancelled() {
+                let page = table_page(
+                    &self.meta,
+                    Table::Manifest,
+                    after.as_ref(),
+                    PAGE_RECORDS,
+                    PAGE_BYTES,
+                )
+                .await?;
+                let Some((last, _)) = page.last() else {
+                    self.with_status(|s| {
+                        s.health = health;
+                        s.health_at_ms = now_ms();
+                    });
+                    break;
+                };
+                after = Some(last.clone());
+                let keys: Vec<RecordKey> = page
+                    .into_iter()
+                    .filter(|(key, record)| !record.is_tombstone() && self.owns(key))
+                    .map(|(key, _)| key)
+                    .collect();
+                let mut plans = self.assess_all(keys).await;
+                for plan in &plans {
+                    health.add(plan);
+                }
+                if rebalance_budget > 0 {
+                    let targets = self.targets();
+                    for plan in plans.iter_mut().filter(|p| !p.needs_repair()) {
+                        let policy = policies.get(self, &plan.key.partition).await;
+                        let marked = mark_rebalance(plan, &targets, &policy, rebalance_budget);
+                        rebalance_budget = rebalance_budget.saturating_sub(marked);
+                    }
+                }
+                for job in self.jobs(plans, &mut policies).await {
+                    self.with_status(|s| s.queue += 1);
+                    if found.send(job).await.is_err() {
+                        return Ok(());
+                    }
                 }
             }
-            let page_report = self.repair_all(plans, cancel).await;
-            report.found += page_report.found;
-            report.repaired += page_report.repaired;
-            report.lost_segments += page_report.lost_segments;
-            report.deferred += page_report.deferred;
-        }
-        self.with_status(|s| {
-            s.health = health;
-            s.health_at_ms = now_ms();
-        });
-        Ok(report)
+            Ok::<(), String>(())
+        };
+        let (walked, report) = tokio::join!(walk, self.repair_jobs(queued, cancel));
+        self.with_status(|s| s.queue = 0);
+        walked.map(|()| report)
     }
 
     /// Whether this node is the first live replica of the bucket of `key`.
@@ -455,21 +465,42 @@ impl RepairWorker {
     }
 
     /// Repairs `plans`, worst first.
-    async fn repair_all(&self, mut plans: Vec<Plan>, cancel: &CancellationToken) -> RepairReport {
-        let mut report = RepairReport::default();
+    async fn repair_all(&self, plans: Vec<Plan>, cancel: &CancellationToken) -> RepairReport {
+        let mut policies = Policies::default();
+        let jobs = self.jobs(plans, &mut policies).await;
+        self.with_status(|s| s.queue = jobs.len() as u64);
+        let report = self.repair_jobs(futures::stream::iter(jobs), cancel).await;
+        self.with_status(|s| s.queue = 0);
+        report
+    }
+
+    /// The plans that need work, worst first (fewest healthy shards in a segment), each
+    /// with its bucket's placement policy.
+    async fn jobs(
+        &self,
+        mut plans: Vec<Plan>,
+        policies: &mut Policies,
+    ) -> Vec<(Plan, PlacementPolicy)> {
         plans.retain(Plan::needs_repair);
         plans.sort_by_key(Plan::healthy_min);
-        report.found = plans.len() as u64;
-        self.with_status(|s| s.queue = plans.len() as u64);
-        let mut policies = Policies::default();
         let mut jobs = Vec::with_capacity(plans.len());
         for plan in plans {
             let policy = policies.get(self, &plan.key.partition).await;
             jobs.push((plan, policy));
         }
-        // Several versions at once (worst first to start), their segments sharing
-        // `segments_in_flight` slots: a small version does not leave the disks idle.
-        let outcomes: Vec<(RecordKey, u64, Result<bool, String>)> = futures::stream::iter(jobs)
+        jobs
+    }
+
+    /// Repairs the versions `jobs` yields, `VERSIONS_IN_FLIGHT` at once in the order given,
+    /// their segments sharing `segments_in_flight` slots: a small version or a slow one
+    /// does not leave the disks idle. Counts each job out of the status queue as it
+    /// starts.
+    async fn repair_jobs(
+        &self,
+        jobs: impl futures::Stream<Item = (Plan, PlacementPolicy)>,
+        cancel: &CancellationToken,
+    ) -> RepairReport {
+        let outcomes = jobs
             .take_while(|_| std::future::ready(!cancel.is_cancelled()))
             .map(|(plan, policy)| async move {
                 self.with_status(|s| s.queue = s.queue.saturating_sub(1));
@@ -483,10 +514,11 @@ impl RepairWorker {
                 let key = plan.key.clone();
                 (key, lost, self.repair_one(plan, &policy).await)
             })
-            .buffered(VERSIONS_IN_FLIGHT)
-            .collect()
-            .await;
-        for (key, lost, outcome) in outcomes {
+            .buffer_unordered(VERSIONS_IN_FLIGHT);
+        let mut report = RepairReport::default();
+        futures::pin_mut!(outcomes);
+        while let Some((key, lost, outcome)) = outcomes.next().await {
+            report.found += 1;
             report.lost_segments += lost;
             match outcome {
                 Ok(true) => {
@@ -501,7 +533,6 @@ impl RepairWorker {
                 }
             }
         }
-        self.with_status(|s| s.queue = 0);
         report
     }
 
@@ -602,10 +633,17 @@ impl RepairWorker {
                         return (segment, Err("repair is stopping".to_owned()));
                     };
                     self.limiter.lock().await.acquire(segment_entry_bytes).await;
-                    (
-                        segment,
-                        rebuild_segment(plan_ref, segment, destinations_ref, &self.calls).await,
-                    )
+                    let result =
+                        rebuild_segment(plan_ref, segment, destinations_ref, &self.calls).await;
+                    // Counted as each segment lands, so `status` shows repair's pace.
+                    if let Ok(rebuilt) = &result {
+                        self.with_status(|s| {
+                            s.segments_repaired += 1;
+                            s.shards_rebuilt += rebuilt.stored.len() as u64;
+                            s.bytes_rebuilt += rebuilt.bytes;
+                        });
+                    }
+                    (segment, result)
                 })
                 .buffer_unordered(self.config.segments_in_flight.max(1))
                 .collect()
@@ -620,11 +658,6 @@ impl RepairWorker {
             match result {
                 Ok(rebuilt) => {
                     stored_any |= !rebuilt.stored.is_empty();
-                    self.with_status(|s| {
-                        s.segments_repaired += 1;
-                        s.shards_rebuilt += rebuilt.stored.len() as u64;
-                        s.bytes_rebuilt += rebuilt.bytes;
-                    });
                     for (j, peer) in rebuilt.stored {
                         let cell = &mut holders[segment][usize::from(j)];
                         if *cell != Some(peer) {

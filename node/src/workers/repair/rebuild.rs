@@ -180,7 +180,7 @@ async fn reconstruct(
         for (j, result) in batch.into_iter().zip(results) {
             match result {
                 Ok(bytes) => {
-                    shards[usize::from(j)] = Some(bytes.to_vec());
+                    shards[usize::from(j)] = Some(Vec::from(bytes));
                     fetched += 1;
                 }
                 Err(error) => {
@@ -191,7 +191,7 @@ async fn reconstruct(
         }
     }
     let erasure = Erasure::new(params).map_err(|e| e.to_string())?;
-    let shards = tokio::task::spawn_blocking(move || {
+    let mut shards = tokio::task::spawn_blocking(move || {
         erasure
             .reconstruct(&mut shards, shard_bytes)
             .map(|()| shards)
@@ -206,14 +206,14 @@ async fn reconstruct(
             .shard_id(segment, j)
             .ok_or_else(|| format!("shard {j} has no id"))?;
         let bytes = shards[usize::from(j)]
-            .as_ref()
+            .take()
             .ok_or_else(|| format!("shard {j} was not rebuilt"))?;
-        if !verify_shard(&id, bytes) {
+        if !verify_shard(&id, &bytes) {
             return Err(format!(
                 "segment {segment}: rebuilt shard {j} does not match its id; the manifest or a holder is inconsistent"
             ));
         }
-        out.push((j, id, Bytes::copy_from_slice(bytes)));
+        out.push((j, id, Bytes::from(bytes)));
     }
     Ok(out)
 }
