@@ -83,6 +83,9 @@ pub struct NodeInfo {
     pub live_nodes: u32,
     /// Being drained: placement and replica sets leave it out, repair moves its shards.
     pub draining: bool,
+    /// Drawn when its shard store was created (0: not known); a new one means its shards
+    /// are gone (a wiped or replaced disk).
+    pub store_epoch: u64,
 }
 
 impl NodeInfo {
@@ -375,6 +378,7 @@ impl MetaResponse {
                 used_bytes: info.used_bytes,
                 live_nodes: info.live_nodes,
                 draining: info.draining,
+                store_epoch: info.store_epoch,
             }),
             Self::Wanted(wanted) => meta_response::Response::Wanted(pb::Wanted {
                 wanted: wanted.clone(),
@@ -449,6 +453,7 @@ pub fn decode_meta_response(
                 used_bytes: info.used_bytes,
                 live_nodes: info.live_nodes,
                 draining: info.draining,
+                store_epoch: info.store_epoch,
             };
             info.validate()?;
             Ok(MetaResponse::Info(info))
@@ -549,6 +554,7 @@ mod tests {
             used_bytes: 4,
             live_nodes: 3,
             draining: true,
+            store_epoch: 0x1234_5678_9abc,
         });
         let ask = MetaRequest::Info;
         assert_eq!(decode_meta_request(&ask.encode()).unwrap(), ask);

@@ -38,6 +38,7 @@ impl NodeTags {
             used_bytes: usage.used_bytes,
             live_nodes: u32::try_from(membership.live().len() + 1).unwrap_or(u32::MAX),
             draining,
+            store_epoch: store.epoch(),
         }
     }
 }

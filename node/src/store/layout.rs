@@ -5,6 +5,9 @@
 //! ROOT/tmp/                              writes in progress (removed at open)
 //! ROOT/quarantine/                       shards that failed verification
 //! ROOT/index/                            sled: id → (size, last verified); a cache
+//! ROOT/epoch                             random u64 (decimal) drawn when the store was
+//!                                        created: a new one tells peers the disk was
+//!                                        wiped or replaced
 //! ```
 //!
 //! The fan-out (two levels of 256 directories) keeps directories small up to ~10^8 shards.
@@ -31,6 +34,10 @@ impl Layout {
 
     pub(crate) fn shards_dir(&self) -> PathBuf {
         self.root.join("shards")
+    }
+
+    pub(crate) fn epoch_file(&self) -> PathBuf {
+        self.root.join("epoch")
     }
 
     pub(crate) fn tmp_dir(&self) -> PathBuf {

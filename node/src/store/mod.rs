@@ -9,6 +9,7 @@
 //! - Bytes used never exceed the configured capacity.
 //! - Every method blocks on disk I/O: async callers run them with `spawn_blocking`.
 
+mod epoch;
 pub(crate) mod index;
 mod layout;
 mod quarantine;
@@ -92,6 +93,8 @@ struct Inner {
     index: ShardIndex,
     quota: Quota,
     locks: Vec<Mutex<()>>,
+    epoch: u64,
+    new_epoch: bool,
 }
 
 impl ShardStore {
@@ -116,6 +119,7 @@ impl ShardStore {
         ] {
             write::create_dir_durable(&dir)?;
         }
+        let (epoch, new_epoch) = epoch::read_or_create(&layout)?;
         let index = ShardIndex::open(&layout.index_dir(), config.index)?;
         let report = recover::reconcile(&layout, &index)?;
         let quota = Quota::new(config.capacity_bytes, report.used_bytes);
@@ -127,10 +131,25 @@ impl ShardStore {
                     index,
                     quota,
                     locks,
+                    epoch,
+                    new_epoch,
                 }),
             },
             report,
         ))
+    }
+
+    /// A random number drawn when this store was created (never 0). Nodes announce it:
+    /// a peer whose epoch changes has lost its shards (wiped or replaced disk) even if it
+    /// never looked down, and repair checks what it should hold at once.
+    pub fn epoch(&self) -> u64 {
+        self.inner.epoch
+    }
+
+    /// Whether this open created the store (and drew its epoch): a node whose metadata
+    /// names it as a holder has then lost those shards.
+    pub fn is_new(&self) -> bool {
+        self.inner.new_epoch
     }
 
     fn lock(&self, id: &ShardId) -> MutexGuard<'_, ()> {

@@ -30,6 +30,8 @@ fn config(dir: &std::path::Path, bootstrap: Vec<Multiaddr>) -> DaemonConfig {
 }
 
 pub(crate) struct Cluster {
+    /// Applied to every node's config, at every start.
+    tune: fn(&mut DaemonConfig),
     dirs: Vec<tempfile::TempDir>,
     pub(crate) daemons: Vec<Option<Daemon>>,
     first_addr: Multiaddr,
@@ -43,6 +45,20 @@ impl Cluster {
 
     /// A cluster whose node `i` keeps at most `capacity(i)` bytes of shards.
     pub(crate) async fn start_with(nodes: usize, capacity: impl Fn(usize) -> u64) -> Self {
+        Self::start_tuned(nodes, capacity, |_| {}).await
+    }
+
+    /// A cluster whose nodes' configs pass through `tune` (at every start).
+    pub(crate) async fn start_tuned(
+        nodes: usize,
+        capacity: impl Fn(usize) -> u64,
+        tune: fn(&mut DaemonConfig),
+    ) -> Self {
+        let config = |dir: &std::path::Path, bootstrap| {
+            let mut config = config(dir, bootstrap);
+            tune(&mut config);
+            config
+        };
         let dirs: Vec<tempfile::TempDir> =
             (0..nodes).map(|_| tempfile::tempdir().unwrap()).collect();
         let mut first_config = config(dirs[0].path(), Vec::new());
@@ -72,11 +88,19 @@ impl Cluster {
             .await
             .unwrap();
         Self {
+            tune,
             dirs,
             daemons,
             first_addr,
             client,
         }
+    }
+
+    /// The config of a node in `dir` that joins through the first node.
+    fn config(&self, dir: &std::path::Path) -> DaemonConfig {
+        let mut config = config(dir, vec![self.first_addr.clone()]);
+        (self.tune)(&mut config);
+        config
     }
 
     pub(crate) fn peer(&self, i: usize) -> Option<PeerId> {
@@ -100,12 +124,23 @@ impl Cluster {
         self.daemons[i].take().unwrap().stop().await.unwrap();
     }
 
+    /// Stops node `i`, deletes its shard store (identity and metadata kept) and starts it
+    /// again on the same address, as a server whose data disk was replaced.
+    async fn replace_disk(&mut self, i: usize) {
+        let addr = listen_addr(self.daemons[i].as_ref().unwrap()).await;
+        self.stop(i).await;
+        std::fs::remove_dir_all(self.dirs[i].path().join("store")).unwrap();
+        let mut config = self.config(self.dirs[i].path());
+        config.listen = vec![addr];
+        self.daemons[i] = Some(Daemon::start(config).await.unwrap());
+    }
+
     /// Stops node `i` and starts it again on the same address (as a rebooted server).
     async fn reboot(&mut self, i: usize, down_for: Duration) {
         let addr = listen_addr(self.daemons[i].as_ref().unwrap()).await;
         self.stop(i).await;
         tokio::time::sleep(down_for).await;
-        let mut config = config(self.dirs[i].path(), vec![self.first_addr.clone()]);
+        let mut config = self.config(self.dirs[i].path());
         config.listen = vec![addr];
         self.daemons[i] = Some(Daemon::start(config).await.unwrap());
     }
@@ -124,16 +159,14 @@ impl Cluster {
         if let Some(identity) = identity {
             std::fs::copy(identity, DataDir::new(dir.path()).identity_key()).unwrap();
         }
-        let daemon = Daemon::start(config(dir.path(), vec![self.first_addr.clone()]))
-            .await
-            .unwrap();
+        let daemon = Daemon::start(self.config(dir.path())).await.unwrap();
         self.dirs.push(dir);
         self.daemons.push(Some(daemon));
         self.daemons.len() - 1
     }
 
     async fn restart(&mut self, i: usize) {
-        let config = config(self.dirs[i].path(), vec![self.first_addr.clone()]);
+        let config = self.config(self.dirs[i].path());
         self.daemons[i] = Some(Daemon::start(config).await.unwrap());
     }
 
@@ -273,6 +306,98 @@ async fn shards_of_a_lost_node_are_rebuilt_elsewhere_twice_in_a_row() {
     }
     for (key, data) in &objects {
         assert_eq!(&get(&cluster.client, "repair", key).await, data, "{key}");
+    }
+}
+
+/// A disk replaced under a running identity: the node is back with an empty store long
+/// before anyone would call it down, and no sweep is due for an hour. Its new store epoch
+/// alone brings repair: first a node that is not the bucket's repairer, then the repairer
+/// itself (which finds its own store new at start).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replaced_disk_is_repaired_in_place_without_waiting_for_a_sweep() {
+    let mut cluster = Cluster::start_tuned(
+        6,
+        |_| 1 << 30,
+        |config| {
+            // Neither the down-peer pass nor a sweep can run during this test: the first
+            // sweep is due `down_after` after start.
+            config.down_after = Duration::from_secs(600);
+            config.repair.sweep_interval = Duration::from_secs(3600);
+        },
+    )
+    .await;
+    cluster
+        .client
+        .create_bucket("disks", bucket(4, 2, &[]))
+        .await
+        .unwrap();
+    let objects: Vec<(String, Vec<u8>)> = [SEGMENT + 1, 3 * SEGMENT]
+        .into_iter()
+        .enumerate()
+        .map(|(i, len)| (format!("object-{i}"), body(len, 40 + i as u8)))
+        .collect();
+    for (key, data) in &objects {
+        put(&cluster.client, "disks", key, data).await;
+    }
+    let holders_of = |manifest: &Manifest| -> BTreeSet<PeerId> {
+        manifest
+            .holder_matrix()
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|b| PeerId::from_bytes(&b).unwrap())
+            .collect()
+    };
+    let manifest = cluster.manifest("disks", &objects[1].0).await;
+    let held = holders_of(&manifest);
+
+    let mut replaced = Vec::new();
+    for round in 0..2 {
+        // Round 0: a holder that has rebuilt nothing (not the repairer). Round 1: the
+        // node that did the rebuilding in round 0.
+        let rebuilt = |c: &Cluster, i: usize| {
+            c.daemons[i]
+                .as_ref()
+                .map_or(0, |d| d.repair_status().shards_rebuilt)
+        };
+        let victim = if round == 0 {
+            (0..6)
+                .find(|&i| held.contains(&cluster.peer(i).unwrap()) && rebuilt(&cluster, i) == 0)
+                .unwrap()
+        } else {
+            (0..6).find(|&i| rebuilt(&cluster, i) > 0).unwrap()
+        };
+        if round == 1 && !held.contains(&cluster.peer(victim).unwrap()) {
+            // The repairer holds none of these shards: its own store's renewal would
+            // prove nothing here.
+            break;
+        }
+        cluster.replace_disk(victim).await;
+        replaced.push(victim);
+        cluster
+            .wait_repaired("disks", &objects, Duration::from_secs(60))
+            .await;
+        assert!(
+            !files_under(&cluster.dirs[victim].path().join("store"), ".shard").is_empty(),
+            "round {round}: node {victim} got nothing back"
+        );
+        // In place: the same nodes hold the shards.
+        assert_eq!(
+            holders_of(&cluster.manifest("disks", &objects[1].0).await),
+            held,
+            "round {round}"
+        );
+    }
+    assert!(!replaced.is_empty());
+    for daemon in cluster.daemons.iter().flatten() {
+        assert_eq!(
+            daemon.repair_status().health_at_ms,
+            0,
+            "a sweep ran: the test proves nothing"
+        );
+    }
+    for (key, data) in &objects {
+        assert_eq!(&get(&cluster.client, "disks", key).await, data, "{key}");
     }
 }
 

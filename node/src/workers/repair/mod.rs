@@ -49,7 +49,7 @@ pub use plan::HealthCounts;
 use plan::{Plan, Target, assess, destinations, mark_rebalance};
 use rebuild::rebuild_segment;
 
-use super::liveness::Liveness;
+use super::liveness::{Liveness, PeerState};
 use super::rate::RateLimiter;
 use super::shard_calls::ShardCalls;
 use super::{MaintenanceLock, now_ms, table_page};
@@ -76,6 +76,12 @@ const BACKOFF_ENTRIES_MAX: usize = 100_000;
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Peers remembered as seen (to notice joins) at most.
 const KNOWN_PEERS_MAX: usize = 100_000;
+/// Versions remembered for a second look because a holder could not be asked, at most
+/// (beyond that, the next sweep finds them).
+const RECHECK_MAX: usize = 100_000;
+/// Assessments in a row that may fail to ask a holder before the version is left to the
+/// next sweep (a holder that is up but never answers must not cost a read every tick).
+const RECHECK_ATTEMPTS_MAX: u32 = 3;
 /// First retry delay of a version that could not be repaired.
 const BACKOFF_MIN: Duration = Duration::from_secs(10);
 
@@ -171,6 +177,16 @@ pub struct RepairWorker {
     /// Segments being rebuilt or moved at once, across versions.
     segment_slots: tokio::sync::Semaphore,
     backoff: Mutex<HashMap<RecordKey, (Instant, Duration)>>,
+    /// Versions assessed while some of their holders could not be asked (a node
+    /// restarting after a wipe, say), with those holders: assessed again by the next
+    /// tick's pass once every one of them answers, rather than at the next sweep.
+    /// The count is of assessments in a row that could not ask them all.
+    recheck: Mutex<BTreeMap<RecordKey, (Vec<PeerId>, u32)>>,
+    /// The store epoch each peer announced last.
+    epochs: Mutex<HashMap<PeerId, u64>>,
+    /// Peers whose store epoch changed (their shards are gone), each with how far the
+    /// down-peer pass has walked the versions they hold.
+    restocked: Mutex<BTreeMap<PeerId, Option<RecordKey>>>,
 }
 
 /// Everything the repair worker works through.
@@ -212,6 +228,12 @@ pub struct RepairReport {
 impl RepairWorker {
     /// A worker with `config`; its status is readable through [`RepairWorker::status`].
     pub fn new(deps: RepairDeps, config: RepairConfig) -> Self {
+        // A store created by this start under an identity that held shards (a wiped
+        // disk): what the local metadata says this node holds is checked at once.
+        let mut restocked = BTreeMap::new();
+        if deps.store.is_new() {
+            restocked.insert(deps.calls.local(), None);
+        }
         Self {
             limiter: tokio::sync::Mutex::new(RateLimiter::new(config.bytes_per_sec)),
             segment_slots: tokio::sync::Semaphore::new(config.segments_in_flight.max(1)),
@@ -227,6 +249,9 @@ impl RepairWorker {
             config,
             status: RepairStatusHandle::default(),
             backoff: Mutex::new(HashMap::new()),
+            recheck: Mutex::new(BTreeMap::new()),
+            epochs: Mutex::new(HashMap::new()),
+            restocked: Mutex::new(restocked),
         }
     }
 
@@ -254,6 +279,7 @@ impl RepairWorker {
                 () = tokio::time::sleep(self.config.tick) => {}
             }
             self.liveness.probe(self.calls.net(), PROBE_TIMEOUT).await;
+            self.note_epochs();
             let live: BTreeSet<PeerId> = self.membership.live().iter().map(|m| m.peer).collect();
             if !known.is_empty() && live.iter().any(|p| !known.contains(p)) {
                 next_sweep = next_sweep.min(Instant::now() + self.liveness.down_after());
@@ -279,8 +305,97 @@ impl RepairWorker {
         }
     }
 
+    /// Notes the store epoch every live peer announces; a peer whose epoch changed lost
+    /// its shards (a wiped or replaced disk, back under the same identity) and the
+    /// versions it holds are walked by the next down-peer passes.
+    fn note_epochs(&self) {
+        let mut epochs = self.epochs.lock().unwrap_or_else(|e| e.into_inner());
+        for member in self.membership.live() {
+            let now = member.info.store_epoch;
+            if now == 0 {
+                continue;
+            }
+            match epochs.get(&member.peer) {
+                Some(&before) if before != now => {
+                    info!(peer = %member.peer, "peer's store is new (wiped or replaced disk): checking what it held");
+                    self.restocked
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(member.peer, None);
+                }
+                Some(_) => {}
+                None if epochs.len() >= KNOWN_PEERS_MAX => continue,
+                None => {}
+            }
+            epochs.insert(member.peer, now);
+        }
+    }
+
+    /// One page (up to `limit`) of the versions naming `holder`, after `after`, from the
+    /// holder index.
+    async fn held_by(
+        &self,
+        holder: &PeerId,
+        after: Option<RecordKey>,
+        limit: usize,
+    ) -> Result<Vec<RecordKey>, String> {
+        let meta = Arc::clone(&self.meta);
+        let holder = holder.to_bytes();
+        tokio::task::spawn_blocking(move || meta.versions_held_by(&holder, after.as_ref(), limit))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
+    }
+
+    /// Up to `limit` versions held by peers whose store is new, continuing each walk
+    /// where the last pass left it; a walk that reaches the end is done.
+    async fn restocked_versions(&self, limit: usize) -> Result<Vec<RecordKey>, String> {
+        let walks: Vec<(PeerId, Option<RecordKey>)> = self
+            .restocked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(p, c)| (*p, c.clone()))
+            .collect();
+        let mut keys = Vec::new();
+        let local = self.calls.local();
+        for (peer, cursor) in walks {
+            if peer == local && !self.knows_the_cluster() {
+                // This node has just started: which versions it owns is not known yet.
+                continue;
+            }
+            let want = limit.saturating_sub(keys.len());
+            if want == 0 {
+                break;
+            }
+            let page = self.held_by(&peer, cursor, want.min(256)).await?;
+            let mut restocked = self.restocked.lock().unwrap_or_else(|e| e.into_inner());
+            match page.last() {
+                Some(last) if page.len() == want.min(256) => {
+                    restocked.insert(peer, Some(last.clone()));
+                }
+                _ => {
+                    restocked.remove(&peer);
+                }
+            }
+            keys.extend(page.into_iter().filter(|k| self.owns(k)));
+        }
+        Ok(keys)
+    }
+
+    /// Whether this node knows at least as many live nodes as any of them reports knowing.
+    fn knows_the_cluster(&self) -> bool {
+        let live = self.membership.live();
+        !live.is_empty()
+            && live
+                .iter()
+                .all(|m| m.info.live_nodes as usize <= live.len() + 1)
+    }
+
     /// Repairs the versions with a shard on a down peer, and moves those with a shard on a
-    /// draining peer, found through the holder index.
+    /// draining peer, found through the holder index; looks again at versions whose
+    /// holders could not be asked before and now answer, and at those held by a peer
+    /// whose store is new.
     ///
     /// # Errors
     /// A description of a local metadata store failure.
@@ -289,17 +404,9 @@ impl RepairWorker {
         let mut peers = self.liveness.down_peers();
         peers.extend(self.draining_peers());
         for peer in peers {
-            let holder = peer.to_bytes();
             let mut after: Option<RecordKey> = None;
             while keys.len() < VERSIONS_PER_PASS_MAX {
-                let meta = Arc::clone(&self.meta);
-                let (holder, start) = (holder.clone(), after.clone());
-                let page = tokio::task::spawn_blocking(move || {
-                    meta.versions_held_by(&holder, start.as_ref(), 256)
-                })
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?;
+                let page = self.held_by(&peer, after.clone(), 256).await?;
                 let Some(last) = page.last().cloned() else {
                     break;
                 };
@@ -307,6 +414,11 @@ impl RepairWorker {
                 keys.extend(page.into_iter().filter(|k| self.owns(k)));
             }
         }
+        keys.extend(self.rechecks_due(VERSIONS_PER_PASS_MAX.saturating_sub(keys.len())));
+        keys.extend(
+            self.restocked_versions(VERSIONS_PER_PASS_MAX.saturating_sub(keys.len()))
+                .await?,
+        );
         keys.sort();
         keys.dedup();
         keys.truncate(VERSIONS_PER_PASS_MAX);
@@ -413,13 +525,46 @@ impl RepairWorker {
         let target_count = self.targets().len();
         let draining = self.draining_peers();
         let draining = &draining;
-        futures::stream::iter(keys)
+        let plans: Vec<Plan> = futures::stream::iter(keys)
             .filter(|key| std::future::ready(!self.backing_off(key)))
             .map(|key| self.assess_one(key, target_count, draining))
             .buffer_unordered(ASSESS_CONCURRENCY)
             .filter_map(std::future::ready)
             .collect()
-            .await
+            .await;
+        let mut recheck = self.recheck.lock().unwrap_or_else(|e| e.into_inner());
+        for plan in &plans {
+            let attempts = recheck.remove(&plan.key).map_or(0, |(_, n)| n) + 1;
+            if !plan.unconfirmed.is_empty()
+                && attempts <= RECHECK_ATTEMPTS_MAX
+                && recheck.len() < RECHECK_MAX
+            {
+                recheck.insert(plan.key.clone(), (plan.unconfirmed.clone(), attempts));
+            }
+        }
+        plans
+    }
+
+    /// Up to `count` versions to assess again because every holder that could not be
+    /// asked before answers now. Those with a holder now down are dropped: the holder
+    /// index brings them to the down-peer pass.
+    fn rechecks_due(&self, count: usize) -> Vec<RecordKey> {
+        let mut recheck = self.recheck.lock().unwrap_or_else(|e| e.into_inner());
+        recheck.retain(|_, (peers, _)| {
+            !peers
+                .iter()
+                .any(|p| self.liveness.state(p) == PeerState::Down)
+        });
+        recheck
+            .iter()
+            .filter(|(_, (peers, _))| {
+                peers
+                    .iter()
+                    .all(|p| self.liveness.state(p) == PeerState::Up)
+            })
+            .map(|(key, _)| key.clone())
+            .take(count)
+            .collect()
     }
 
     /// `target_count`: nodes that may take shards now; `draining`: the draining peers.

@@ -38,6 +38,10 @@ pub(super) struct Plan {
     /// Where rebalancing sends a misplaced shard (`(segment, index)`); the others go
     /// where placement puts replacements.
     pub(super) preferred: BTreeMap<(usize, u8), PeerId>,
+    /// Holders that could not be asked (unreachable but not yet down, or no answer):
+    /// their shards count as healthy for now, and the version is looked at again once
+    /// they answer.
+    pub(super) unconfirmed: Vec<PeerId>,
 }
 
 impl Plan {
@@ -195,6 +199,7 @@ pub(super) async fn assess(
             })
             .collect()
     };
+    let mut unconfirmed = Vec::new();
     for (peer, list) in cells {
         match liveness.state(&peer) {
             PeerState::Down => {
@@ -202,16 +207,17 @@ pub(super) async fn assess(
                     missing[s].push(j);
                 }
             }
-            PeerState::Unreachable => {}
-            PeerState::Up => {
-                if let Ok(present) = calls.have(peer, &ids(&list)).await {
+            PeerState::Unreachable => unconfirmed.push(peer),
+            PeerState::Up => match calls.have(peer, &ids(&list)).await {
+                Ok(present) => {
                     for ((s, j), here) in list.into_iter().zip(present) {
                         if !here {
                             missing[s].push(j);
                         }
                     }
                 }
-            }
+                Err(_) => unconfirmed.push(peer),
+            },
         }
     }
     let mut misplaced: Vec<Vec<u8>> = vec![Vec::new(); holders.len()];
@@ -252,6 +258,7 @@ pub(super) async fn assess(
         missing,
         misplaced,
         preferred: BTreeMap::new(),
+        unconfirmed,
     }
 }
 
