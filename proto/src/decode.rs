@@ -31,12 +31,7 @@ pub fn decode_bounded<T: Message + Default>(
     bytes: &[u8],
     bytes_max: usize,
 ) -> Result<T, DecodeError> {
-    if bytes.len() > bytes_max {
-        return Err(DecodeError::TooLarge {
-            bytes: bytes.len() as u64,
-            bytes_max: bytes_max as u64,
-        });
-    }
+    check_size(bytes.len(), bytes_max)?;
     T::decode(bytes).map_err(DecodeError::Malformed)
 }
 
@@ -49,13 +44,18 @@ pub fn decode_bounded_shared<T: Message + Default>(
     bytes: prost::bytes::Bytes,
     bytes_max: usize,
 ) -> Result<T, DecodeError> {
-    if bytes.len() > bytes_max {
+    check_size(bytes.len(), bytes_max)?;
+    T::decode(bytes).map_err(DecodeError::Malformed)
+}
+
+fn check_size(bytes: usize, bytes_max: usize) -> Result<(), DecodeError> {
+    if bytes > bytes_max {
         return Err(DecodeError::TooLarge {
-            bytes: bytes.len() as u64,
+            bytes: bytes as u64,
             bytes_max: bytes_max as u64,
         });
     }
-    T::decode(bytes).map_err(DecodeError::Malformed)
+    Ok(())
 }
 
 #[cfg(test)]

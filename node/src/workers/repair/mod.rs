@@ -3,7 +3,11 @@
 //!
 //! Two ways in. Every `tick`, the versions that have a shard on a down or draining peer
 //! are read from the holder index (a targeted list, no scan) — at once when a peer goes
-//! down or starts draining, and again each tick until none is left. Every `sweep_interval`, every version this node owns is
+//! down or starts draining, and again each tick until none is left. The same pass walks
+//! the versions held by a peer whose store epoch changed (a wiped or replaced disk back
+//! under the same identity; this node's own store when it was created at this start),
+//! and looks again at versions whose holders could not be asked before and now answer.
+//! Every `sweep_interval`, every version this node owns is
 //! checked with its holders (`Have`): that finds shards lost to a wiped disk, deleted by
 //! hand, or quarantined by a scrubber (a quarantined shard is a missing shard), and gives
 //! the redundancy counts `status` shows.
