@@ -142,6 +142,14 @@ impl Membership {
         }
     }
 
+    /// Whether this view holds as many live nodes as any live node says it knows. `own`
+    /// is 1 when the viewer is a node (its view leaves itself out), 0 for a client.
+    pub fn is_settled(&self, own: usize) -> bool {
+        let live = self.live();
+        let known = live.iter().map(|m| m.info.live_nodes).max().unwrap_or(0);
+        (live.len() + own) as u64 >= u64::from(known)
+    }
+
     /// Waits, at most `timeout`, until this view holds as many live nodes as any live node
     /// says it knows: a peer that has just joined through one node otherwise sees part
     /// of the cluster and would pick replicas and placements from that part. Returns
@@ -150,13 +158,11 @@ impl Membership {
         let deadline = Instant::now() + timeout;
         loop {
             self.refresh().await;
-            let live = self.live();
-            let known = live.iter().map(|m| m.info.live_nodes).max().unwrap_or(0);
-            if live.len() as u64 >= u64::from(known) {
+            if self.is_settled(0) {
                 return true;
             }
             if Instant::now() >= deadline {
-                debug!(seen = live.len(), known, "membership did not settle");
+                debug!(seen = self.live().len(), "membership did not settle");
                 return false;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

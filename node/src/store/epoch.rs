@@ -35,7 +35,7 @@ pub(super) fn read_or_create(layout: &Layout) -> Result<(u64, bool), StoreError>
     }
 }
 
-/// A value unlikely to repeat: the clock, the process and the path, hashed. Not secret.
+/// A value unlikely to repeat: the clock (ns) and the process id, hashed. Not secret.
 fn fresh() -> u64 {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -166,10 +166,8 @@ impl OrphanWorker {
             return Ok(report);
         }
         let local = self.calls.local();
-        let members = self.membership.live();
-        let live: Vec<PeerId> = members.iter().map(|m| m.peer).collect();
-        let known = members.iter().map(|m| m.info.live_nodes).max().unwrap_or(0);
-        if (live.len() as u64 + 1) < u64::from(known) {
+        let live: Vec<PeerId> = self.membership.live().iter().map(|m| m.peer).collect();
+        if !self.membership.is_settled(1) {
             report.waiting_for = Some("a settled view of the cluster".into());
             return Ok(report);
         }

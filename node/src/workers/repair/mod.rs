@@ -70,6 +70,8 @@ const VERSIONS_IN_FLIGHT: usize = 4;
 const ASSESS_CONCURRENCY: usize = 8;
 /// Versions a sweep's assessment may find ahead of the repair working through them.
 const SWEEP_PLANS_AHEAD: usize = 2 * PAGE_RECORDS;
+/// Versions read from the holder index per page.
+const HOLDER_PAGE: usize = 256;
 /// Manifest records walked per page by the sweep.
 const PAGE_RECORDS: usize = 64;
 /// Bytes of manifest records per sweep page.
@@ -364,18 +366,20 @@ impl RepairWorker {
         let mut keys = Vec::new();
         let local = self.calls.local();
         for (peer, cursor) in walks {
-            if peer == local && !self.knows_the_cluster() {
+            if peer == local
+                && (self.membership.live().is_empty() || !self.membership.is_settled(1))
+            {
                 // This node has just started: which versions it owns is not known yet.
                 continue;
             }
-            let want = limit.saturating_sub(keys.len());
+            let want = limit.saturating_sub(keys.len()).min(HOLDER_PAGE);
             if want == 0 {
                 break;
             }
-            let page = self.held_by(&peer, cursor, want.min(256)).await?;
+            let page = self.held_by(&peer, cursor, want).await?;
             let mut restocked = self.restocked.lock().unwrap_or_else(|e| e.into_inner());
             match page.last() {
-                Some(last) if page.len() == want.min(256) => {
+                Some(last) if page.len() == want => {
                     restocked.insert(peer, Some(last.clone()));
                 }
                 _ => {
@@ -385,15 +389,6 @@ impl RepairWorker {
             keys.extend(page.into_iter().filter(|k| self.owns(k)));
         }
         Ok(keys)
-    }
-
-    /// Whether this node knows at least as many live nodes as any of them reports knowing.
-    fn knows_the_cluster(&self) -> bool {
-        let live = self.membership.live();
-        !live.is_empty()
-            && live
-                .iter()
-                .all(|m| m.info.live_nodes as usize <= live.len() + 1)
     }
 
     /// Repairs the versions with a shard on a down peer, and moves those with a shard on a
@@ -410,7 +405,7 @@ impl RepairWorker {
         for peer in peers {
             let mut after: Option<RecordKey> = None;
             while keys.len() < VERSIONS_PER_PASS_MAX {
-                let page = self.held_by(&peer, after.clone(), 256).await?;
+                let page = self.held_by(&peer, after.clone(), HOLDER_PAGE).await?;
                 let Some(last) = page.last().cloned() else {
                     break;
                 };
