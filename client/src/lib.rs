@@ -9,6 +9,8 @@
 //! - [`placement`]: which peers hold the shards of a version.
 //! - [`net`]: validated domain types for the shard protocol messages.
 //! - [`error`]: the error types.
+//! - `faults` (feature `fault-injection` only): planted bugs that tests switch on to show
+//!   the scenarios catch them.
 //!
 //! The library never prints; binaries own terminals and progress bars.
 #![warn(
@@ -23,6 +25,8 @@ pub mod api;
 pub mod cluster;
 pub mod codec;
 pub mod error;
+#[cfg(feature = "fault-injection")]
+pub mod faults;
 pub mod keys;
 pub mod manifest;
 pub mod meta;

@@ -134,6 +134,10 @@ impl Daemon {
     /// # Errors
     /// [`DaemonError`] if the keys, the store or the network cannot be set up.
     pub async fn start(config: DaemonConfig) -> Result<Self, DaemonError> {
+        #[cfg(feature = "fault-injection")]
+        if let Some(bug) = crate::store::power::planted_bug().map_err(DaemonError::Task)? {
+            warn!(%bug, "PLANTED BUG: this node runs with a deliberate mistake, for tests only");
+        }
         let data = config.data.clone();
         let (store, meta, identity, secret, drain) = tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(data.root()).map_err(|error| {

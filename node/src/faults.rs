@@ -6,7 +6,12 @@
 //! - `fault block PEER,PEER,...` — refuse connections with these peers (an empty list
 //!   lifts the partition);
 //! - `fault delay MS` — hold every inbound shard and metadata request `MS` ms before
-//!   serving it (0 lifts it).
+//!   serving it (0 lifts it);
+//! - `fault powercut` — undo every shard write that was not durable yet, as a power loss
+//!   would ([`crate::store::power`]), and end the process at once, unanswered.
+//!
+//! A planted bug (`ANDROMEDE_PLANTED_BUG`, see `andromede_client::faults`) is read once at
+//! start; `Daemon::start` refuses an unknown name.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -58,8 +63,17 @@ pub async fn apply(request: &str, net: &NetHandle) -> Result<String, String> {
             DELAY_MS.store(ms, Ordering::Relaxed);
             Ok(format!("requests delayed by {ms} ms"))
         }
+        (Some("powercut"), None, None, None) => {
+            let undone = crate::store::power::cut();
+            tracing::warn!(
+                undone,
+                "power cut: writes not yet durable are undone; exiting"
+            );
+            // Like SIGKILL: nothing else runs, nothing is flushed.
+            std::process::exit(137)
+        }
         _ => Err(format!(
-            "unknown fault {request:?}: `fault block PEER,...` or `fault delay MS`"
+            "unknown fault {request:?}: `fault block PEER,...`, `fault delay MS` or `fault powercut`"
         )),
     }
 }

@@ -189,6 +189,7 @@ pub async fn run(options: &BenchOptions) -> anyhow::Result<()> {
         repair_sweep_interval: "10s".into(),
         scrub_interval: "24h".into(),
         node_bin: options.node_bin.clone(),
+        planted_bug: None,
     };
     println!(
         "starting {} node processes (RS({},{})) under {}",
@@ -197,7 +198,7 @@ pub async fn run(options: &BenchOptions) -> anyhow::Result<()> {
         options.m,
         options.dir.display()
     );
-    let mut testnet = Testnet::up(&options.dir, &up).await?;
+    let mut testnet = Testnet::up(&options.dir, &up).await?.kill_on_drop();
     let result = measure(&mut testnet, options).await;
     testnet.down()?;
     result

@@ -219,8 +219,9 @@ pub async fn run(options: &ChaosOptions) -> anyhow::Result<ChaosReport> {
         repair_sweep_interval: "10s".into(),
         scrub_interval: "15s".into(),
         node_bin: options.node_bin.clone(),
+        planted_bug: None,
     };
-    let mut testnet = Testnet::up(&options.dir, &up).await?;
+    let mut testnet = Testnet::up(&options.dir, &up).await?.kill_on_drop();
     let result = drive(&mut testnet, options).await;
     if let Err(error) = testnet.down() {
         warn!(%error, "stopping the testnet");

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
+use andromede_client::faults::PlantedBug;
 use andromede_client::net::{ClusterSecret, Multiaddr};
 use andromede_client::{Client, ClientConfig, MasterKey};
 use andromede_node::admin::{Status, admin_request, query_status};
@@ -50,6 +51,9 @@ pub struct UpOptions {
     pub scrub_interval: String,
     /// The `andromede-node` binary (default: see [`node_binary`]).
     pub node_bin: Option<PathBuf>,
+    /// A bug every node runs with, to show a scenario catches it (fault-injection
+    /// nodes only; see `andromede_client::faults`).
+    pub planted_bug: Option<PlantedBug>,
 }
 
 impl Default for UpOptions {
@@ -63,6 +67,7 @@ impl Default for UpOptions {
             repair_sweep_interval: "20s".into(),
             scrub_interval: "1m".into(),
             node_bin: None,
+            planted_bug: None,
         }
     }
 }
@@ -96,6 +101,9 @@ pub struct State {
     pub m: u32,
     /// The node binary.
     pub node_bin: PathBuf,
+    /// The planted bug the nodes run with, by name.
+    #[serde(default)]
+    pub planted_bug: Option<String>,
 }
 
 /// A testnet: its directory, its state, and the node processes this process started
@@ -105,6 +113,7 @@ pub struct Testnet {
     dir: PathBuf,
     state: State,
     children: Vec<Option<Child>>,
+    kill_on_drop: bool,
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -197,7 +206,9 @@ impl Testnet {
                 k: opts.k,
                 m: opts.m,
                 node_bin,
+                planted_bug: opts.planted_bug.map(|bug| bug.to_string()),
             },
+            kill_on_drop: false,
         };
         testnet.save()?;
         for i in 0..opts.nodes {
@@ -230,6 +241,7 @@ impl Testnet {
             children: (0..state.nodes.len()).map(|_| None).collect(),
             dir: dir.to_owned(),
             state,
+            kill_on_drop: false,
         })
     }
 
@@ -293,7 +305,11 @@ impl Testnet {
             return Ok(());
         }
         let dir = self.node(i)?.dir.clone();
-        let child = spawn_node(&self.state.node_bin, &dir)?;
+        let child = spawn_node(
+            &self.state.node_bin,
+            &dir,
+            self.state.planted_bug.as_deref(),
+        )?;
         info!(node = i, pid = child.id(), "node started");
         self.state.nodes[i].pid = Some(child.id());
         self.children[i] = Some(child);
@@ -323,6 +339,38 @@ impl Testnet {
     /// When the node does not exist or cannot be signalled.
     pub fn kill(&mut self, i: usize) -> anyhow::Result<()> {
         self.end(i, Signal::SIGKILL)
+    }
+
+    /// A power cut: the node undoes every shard write that was not durable yet, as the
+    /// kernel would on power loss, and dies at once (fault-injection nodes only).
+    ///
+    /// # Errors
+    /// When the node does not exist, is not running or does not die.
+    pub async fn power_cut(&mut self, i: usize) -> anyhow::Result<()> {
+        let Some(pid) = self.node(i)?.pid else {
+            bail!("node {i} is not running");
+        };
+        // The node dies instead of answering.
+        let _ = admin_request(self.node(i)?.admin, "fault powercut").await;
+        if !wait_gone(pid, self.children[i].as_mut(), STOP_TIMEOUT) {
+            bail!(
+                "node {i} survived a power cut: is it built with `--features fault-injection`? {}",
+                self.log_tail(i, 5)
+            );
+        }
+        if let Some(mut child) = self.children[i].take() {
+            let _ = child.wait();
+        }
+        self.state.nodes[i].pid = None;
+        self.save()
+    }
+
+    /// Makes dropping this handle SIGKILL every node it started, so that a failing test
+    /// leaves no processes behind (the command line's `up` leaves them running).
+    #[must_use]
+    pub fn kill_on_drop(mut self) -> Self {
+        self.kill_on_drop = true;
+        self
     }
 
     /// SIGTERM: a clean stop (killed after a while if it hangs).
@@ -596,4 +644,17 @@ pub fn files_under(dir: &Path, keep: impl Fn(&Path) -> bool) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+impl Drop for Testnet {
+    fn drop(&mut self) {
+        if !self.kill_on_drop {
+            return;
+        }
+        for i in 0..self.len() {
+            if self.is_running(i) {
+                let _ = self.kill(i);
+            }
+        }
+    }
 }

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use andromede_client::faults::PLANTED_BUG_ENV;
 use anyhow::{Context, anyhow};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -36,11 +37,12 @@ pub fn node_binary(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
 }
 
 /// Starts `andromede-node run --data DIR` in its own process group (so a terminal's Ctrl-C
-/// does not reach it and it outlives `up`), its log in `DIR/node.log`.
+/// does not reach it and it outlives `up`), its log in `DIR/node.log`, with `planted_bug`
+/// (or none, whatever this process's environment says) in `ANDROMEDE_PLANTED_BUG`.
 ///
 /// # Errors
 /// When the log cannot be opened or the process cannot start.
-pub fn spawn_node(binary: &Path, dir: &Path) -> anyhow::Result<Child> {
+pub fn spawn_node(binary: &Path, dir: &Path, planted_bug: Option<&str>) -> anyhow::Result<Child> {
     use std::os::unix::process::CommandExt;
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -54,6 +56,7 @@ pub fn spawn_node(binary: &Path, dir: &Path) -> anyhow::Result<Child> {
             "RUST_LOG",
             std::env::var("ANDROMEDE_TESTNET_NODE_LOG").unwrap_or_else(|_| "info".into()),
         )
+        .env(PLANTED_BUG_ENV, planted_bug.unwrap_or_default())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)

@@ -1,10 +1,15 @@
 //! Named failure scenarios (issue 4) with a fixed schedule, against real node processes
-//! on 127.0.0.1 killed with SIGKILL: metadata replicas lost right after a write, and a
-//! replica that missed a delete.
+//! on 127.0.0.1 killed with SIGKILL or a simulated power cut: metadata replicas lost right
+//! after a write, a replica that missed a delete, clock skew, every node losing power.
+//!
+//! DESIGN.md, "Testnet": planted bugs (ack before fsync, write quorum of 1, raw-clock
+//! versions) must make some scenario fail. The `planted_*` tests run a scenario with its
+//! bug switched on and assert that it fails for the reason it should.
 
 use std::time::Duration;
 
 use andromede_client::cluster::{closest_members, partition_key};
+use andromede_client::faults::PlantedBug;
 use andromede_client::{Client, ClientError, PutObjectOptions};
 use andromede_testnet::cluster::Testnet;
 
@@ -115,10 +120,11 @@ async fn a_replica_offline_during_a_delete_comes_back_and_the_object_stays_delet
     testnet.down().unwrap();
 }
 
-/// A client of `testnet` whose clock reads `skew_ms` off.
-async fn skewed_client(testnet: &Testnet, skew_ms: i64) -> Client {
+/// A client of `testnet` whose clock reads `skew_ms` off, running with `bug`.
+async fn skewed_client(testnet: &Testnet, skew_ms: i64, bug: Option<PlantedBug>) -> Client {
     let mut config = testnet.client_config().unwrap();
     config.clock_skew_ms = skew_ms;
+    config.planted_bug = bug;
     let client = Client::connect(config).await.unwrap();
     client
         .wait_for_nodes(testnet.len(), Duration::from_secs(30))
@@ -144,11 +150,16 @@ async fn put_result(client: &Client, key: &str, data: &[u8]) -> Result<(), Clien
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clock_skew_never_lets_a_wrong_clock_pin_or_lose_a_write() {
+    clock_skew(None).await;
+}
+
+/// Writers 10 minutes ahead and behind, clients running with `bug`.
+async fn clock_skew(bug: Option<PlantedBug>) {
     const TEN_MINUTES_MS: i64 = 10 * 60 * 1000;
     let dir = tempfile::tempdir().unwrap();
     let (mut testnet, correct) = up(dir.path(), 4).await;
-    let ahead = skewed_client(&testnet, TEN_MINUTES_MS).await;
-    let behind = skewed_client(&testnet, -TEN_MINUTES_MS).await;
+    let ahead = skewed_client(&testnet, TEN_MINUTES_MS, bug).await;
+    let behind = skewed_client(&testnet, -TEN_MINUTES_MS, bug).await;
     let v1 = vec![1u8; 200_000];
     let v2 = vec![2u8; 200_000];
     let v3 = vec![3u8; 200_000];
@@ -190,4 +201,109 @@ async fn clock_skew_never_lets_a_wrong_clock_pin_or_lose_a_write() {
         Err(ClientError::NoSuchKey { .. })
     ));
     testnet.down().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_losing_power_right_after_acknowledgements_loses_nothing() {
+    power_cut_everywhere(None).await;
+}
+
+/// Objects acknowledged, then every node loses power at once (writes not yet durable
+/// are undone, see `andromede_node::store::power`) and comes back: each object reads back.
+async fn power_cut_everywhere(bug: Option<PlantedBug>) {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut testnet, client) = common::up_planted(dir.path(), 5, BUCKET, bug).await;
+    let objects: Vec<(String, Vec<u8>)> = (0..6u8)
+        .map(|i| {
+            (
+                format!("powered-{i}"),
+                vec![i; 150_000 + usize::from(i) * 70_001],
+            )
+        })
+        .collect();
+    for (key, data) in &objects {
+        put(&client, key, data).await;
+    }
+    for i in 0..testnet.len() {
+        testnet.power_cut(i).await.unwrap();
+    }
+    for i in 0..testnet.len() {
+        testnet.start(i).unwrap();
+    }
+    testnet.wait_settled(Duration::from_secs(60)).await.unwrap();
+    for (key, data) in &objects {
+        read_back(&client, key, data).await;
+    }
+    testnet.down().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_quorum_outlives_each_replica_lost_in_turn() {
+    replicas_lost_in_turn(None).await;
+}
+
+/// Two of the bucket's three metadata replicas are slow when a PUT is acknowledged and
+/// die right after it, before serving it; then the third dies and the first two come
+/// back: with a write quorum of 2 one of them made the write durable before the
+/// acknowledgement, so the object reads back.
+async fn replicas_lost_in_turn(bug: Option<PlantedBug>) {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut testnet, reader) = up(dir.path(), 5).await;
+    let mut config = testnet.client_config().unwrap();
+    config.planted_bug = bug;
+    let writer = Client::connect(config).await.unwrap();
+    writer
+        .wait_for_nodes(testnet.len(), Duration::from_secs(30))
+        .await
+        .unwrap();
+    let replicas = replica_nodes(&testnet, &writer);
+    testnet.slow(replicas[1], 3_000).await.unwrap();
+    testnet.slow(replicas[2], 3_000).await.unwrap();
+    let data = vec![9u8; 400_000];
+    put(&writer, "in-turn", &data).await;
+    testnet.kill(replicas[1]).unwrap();
+    testnet.kill(replicas[2]).unwrap();
+    testnet.kill(replicas[0]).unwrap();
+    testnet.start(replicas[1]).unwrap();
+    testnet.start(replicas[2]).unwrap();
+    testnet.wait_settled(Duration::from_secs(60)).await.unwrap();
+    read_back(&reader, "in-turn", &data).await;
+    testnet.down().unwrap();
+}
+
+/// Runs `scenario` (which panics on a failed check) and returns why it failed; panics
+/// when it passed.
+async fn failure_of(scenario: impl std::future::Future<Output = ()> + Send + 'static) -> String {
+    match tokio::spawn(scenario).await {
+        Ok(()) => panic!("the scenario passed with its planted bug"),
+        Err(error) => {
+            let panic = error.into_panic();
+            panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_default()
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planted_ack_before_fsync_loses_objects_to_a_power_cut() {
+    let why = failure_of(power_cut_everywhere(Some(PlantedBug::AckBeforeFsync))).await;
+    assert!(why.contains("never read back"), "failed otherwise: {why}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planted_write_quorum_of_one_loses_an_acknowledged_write() {
+    let why = failure_of(replicas_lost_in_turn(Some(PlantedBug::WriteQuorumOne))).await;
+    assert!(why.contains("never read back"), "failed otherwise: {why}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planted_raw_clock_versions_lose_a_late_clock_s_overwrite() {
+    let why = failure_of(clock_skew(Some(PlantedBug::RawClockVersions))).await;
+    assert!(
+        why.contains("read back other bytes"),
+        "failed otherwise: {why}"
+    );
 }

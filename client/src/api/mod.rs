@@ -54,6 +54,9 @@ pub struct ClientConfig {
     /// clock-skew scenarios; only with the `fault-injection` feature.
     #[cfg(feature = "fault-injection")]
     pub clock_skew_ms: i64,
+    /// A planted bug this client runs with; only with the `fault-injection` feature.
+    #[cfg(feature = "fault-injection")]
+    pub planted_bug: Option<crate::faults::PlantedBug>,
 }
 
 impl ClientConfig {
@@ -69,6 +72,8 @@ impl ClientConfig {
             connect_timeout: Duration::from_secs(10),
             #[cfg(feature = "fault-injection")]
             clock_skew_ms: 0,
+            #[cfg(feature = "fault-injection")]
+            planted_bug: None,
         }
     }
 }
@@ -141,6 +146,8 @@ impl Client {
             writer,
             config.request_timeout,
         );
+        #[cfg(feature = "fault-injection")]
+        let meta = meta.with_planted_bug(config.planted_bug);
         Ok(Self {
             net,
             membership,

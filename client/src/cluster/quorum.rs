@@ -91,6 +91,8 @@ pub struct MetaQuorum {
     hlc: Arc<Hlc>,
     writer: WriterId,
     timeout: Duration,
+    #[cfg(feature = "fault-injection")]
+    planted: Option<crate::faults::PlantedBug>,
 }
 
 impl MetaQuorum {
@@ -109,7 +111,26 @@ impl MetaQuorum {
             hlc,
             writer,
             timeout,
+            #[cfg(feature = "fault-injection")]
+            planted: None,
         }
+    }
+
+    /// The same with a planted bug (tests that show the scenarios catch it).
+    #[cfg(feature = "fault-injection")]
+    #[must_use]
+    pub fn with_planted_bug(mut self, bug: Option<crate::faults::PlantedBug>) -> Self {
+        self.planted = bug;
+        self
+    }
+
+    /// Acknowledgements a write to `asked` replicas needs.
+    fn write_quorum(&self, asked: usize) -> usize {
+        #[cfg(feature = "fault-injection")]
+        if self.planted == Some(crate::faults::PlantedBug::WriteQuorumOne) {
+            return asked.min(1);
+        }
+        quorum(asked)
     }
 
     /// The same, for a node that is itself a replica: `local` counts as a live member
@@ -162,6 +183,13 @@ impl MetaQuorum {
     /// A version for a write that replaces `previous`: now, or just after `previous`
     /// when this clock is behind it.
     pub fn version_after(&self, previous: Option<&Version>) -> Version {
+        #[cfg(feature = "fault-injection")]
+        if self.planted == Some(crate::faults::PlantedBug::RawClockVersions) {
+            return Version {
+                timestamp: self.hlc.raw(),
+                writer: self.writer.clone(),
+            };
+        }
         let timestamp = match previous {
             Some(previous) => self.hlc.after(previous.timestamp),
             None => self.hlc.now(),
@@ -220,7 +248,10 @@ impl MetaQuorum {
     ) -> Result<Vec<(PeerId, MetaResponse)>, QuorumError> {
         let candidates = self.candidates(partition)?;
         let asked = candidates.len().min(REPLICAS);
-        let needed = quorum(asked);
+        let needed = match grace {
+            Some(_) => quorum(asked),
+            None => self.write_quorum(asked),
+        };
         let request = Arc::new(request);
         let mut stand_ins = candidates.iter().skip(asked);
         let mut pending: FuturesUnordered<_> = candidates[..asked]

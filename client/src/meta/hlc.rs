@@ -133,6 +133,16 @@ impl<C: PhysicalClock> Hlc<C> {
         next
     }
 
+    /// The physical clock as read, ignoring every timestamp seen: the planted
+    /// raw-clock bug's versions.
+    #[cfg(feature = "fault-injection")]
+    pub fn raw(&self) -> Timestamp {
+        Timestamp {
+            wall_ms: self.clock.now_ms(),
+            logical: 0,
+        }
+    }
+
     /// Takes a remote timestamp into account, so later local events order after it.
     ///
     /// # Errors

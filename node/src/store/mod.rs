@@ -12,6 +12,7 @@
 mod epoch;
 pub(crate) mod index;
 mod layout;
+pub mod power;
 mod quarantine;
 mod quota;
 mod recover;
@@ -217,7 +218,7 @@ impl ShardStore {
             self.inner.quota.release(stale.size_bytes);
         }
         self.inner.quota.reserve(size)?;
-        let written = write::write_durable(&self.inner.layout.tmp_dir(), &path, bytes, crash)
+        let written = write::write_shard(&self.inner.layout.tmp_dir(), &path, bytes, crash)
             .and_then(|()| {
                 if crash == Some(CrashPoint::BeforeIndex) {
                     return Err(crash_error(CrashPoint::BeforeIndex));

@@ -6,6 +6,7 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::power;
 use crate::error::StoreError;
 
 /// Steps of a write at which the fault-injection build can simulate a crash.
@@ -26,7 +27,9 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 pub(crate) fn fsync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(StoreError::io("fsync directory", dir))
+        .map_err(StoreError::io("fsync directory", dir))?;
+    power::dir_synced(dir);
+    Ok(())
 }
 
 /// Creates `dir` and any missing parents, fsyncing each parent whose entries changed.
@@ -55,6 +58,27 @@ pub(crate) fn write_durable(
     bytes: &[u8],
     crash: Option<CrashPoint>,
 ) -> Result<(), StoreError> {
+    write_file(tmp_dir, dest, bytes, crash, true)
+}
+
+/// [`write_durable`] for a shard about to be acknowledged, where the planted "ack before
+/// fsync" bug (fault-injection builds only, see [`power`]) skips both fsyncs.
+pub(crate) fn write_shard(
+    tmp_dir: &Path,
+    dest: &Path,
+    bytes: &[u8],
+    crash: Option<CrashPoint>,
+) -> Result<(), StoreError> {
+    write_file(tmp_dir, dest, bytes, crash, !power::skip_fsync())
+}
+
+fn write_file(
+    tmp_dir: &Path,
+    dest: &Path,
+    bytes: &[u8],
+    crash: Option<CrashPoint>,
+    fsync: bool,
+) -> Result<(), StoreError> {
     let name = dest
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -64,7 +88,7 @@ pub(crate) fn write_durable(
         std::process::id(),
         TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
-    let result = write_steps(&tmp, dest, bytes, crash);
+    let result = write_steps(&tmp, dest, bytes, crash, fsync);
     if result.is_err() && crash.is_none() {
         // Best effort: a leftover temp file is also removed at the next open.
         let _ = fs::remove_file(&tmp);
@@ -77,6 +101,7 @@ fn write_steps(
     dest: &Path,
     bytes: &[u8],
     crash: Option<CrashPoint>,
+    fsync: bool,
 ) -> Result<(), StoreError> {
     let hit = |point| crash == Some(point);
     let mut file = OpenOptions::new()
@@ -92,8 +117,12 @@ fn write_steps(
     }
     file.write_all(bytes)
         .map_err(StoreError::io("write temp file", tmp))?;
-    file.sync_all()
-        .map_err(StoreError::io("fsync temp file", tmp))?;
+    power::wrote(tmp);
+    if fsync {
+        file.sync_all()
+            .map_err(StoreError::io("fsync temp file", tmp))?;
+        power::synced(tmp);
+    }
     drop(file);
     if hit(CrashPoint::AfterTempFsync) {
         return Err(injected(CrashPoint::AfterTempFsync));
@@ -101,10 +130,11 @@ fn write_steps(
     let dir = dest.parent().unwrap_or(Path::new("."));
     create_dir_durable(dir)?;
     fs::rename(tmp, dest).map_err(StoreError::io("rename into place", dest))?;
+    power::renamed(tmp, dest);
     if hit(CrashPoint::AfterRename) {
         return Err(injected(CrashPoint::AfterRename));
     }
-    fsync_dir(dir)
+    if fsync { fsync_dir(dir) } else { Ok(()) }
 }
 
 use super::crash_error as injected;

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use andromede_client::faults::PlantedBug;
 use andromede_client::{BucketOptions, Client, ErasureParams};
 use andromede_testnet::cluster::{Testnet, UpOptions};
 
@@ -27,9 +28,21 @@ pub(crate) fn node_binary() -> PathBuf {
 }
 
 /// A testnet of `nodes` nodes in their own zones (down after 3 s, sweeps every 3 s,
-/// scrubs every 2 s), a client that sees them all, and `bucket` with RS(2,1).
+/// scrubs every 2 s), a client that sees them all, and `bucket` with RS(2,1). The nodes
+/// die with the returned handle.
 #[allow(dead_code)] // Not every test binary uses every helper.
 pub(crate) async fn up(dir: &Path, nodes: usize, bucket: &str) -> (Testnet, Client) {
+    up_planted(dir, nodes, bucket, None).await
+}
+
+/// The same with `planted_bug` in every node.
+#[allow(dead_code)]
+pub(crate) async fn up_planted(
+    dir: &Path,
+    nodes: usize,
+    bucket: &str,
+    planted_bug: Option<PlantedBug>,
+) -> (Testnet, Client) {
     let options = UpOptions {
         nodes,
         zones: nodes,
@@ -39,8 +52,9 @@ pub(crate) async fn up(dir: &Path, nodes: usize, bucket: &str) -> (Testnet, Clie
         repair_sweep_interval: "3s".into(),
         scrub_interval: "2s".into(),
         node_bin: Some(node_binary()),
+        planted_bug,
     };
-    let testnet = Testnet::up(dir, &options).await.unwrap();
+    let testnet = Testnet::up(dir, &options).await.unwrap().kill_on_drop();
     let client = testnet.client().await.unwrap();
     client
         .wait_for_nodes(nodes, Duration::from_secs(30))
