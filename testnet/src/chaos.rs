@@ -55,6 +55,8 @@ pub struct ChaosOptions {
 pub enum FaultKind {
     /// SIGKILL, restarted a while later.
     Kill,
+    /// A power cut (writes not yet durable undone, then dead), restarted a while later.
+    PowerCut,
     /// Data deleted, restarted empty.
     Wipe,
     /// Bytes flipped in a tenth of a node's shard files.
@@ -65,9 +67,17 @@ pub enum FaultKind {
     Slow,
 }
 
+impl FaultKind {
+    /// Whether the node is down until the fault is lifted.
+    fn stops_a_node(self) -> bool {
+        matches!(self, FaultKind::Kill | FaultKind::PowerCut)
+    }
+}
+
 /// Every kind, in a fixed order (shuffled per round by the seed).
-const ALL_FAULTS: [FaultKind; 5] = [
+const ALL_FAULTS: [FaultKind; 6] = [
     FaultKind::Kill,
+    FaultKind::PowerCut,
     FaultKind::Wipe,
     FaultKind::Corrupt,
     FaultKind::Partition,
@@ -305,7 +315,7 @@ async fn drive(testnet: &mut Testnet, options: &ChaosOptions) -> anyhow::Result<
             last_check = now;
             repaired.poll(testnet).await;
             let running = testnet.running_peers().await;
-            if undo.iter().all(|(_, kind, _)| *kind != FaultKind::Kill)
+            if undo.iter().all(|(_, kind, _)| !kind.stops_a_node())
                 && check_bucket(&client, BUCKET, &running, Depth::Have)
                     .await
                     .is_ok_and(|r| r.is_full())
@@ -333,7 +343,8 @@ async fn drive(testnet: &mut Testnet, options: &ChaosOptions) -> anyhow::Result<
         }
         let kind = pending[pending.len() - 1];
         let node = rng.random_range(0..options.nodes);
-        let destructive = matches!(kind, FaultKind::Kill | FaultKind::Wipe | FaultKind::Corrupt);
+        let destructive =
+            kind.stops_a_node() || matches!(kind, FaultKind::Wipe | FaultKind::Corrupt);
         let too_much_damage =
             destructive && !damage.nodes.contains(&node) && damage.nodes.len() >= m;
         if too_much_damage || !testnet.is_running(node) || undo.iter().any(|(_, k, _)| *k == kind) {
@@ -468,6 +479,10 @@ async fn inject(
             testnet.kill(node)?;
             Ok(Some(Duration::from_secs(rng.random_range(3..20))))
         }
+        FaultKind::PowerCut => {
+            testnet.power_cut(node).await?;
+            Ok(Some(Duration::from_secs(rng.random_range(3..20))))
+        }
         FaultKind::Wipe => testnet.wipe(node).map(|()| None),
         FaultKind::Corrupt => {
             testnet.corrupt(node, 0.1, rng.random_range(0..u64::MAX))?;
@@ -493,7 +508,7 @@ async fn inject(
 /// Undoes a fault that has a duration.
 async fn lift(testnet: &mut Testnet, kind: FaultKind, node: usize) -> anyhow::Result<()> {
     match kind {
-        FaultKind::Kill => testnet.start(node),
+        FaultKind::Kill | FaultKind::PowerCut => testnet.start(node),
         FaultKind::Partition => testnet.unpartition().await,
         FaultKind::Slow => testnet.slow(node, 0).await,
         FaultKind::Wipe | FaultKind::Corrupt => Ok(()),

@@ -76,6 +76,12 @@ enum Command {
         #[command(flatten)]
         node: NodeArg,
     },
+    /// Cut a node's power: writes it had not made durable are undone and it dies (needs a
+    /// node built with the fault-injection feature; `restart` brings it back).
+    Powercut {
+        #[command(flatten)]
+        node: NodeArg,
+    },
     /// Start a stopped node, or kill and start a running one.
     Restart {
         #[command(flatten)]
@@ -261,6 +267,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Kill { node } => {
             Testnet::open(&node.dir.dir)?.kill(node.node)?;
             println!("node {} killed", node.node);
+            Ok(())
+        }
+        Command::Powercut { node } => {
+            Testnet::open(&node.dir.dir)?.power_cut(node.node).await?;
+            println!("node {} lost power", node.node);
             Ok(())
         }
         Command::Restart { node } => {
