@@ -18,6 +18,7 @@ use crate::service::dispatch::{self, NodeTags};
 use crate::service::meta::LocalMeta;
 use crate::store::{IndexOptions, ShardStore};
 use crate::workers::anti_entropy::{AntiEntropyConfig, AntiEntropyWorker};
+use crate::workers::catch_up::{CatchUp, CatchUpWorker};
 use crate::workers::gc::{GcConfig, GcWorker};
 use crate::workers::liveness::Liveness;
 use crate::workers::orphans::{OrphanConfig, OrphanWorker};
@@ -119,6 +120,7 @@ pub struct Daemon {
     store: ShardStore,
     meta: Arc<dyn MetaStore>,
     drain: Drain,
+    catch_up: CatchUp,
     admin_state: AdminState,
     membership: Membership,
     net: NetHandle,
@@ -139,7 +141,7 @@ impl Daemon {
             warn!(%bug, "PLANTED BUG: this node runs with a deliberate mistake, for tests only");
         }
         let data = config.data.clone();
-        let (store, meta, identity, secret, drain) = tokio::task::spawn_blocking(move || {
+        let (store, meta, identity, secret, drain, catch_up) = tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(data.root()).map_err(|error| {
                 DaemonError::Store(crate::error::StoreError::Io {
                     op: "create data directory",
@@ -157,9 +159,12 @@ impl Daemon {
                 secret
             };
             let (store, _report) = ShardStore::open(&data.store_config(config.capacity_bytes))?;
+            let fresh_meta = !data.meta().exists();
+            let catch_up =
+                CatchUp::load(data.catch_up_marker(), fresh_meta).map_err(DaemonError::Task)?;
             let meta = SledMetaStore::open(&data.meta(), IndexOptions::default())?;
             let drain = Drain::load(data.drain_marker()).map_err(DaemonError::Task)?;
-            Ok::<_, DaemonError>((store, meta, identity, secret, drain))
+            Ok::<_, DaemonError>((store, meta, identity, secret, drain, catch_up))
         })
         .await
         .map_err(|e| DaemonError::Task(e.to_string()))??;
@@ -181,6 +186,7 @@ impl Daemon {
             tags: config.tags.clone(),
             membership: membership.clone(),
             drain: drain.clone(),
+            catch_up: catch_up.clone(),
         };
         tasks.spawn(dispatch::serve(
             store.clone(),
@@ -206,6 +212,17 @@ impl Daemon {
                 local,
                 drain.clone(),
                 config.anti_entropy.clone(),
+            )
+            .run(cancel.clone()),
+        );
+        tasks.spawn(
+            CatchUpWorker::new(
+                catch_up.clone(),
+                Arc::clone(&meta),
+                quorum.clone(),
+                membership.clone(),
+                local,
+                !config.bootstrap.is_empty(),
             )
             .run(cancel.clone()),
         );
@@ -275,6 +292,7 @@ impl Daemon {
             store,
             meta,
             drain,
+            catch_up,
             admin_state,
             membership,
             net,
@@ -302,6 +320,12 @@ impl Daemon {
     /// The node's metadata replica store (what this node holds, not a quorum read).
     pub fn meta(&self) -> &Arc<dyn MetaStore> {
         &self.meta
+    }
+
+    /// Whether its metadata store is new and still being filled from the other replicas
+    /// (see [`crate::workers::catch_up`]).
+    pub fn is_catching_up(&self) -> bool {
+        self.catch_up.is_pending()
     }
 
     /// Starts draining this node (see [`crate::drain`]); returns when the drain began.

@@ -63,6 +63,12 @@ impl DataDir {
         self.store().join("roster.json")
     }
 
+    /// Present while the node's metadata store is new and still being filled from the
+    /// other replicas, so a node restarted half-way keeps catching up.
+    pub fn catch_up_marker(&self) -> PathBuf {
+        self.root.join("catching-up")
+    }
+
     /// Present while the node is being drained (it holds the time the drain began), so a
     /// restarted node keeps draining.
     pub fn drain_marker(&self) -> PathBuf {

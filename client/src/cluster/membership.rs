@@ -52,11 +52,23 @@ pub struct Member {
     pub info: NodeInfo,
     /// Whether it answered its last info request and failed nothing since.
     pub live: bool,
+    /// Whether the replica sets it belongs to are changing because of it: it is catching
+    /// up, or this view saw it finish less than `HANDOFF_GRACE` refreshes ago (other
+    /// views may not have seen it finish yet). Metadata writes then reach the sets with
+    /// and without it (DESIGN.md, "Metadata").
+    pub handing_off: bool,
 }
+
+/// Refreshes after a member finished catching up during which writes still reach the
+/// replica sets without it: every other view has refreshed by then, so a reader that
+/// still leaves it out meets every write.
+const HANDOFF_GRACE: u32 = 3;
 
 #[derive(Debug, Default)]
 struct State {
     members: HashMap<PeerId, (Member, Instant)>,
+    /// When this view saw each member finish catching up (kept `HANDOFF_GRACE`).
+    caught_up: HashMap<PeerId, Instant>,
 }
 
 #[derive(Debug)]
@@ -207,15 +219,29 @@ impl Inner {
             .collect()
             .await;
         let now = Instant::now();
+        let grace = self.config.refresh_every * HANDOFF_GRACE;
         let mut state = self.lock();
+        state
+            .caught_up
+            .retain(|_, at| now.duration_since(*at) < grace);
         for (peer, info) in answers {
             match info {
                 Some(info) => {
+                    let was_catching_up = state
+                        .members
+                        .get(&peer)
+                        .is_some_and(|(m, _)| m.info.catching_up);
+                    if was_catching_up && !info.catching_up {
+                        debug!(%peer, "node caught up: its replica sets change");
+                        state.caught_up.insert(peer, now);
+                    }
+                    let handing_off = info.catching_up || state.caught_up.contains_key(&peer);
                     let member = Member {
                         peer,
                         key: placement_key(&peer.to_bytes()),
                         info,
                         live: true,
+                        handing_off,
                     };
                     state.members.insert(peer, (member, now));
                 }

@@ -34,17 +34,24 @@ pub fn partition_key(partition: &str) -> PlacementKey {
 }
 
 /// `members` with this node added as a live member (a node is one of the candidates
-/// for its own partitions), draining or not.
-pub fn with_local(mut members: Vec<Member>, local: PeerId, draining: bool) -> Vec<Member> {
+/// for its own partitions), draining or not, catching up or not.
+pub fn with_local(
+    mut members: Vec<Member>,
+    local: PeerId,
+    draining: bool,
+    catching_up: bool,
+) -> Vec<Member> {
     members.retain(|m| m.peer != local);
     members.push(Member {
         peer: local,
         key: placement_key(&local.to_bytes()),
         info: NodeInfo {
             draining,
+            catching_up,
             ..NodeInfo::default()
         },
         live: true,
+        handing_off: catching_up,
     });
     members
 }

@@ -15,6 +15,12 @@
 //!   surviving replica that does must be heard.
 //! - A scan merges one page from each replica of a read quorum: the merged page stops at
 //!   the smallest last key among pages that have more, so no key is skipped.
+//! - Replica-set changes (DESIGN.md, "Metadata"): a node whose metadata store is new
+//!   (it joined, or its disk was wiped) says it is catching up until it has copied its
+//!   partitions from their replicas. Reads leave it out, so they count only replicas
+//!   known to be complete; writes reach a quorum of the set with it and of the set
+//!   without it, until every view has seen it finish (`Member::handing_off`). A reader
+//!   on either side of the change then meets every acknowledged write.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,7 +32,7 @@ use futures::stream::FuturesUnordered;
 use libp2p::PeerId;
 use tracing::{debug, warn};
 
-use super::{Membership, REPLICAS, closest_members, partition_key, quorum, with_local};
+use super::{Member, Membership, REPLICAS, closest_members, partition_key, quorum, with_local};
 use crate::meta::hlc::Hlc;
 use crate::meta::key::{RecordKey, Table};
 use crate::meta::record::{Record, Version, WriterId, merge};
@@ -68,6 +74,44 @@ pub struct ScanPage {
     pub more: bool,
 }
 
+/// What a request does, which decides the replica sets it must reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Read,
+    Write,
+}
+
+/// One replica set's progress during a request.
+#[derive(Debug)]
+struct SetProgress {
+    /// The replicas asked for this set (stand-ins join as replicas fail).
+    members: Vec<PeerId>,
+    /// Who stands in next, closest first.
+    stand_ins: Vec<PeerId>,
+    /// Answers this set needs.
+    needed: usize,
+    /// Answers from its members.
+    answered: usize,
+}
+
+impl SetProgress {
+    fn reached(&self) -> bool {
+        self.answered >= self.needed
+    }
+
+    /// Takes the next stand-in that has not failed already into the set.
+    fn next_stand_in(&mut self, failed: &[PeerId]) -> Option<PeerId> {
+        while !self.stand_ins.is_empty() {
+            let peer = self.stand_ins.remove(0);
+            if !failed.contains(&peer) && !self.members.contains(&peer) {
+                self.members.push(peer);
+                return Some(peer);
+            }
+        }
+        None
+    }
+}
+
 /// A metadata replica inside this process. A node is one of the replicas of the
 /// partitions closest to it, and cannot send itself requests over the network.
 pub trait LocalReplica: Send + Sync + std::fmt::Debug {
@@ -78,6 +122,11 @@ pub trait LocalReplica: Send + Sync + std::fmt::Debug {
     /// Whether the node is being drained (then it is no replica, even of its own
     /// partitions).
     fn draining(&self) -> bool {
+        false
+    }
+    /// Whether the node's metadata store is still being filled after it joined or was
+    /// wiped (then it takes writes but counts towards no read quorum).
+    fn catching_up(&self) -> bool {
         false
     }
 }
@@ -142,11 +191,30 @@ impl MetaQuorum {
     }
 
     /// The replica set of `partition` as this process sees it now: the `REPLICAS` live
-    /// nodes closest to it (this node included when it is a replica), closest first.
+    /// nodes closest to it that are not catching up (this node included when it is a
+    /// replica), closest first. Reads count only these; the first owns repair.
     pub fn replicas(&self, partition: &str) -> Vec<PeerId> {
-        let mut replicas = self.candidates(partition).unwrap_or_default();
+        let mut replicas = self
+            .sets(partition, Access::Read)
+            .ok()
+            .and_then(|sets| sets.into_iter().next())
+            .unwrap_or_default();
         replicas.truncate(REPLICAS);
         replicas
+    }
+
+    /// Every node a write to `partition` goes to: the replica set, and while the set
+    /// changes (a node catching up or just caught up) the set with the newcomer too.
+    pub fn write_targets(&self, partition: &str) -> Vec<PeerId> {
+        let mut targets: Vec<PeerId> = Vec::new();
+        for set in self.sets(partition, Access::Write).unwrap_or_default() {
+            for peer in set.into_iter().take(REPLICAS) {
+                if !targets.contains(&peer) {
+                    targets.push(peer);
+                }
+            }
+        }
+        targets
     }
 
     /// Sends one request to one replica (in-process when it is this node).
@@ -162,22 +230,47 @@ impl MetaQuorum {
         self.ask(peer, Arc::new(request)).await
     }
 
-    /// The live nodes closest to `partition`, closest first, as many as may be asked: the
-    /// `REPLICAS` of its replica set, then as many stand-ins.
+    /// The replica sets a request on `partition` must each reach a quorum of, every one
+    /// as live nodes closest first: its `REPLICAS`, then as many stand-ins.
+    ///
+    /// A read has one: nodes catching up left out (DESIGN.md, "Metadata": reads consult
+    /// the set known to be complete). A write also has, while a node hands off, the set
+    /// with every newcomer and the set without any (they differ only then), so that a
+    /// read meets it whichever set the reader counts, before and after the change.
     ///
     /// # Errors
     /// [`QuorumError::NoNodes`].
-    fn candidates(&self, partition: &str) -> Result<Vec<PeerId>, QuorumError> {
+    fn sets(&self, partition: &str, access: Access) -> Result<Vec<Vec<PeerId>>, QuorumError> {
         let mut members = self.membership.live();
         if let Some(local) = &self.local {
-            members = with_local(members, local.peer(), local.draining());
+            members = with_local(members, local.peer(), local.draining(), local.catching_up());
         }
-        let mut candidates = closest_members(&members, &partition_key(partition));
-        if candidates.is_empty() {
+        let target = partition_key(partition);
+        let closest = |keep: &dyn Fn(&Member) -> bool| {
+            let kept: Vec<Member> = members.iter().filter(|m| keep(m)).cloned().collect();
+            let mut candidates = closest_members(&kept, &target);
+            candidates.truncate(2 * REPLICAS);
+            candidates
+        };
+        let mut complete = closest(&|m| !m.info.catching_up);
+        if complete.is_empty() {
+            // Every node is new (a cluster starting): none knows more than another.
+            complete = closest(&|_| true);
+        }
+        if complete.is_empty() {
             return Err(QuorumError::NoNodes);
         }
-        candidates.truncate(2 * REPLICAS);
-        Ok(candidates)
+        let mut sets = vec![complete];
+        if access == Access::Write {
+            for set in [closest(&|_| true), closest(&|m| !m.handing_off)] {
+                let replicas = &set[..set.len().min(REPLICAS)];
+                let known = sets.iter().any(|s| &s[..s.len().min(REPLICAS)] == replicas);
+                if !replicas.is_empty() && !known {
+                    sets.push(set);
+                }
+            }
+        }
+        Ok(sets)
     }
 
     /// A version for a write that replaces `previous`: now, or just after `previous`
@@ -237,28 +330,52 @@ impl MetaQuorum {
         tokio::spawn(async move { (peer, this.ask(peer, request).await) })
     }
 
-    /// Sends `request` to every replica of `partition` and returns the successful
-    /// answers once a quorum has answered, plus (with `grace`) those that arrive within
-    /// `grace` after it; the other requests run on.
+    /// Sends `request` to every replica of each of `partition`'s sets (see
+    /// [`MetaQuorum::sets`]) and returns the successful answers once every set has a
+    /// quorum, plus (with `grace`, for reads) those that arrive within `grace` after it;
+    /// the other requests run on. A replica that fails is replaced, in each set it was
+    /// in, by that set's next stand-in.
     async fn gather(
         &self,
         partition: &str,
         request: MetaRequest,
         grace: Option<Duration>,
     ) -> Result<Vec<(PeerId, MetaResponse)>, QuorumError> {
-        let candidates = self.candidates(partition)?;
-        let asked = candidates.len().min(REPLICAS);
-        let needed = match grace {
-            Some(_) => quorum(asked),
-            None => self.write_quorum(asked),
+        let access = if grace.is_some() {
+            Access::Read
+        } else {
+            Access::Write
         };
-        let request = Arc::new(request);
-        let mut stand_ins = candidates.iter().skip(asked);
-        let mut pending: FuturesUnordered<_> = candidates[..asked]
-            .iter()
-            .map(|&peer| self.spawn_ask(peer, &request))
+        let mut sets: Vec<SetProgress> = self
+            .sets(partition, access)?
+            .into_iter()
+            .map(|candidates| {
+                let asked = candidates.len().min(REPLICAS);
+                let needed = match access {
+                    Access::Read => quorum(asked),
+                    Access::Write => self.write_quorum(asked),
+                };
+                SetProgress {
+                    members: candidates[..asked].to_vec(),
+                    stand_ins: candidates[asked..].to_vec(),
+                    needed,
+                    answered: 0,
+                }
+            })
             .collect();
-        let mut answers = Vec::with_capacity(asked);
+        let request = Arc::new(request);
+        let mut asked: Vec<PeerId> = Vec::new();
+        let mut pending = FuturesUnordered::new();
+        for set in &sets {
+            for &peer in &set.members {
+                if !asked.contains(&peer) {
+                    asked.push(peer);
+                    pending.push(self.spawn_ask(peer, &request));
+                }
+            }
+        }
+        let mut answers: Vec<(PeerId, MetaResponse)> = Vec::with_capacity(asked.len());
+        let mut failed: Vec<PeerId> = Vec::new();
         let mut last = String::from("no answer");
         let mut deadline: Option<tokio::time::Instant> = None;
         loop {
@@ -270,13 +387,20 @@ impl MetaQuorum {
                 None => pending.next().await,
             };
             let Some(joined) = next else { break };
-            let outcome = joined
-                .map_err(|e| e.to_string())
-                .and_then(|(peer, answer)| answer.map(|response| (peer, response)));
-            match outcome {
-                Ok(answer) => {
-                    answers.push(answer);
-                    if answers.len() == needed {
+            let (peer, answer) = match joined {
+                Ok(joined) => joined,
+                Err(e) => {
+                    last = e.to_string();
+                    continue;
+                }
+            };
+            match answer {
+                Ok(response) => {
+                    answers.push((peer, response));
+                    for set in sets.iter_mut().filter(|s| s.members.contains(&peer)) {
+                        set.answered += 1;
+                    }
+                    if deadline.is_none() && sets.iter().all(SetProgress::reached) {
                         match grace {
                             Some(grace) => deadline = Some(tokio::time::Instant::now() + grace),
                             None => return Ok(answers),
@@ -285,21 +409,37 @@ impl MetaQuorum {
                 }
                 Err(e) => {
                     last = e;
-                    // The next closest live node stands in for the replica that failed.
-                    if let Some(&peer) = stand_ins.next() {
-                        pending.push(self.spawn_ask(peer, &request));
+                    failed.push(peer);
+                    // The set's next closest live node stands in for the replica that
+                    // failed (one that already answered counts at once).
+                    for set in sets.iter_mut().filter(|s| s.members.contains(&peer)) {
+                        let Some(stand_in) = set.next_stand_in(&failed) else {
+                            continue;
+                        };
+                        if answers.iter().any(|(p, _)| *p == stand_in) {
+                            set.answered += 1;
+                        } else if !asked.contains(&stand_in) {
+                            asked.push(stand_in);
+                            pending.push(self.spawn_ask(stand_in, &request));
+                        }
+                    }
+                    if deadline.is_none() && sets.iter().all(SetProgress::reached) {
+                        match grace {
+                            Some(grace) => deadline = Some(tokio::time::Instant::now() + grace),
+                            None => return Ok(answers),
+                        }
                     }
                 }
             }
         }
-        if answers.len() >= needed {
-            return Ok(answers);
+        match sets.iter().find(|s| !s.reached()) {
+            None => Ok(answers),
+            Some(short) => Err(QuorumError::Unavailable {
+                needed: short.needed,
+                reached: short.answered,
+                last,
+            }),
         }
-        Err(QuorumError::Unavailable {
-            needed,
-            reached: answers.len(),
-            last,
-        })
     }
 
     /// Makes `records` (all of `partition`) durable on a write quorum of its replicas.

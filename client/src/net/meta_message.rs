@@ -86,6 +86,9 @@ pub struct NodeInfo {
     /// Drawn when its shard store was created (0: not known); a new one means its shards
     /// are gone (a wiped or replaced disk).
     pub store_epoch: u64,
+    /// Its metadata store is new and still being filled from the other replicas: it
+    /// takes writes but does not count towards read quorums (DESIGN.md, "Metadata").
+    pub catching_up: bool,
 }
 
 impl NodeInfo {
@@ -379,6 +382,7 @@ impl MetaResponse {
                 live_nodes: info.live_nodes,
                 draining: info.draining,
                 store_epoch: info.store_epoch,
+                catching_up: info.catching_up,
             }),
             Self::Wanted(wanted) => meta_response::Response::Wanted(pb::Wanted {
                 wanted: wanted.clone(),
@@ -454,6 +458,7 @@ pub fn decode_meta_response(
                 live_nodes: info.live_nodes,
                 draining: info.draining,
                 store_epoch: info.store_epoch,
+                catching_up: info.catching_up,
             };
             info.validate()?;
             Ok(MetaResponse::Info(info))
@@ -555,6 +560,7 @@ mod tests {
             live_nodes: 3,
             draining: true,
             store_epoch: 0x1234_5678_9abc,
+            catching_up: true,
         });
         let ask = MetaRequest::Info;
         assert_eq!(decode_meta_request(&ask.encode()).unwrap(), ask);

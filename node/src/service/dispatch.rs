@@ -39,6 +39,7 @@ impl NodeTags {
             live_nodes: u32::try_from(membership.live().len() + 1).unwrap_or(u32::MAX),
             draining,
             store_epoch: store.epoch(),
+            catching_up: false,
         }
     }
 }

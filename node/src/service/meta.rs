@@ -25,6 +25,7 @@ use crate::drain::Drain;
 use crate::meta::{MetaStore, RecordKey};
 use crate::service::dispatch::NodeTags;
 use crate::store::ShardStore;
+use crate::workers::catch_up::CatchUp;
 
 /// What a request handler needs to know about this node beyond its store.
 pub trait NodeView {
@@ -51,6 +52,8 @@ pub struct LocalMeta {
     pub membership: Membership,
     /// Whether it is being drained.
     pub drain: Drain,
+    /// Whether its metadata store is still being filled.
+    pub catch_up: CatchUp,
 }
 
 impl LocalMeta {
@@ -62,15 +65,18 @@ impl LocalMeta {
 
 impl NodeView for LocalMeta {
     fn info(&self) -> NodeInfo {
-        self.tags
-            .info(&self.shards, &self.membership, self.drain.is_draining())
+        let mut info = self
+            .tags
+            .info(&self.shards, &self.membership, self.drain.is_draining());
+        info.catching_up = self.catch_up.is_pending();
+        info
     }
 
     fn is_replica(&self, partition: &str) -> bool {
         if self.drain.is_draining() {
             return false;
         }
-        let members = with_local(self.membership.live(), self.peer, false);
+        let members = with_local(self.membership.live(), self.peer, false, false);
         closest_members(&members, &partition_key(partition))
             .iter()
             .take(REPLICAS)
@@ -89,6 +95,10 @@ impl LocalReplica for LocalMeta {
 
     fn draining(&self) -> bool {
         self.drain.is_draining()
+    }
+
+    fn catching_up(&self) -> bool {
+        self.catch_up.is_pending()
     }
 }
 

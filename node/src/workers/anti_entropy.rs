@@ -167,7 +167,7 @@ impl AntiEntropyWorker {
             return;
         };
         let partition = first.partition.clone();
-        for peer in self.quorum.replicas(&partition) {
+        for peer in self.quorum.write_targets(&partition) {
             if peer == self.local {
                 continue;
             }

@@ -1,9 +1,11 @@
 //! Background workers: bounded, rate-limited, stoppable. The scrubber checks shards; the
 //! anti-entropy worker keeps metadata replicas in step; the collector removes replaced and
 //! deleted versions; liveness says which peers are down, and repair rebuilds the shards
-//! they (or rotten disks) lost; the orphan collector deletes shards no manifest names.
+//! they (or rotten disks) lost; the orphan collector deletes shards no manifest names; a
+//! node with a new metadata store catches up before reads count it.
 
 pub mod anti_entropy;
+pub mod catch_up;
 pub mod gc;
 pub mod liveness;
 pub mod orphans;

@@ -287,3 +287,78 @@ async fn closer_peers_joining_during_writes_and_reads_take_over_the_replica_set(
         .unwrap();
     assert_eq!(listed.objects.len(), written.len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_joining_replica_counts_for_reads_only_once_it_holds_every_record() {
+    // Anti-entropy out of reach: whatever the new node holds when it stops catching up
+    // comes from its own copy.
+    let mut cluster = Cluster::start_tuned(
+        3,
+        |_| 1 << 30,
+        |config| config.anti_entropy.interval = Duration::from_secs(3600),
+    )
+    .await;
+    // Nodes of a new cluster have no one to copy from (or only empty peers): done soon.
+    let formed = eventually(Duration::from_secs(60), async || {
+        cluster
+            .daemons
+            .iter()
+            .all(|d| !d.as_ref().unwrap().is_catching_up())
+    })
+    .await;
+    assert!(
+        formed,
+        "the nodes of a new cluster never finished catching up"
+    );
+    cluster
+        .client
+        .create_bucket("handoff", bucket(2, 1, &[]))
+        .await
+        .unwrap();
+    let mut written = Vec::new();
+    for i in 0..40u32 {
+        let key = format!("before-{i:02}");
+        let data = body(1_000 + i as usize, i as u8);
+        put(&cluster.client, "handoff", &key, &data).await;
+        written.push((key, data));
+    }
+
+    let ids = tempfile::tempdir().unwrap();
+    let known: Vec<PeerId> = (0..3).filter_map(|i| cluster.peer(i)).collect();
+    let identity = closer_identity(ids.path(), "handoff", &known);
+    let joined = cluster.join_as(Some(&identity)).await;
+    let daemon = cluster.daemons[joined].as_ref().unwrap();
+    assert!(
+        daemon.is_catching_up(),
+        "a node with a new metadata store must catch up first"
+    );
+    let done = eventually(Duration::from_secs(90), async || !daemon.is_catching_up()).await;
+    assert!(done, "the new node never finished catching up");
+    // The moment it counts for reads, it holds the bucket and every object record.
+    let meta = daemon.meta();
+    let record = |table, partition: &str, sort: &[u8]| {
+        meta.get(&andromede_client::meta::key::RecordKey {
+            table,
+            partition: partition.into(),
+            sort: sort.to_vec(),
+        })
+        .unwrap()
+    };
+    use andromede_client::meta::key::Table;
+    assert!(record(Table::Bucket, "", b"handoff").is_some());
+    for (key, _) in &written {
+        assert!(
+            record(Table::ObjectIndex, "handoff", key.as_bytes()).is_some(),
+            "{key} missing on the new replica after it caught up"
+        );
+    }
+    // And the cluster, now routing the bucket through it, reads everything back.
+    cluster
+        .client
+        .wait_for_nodes(4, Duration::from_secs(30))
+        .await
+        .unwrap();
+    for (key, data) in &written {
+        assert_eq!(&get(&cluster.client, "handoff", key).await, data, "{key}");
+    }
+}
