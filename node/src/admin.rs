@@ -21,6 +21,7 @@ use tracing::{debug, warn};
 use crate::drain::{self, Drain, DrainProgress};
 use crate::service::dispatch::NodeTags;
 use crate::store::ShardStore;
+use crate::workers::catch_up::CatchUp;
 use crate::workers::repair::{RepairStatus, RepairStatusHandle};
 
 /// Admin connections served at once.
@@ -57,6 +58,10 @@ pub struct Status {
     /// Whether this node is being drained (`andromede-node drain` reports progress).
     #[serde(default)]
     pub draining: bool,
+    /// Whether its metadata store is new and still being copied from the other
+    /// replicas (reads do not count it yet).
+    #[serde(default)]
+    pub catching_up: bool,
 }
 
 /// One known peer.
@@ -77,6 +82,9 @@ pub struct PeerStatus {
     /// Whether it is being drained.
     #[serde(default)]
     pub draining: bool,
+    /// Whether replica sets are changing because of it (catching up, or just done).
+    #[serde(default)]
+    pub handing_off: bool,
 }
 
 /// What the endpoint reads to answer.
@@ -96,6 +104,8 @@ pub struct AdminState {
     pub drain: Drain,
     /// Metadata access (drain progress asks every member).
     pub quorum: MetaQuorum,
+    /// Whether the metadata store is still being filled.
+    pub catch_up: CatchUp,
 }
 
 impl AdminState {
@@ -133,6 +143,7 @@ impl AdminState {
                     used_bytes: m.info.used_bytes,
                     reachable: m.live,
                     draining: m.info.draining,
+                    handing_off: m.handing_off,
                 })
                 .collect(),
             repair: self
@@ -141,6 +152,7 @@ impl AdminState {
                 .unwrap_or_else(|e| e.into_inner())
                 .clone(),
             draining: self.drain.is_draining(),
+            catching_up: self.catch_up.is_pending(),
         }
     }
 }

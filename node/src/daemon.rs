@@ -274,6 +274,7 @@ impl Daemon {
             repair: Arc::clone(&repair_status),
             drain: drain.clone(),
             quorum: admin_quorum,
+            catch_up: catch_up.clone(),
         };
         if let Some(addr) = config.admin {
             let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {

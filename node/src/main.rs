@@ -185,6 +185,8 @@ async fn status(dir: &Path, json: bool) -> anyhow::Result<()> {
         status.peer,
         if status.draining {
             " (DRAINING: see `andromede-node drain`)"
+        } else if status.catching_up {
+            " (CATCHING UP: copying its metadata from the other replicas)"
         } else {
             ""
         }
@@ -217,6 +219,11 @@ async fn status(dir: &Path, json: bool) -> anyhow::Result<()> {
         );
         if peer.draining {
             println!("    draining");
+        }
+        if peer.handing_off {
+            println!(
+                "    joining the replica sets near it (writes reach the sets with and without it)"
+            );
         }
     }
     let repair = &status.repair;

@@ -531,8 +531,9 @@ impl Testnet {
             .map_err(|e| anyhow!("node {i}: {e}"))
     }
 
-    /// Waits until every running node answers its admin endpoint and sees every other
-    /// running node as reachable.
+    /// Waits until every running node answers its admin endpoint, sees every other
+    /// running node as reachable, has caught up (a new or wiped metadata store) and sees
+    /// no replica set changing: the cluster is then as it will stay.
     ///
     /// # Errors
     /// When `timeout` passes first; the message has the laggards' log tails.
@@ -545,6 +546,8 @@ impl Testnet {
                 let settled = match self.status(i).await {
                     Ok(status) => {
                         status.peers.iter().filter(|p| p.reachable).count() + 1 >= running.len()
+                            && !status.catching_up
+                            && status.peers.iter().all(|p| !p.handing_off)
                     }
                     Err(_) => false,
                 };

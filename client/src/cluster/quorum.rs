@@ -81,6 +81,21 @@ enum Access {
     Write,
 }
 
+/// A replica set a request goes to.
+#[derive(Debug)]
+struct ReplicaSet {
+    /// Closest first: the set, then its stand-ins.
+    candidates: Vec<PeerId>,
+    /// Whether the request needs a quorum of it (otherwise its answers are only merged).
+    counted: bool,
+}
+
+impl ReplicaSet {
+    fn replicas(&self) -> &[PeerId] {
+        &self.candidates[..self.candidates.len().min(REPLICAS)]
+    }
+}
+
 /// One replica set's progress during a request.
 #[derive(Debug)]
 struct SetProgress {
@@ -198,6 +213,7 @@ impl MetaQuorum {
             .sets(partition, Access::Read)
             .ok()
             .and_then(|sets| sets.into_iter().next())
+            .map(|set| set.candidates)
             .unwrap_or_default();
         replicas.truncate(REPLICAS);
         replicas
@@ -208,7 +224,7 @@ impl MetaQuorum {
     pub fn write_targets(&self, partition: &str) -> Vec<PeerId> {
         let mut targets: Vec<PeerId> = Vec::new();
         for set in self.sets(partition, Access::Write).unwrap_or_default() {
-            for peer in set.into_iter().take(REPLICAS) {
+            for peer in set.candidates.into_iter().take(REPLICAS) {
                 if !targets.contains(&peer) {
                     targets.push(peer);
                 }
@@ -230,17 +246,20 @@ impl MetaQuorum {
         self.ask(peer, Arc::new(request)).await
     }
 
-    /// The replica sets a request on `partition` must each reach a quorum of, every one
-    /// as live nodes closest first: its `REPLICAS`, then as many stand-ins.
+    /// The replica sets a request on `partition` goes to, every one as live nodes closest
+    /// first: its `REPLICAS`, then as many stand-ins.
     ///
-    /// A read has one: nodes catching up left out (DESIGN.md, "Metadata": reads consult
-    /// the set known to be complete). A write also has, while a node hands off, the set
-    /// with every newcomer and the set without any (they differ only then), so that a
-    /// read meets it whichever set the reader counts, before and after the change.
+    /// A read counts one: nodes catching up left out (DESIGN.md, "Metadata": reads
+    /// consult the set known to be complete). It also asks, without counting them, the
+    /// closest nodes that are catching up: another view may already count them, and a
+    /// write it acknowledged may be there; merging their answers can only bring a newer
+    /// version. A write also counts, while a node hands off, the set with every newcomer
+    /// and the set without any (they differ only then), so that a read meets it
+    /// whichever set the reader counts, before and after the change.
     ///
     /// # Errors
     /// [`QuorumError::NoNodes`].
-    fn sets(&self, partition: &str, access: Access) -> Result<Vec<Vec<PeerId>>, QuorumError> {
+    fn sets(&self, partition: &str, access: Access) -> Result<Vec<ReplicaSet>, QuorumError> {
         let mut members = self.membership.live();
         if let Some(local) = &self.local {
             members = with_local(members, local.peer(), local.draining(), local.catching_up());
@@ -260,14 +279,22 @@ impl MetaQuorum {
         if complete.is_empty() {
             return Err(QuorumError::NoNodes);
         }
-        let mut sets = vec![complete];
-        if access == Access::Write {
-            for set in [closest(&|_| true), closest(&|m| !m.handing_off)] {
-                let replicas = &set[..set.len().min(REPLICAS)];
-                let known = sets.iter().any(|s| &s[..s.len().min(REPLICAS)] == replicas);
-                if !replicas.is_empty() && !known {
-                    sets.push(set);
-                }
+        let mut sets = vec![ReplicaSet {
+            candidates: complete,
+            counted: true,
+        }];
+        let others = match access {
+            Access::Read => vec![closest(&|_| true)],
+            Access::Write => vec![closest(&|_| true), closest(&|m| !m.handing_off)],
+        };
+        for set in others {
+            let replicas = &set[..set.len().min(REPLICAS)];
+            let known = sets.iter().any(|s| s.replicas() == replicas);
+            if !replicas.is_empty() && !known {
+                sets.push(ReplicaSet {
+                    candidates: set,
+                    counted: access == Access::Write,
+                });
             }
         }
         Ok(sets)
@@ -349,15 +376,21 @@ impl MetaQuorum {
         let mut sets: Vec<SetProgress> = self
             .sets(partition, access)?
             .into_iter()
-            .map(|candidates| {
-                let asked = candidates.len().min(REPLICAS);
-                let needed = match access {
-                    Access::Read => quorum(asked),
-                    Access::Write => self.write_quorum(asked),
+            .map(|set| {
+                let asked = set.candidates.len().min(REPLICAS);
+                let needed = match (set.counted, access) {
+                    (false, _) => 0,
+                    (true, Access::Read) => quorum(asked),
+                    (true, Access::Write) => self.write_quorum(asked),
+                };
+                let stand_ins = if set.counted {
+                    set.candidates[asked..].to_vec()
+                } else {
+                    Vec::new()
                 };
                 SetProgress {
-                    members: candidates[..asked].to_vec(),
-                    stand_ins: candidates[asked..].to_vec(),
+                    members: set.candidates[..asked].to_vec(),
+                    stand_ins,
                     needed,
                     answered: 0,
                 }

@@ -44,6 +44,21 @@ async fn replaced_and_deleted_versions_are_collected_after_the_grace_period() {
     };
     let patient = connect(Duration::from_secs(3600)).await;
     let hasty = connect(Duration::from_secs(1)).await;
+    // The records below must land on exactly their three replicas: wait until no view
+    // sees a replica set changing (nodes of a new cluster catch up as they start, and
+    // writes then also reach the set with them).
+    let stable = eventually(Duration::from_secs(60), async || {
+        let changing =
+            |members: Vec<andromede_client::cluster::Member>| members.iter().any(|m| m.handing_off);
+        daemons
+            .iter()
+            .flatten()
+            .all(|d| !d.is_catching_up() && !changing(d.membership().all()))
+            && !changing(patient.nodes())
+            && !changing(hasty.nodes())
+    })
+    .await;
+    assert!(stable, "the new cluster's replica sets never settled");
     patient
         .create_bucket("gc-test", bucket(2, 1, &[]))
         .await
