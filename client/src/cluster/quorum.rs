@@ -249,13 +249,14 @@ impl MetaQuorum {
     /// The replica sets a request on `partition` goes to, every one as live nodes closest
     /// first: its `REPLICAS`, then as many stand-ins.
     ///
-    /// A read counts one: nodes catching up left out (DESIGN.md, "Metadata": reads
-    /// consult the set known to be complete). It also asks, without counting them, the
-    /// closest nodes that are catching up: another view may already count them, and a
-    /// write it acknowledged may be there; merging their answers can only bring a newer
-    /// version. A write also counts, while a node hands off, the set with every newcomer
-    /// and the set without any (they differ only then), so that a read meets it
-    /// whichever set the reader counts, before and after the change.
+    /// Every request counts the set known to be complete: nodes catching up left out
+    /// (DESIGN.md, "Metadata": reads consult the set known to be complete). While a
+    /// node hands off (catching up, or finished less than a grace ago in this view), a
+    /// request also counts the set without it, which writers that have not seen the
+    /// change yet still use; and a write counts the set with every newcomer, which reads
+    /// after the change use. A read also asks that last set without counting it: its
+    /// newcomers may hold a write another view made, and merging an answer can only
+    /// bring a newer version. The sets differ only during a change.
     ///
     /// # Errors
     /// [`QuorumError::NoNodes`].
@@ -283,17 +284,18 @@ impl MetaQuorum {
             candidates: complete,
             counted: true,
         }];
-        let others = match access {
-            Access::Read => vec![closest(&|_| true)],
-            Access::Write => vec![closest(&|_| true), closest(&|m| !m.handing_off)],
-        };
-        for set in others {
+        // (set, counted): the set without any node whose replica sets are changing
+        // counts for both (a writer that has not seen the change yet uses it); the set
+        // with every newcomer counts for writes and is asked, uncounted, by reads.
+        let old = closest(&|m| !m.handing_off);
+        let new = closest(&|_| true);
+        for (set, counted) in [(old, true), (new, access == Access::Write)] {
             let replicas = &set[..set.len().min(REPLICAS)];
             let known = sets.iter().any(|s| s.replicas() == replicas);
             if !replicas.is_empty() && !known {
                 sets.push(ReplicaSet {
                     candidates: set,
-                    counted: access == Access::Write,
+                    counted,
                 });
             }
         }

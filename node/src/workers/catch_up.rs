@@ -9,8 +9,8 @@
 //! the complete replicas (the bucket directory, then every bucket's object index,
 //! manifests and garbage list) and applies the merged records locally. A marker file,
 //! written durably before the new store is used and removed once the copy is done, keeps
-//! a node that crashes half-way catching up after its restart. A node that finds no
-//! complete peer (a cluster starting, every node new) has nothing to copy and is done.
+//! a node that crashes half-way catching up after its restart. When every peer is
+//! catching up too (a cluster forming), the scans read all of them.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -149,15 +149,11 @@ impl CatchUpWorker {
             {
                 continue;
             }
-            let sources = live
-                .iter()
-                .filter(|m| !m.info.catching_up && !m.info.draining)
-                .count();
-            let copied = if sources == 0 {
-                Ok(CatchUpReport::default())
-            } else {
-                self.copy(&cancel).instrument(info_span!("catch_up")).await
-            };
+            // Always copy, even from peers that say they are catching up too (a cluster
+            // forming): their flags are as old as the last refresh, and a peer that
+            // took writes meanwhile must be read.
+            let sources = live.len();
+            let copied = self.copy(&cancel).instrument(info_span!("catch_up")).await;
             if cancel.is_cancelled() {
                 return;
             }
