@@ -435,12 +435,6 @@ impl MetaQuorum {
                     for set in sets.iter_mut().filter(|s| s.members.contains(&peer)) {
                         set.answered += 1;
                     }
-                    if deadline.is_none() && sets.iter().all(SetProgress::reached) {
-                        match grace {
-                            Some(grace) => deadline = Some(tokio::time::Instant::now() + grace),
-                            None => return Ok(answers),
-                        }
-                    }
                 }
                 Err(e) => {
                     last = e;
@@ -458,12 +452,12 @@ impl MetaQuorum {
                             pending.push(self.spawn_ask(stand_in, &request));
                         }
                     }
-                    if deadline.is_none() && sets.iter().all(SetProgress::reached) {
-                        match grace {
-                            Some(grace) => deadline = Some(tokio::time::Instant::now() + grace),
-                            None => return Ok(answers),
-                        }
-                    }
+                }
+            }
+            if deadline.is_none() && sets.iter().all(SetProgress::reached) {
+                match grace {
+                    Some(grace) => deadline = Some(tokio::time::Instant::now() + grace),
+                    None => return Ok(answers),
                 }
             }
         }
