@@ -326,11 +326,7 @@ impl Testnet {
             signal(pid, Signal::SIGKILL)?;
             wait_gone(pid, self.children[i].as_mut(), STOP_TIMEOUT);
         }
-        if let Some(mut child) = self.children[i].take() {
-            let _ = child.wait();
-        }
-        self.state.nodes[i].pid = None;
-        self.save()
+        self.forget_process(i)
     }
 
     /// SIGKILL: the node dies mid-flight, as on a power cut.
@@ -358,6 +354,11 @@ impl Testnet {
                 self.log_tail(i, 5)
             );
         }
+        self.forget_process(i)
+    }
+
+    /// Reaps node `i`'s ended process and records it as stopped.
+    fn forget_process(&mut self, i: usize) -> anyhow::Result<()> {
         if let Some(mut child) = self.children[i].take() {
             let _ = child.wait();
         }

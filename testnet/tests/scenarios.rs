@@ -249,13 +249,7 @@ async fn a_write_quorum_outlives_each_replica_lost_in_turn() {
 async fn replicas_lost_in_turn(bug: Option<PlantedBug>) {
     let dir = tempfile::tempdir().unwrap();
     let (mut testnet, reader) = up(dir.path(), 5).await;
-    let mut config = testnet.client_config().unwrap();
-    config.planted_bug = bug;
-    let writer = Client::connect(config).await.unwrap();
-    writer
-        .wait_for_nodes(testnet.len(), Duration::from_secs(30))
-        .await
-        .unwrap();
+    let writer = skewed_client(&testnet, 0, bug).await;
     let replicas = replica_nodes(&testnet, &writer);
     testnet.slow(replicas[1], 3_000).await.unwrap();
     testnet.slow(replicas[2], 3_000).await.unwrap();
