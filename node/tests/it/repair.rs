@@ -5,7 +5,7 @@
 //! every segment has `k + m` healthy shards on distinct live nodes, and objects still read
 //! back exactly with `m` more nodes stopped.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use andromede_client::codec::CodecConfig;
@@ -35,6 +35,10 @@ pub(crate) struct Cluster {
     dirs: Vec<tempfile::TempDir>,
     pub(crate) daemons: Vec<Option<Daemon>>,
     first_addr: Multiaddr,
+    /// Where each stopped node listened: it comes back on the same address, as a
+    /// restarted server does (on a new port, a restarted first node would find nobody:
+    /// its bootstrap address is its own old one).
+    stopped_addrs: BTreeMap<usize, Multiaddr>,
     pub(crate) client: Client,
 }
 
@@ -92,6 +96,7 @@ impl Cluster {
             dirs,
             daemons,
             first_addr,
+            stopped_addrs: BTreeMap::new(),
             client,
         }
     }
@@ -120,29 +125,27 @@ impl Cluster {
             .unwrap_or(usize::MAX)
     }
 
+    /// Stops node `i`; [`Self::restart`] brings it back on the same address.
     pub(crate) async fn stop(&mut self, i: usize) {
-        self.daemons[i].take().unwrap().stop().await.unwrap();
+        let daemon = self.daemons[i].take().unwrap();
+        let addr = listen_addr(&daemon).await;
+        daemon.stop().await.unwrap();
+        self.stopped_addrs.insert(i, addr);
     }
 
     /// Stops node `i`, deletes its shard store (identity and metadata kept) and starts it
     /// again on the same address, as a server whose data disk was replaced.
     async fn replace_disk(&mut self, i: usize) {
-        let addr = listen_addr(self.daemons[i].as_ref().unwrap()).await;
         self.stop(i).await;
         std::fs::remove_dir_all(self.dirs[i].path().join("store")).unwrap();
-        let mut config = self.config(self.dirs[i].path());
-        config.listen = vec![addr];
-        self.daemons[i] = Some(Daemon::start(config).await.unwrap());
+        self.restart(i).await;
     }
 
     /// Stops node `i` and starts it again on the same address (as a rebooted server).
     async fn reboot(&mut self, i: usize, down_for: Duration) {
-        let addr = listen_addr(self.daemons[i].as_ref().unwrap()).await;
         self.stop(i).await;
         tokio::time::sleep(down_for).await;
-        let mut config = self.config(self.dirs[i].path());
-        config.listen = vec![addr];
-        self.daemons[i] = Some(Daemon::start(config).await.unwrap());
+        self.restart(i).await;
     }
 
     /// Starts a new, empty node that joins through the first one; returns its index.
@@ -165,8 +168,12 @@ impl Cluster {
         self.daemons.len() - 1
     }
 
+    /// Starts stopped node `i` again, on the address it had.
     async fn restart(&mut self, i: usize) {
-        let config = self.config(self.dirs[i].path());
+        let mut config = self.config(self.dirs[i].path());
+        if let Some(addr) = self.stopped_addrs.remove(&i) {
+            config.listen = vec![addr];
+        }
         self.daemons[i] = Some(Daemon::start(config).await.unwrap());
     }
 
