@@ -22,6 +22,10 @@ fn config(dir: &std::path::Path, bootstrap: Vec<Multiaddr>) -> DaemonConfig {
     let mut config = daemon_config(dir, bootstrap, "FR");
     config.orphans.interval = Duration::from_millis(500);
     config.orphans.grace = Duration::from_secs(2);
+    // No moves toward the preferred placement: once a stopped node is back, a sweep
+    // would move the live object's shard back to it, and the copy it leaves is rightly
+    // collected — under the checks below that name where the shards were.
+    config.repair.rebalance_bytes_per_sweep = 0;
     config
 }
 

@@ -226,7 +226,16 @@ impl Cluster {
         let deadline = tokio::time::Instant::now() + within;
         for (key, _) in keys {
             loop {
-                let manifest = self.manifest(bucket, key).await;
+                // A read may fail while the cluster notices a node stopped: retried, told.
+                let manifest = match self.client.object_manifest(bucket, key).await {
+                    Ok(manifest) => manifest,
+                    Err(error) if tokio::time::Instant::now() < deadline => {
+                        eprintln!("{key}: manifest unreadable for now: {error}");
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        continue;
+                    }
+                    Err(error) => panic!("{key}: manifest unreadable: {error}"),
+                };
                 if self.fully_redundant(&manifest, true).await {
                     break;
                 }
@@ -314,6 +323,82 @@ async fn shards_of_a_lost_node_are_rebuilt_elsewhere_twice_in_a_row() {
     for (key, data) in &objects {
         assert_eq!(&get(&cluster.client, "repair", key).await, data, "{key}");
     }
+}
+
+/// A version that a PUT replaced waits for the collector, not for repair: once a holder
+/// of both is lost, the current version is rebuilt and the replaced one's manifest still
+/// names the lost holder (its shards are deleted after the grace period anyway).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn repair_rebuilds_current_versions_and_leaves_replaced_ones_to_the_collector() {
+    let mut cluster = Cluster::start(7).await;
+    cluster
+        .client
+        .create_bucket("doomed", bucket(4, 2, &[]))
+        .await
+        .unwrap();
+    let first = body(SEGMENT + 1, 7);
+    let second = body(SEGMENT + 1, 8);
+    put(&cluster.client, "doomed", "k", &first).await;
+    let replaced = cluster.manifest("doomed", "k").await;
+    put(&cluster.client, "doomed", "k", &second).await;
+    let current = cluster.manifest("doomed", "k").await;
+    assert_ne!(replaced.version_id, current.version_id);
+
+    // A node (not the first, the client's way in) holding shards of both versions.
+    let holders = |manifest: &Manifest| -> BTreeSet<PeerId> {
+        manifest
+            .holder_matrix()
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|h| PeerId::from_bytes(&h).unwrap())
+            .collect()
+    };
+    let both: BTreeSet<PeerId> = holders(&replaced)
+        .intersection(&holders(&current))
+        .copied()
+        .collect();
+    let victim = (1..7)
+        .find(|&i| both.contains(&cluster.peer(i).unwrap()))
+        .expect("some node holds shards of both versions");
+    let lost = cluster.peer(victim).unwrap();
+    cluster.stop(victim).await;
+
+    cluster
+        .wait_repaired(
+            "doomed",
+            &[("k".to_owned(), second.clone())],
+            Duration::from_secs(90),
+        )
+        .await;
+    assert_eq!(get(&cluster.client, "doomed", "k").await, second);
+    // A few more passes (down-peer passes every 500 ms, sweeps every 3 s) to be sure.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let key = andromede_client::meta::key::RecordKey {
+        table: andromede_client::meta::key::Table::Manifest,
+        partition: "doomed".to_owned(),
+        sort: replaced.version_id.as_bytes().to_vec(),
+    };
+    let mut replicas_seen = 0;
+    for daemon in cluster.daemons.iter().flatten() {
+        let Some(record) = daemon.meta().get(&key).unwrap() else {
+            continue;
+        };
+        let bytes = record
+            .value
+            .expect("the replaced version is collected only after 15 min");
+        let manifest = Manifest::decode(&bytes).unwrap();
+        assert!(
+            holders(&manifest).contains(&lost),
+            "the replaced version was repaired: holders {:?}",
+            holders(&manifest)
+        );
+        replicas_seen += 1;
+    }
+    assert!(
+        replicas_seen >= 2,
+        "{replicas_seen} replicas hold the replaced version"
+    );
 }
 
 /// A disk replaced under a running identity: the node is back with an empty store long

@@ -12,6 +12,13 @@
 //! hand, or quarantined by a scrubber (a quarantined shard is a missing shard), and gives
 //! the redundancy counts `status` shows.
 //!
+//! Only current versions are repaired: one that a garbage record names (replaced by a
+//! PUT, or deleted) keeps whatever shards it has until the collector deletes them after
+//! the grace period. Under overwrites, those doomed versions outnumber the current ones
+//! many times over, and rebuilding them would hold up the repair of live data. (Shards
+//! on a draining node all move, a replaced version's too: the drain is done when no
+//! manifest names the node.)
+//!
 //! Found versions are repaired worst first (fewest healthy shards in a segment; up to
 //! `VERSIONS_IN_FLIGHT` at once), each segment worst first too, at most
 //! `segments_in_flight` at once across those versions, at `bytes_per_sec` of rebuilt
@@ -353,6 +360,21 @@ impl RepairWorker {
             .map_err(|e| e.to_string())
     }
 
+    /// Adds to `keys` the versions this node owns that name `holder`, from the holder
+    /// index, until `keys` holds `VERSIONS_PER_PASS_MAX`.
+    async fn held_by_all(&self, holder: &PeerId, keys: &mut Vec<RecordKey>) -> Result<(), String> {
+        let mut after: Option<RecordKey> = None;
+        while keys.len() < VERSIONS_PER_PASS_MAX {
+            let page = self.held_by(holder, after.clone(), HOLDER_PAGE).await?;
+            let Some(last) = page.last().cloned() else {
+                break;
+            };
+            after = Some(last);
+            keys.extend(page.into_iter().filter(|k| self.owns(k)));
+        }
+        Ok(())
+    }
+
     /// Up to `limit` versions held by peers whose store is new, continuing each walk
     /// where the last pass left it; a walk that reaches the end is done.
     async fn restocked_versions(&self, limit: usize) -> Result<Vec<RecordKey>, String> {
@@ -399,25 +421,23 @@ impl RepairWorker {
     /// # Errors
     /// A description of a local metadata store failure.
     pub async fn down_pass(&self, cancel: &CancellationToken) -> Result<RepairReport, String> {
+        // Versions on a draining node all move, replaced ones too: the drain is done
+        // only when no manifest names the node.
+        let mut draining = Vec::new();
+        for peer in self.draining_peers() {
+            self.held_by_all(&peer, &mut draining).await?;
+        }
         let mut keys = Vec::new();
-        let mut peers = self.liveness.down_peers();
-        peers.extend(self.draining_peers());
-        for peer in peers {
-            let mut after: Option<RecordKey> = None;
-            while keys.len() < VERSIONS_PER_PASS_MAX {
-                let page = self.held_by(&peer, after.clone(), HOLDER_PAGE).await?;
-                let Some(last) = page.last().cloned() else {
-                    break;
-                };
-                after = Some(last);
-                keys.extend(page.into_iter().filter(|k| self.owns(k)));
-            }
+        for peer in self.liveness.down_peers() {
+            self.held_by_all(&peer, &mut keys).await?;
         }
         keys.extend(self.rechecks_due(VERSIONS_PER_PASS_MAX.saturating_sub(keys.len())));
         keys.extend(
             self.restocked_versions(VERSIONS_PER_PASS_MAX.saturating_sub(keys.len()))
                 .await?,
         );
+        let mut keys = self.current_versions(keys).await;
+        keys.extend(draining);
         keys.sort();
         keys.dedup();
         keys.truncate(VERSIONS_PER_PASS_MAX);
@@ -462,6 +482,7 @@ impl RepairWorker {
                     .filter(|(key, record)| !record.is_tombstone() && self.owns(key))
                     .map(|(key, _)| key)
                     .collect();
+                let keys = self.current_versions(keys).await;
                 let mut plans = self.assess_all(keys).await;
                 for plan in &plans {
                     health.add(plan);
@@ -516,6 +537,49 @@ impl RepairWorker {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(key);
+    }
+
+    /// The versions of `keys` not known here to be replaced or deleted. A garbage record
+    /// names each version a PUT replaced or a DELETE removed (written with the index
+    /// entry that supersedes it, so it never names a current version): the collector
+    /// deletes its shards once the grace period is over, and rebuilding them first
+    /// would queue the current versions behind every overwrite of the last minutes.
+    async fn current_versions(&self, keys: Vec<RecordKey>) -> Vec<RecordKey> {
+        let meta = Arc::clone(&self.meta);
+        let checked = tokio::task::spawn_blocking(move || {
+            let mut current = Vec::with_capacity(keys.len());
+            let mut failure = None;
+            for key in keys {
+                let garbage = RecordKey {
+                    table: Table::Garbage,
+                    partition: key.partition.clone(),
+                    sort: key.sort.clone(),
+                };
+                match meta.get(&garbage) {
+                    Ok(Some(record)) if !record.is_tombstone() => {}
+                    Ok(_) => current.push(key),
+                    // Unknown: assessed like a current version, never skipped.
+                    Err(error) => {
+                        failure.get_or_insert(error);
+                        current.push(key);
+                    }
+                }
+            }
+            (current, failure)
+        })
+        .await;
+        match checked {
+            Ok((current, failure)) => {
+                if let Some(error) = failure {
+                    warn!(%error, "garbage records unreadable: replaced versions may be repaired too");
+                }
+                current
+            }
+            Err(error) => {
+                warn!(%error, "checking garbage records failed: nothing assessed this pass");
+                Vec::new()
+            }
+        }
     }
 
     /// Reads each version's manifest from a quorum and finds its missing shards.
@@ -763,6 +827,7 @@ impl RepairWorker {
         let span = info_span!("version", bucket = %plan.key.partition, segments = segments.len());
         let plan_ref = &plan;
         let destinations_ref = &destinations;
+        let started = Instant::now();
         let results: Vec<(usize, Result<rebuild::Rebuilt, String>)> =
             futures::stream::iter(segments)
                 .map(|segment| async move {
@@ -815,10 +880,22 @@ impl RepairWorker {
                 Err(error) => failures.push(error),
             }
         }
+        let rebuilt_in = started.elapsed();
         let committed = if new_on.is_empty() {
             true
         } else {
-            self.commit(&plan, &holders, &new_on).await?
+            let committed = self.commit(&plan, &holders, &new_on).await?;
+            if committed {
+                // The two durations say where a slow repair spends its time.
+                info!(
+                    bucket = %plan.key.partition,
+                    moved = new_on.len(),
+                    rebuild = ?rebuilt_in,
+                    commit = ?started.elapsed().saturating_sub(rebuilt_in),
+                    "version repaired: manifest names the new holders"
+                );
+            }
+            committed
         };
         if committed {
             // The old copies stay until the orphan collector's grace period has passed:
@@ -898,7 +975,6 @@ impl RepairWorker {
             .await
             .map_err(|e| e.to_string())?;
         self.with_status(|s| s.versions_repaired += 1);
-        info!(bucket = %plan.key.partition, moved = new_on.len(), "version repaired: manifest names the new holders");
         Ok(true)
     }
 }
