@@ -209,6 +209,7 @@ impl Daemon {
             AntiEntropyWorker::new(
                 Arc::clone(&meta),
                 quorum.clone(),
+                membership.clone(),
                 local,
                 drain.clone(),
                 config.anti_entropy.clone(),

@@ -5,7 +5,7 @@
 pub mod replica;
 
 pub use andromede_client::meta::key::{RecordKey, Table};
-use andromede_client::meta::record::Record;
+use andromede_client::meta::record::{Record, Version};
 use bytes::Bytes;
 
 use crate::error::MetaError;
@@ -22,6 +22,16 @@ pub trait MetaStore: Send + Sync + std::fmt::Debug {
     /// [`MetaError`] on engine failure or a stored record that does not decode; records
     /// before the failure may already be applied (each is idempotent).
     fn apply(&self, records: &[(RecordKey, Record<Bytes>)]) -> Result<Vec<bool>, MetaError>;
+
+    /// Removes each record of `records` still held at exactly that version (a newer
+    /// write that arrived meanwhile stays), with its holder-index entries; returns how
+    /// many went. For a node that is no longer a replica of their partition, once every
+    /// replica holds them: unlike a tombstone, nothing is left behind.
+    ///
+    /// # Errors
+    /// [`MetaError`] on engine failure or an undecodable stored record; records before
+    /// the failure may already be removed.
+    fn remove_handed_off(&self, records: &[(RecordKey, Version)]) -> Result<u64, MetaError>;
 
     /// The record held for `key`, tombstones included.
     ///

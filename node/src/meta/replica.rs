@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use andromede_client::manifest::Manifest;
-use andromede_client::meta::record::{Record, merge_into};
+use andromede_client::meta::record::{Record, Version, merge_into};
 use bytes::Bytes;
 
 use super::{MetaStore, RecordKey, ScanRow, Table};
@@ -184,6 +184,28 @@ impl MetaStore for SledMetaStore {
             self.db.flush()?;
         }
         Ok(replaced)
+    }
+
+    fn remove_handed_off(&self, records: &[(RecordKey, Version)]) -> Result<u64, MetaError> {
+        let mut removed = 0;
+        let _guard = self.writes.lock().unwrap_or_else(|e| e.into_inner());
+        for (key, version) in records {
+            let raw_key = encode_key(key)?;
+            let Some(value) = self.records.get(&raw_key)? else {
+                continue;
+            };
+            let held = Self::decode(&raw_key, &value)?;
+            if held.version != *version {
+                continue;
+            }
+            self.records.remove(&raw_key)?;
+            if key.table == Table::Manifest {
+                self.index_holders(&raw_key, &manifest_holders(&held), &[])?;
+            }
+            removed += 1;
+        }
+        // Not flushed: a removal lost to a crash is made again by the next pass.
+        Ok(removed)
     }
 
     fn get(&self, key: &RecordKey) -> Result<Option<Record<Bytes>>, MetaError> {
@@ -465,5 +487,42 @@ mod tests {
             1,
             "the byte budget cuts the page, after one record"
         );
+    }
+
+    #[test]
+    fn a_handed_off_record_goes_only_at_the_version_handed_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let (a, b) = (object("b", "a"), object("b", "b"));
+        store
+            .apply(&[
+                (
+                    a.clone(),
+                    Record::live(version(1), Bytes::from_static(b"a")),
+                ),
+                (b.clone(), Record::tombstone(version(1))),
+            ])
+            .unwrap();
+        // `b` was overwritten after it was handed off: the newer record stays.
+        store
+            .apply(&[(
+                b.clone(),
+                Record::live(version(2), Bytes::from_static(b"b")),
+            )])
+            .unwrap();
+        let missing = object("b", "never-held");
+        let removed = store
+            .remove_handed_off(&[
+                (a.clone(), version(1)),
+                (b.clone(), version(1)),
+                (missing, version(1)),
+            ])
+            .unwrap();
+        assert_eq!(removed, 1);
+        assert!(
+            store.get(&a).unwrap().is_none(),
+            "no tombstone is left behind"
+        );
+        assert_eq!(store.get(&b).unwrap().unwrap().version, version(2));
     }
 }

@@ -10,19 +10,25 @@
 //! partition's replica set still hands its records to the new set. A pass costs one
 //! compare message per partition page and replica; a replica that does not answer is
 //! skipped until the next pass.
+//!
+//! A node that is not a replica of a partition (a closer node joined, or it drains)
+//! drops each page of its records once every replica has answered that it holds them
+//! at that version or newer — only while its view of the cluster is settled, every
+//! member in it answers, and no replica set is changing: records kept on a former
+//! replica would otherwise come back stale the day it is a replica again.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use andromede_client::cluster::MetaQuorum;
+use andromede_client::cluster::{Membership, MetaQuorum};
 use andromede_client::meta::key::{RecordKey, Table};
-use andromede_client::meta::record::Record;
+use andromede_client::meta::record::{Record, Version};
 use andromede_client::net::PeerId;
 use andromede_client::net::meta_message::{KeyedRecord, MetaRequest, MetaResponse};
 use andromede_proto::limits::{META_BATCH_RECORDS_MAX, META_MESSAGE_BYTES_MAX};
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, debug, info, info_span};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::{now_ms, table_page};
 use crate::drain::Drain;
@@ -61,6 +67,8 @@ pub struct AntiEntropyReport {
     pub pushed: u64,
     /// Offers that a replica did not answer.
     pub failed: u64,
+    /// Records dropped after their replicas (this node not among them) all held them.
+    pub dropped: u64,
 }
 
 /// Keeps this node's partitions in step with their other replicas.
@@ -68,6 +76,7 @@ pub struct AntiEntropyReport {
 pub struct AntiEntropyWorker {
     store: Arc<dyn MetaStore>,
     quorum: MetaQuorum,
+    membership: Membership,
     local: PeerId,
     drain: Drain,
     config: AntiEntropyConfig,
@@ -78,6 +87,7 @@ impl AntiEntropyWorker {
     pub fn new(
         store: Arc<dyn MetaStore>,
         quorum: MetaQuorum,
+        membership: Membership,
         local: PeerId,
         drain: Drain,
         config: AntiEntropyConfig,
@@ -85,6 +95,7 @@ impl AntiEntropyWorker {
         Self {
             store,
             quorum,
+            membership,
             local,
             drain,
             config,
@@ -115,7 +126,7 @@ impl AntiEntropyWorker {
                     if report.failed == 0 && !cancel.is_cancelled() {
                         self.drain.record_clean_handoff(started_ms);
                     }
-                    if report.pushed > 0 || report.failed > 0 {
+                    if report.pushed > 0 || report.failed > 0 || report.dropped > 0 {
                         info!(?report, "anti-entropy pass done");
                     } else {
                         debug!(?report, "anti-entropy pass done");
@@ -156,7 +167,8 @@ impl AntiEntropyWorker {
         Ok(report)
     }
 
-    /// Offers one partition's records to each of its other replicas.
+    /// Offers one partition's records to each of its other replicas; drops them here
+    /// when this node is not one of those and every one holds them now.
     async fn offer_partition(
         &self,
         table: Table,
@@ -167,7 +179,9 @@ impl AntiEntropyWorker {
             return;
         };
         let partition = first.partition.clone();
-        for peer in self.quorum.write_targets(&partition) {
+        let targets = self.quorum.write_targets(&partition);
+        let mut all_hold = !targets.is_empty();
+        for &peer in &targets {
             if peer == self.local {
                 continue;
             }
@@ -176,9 +190,42 @@ impl AntiEntropyWorker {
                 Err(error) => {
                     debug!(%peer, %partition, %error, "anti-entropy offer failed");
                     report.failed += 1;
+                    all_hold = false;
                 }
             }
         }
+        if all_hold && !targets.contains(&self.local) && self.view_is_stable() {
+            match self.drop_handed_off(records).await {
+                Ok(dropped) => report.dropped += dropped,
+                Err(error) => warn!(%partition, %error, "handed-off records not dropped"),
+            }
+        }
+    }
+
+    /// Whether this node's view is one to drop records by: settled (it knows as many
+    /// live nodes as anyone says), every member in it live, and no member catching up
+    /// or handing off (replica sets are not changing). A member this node cannot reach
+    /// may be a replica in other views.
+    fn view_is_stable(&self) -> bool {
+        let members = self.membership.all();
+        !members.is_empty()
+            && self.membership.is_settled(1)
+            && members
+                .iter()
+                .all(|m| m.live && !m.handing_off && !m.info.catching_up)
+    }
+
+    /// Removes `records` from the local store, each only at the version offered.
+    async fn drop_handed_off(&self, records: &[KeyedRecord]) -> Result<u64, String> {
+        let store = Arc::clone(&self.store);
+        let versions: Vec<(RecordKey, Version)> = records
+            .iter()
+            .map(|(key, record)| (key.clone(), record.version.clone()))
+            .collect();
+        tokio::task::spawn_blocking(move || store.remove_handed_off(&versions))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
     }
 
     /// Sends `peer` the versions of `records`, then the records it wants.

@@ -286,6 +286,48 @@ async fn closer_peers_joining_during_writes_and_reads_take_over_the_replica_set(
         .await
         .unwrap();
     assert_eq!(listed.objects.len(), written.len());
+
+    // The two former replicas hand their records over and drop them (a replica that
+    // kept them would hold stale records the day it is a replica again); the bucket
+    // still reads and lists in full.
+    let replicas = andromede_client::cluster::closest_members(
+        &cluster.client.nodes(),
+        &andromede_client::cluster::partition_key("moving"),
+    );
+    let former: Vec<usize> = (0..3)
+        .filter(|&i| !replicas[..3].contains(&cluster.peer(i).unwrap()))
+        .collect();
+    assert_eq!(
+        former.len(),
+        2,
+        "replicas now {replicas:?}, before {before:?}"
+    );
+    for i in former {
+        let meta = std::sync::Arc::clone(cluster.daemons[i].as_ref().unwrap().meta());
+        let dropped = eventually(Duration::from_secs(60), async || {
+            [
+                andromede_client::meta::key::Table::ObjectIndex,
+                andromede_client::meta::key::Table::Manifest,
+                andromede_client::meta::key::Table::Garbage,
+            ]
+            .into_iter()
+            .all(|table| meta.scan(table, "moving", b"", None, 1).unwrap().is_empty())
+        })
+        .await;
+        assert!(
+            dropped,
+            "former replica {i} still holds records of the bucket"
+        );
+    }
+    for (key, data) in &written {
+        assert_eq!(&get(&cluster.client, "moving", key).await, data, "{key}");
+    }
+    let listed = cluster
+        .client
+        .list_objects("moving", &andromede_client::ListOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(listed.objects.len(), written.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
