@@ -203,6 +203,19 @@ fn closer_identity(dir: &std::path::Path, bucket: &str, than: &[PeerId]) -> std:
     panic!("no closer identity in 10000 tries");
 }
 
+/// Every object of `written` reads back from `bucket`, and the listing holds exactly them.
+async fn reads_and_lists_in_full(cluster: &Cluster, bucket: &str, written: &[(String, Vec<u8>)]) {
+    for (key, data) in written {
+        assert_eq!(&get(&cluster.client, bucket, key).await, data, "{key}");
+    }
+    let listed = cluster
+        .client
+        .list_objects(bucket, &andromede_client::ListOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(listed.objects.len(), written.len());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn closer_peers_joining_during_writes_and_reads_take_over_the_replica_set() {
     let mut cluster = cluster_with_bucket(3, "moving").await;
@@ -277,15 +290,7 @@ async fn closer_peers_joining_during_writes_and_reads_take_over_the_replica_set(
         .await;
         assert!(caught_up, "new replica {i} never received every record");
     }
-    for (key, data) in &written {
-        assert_eq!(&get(&cluster.client, "moving", key).await, data, "{key}");
-    }
-    let listed = cluster
-        .client
-        .list_objects("moving", &andromede_client::ListOptions::default())
-        .await
-        .unwrap();
-    assert_eq!(listed.objects.len(), written.len());
+    reads_and_lists_in_full(&cluster, "moving", &written).await;
 
     // The two former replicas hand their records over and drop them (a replica that
     // kept them would hold stale records the day it is a replica again); the bucket
@@ -319,15 +324,7 @@ async fn closer_peers_joining_during_writes_and_reads_take_over_the_replica_set(
             "former replica {i} still holds records of the bucket"
         );
     }
-    for (key, data) in &written {
-        assert_eq!(&get(&cluster.client, "moving", key).await, data, "{key}");
-    }
-    let listed = cluster
-        .client
-        .list_objects("moving", &andromede_client::ListOptions::default())
-        .await
-        .unwrap();
-    assert_eq!(listed.objects.len(), written.len());
+    reads_and_lists_in_full(&cluster, "moving", &written).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
