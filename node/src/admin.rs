@@ -30,6 +30,8 @@ pub const ADMIN_CONNECTIONS_MAX: usize = 8;
 pub const ADMIN_REQUEST_BYTES_MAX: u64 = 16 * 1024;
 /// Time a connection may take.
 pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest wait for the swarm task's listen addresses in a status.
+const LISTEN_ADDRS_WAIT: Duration = Duration::from_secs(2);
 /// Longest answer accepted by [`query_status`].
 const ADMIN_RESPONSE_BYTES_MAX: u64 = 16 * 1024 * 1024;
 
@@ -122,7 +124,13 @@ impl AdminState {
 
     async fn status(&self) -> Status {
         let usage = self.store.usage();
-        let listen = self.net.listen_addrs().await.unwrap_or_default();
+        // The swarm task answers this; when it is swamped, the status goes out without
+        // the addresses rather than not at all.
+        let listen = tokio::time::timeout(LISTEN_ADDRS_WAIT, self.net.listen_addrs())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
         Status {
             peer: self.net.local_peer_id().to_string(),
             listen: listen.iter().map(ToString::to_string).collect(),

@@ -31,6 +31,8 @@ const STATE_FILE: &str = "testnet.json";
 pub const CLIENT_FILE: &str = "client.toml";
 /// Time a node has to stop on SIGTERM before it is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+/// Times `up` asks a node for the status it reads the peer id from.
+const STATUS_ATTEMPTS: u32 = 3;
 
 /// How to build a testnet.
 #[derive(Debug, Clone)]
@@ -216,7 +218,7 @@ impl Testnet {
         }
         testnet.wait_settled(Duration::from_secs(60)).await?;
         for i in 0..opts.nodes {
-            testnet.state.nodes[i].peer = Some(testnet.status(i).await?.peer);
+            testnet.state.nodes[i].peer = Some(testnet.status_patiently(i).await?.peer);
         }
         testnet.save()?;
         Ok(testnet)
@@ -530,6 +532,26 @@ impl Testnet {
         query_status(self.node(i)?.admin)
             .await
             .map_err(|e| anyhow!("node {i}: {e}"))
+    }
+
+    /// Node `i`'s status, asked up to `STATUS_ATTEMPTS` times a second apart: a node
+    /// that has just settled may be too busy to answer at once on a loaded machine.
+    ///
+    /// # Errors
+    /// The last failure.
+    async fn status_patiently(&self, i: usize) -> anyhow::Result<Status> {
+        let mut attempt = 1;
+        loop {
+            match self.status(i).await {
+                Ok(status) => return Ok(status),
+                Err(error) if attempt >= STATUS_ATTEMPTS => return Err(error),
+                Err(error) => {
+                    warn!(node = i, %error, "status not answered; asking again");
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
     }
 
     /// Waits until every running node answers its admin endpoint, sees every other
