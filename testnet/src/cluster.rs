@@ -31,8 +31,6 @@ const STATE_FILE: &str = "testnet.json";
 pub const CLIENT_FILE: &str = "client.toml";
 /// Time a node has to stop on SIGTERM before it is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
-/// Times `up` asks a node for the status it reads the peer id from.
-const STATUS_ATTEMPTS: u32 = 3;
 
 /// How to build a testnet.
 #[derive(Debug, Clone)]
@@ -216,9 +214,10 @@ impl Testnet {
         for i in 0..opts.nodes {
             testnet.start(i)?;
         }
-        testnet.wait_settled(Duration::from_secs(60)).await?;
-        for i in 0..opts.nodes {
-            testnet.state.nodes[i].peer = Some(testnet.status_patiently(i).await?.peer);
+        // The statuses that showed the cluster settled name the peers: no second round
+        // of admin requests to a node that may be busy right after settling.
+        for (i, status) in testnet.wait_settled(Duration::from_secs(60)).await? {
+            testnet.state.nodes[i].peer = Some(status.peer);
         }
         testnet.save()?;
         Ok(testnet)
@@ -534,52 +533,34 @@ impl Testnet {
             .map_err(|e| anyhow!("node {i}: {e}"))
     }
 
-    /// Node `i`'s status, asked up to `STATUS_ATTEMPTS` times a second apart: a node
-    /// that has just settled may be too busy to answer at once on a loaded machine.
-    ///
-    /// # Errors
-    /// The last failure.
-    async fn status_patiently(&self, i: usize) -> anyhow::Result<Status> {
-        let mut attempt = 1;
-        loop {
-            match self.status(i).await {
-                Ok(status) => return Ok(status),
-                Err(error) if attempt >= STATUS_ATTEMPTS => return Err(error),
-                Err(error) => {
-                    warn!(node = i, %error, "status not answered; asking again");
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            }
-        }
-    }
-
     /// Waits until every running node answers its admin endpoint, sees every other
     /// running node as reachable, has caught up (a new or wiped metadata store) and sees
-    /// no replica set changing: the cluster is then as it will stay.
+    /// no replica set changing: the cluster is then as it will stay. Returns the statuses
+    /// (by node index) that showed it.
     ///
     /// # Errors
     /// When `timeout` passes first; the message has the laggards' log tails.
-    pub async fn wait_settled(&self, timeout: Duration) -> anyhow::Result<()> {
+    pub async fn wait_settled(&self, timeout: Duration) -> anyhow::Result<Vec<(usize, Status)>> {
         let deadline = Instant::now() + timeout;
         loop {
             let running = self.running_nodes();
             let mut laggards = Vec::new();
+            let mut settled = Vec::with_capacity(running.len());
             for &i in &running {
-                let settled = match self.status(i).await {
-                    Ok(status) => {
-                        status.peers.iter().filter(|p| p.reachable).count() + 1 >= running.len()
+                match self.status(i).await {
+                    Ok(status)
+                        if status.peers.iter().filter(|p| p.reachable).count() + 1
+                            >= running.len()
                             && !status.catching_up
-                            && status.peers.iter().all(|p| !p.handing_off)
+                            && status.peers.iter().all(|p| !p.handing_off) =>
+                    {
+                        settled.push((i, status));
                     }
-                    Err(_) => false,
-                };
-                if !settled {
-                    laggards.push(i);
+                    _ => laggards.push(i),
                 }
             }
             if laggards.is_empty() {
-                return Ok(());
+                return Ok(settled);
             }
             if Instant::now() >= deadline {
                 let tails: Vec<String> = laggards
