@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use andromede_client::codec::{Erasure, ErasureParams, hash::shard_id};
+use andromede_cluster::shard::{Erasure, ErasureParams, shard_id};
 use andromede_client::{
     BoxError, CodecConfig, EncodedShard, MasterKey, MemoryShards, ObjectName, PutOptions,
     ShardSink, encode_object, open_manifest,

@@ -3,62 +3,11 @@
 //! Each message includes its cause, and no variant exposes it again through `source()`,
 //! so `{e:#}` chains and `%e` in logs both print every cause exactly once.
 
-use std::path::PathBuf;
-
+use andromede_cluster::error::{ErasureError, ManifestError};
 use andromede_proto::{DecodeError, IdLengthError};
 
 /// A boxed error from a caller-supplied sink or source (network, disk, memory).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
-
-/// Why a secret file (master key, cluster secret) could not be created or loaded.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum KeyError {
-    /// Reading or writing the file failed.
-    #[error("{what} file {path}: {error}")]
-    Io {
-        /// Which secret.
-        what: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The underlying error.
-        error: std::io::Error,
-    },
-    /// Refusing to overwrite an existing secret: data or membership depends on it.
-    #[error(
-        "{what} file {path} already exists: refusing to overwrite it (what was made with it would become unusable)"
-    )]
-    AlreadyExists {
-        /// Which secret.
-        what: &'static str,
-        /// The file.
-        path: PathBuf,
-    },
-    /// The file is not a secret file of this kind, or its checksum does not match.
-    #[error(
-        "{what} file {path} is corrupted or of another kind ({reason}): restore it from your backup"
-    )]
-    Corrupted {
-        /// Which secret.
-        what: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// What was wrong with it.
-        reason: &'static str,
-    },
-    /// Group or other users can read the file.
-    #[error(
-        "{what} file {path} is readable by other users (mode {mode:o}): run `chmod 600 {path}`"
-    )]
-    Permissions {
-        /// Which secret.
-        what: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// Its permission bits.
-        mode: u32,
-    },
-}
 
 /// Why an object could not be encoded or decoded.
 #[derive(Debug, thiserror::Error)]
@@ -175,5 +124,45 @@ pub enum CodecError {
 impl From<DecodeError> for CodecError {
     fn from(error: DecodeError) -> Self {
         Self::ManifestDecode(error)
+    }
+}
+
+impl From<ErasureError> for CodecError {
+    fn from(error: ErasureError) -> Self {
+        match error {
+            ErasureError::InvalidParameter {
+                field,
+                value,
+                allowed,
+            } => Self::InvalidParameter {
+                field,
+                value,
+                allowed,
+            },
+            ErasureError::ShardSize { bytes, expected } => Self::ShardSize { bytes, expected },
+            ErasureError::SegmentUnrecoverable {
+                segment,
+                valid,
+                needed,
+            } => Self::SegmentUnrecoverable {
+                segment,
+                valid,
+                needed,
+            },
+        }
+    }
+}
+
+impl From<ManifestError> for CodecError {
+    fn from(error: ManifestError) -> Self {
+        match error {
+            ManifestError::Corrupt { reason } => Self::ManifestCorrupt { reason },
+            ManifestError::UnsupportedVersion { found, supported } => {
+                Self::UnsupportedManifestVersion { found, supported }
+            }
+            ManifestError::Decode(error) => Self::ManifestDecode(error),
+            ManifestError::IdLength(error) => Self::IdLength(error),
+            ManifestError::Erasure(error) => error.into(),
+        }
     }
 }

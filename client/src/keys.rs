@@ -6,23 +6,24 @@
 //! their `Debug` is redacted.
 
 use std::fmt;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload, rand_core::RngCore};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use zeroize::Zeroizing;
 
-use crate::error::{CodecError, KeyError};
+use andromede_cluster::secret_file::{
+    SECRET_BYTES, SecretFileError, SecretFileKind, read_secret_file, write_secret_file,
+};
+pub use andromede_proto::limits::{MASTER_KEY_ID_BYTES, WRAPPED_KEY_BYTES};
 
-pub(crate) const KEY_BYTES: usize = 32;
+use crate::error::CodecError;
+
+const KEY_BYTES: usize = SECRET_BYTES;
 const NONCE_BYTES: usize = 24;
 const TAG_BYTES: usize = 16;
-/// Length of a wrapped data key: nonce || sealed key || tag.
-pub(crate) const WRAPPED_KEY_BYTES: usize = NONCE_BYTES + KEY_BYTES + TAG_BYTES;
-/// Length of a master key id.
-pub const MASTER_KEY_ID_BYTES: usize = 8;
+// The manifest format fixes the wrapped key's length; it must be what sealing produces.
+const _: () = assert!(WRAPPED_KEY_BYTES == NONCE_BYTES + KEY_BYTES + TAG_BYTES);
 
 /// The tenant master key: wraps every data key. Losing it loses every object.
 #[derive(Clone)]
@@ -65,8 +66,8 @@ impl MasterKey {
     /// Creates a new key and writes it to `path` (mode 0600, fsynced). Never overwrites.
     ///
     /// # Errors
-    /// [`KeyError::AlreadyExists`] if `path` exists; [`KeyError::Io`] on I/O failure.
-    pub fn create_file(path: &Path) -> Result<Self, KeyError> {
+    /// [`SecretFileError::AlreadyExists`] if `path` exists; [`SecretFileError::Io`] on I/O failure.
+    pub fn create_file(path: &Path) -> Result<Self, SecretFileError> {
         let key = Self::generate();
         write_secret_file(path, MASTER_KEY_FILE, &key.key)?;
         Ok(key)
@@ -75,9 +76,9 @@ impl MasterKey {
     /// Loads a key written by [`MasterKey::create_file`].
     ///
     /// # Errors
-    /// [`KeyError::Permissions`] if group or others can read it, [`KeyError::Corrupted`]
-    /// if its format or checksum is wrong, [`KeyError::Io`] on I/O failure.
-    pub fn load_file(path: &Path) -> Result<Self, KeyError> {
+    /// [`SecretFileError::Permissions`] if group or others can read it, [`SecretFileError::Corrupted`]
+    /// if its format or checksum is wrong, [`SecretFileError::Io`] on I/O failure.
+    pub fn load_file(path: &Path) -> Result<Self, SecretFileError> {
         read_secret_file(path, MASTER_KEY_FILE).map(Self::from_bytes)
     }
 
@@ -124,104 +125,10 @@ impl MasterKey {
     }
 }
 
-/// What a secret file holds: its name in messages and its header line.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct SecretFileKind {
-    pub(crate) what: &'static str,
-    pub(crate) header: &'static str,
-}
-
 const MASTER_KEY_FILE: SecretFileKind = SecretFileKind {
     what: "master key",
     header: "andromede-master-key-v1",
 };
-
-/// Writes a 32-byte secret as `header`, hex, hex checksum; mode 0600, `create_new`,
-/// fsynced with its directory.
-pub(crate) fn write_secret_file(
-    path: &Path,
-    kind: SecretFileKind,
-    secret: &[u8; KEY_BYTES],
-) -> Result<(), KeyError> {
-    let io = |error| KeyError::Io {
-        what: kind.what,
-        path: path.to_owned(),
-        error,
-    };
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => KeyError::AlreadyExists {
-                what: kind.what,
-                path: path.to_owned(),
-            },
-            _ => io(e),
-        })?;
-    let text = Zeroizing::new(format!(
-        "{}\n{}\n{}\n",
-        kind.header,
-        hex::encode(secret),
-        hex::encode(secret_checksum(secret))
-    ));
-    file.write_all(text.as_bytes()).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::File::open(parent)
-            .and_then(|dir| dir.sync_all())
-            .map_err(io)?;
-    }
-    Ok(())
-}
-
-/// Reads a secret written by [`write_secret_file`], refusing files others can read.
-pub(crate) fn read_secret_file(
-    path: &Path,
-    kind: SecretFileKind,
-) -> Result<Zeroizing<[u8; KEY_BYTES]>, KeyError> {
-    let io = |error| KeyError::Io {
-        what: kind.what,
-        path: path.to_owned(),
-        error,
-    };
-    let mode = std::fs::metadata(path).map_err(io)?.permissions().mode();
-    if mode & 0o077 != 0 {
-        return Err(KeyError::Permissions {
-            what: kind.what,
-            path: path.to_owned(),
-            mode: mode & 0o777,
-        });
-    }
-    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(io)?);
-    let corrupted = |reason| KeyError::Corrupted {
-        what: kind.what,
-        path: path.to_owned(),
-        reason,
-    };
-    let mut lines = text.lines();
-    if lines.next() != Some(kind.header) {
-        return Err(corrupted("missing header line"));
-    }
-    let mut secret = Zeroizing::new([0u8; KEY_BYTES]);
-    hex::decode_to_slice(lines.next().unwrap_or(""), secret.as_mut())
-        .map_err(|_| corrupted("key line is not 64 hex characters"))?;
-    let mut checksum = [0u8; 4];
-    hex::decode_to_slice(lines.next().unwrap_or(""), &mut checksum)
-        .map_err(|_| corrupted("checksum line is not 8 hex characters"))?;
-    if checksum != secret_checksum(&secret) {
-        return Err(corrupted("checksum does not match the key"));
-    }
-    Ok(secret)
-}
-
-fn secret_checksum(secret: &[u8; KEY_BYTES]) -> [u8; 4] {
-    let hash = blake3::hash(secret);
-    let mut out = [0u8; 4];
-    out.copy_from_slice(&hash.as_bytes()[..4]);
-    out
-}
 
 /// A fresh random key for one object version; encrypts its segments and inline body.
 #[derive(Clone)]
@@ -249,6 +156,7 @@ impl DataKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn key_file_round_trip_with_mode_0600() {
@@ -262,7 +170,7 @@ mod tests {
         assert_eq!(created.key.as_ref(), loaded.key.as_ref());
         assert!(matches!(
             MasterKey::create_file(&path),
-            Err(KeyError::AlreadyExists { .. })
+            Err(SecretFileError::AlreadyExists { .. })
         ));
     }
 
@@ -279,17 +187,17 @@ mod tests {
         std::fs::write(&path, lines.join("\n")).unwrap();
         assert!(matches!(
             MasterKey::load_file(&path),
-            Err(KeyError::Corrupted { .. })
+            Err(SecretFileError::Corrupted { .. })
         ));
         std::fs::write(&path, "garbage").unwrap();
         assert!(matches!(
             MasterKey::load_file(&path),
-            Err(KeyError::Corrupted { .. })
+            Err(SecretFileError::Corrupted { .. })
         ));
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert!(matches!(
             MasterKey::load_file(&path),
-            Err(KeyError::Permissions { .. })
+            Err(SecretFileError::Permissions { .. })
         ));
     }
 

@@ -1,16 +1,15 @@
-//! The Andromède client library.
+//! The Andromède client library: what an application embeds to store objects on a cluster.
+//! It is the only crate that touches key material or plaintext (DESIGN.md, "Trust model");
+//! what it shares with the nodes (network, membership, quorums, placement, manifests,
+//! erasure coding) is `andromede-cluster`.
 //!
 //! Module map:
+//! - [`api`]: the S3-like object API — [`Client`], buckets, objects, listings.
 //! - [`codec`]: object ↔ encrypted, erasure-coded, self-verifying shards (DESIGN.md, "The
-//!   object codec"), with [`codec::erasure`] and [`codec::hash`] reused by the node.
-//! - [`manifest`]: the validated domain manifest and its persisted form.
+//!   object codec"): segments, sealing, encoding, decoding, range reads, inline bodies.
+//! - [`shards`]: the codec's shard sink and source over the network ([`NetShards`]).
 //! - [`keys`]: the tenant master key file and per-version data keys.
-//! - [`meta`]: hybrid-logical-clock versions and last-writer-wins records.
-//! - [`placement`]: which peers hold the shards of a version.
-//! - [`net`]: validated domain types for the shard protocol messages.
 //! - [`error`]: the error types.
-//! - `faults` (feature `fault-injection` only): planted bugs that tests switch on to show
-//!   the scenarios catch them.
 //!
 //! The library never prints; binaries own terminals and progress bars.
 #![warn(
@@ -22,17 +21,12 @@
 )]
 
 pub mod api;
-pub mod cluster;
 pub mod codec;
 pub mod error;
-#[cfg(feature = "fault-injection")]
-pub mod faults;
 pub mod keys;
-pub mod manifest;
-pub mod meta;
-pub mod net;
-pub mod placement;
+pub mod shards;
 
+pub use andromede_cluster::secret_file::SecretFileError;
 pub use api::{
     BucketOptions, Client, ClientConfig, ClientError, GetObject, ListOptions, ListPage, ObjectInfo,
     ObjectSummary, PutObjectOptions,
@@ -41,6 +35,6 @@ pub use codec::{
     CodecConfig, EncodedShard, ErasureParams, MemoryShards, ObjectName, OpenedObject, PutOptions,
     ShardSink, ShardSource, encode_object, open_manifest,
 };
-pub use error::{BoxError, CodecError, KeyError};
+pub use error::{BoxError, CodecError};
 pub use keys::MasterKey;
-pub use manifest::{Body, HolderMove, Manifest, SegmentEntry};
+pub use shards::{HolderError, NetShards};

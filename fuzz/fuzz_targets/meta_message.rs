@@ -2,8 +2,8 @@
 //! never panics; whatever decodes re-encodes to the same value.
 #![no_main]
 
-use andromede_client::meta::key::{RecordKey, Table};
-use andromede_client::net::meta_message::{MetaRequest, decode_meta_request, decode_meta_response};
+use andromede_cluster::meta::key::{RecordKey, Table};
+use andromede_cluster::net::meta_message::{MetaRequest, decode_meta_request, decode_meta_response};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

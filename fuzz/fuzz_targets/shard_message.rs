@@ -2,7 +2,7 @@
 //! never panics; whatever decodes re-encodes to the same value.
 #![no_main]
 
-use andromede_client::net::message::{
+use andromede_cluster::net::message::{
     ShardRequest, decode_shard_request, decode_shard_response,
 };
 use andromede_proto::ShardId;

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use andromede_client::codec::hash::shard_id;
+use andromede_cluster::shard::hash::shard_id;
 use andromede_node::store::{IndexOptions, ShardStore, StoreConfig};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 

@@ -3,8 +3,9 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use andromede_client::net::Multiaddr;
-use andromede_node::config::{ADMIN_DEFAULT, LISTEN_DEFAULT, parse_size};
+use andromede_cluster::net::Multiaddr;
+use andromede_cluster::units::parse_size;
+use andromede_node::config::{ADMIN_DEFAULT, LISTEN_DEFAULT};
 use clap::{Parser, Subcommand};
 
 /// The Andromède node daemon.

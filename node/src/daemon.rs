@@ -1,7 +1,7 @@
 //! The composition root: opens the store, starts the swarm, the shard service and the
 //! scrubber, in that order, and stops them in reverse (Garage's `run_server` idea).
 
-use andromede_client::net::{self, ClusterSecret, Multiaddr, NetConfig, NetHandle, Role};
+use andromede_cluster::net::{self, ClusterSecret, Multiaddr, NetConfig, NetHandle, Role};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use crate::admin::{self, AdminState};
 use crate::data_dir::DataDir;
-use crate::drain::{Drain, DrainProgress};
+use andromede_cluster::admin::{DrainProgress, RepairStatus};
+
+use crate::drain::Drain;
 use crate::error::DaemonError;
 use crate::meta::MetaStore;
 use crate::meta::replica::SledMetaStore;
@@ -25,9 +27,9 @@ use crate::workers::orphans::{OrphanConfig, OrphanWorker};
 use crate::workers::repair::{RepairConfig, RepairDeps, RepairStatusHandle, RepairWorker};
 use crate::workers::scrub::{ScrubConfig, ScrubWorker};
 use crate::workers::shard_calls::ShardCalls;
-use andromede_client::cluster::{Membership, MembershipConfig, MetaQuorum};
-use andromede_client::meta::hlc::Hlc;
-use andromede_client::meta::record::WriterId;
+use andromede_cluster::meta::hlc::Hlc;
+use andromede_cluster::meta::record::WriterId;
+use andromede_cluster::{Membership, MembershipConfig, MetaQuorum};
 use bytes::Bytes;
 
 /// Time a metadata replica has to answer this node's workers.
@@ -47,7 +49,7 @@ const BOOTSTRAP_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(
 async fn keep_joined(net: NetHandle, bootstrap: Vec<Multiaddr>, cancel: CancellationToken) {
     let mut pause = std::time::Duration::from_secs(1);
     // The peer behind each bootstrap address, once dialed.
-    let mut behind: std::collections::HashMap<Multiaddr, andromede_client::net::PeerId> =
+    let mut behind: std::collections::HashMap<Multiaddr, andromede_cluster::net::PeerId> =
         std::collections::HashMap::new();
     loop {
         let admitted = net.admitted_peers().await.unwrap_or_default();
@@ -344,7 +346,7 @@ impl Daemon {
     }
 
     /// What repair has done and sees.
-    pub fn repair_status(&self) -> crate::workers::repair::RepairStatus {
+    pub fn repair_status(&self) -> RepairStatus {
         self.repair
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -19,10 +19,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use andromede_client::cluster::{Membership, MetaQuorum};
-use andromede_client::net::PeerId;
-use andromede_client::net::meta_message::{MetaRequest, MetaResponse};
-use serde::{Deserialize, Serialize};
+use andromede_cluster::admin::DrainProgress;
+use andromede_cluster::net::PeerId;
+use andromede_cluster::net::meta_message::{MetaRequest, MetaResponse};
+use andromede_cluster::{Membership, MetaQuorum};
 use tokio::sync::Notify;
 
 use crate::data_dir::write_file_durably;
@@ -130,26 +130,6 @@ impl Drain {
             self.inner.clean_handoff_since_ms.load(Ordering::Acquire) >= seen
         })
     }
-}
-
-/// How far a drain has come, for `andromede-node drain` and `status`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DrainProgress {
-    /// Whether the node is draining.
-    pub draining: bool,
-    /// When the drain began (ms since the Unix epoch).
-    pub since_ms: u64,
-    /// Live manifest versions that still name this node as a holder, summed over the
-    /// members that answered (a lower bound when `capped`).
-    pub versions_left: u64,
-    /// Whether a member stopped counting at its limit.
-    pub capped: bool,
-    /// Members that did not answer (their count is unknown).
-    pub unanswered: Vec<String>,
-    /// Whether this node's metadata records are on their new replica sets.
-    pub metadata_handed_off: bool,
-    /// Whether the node can be stopped for good without lowering any redundancy.
-    pub safe_to_stop: bool,
 }
 
 /// Asks every live member how many manifests still name `local`, and combines that with

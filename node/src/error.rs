@@ -118,7 +118,7 @@ impl From<sled::Error> for StoreError {
 pub enum DaemonError {
     /// The identity key or cluster secret could not be loaded or created.
     #[error(transparent)]
-    Key(#[from] andromede_client::KeyError),
+    Key(#[from] andromede_cluster::secret_file::SecretFileError),
     /// The shard store could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -127,7 +127,7 @@ pub enum DaemonError {
     Meta(#[from] MetaError),
     /// The network could not be started.
     #[error(transparent)]
-    Net(#[from] andromede_client::net::NetError),
+    Net(#[from] andromede_cluster::net::NetError),
     /// A startup task failed.
     #[error("startup task failed: {0}")]
     Task(String),

@@ -10,13 +10,13 @@
 //! - `fault powercut` — undo every shard write that was not durable yet, as a power loss
 //!   would ([`crate::store::power`]), and end the process at once, unanswered.
 //!
-//! A planted bug (`ANDROMEDE_PLANTED_BUG`, see `andromede_client::faults`) is read once at
+//! A planted bug (`ANDROMEDE_PLANTED_BUG`, see `andromede_cluster::faults`) is read once at
 //! start; `Daemon::start` refuses an unknown name.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use andromede_client::net::{NetHandle, PeerId};
+use andromede_cluster::net::{NetHandle, PeerId};
 
 /// Longest injected delay.
 pub const DELAY_MS_MAX: u64 = 60_000;

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use andromede_client::net::{self, ClusterSecret, PeerId};
+use andromede_cluster::net::{self, ClusterSecret, PeerId};
 
 use crate::config::{ConfigError, NodeConfig};
 use crate::data_dir::DataDir;

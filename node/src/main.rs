@@ -6,11 +6,10 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use andromede_node::admin::{admin_request, query_status};
+use andromede_cluster::admin::{DrainProgress, admin_request, query_status};
 use andromede_node::config::NodeConfig;
 use andromede_node::daemon::Daemon;
 use andromede_node::data_dir::DataDir;
-use andromede_node::drain::DrainProgress;
 use andromede_node::init::init_data_dir;
 use andromede_node::store::ShardStore;
 use andromede_node::workers::rate::RateLimiter;
@@ -341,7 +340,8 @@ async fn drain(dir: &Path, no_wait: bool, timeout: Duration) -> anyhow::Result<(
 
 async fn open_store(dir: &Path) -> anyhow::Result<ShardStore> {
     let config = load_config(dir)?;
-    let capacity = andromede_node::config::parse_size(&config.capacity).map_err(|e| anyhow!(e))?;
+    let capacity =
+        andromede_cluster::units::parse_size(&config.capacity).map_err(|e| anyhow!(e))?;
     let store_config = DataDir::new(dir).store_config(capacity);
     let (store, report) = tokio::task::spawn_blocking(move || ShardStore::open(&store_config))
         .await?

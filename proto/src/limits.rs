@@ -62,6 +62,11 @@ pub const BUCKET_NAME_BYTES_MAX: u64 = 63;
 
 /// Longest node tag (zone, jurisdiction).
 pub const TAG_BYTES_MAX: u64 = 64;
+/// Length of a master key id in a manifest (the first bytes of the key's blake3 hash).
+pub const MASTER_KEY_ID_BYTES: usize = 8;
+/// Length of a wrapped data key in a manifest: XChaCha20 nonce (24) || sealed 32-byte key
+/// || Poly1305 tag (16).
+pub const WRAPPED_KEY_BYTES: usize = 24 + 32 + 16;
 
 /// Most segments an encoder or decoder keeps in flight: memory is bounded by
 /// segment size × (pipeline depth + 1) × (k+m)/k.

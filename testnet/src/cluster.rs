@@ -9,13 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use andromede_client::faults::PlantedBug;
-use andromede_client::net::{ClusterSecret, Multiaddr};
 use andromede_client::{Client, ClientConfig, MasterKey};
-use andromede_node::admin::{Status, admin_request, query_status};
-use andromede_node::config::NodeConfig;
-use andromede_node::data_dir::DataDir;
-use andromede_node::init::init_data_dir;
+use andromede_cluster::admin::{Status, admin_request, query_status};
+use andromede_cluster::faults::PlantedBug;
+use andromede_cluster::net::{ClusterSecret, Multiaddr};
 use anyhow::{Context, anyhow, bail};
 use nix::sys::signal::Signal;
 use rand::rngs::StdRng;
@@ -23,7 +20,9 @@ use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-use crate::process::{node_binary, running, signal, spawn_node, wait_gone};
+use crate::process::{
+    NodeInit, data_files, init_node, node_binary, running, signal, spawn_node, wait_gone,
+};
 
 /// Name of the state file in a testnet directory.
 const STATE_FILE: &str = "testnet.json";
@@ -52,7 +51,7 @@ pub struct UpOptions {
     /// The `andromede-node` binary (default: see [`node_binary`]).
     pub node_bin: Option<PathBuf>,
     /// A bug every node runs with, to show a scenario catches it (fault-injection
-    /// nodes only; see `andromede_client::faults`).
+    /// nodes only; see `andromede_cluster::faults`).
     pub planted_bug: Option<PlantedBug>,
 }
 
@@ -159,7 +158,7 @@ impl Testnet {
                 peer: None,
             });
         }
-        let secret = DataDir::new(&nodes[0].dir).cluster_secret();
+        let secret = nodes[0].dir.join(data_files::CLUSTER_SECRET);
         for (i, node) in nodes.iter().enumerate() {
             // Every node knows every other: any of them can be down when one restarts.
             let bootstrap = nodes
@@ -167,22 +166,23 @@ impl Testnet {
                 .filter(|other| other.dir != node.dir)
                 .map(|other| other.listen.clone())
                 .collect();
-            let config = NodeConfig {
-                listen: vec![node.listen.clone()],
+            let init = NodeInit {
+                listen: &node.listen,
+                admin: node.admin,
                 bootstrap,
-                zone: node.zone.clone(),
-                jurisdiction: "EU".into(),
-                capacity: "100GiB".into(),
-                admin: node.admin.to_string(),
-                scrub_interval: opts.scrub_interval.clone(),
-                anti_entropy_interval: "10s".into(),
-                gc_interval: "5s".into(),
-                down_after: opts.down_after.clone(),
-                repair_sweep_interval: opts.repair_sweep_interval.clone(),
-                ..NodeConfig::default()
+                zone: &node.zone,
+                jurisdiction: "EU",
+                capacity: "100GiB",
+                cluster_secret: (i > 0).then_some(secret.as_path()),
+                settings: vec![
+                    ("scrub_interval", opts.scrub_interval.clone()),
+                    ("anti_entropy_interval", "10s".into()),
+                    ("gc_interval", "5s".into()),
+                    ("down_after", opts.down_after.clone()),
+                    ("repair_sweep_interval", opts.repair_sweep_interval.clone()),
+                ],
             };
-            let from = (i > 0).then_some(secret.as_path());
-            init_data_dir(&DataDir::new(&node.dir), &config, from)
+            init_node(&node_bin, &node.dir, &init)
                 .with_context(|| format!("initialising node {i}"))?;
         }
         let master_path = dir.join("master.key");
@@ -400,8 +400,8 @@ impl Testnet {
     /// As [`Testnet::restart`], or when the data cannot be deleted.
     pub fn wipe(&mut self, i: usize) -> anyhow::Result<()> {
         self.kill(i)?;
-        let data = DataDir::new(&self.node(i)?.dir);
-        for path in [data.root().join("store"), data.meta()] {
+        let dir = &self.node(i)?.dir;
+        for path in [dir.join(data_files::STORE), dir.join(data_files::META)] {
             if path.exists() {
                 std::fs::remove_dir_all(&path)
                     .with_context(|| format!("wiping {}", path.display()))?;
@@ -587,7 +587,9 @@ impl Testnet {
     }
 
     /// The peer ids of the running nodes (those whose admin endpoint answers).
-    pub async fn running_peers(&self) -> std::collections::BTreeSet<andromede_client::net::PeerId> {
+    pub async fn running_peers(
+        &self,
+    ) -> std::collections::BTreeSet<andromede_cluster::net::PeerId> {
         let mut out = std::collections::BTreeSet::new();
         for i in self.running_nodes() {
             if let Ok(status) = self.status(i).await
@@ -614,7 +616,7 @@ impl Testnet {
     /// The cluster secret or master key cannot be read.
     pub fn client_config(&self) -> anyhow::Result<ClientConfig> {
         let secret =
-            ClusterSecret::load_file(&DataDir::new(&self.state.nodes[0].dir).cluster_secret())?;
+            ClusterSecret::load_file(&self.state.nodes[0].dir.join(data_files::CLUSTER_SECRET))?;
         let master = MasterKey::load_file(&self.dir.join("master.key"))?;
         let bootstrap: Vec<Multiaddr> = self
             .state

@@ -132,7 +132,7 @@ enum Command {
         #[arg(long, default_value_t = 2)]
         m: u32,
         /// How long faults are injected, e.g. 2m, 30m.
-        #[arg(long, default_value = "2m", value_parser = andromede_node::config::parse_duration)]
+        #[arg(long, default_value = "2m", value_parser = andromede_cluster::units::parse_duration)]
         duration: std::time::Duration,
         /// Seed of the schedule and the workload.
         #[arg(long, default_value_t = 1)]
@@ -193,7 +193,7 @@ fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         // Under chaos the client warns of every failed holder: expected, and noise here.
         .unwrap_or_else(|_| {
-            tracing_subscriber::EnvFilter::new("warn,andromede_client::net::shards=error")
+            tracing_subscriber::EnvFilter::new("warn,andromede_cluster::net::shards=error")
         });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

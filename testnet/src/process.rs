@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use andromede_client::faults::PLANTED_BUG_ENV;
+use andromede_cluster::faults::PLANTED_BUG_ENV;
 use anyhow::{Context, anyhow};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -34,6 +34,87 @@ pub fn node_binary(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
         "no andromede-node binary next to {}: build it with `cargo build -p andromede-node --features fault-injection` (or pass --node-bin / set ANDROMEDE_NODE_BIN)",
         exe.display()
     ))
+}
+
+/// A node's data directory as the node binary lays it out (README, "Configuration"):
+/// the testnet reads and edits these files as an operator would.
+pub mod data_files {
+    /// The configuration file `andromede-node init` writes.
+    pub const CONFIG: &str = "config.toml";
+    /// The cluster's admission secret, the same on every member.
+    pub const CLUSTER_SECRET: &str = "cluster.secret";
+    /// The shard store.
+    pub const STORE: &str = "store";
+    /// The metadata replica's records.
+    pub const META: &str = "meta";
+}
+
+/// What `andromede-node init` is given for one node of a testnet.
+#[derive(Debug, Clone)]
+pub struct NodeInit<'a> {
+    /// Its listen multiaddr.
+    pub listen: &'a str,
+    /// Its admin endpoint.
+    pub admin: std::net::SocketAddr,
+    /// Members it joins through.
+    pub bootstrap: Vec<String>,
+    /// Its zone.
+    pub zone: &'a str,
+    /// Its jurisdiction.
+    pub jurisdiction: &'a str,
+    /// Its capacity, as the config writes it (`100GiB`).
+    pub capacity: &'a str,
+    /// The cluster secret to join with; without, the node starts a new cluster.
+    pub cluster_secret: Option<&'a Path>,
+    /// Further `config.toml` settings (name, value as written in the file), such as
+    /// short intervals for tests.
+    pub settings: Vec<(&'static str, String)>,
+}
+
+/// Initialises `dir` with `andromede-node init`, then writes `init.settings` into its
+/// `config.toml`, as an operator edits the file before the first start.
+///
+/// # Errors
+/// When init fails (its output is in the message) or the config cannot be edited.
+pub fn init_node(binary: &Path, dir: &Path, init: &NodeInit<'_>) -> anyhow::Result<()> {
+    let mut command = Command::new(binary);
+    command
+        .arg("init")
+        .arg("--data")
+        .arg(dir)
+        .args(["--listen", init.listen])
+        .args(["--admin", &init.admin.to_string()])
+        .args(["--zone", init.zone])
+        .args(["--jurisdiction", init.jurisdiction])
+        .args(["--capacity", init.capacity]);
+    for peer in &init.bootstrap {
+        command.args(["--bootstrap", peer]);
+    }
+    if let Some(secret) = init.cluster_secret {
+        command.arg("--cluster-secret-file").arg(secret);
+    }
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("starting {}", binary.display()))?;
+    if !output.status.success() {
+        return Err(anyhow!(
+            "`andromede-node init --data {}` failed: {}{}",
+            dir.display(),
+            String::from_utf8_lossy(&output.stderr),
+            String::from_utf8_lossy(&output.stdout)
+        ));
+    }
+    let path = dir.join(data_files::CONFIG);
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let mut config: toml::Table = text
+        .parse()
+        .with_context(|| format!("parsing {}", path.display()))?;
+    for (name, value) in &init.settings {
+        config.insert((*name).to_owned(), toml::Value::String(value.clone()));
+    }
+    std::fs::write(&path, config.to_string()).with_context(|| format!("writing {}", path.display()))
 }
 
 /// Starts `andromede-node run --data DIR` in its own process group (so a terminal's Ctrl-C

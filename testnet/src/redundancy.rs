@@ -6,11 +6,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use andromede_client::codec::hash::verify_shard;
-use andromede_client::manifest::{Body, Manifest};
-use andromede_client::net::message::{ShardRequest, ShardResponse, decode_shard_response};
-use andromede_client::net::{PeerId, Protocol};
 use andromede_client::{Client, ListOptions};
+use andromede_cluster::manifest::{Body, Manifest};
+use andromede_cluster::net::message::{ShardRequest, ShardResponse, decode_shard_response};
+use andromede_cluster::net::{PeerId, Protocol};
+use andromede_cluster::shard::hash::verify_shard;
 use andromede_proto::ShardId;
 use andromede_proto::limits::SHARD_BATCH_IDS_MAX;
 use serde::{Deserialize, Serialize};

@@ -189,7 +189,7 @@ async fn a_slow_node_delays_its_answers_and_nothing_breaks() {
     let dir = tempfile::tempdir().unwrap();
     let (mut testnet, client) = up(dir.path()).await;
     let objects = write_objects(&client).await;
-    let slow_peer: andromede_client::net::PeerId = testnet.state().nodes[2]
+    let slow_peer: andromede_cluster::net::PeerId = testnet.state().nodes[2]
         .peer
         .as_deref()
         .unwrap()
@@ -198,13 +198,13 @@ async fn a_slow_node_delays_its_answers_and_nothing_breaks() {
 
     testnet.slow(2, 400).await.unwrap();
     // Every request it serves waits the delay (a lower bound: never flaky).
-    let request = andromede_client::net::message::ShardRequest::Have { ids: Vec::new() };
+    let request = andromede_cluster::net::message::ShardRequest::Have { ids: Vec::new() };
     let start = Instant::now();
     client
         .net()
         .request(
             slow_peer,
-            andromede_client::net::Protocol::Shard,
+            andromede_cluster::net::Protocol::Shard,
             request.encode(),
         )
         .await

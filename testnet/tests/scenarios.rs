@@ -8,9 +8,9 @@
 
 use std::time::Duration;
 
-use andromede_client::cluster::{closest_members, partition_key};
-use andromede_client::faults::PlantedBug;
 use andromede_client::{Client, ClientError, PutObjectOptions};
+use andromede_cluster::faults::PlantedBug;
+use andromede_cluster::{closest_members, partition_key};
 use andromede_testnet::cluster::Testnet;
 
 mod common;

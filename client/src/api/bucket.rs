@@ -6,9 +6,9 @@ use bytes::Bytes;
 use super::names::validate_bucket_name;
 use super::{Client, ClientError, ListOptions, now_ms};
 use crate::codec::ErasureParams;
-use crate::meta::key::{RecordKey, Table};
-use crate::meta::record::Record;
-use crate::meta::values::BucketInfo;
+use andromede_cluster::meta::key::{RecordKey, Table};
+use andromede_cluster::meta::record::Record;
+use andromede_cluster::meta::values::BucketInfo;
 
 /// How a new bucket stores its objects.
 #[derive(Debug, Clone, PartialEq, Eq)]

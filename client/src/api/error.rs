@@ -1,11 +1,11 @@
 //! [`ClientError`]: what a bucket or object operation can fail with, each message saying
 //! what to do.
 
-use crate::cluster::QuorumError;
 use crate::error::CodecError;
-use crate::meta::values::ValueError;
-use crate::net::NetError;
-use crate::placement::PlacementError;
+use andromede_cluster::QuorumError;
+use andromede_cluster::meta::values::ValueError;
+use andromede_cluster::net::NetError;
+use andromede_cluster::placement::PlacementError;
 
 /// Why a bucket or object operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -75,4 +75,16 @@ pub enum ClientError {
         #[source]
         source: ValueError,
     },
+}
+
+impl From<andromede_cluster::ManifestError> for ClientError {
+    fn from(error: andromede_cluster::ManifestError) -> Self {
+        Self::Codec(error.into())
+    }
+}
+
+impl From<andromede_cluster::ErasureError> for ClientError {
+    fn from(error: andromede_cluster::ErasureError) -> Self {
+        Self::Codec(error.into())
+    }
 }

@@ -9,8 +9,8 @@
 use andromede_proto::limits::LIST_KEYS_MAX;
 
 use super::{Client, ClientError};
-use crate::meta::key::Table;
-use crate::meta::values::ObjectEntry;
+use andromede_cluster::meta::key::Table;
+use andromede_cluster::meta::values::ObjectEntry;
 
 /// What to list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,7 +92,7 @@ impl Client {
             None => options.start_after.as_ref().map(|s| s.as_bytes().to_vec()),
         };
         if let Some(c) = &cursor {
-            crate::meta::key::validate_sort_key(c)
+            andromede_cluster::meta::key::validate_sort_key(c)
                 .map_err(|e| ClientError::InvalidArgument(e.to_string()))?;
         }
         let prefix = options.prefix.as_bytes();

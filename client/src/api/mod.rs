@@ -26,12 +26,14 @@ pub use list::{ListOptions, ListPage, ObjectSummary};
 pub use names::{validate_bucket_name, validate_key};
 pub use object::{GetObject, ObjectInfo, PutObjectOptions};
 
-use crate::cluster::{Member, Membership, MembershipConfig, MetaQuorum};
 use crate::codec::CodecConfig;
 use crate::keys::MasterKey;
-use crate::meta::hlc::Hlc;
-use crate::meta::record::WriterId;
-use crate::net::{self, ClusterSecret, Multiaddr, NetConfig, NetError, NetHandle, Role};
+use andromede_cluster::meta::hlc::Hlc;
+use andromede_cluster::meta::record::WriterId;
+use andromede_cluster::net::{
+    self, ClusterSecret, Multiaddr, NetConfig, NetError, NetHandle, Role,
+};
+use andromede_cluster::{Member, Membership, MembershipConfig, MetaQuorum};
 
 /// Everything a client needs to reach a cluster and read its objects.
 #[derive(Debug)]
@@ -56,7 +58,7 @@ pub struct ClientConfig {
     pub clock_skew_ms: i64,
     /// A planted bug this client runs with; only with the `fault-injection` feature.
     #[cfg(feature = "fault-injection")]
-    pub planted_bug: Option<crate::faults::PlantedBug>,
+    pub planted_bug: Option<andromede_cluster::faults::PlantedBug>,
 }
 
 impl ClientConfig {
@@ -136,8 +138,8 @@ impl Client {
         let hlc = Hlc::system();
         #[cfg(feature = "fault-injection")]
         let hlc = Hlc::new(
-            crate::meta::hlc::SystemClock::skewed(config.clock_skew_ms),
-            crate::meta::hlc::MAX_DRIFT_DEFAULT,
+            andromede_cluster::meta::hlc::SystemClock::skewed(config.clock_skew_ms),
+            andromede_cluster::meta::hlc::MAX_DRIFT_DEFAULT,
         );
         let meta = MetaQuorum::new(
             net.clone(),

@@ -25,13 +25,13 @@ use super::names::validate_key;
 use super::{Client, ClientError, now_ms};
 use crate::codec::{ObjectName, OpenedObject, PutOptions, encode_object, new_version_id};
 use crate::error::CodecError;
-use crate::manifest::{Body, Manifest};
-use crate::meta::key::{RecordKey, Table};
-use crate::meta::record::Record;
-use crate::meta::values::{BucketInfo, GarbageEntry, ObjectEntry};
-use crate::net::NetShards;
-use crate::net::meta_message::KeyedRecord;
-use crate::placement::{Candidate, PlacementPolicy, place_shards, placement_key};
+use crate::shards::NetShards;
+use andromede_cluster::manifest::{Body, Manifest};
+use andromede_cluster::meta::key::{RecordKey, Table};
+use andromede_cluster::meta::record::Record;
+use andromede_cluster::meta::values::{BucketInfo, GarbageEntry, ObjectEntry};
+use andromede_cluster::net::meta_message::KeyedRecord;
+use andromede_cluster::placement::{Candidate, PlacementPolicy, place_shards, placement_key};
 
 /// What a PUT says about the object besides its bytes.
 #[derive(Debug, Clone)]

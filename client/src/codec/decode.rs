@@ -16,14 +16,15 @@ use futures::stream::{self, BoxStream};
 use futures::{StreamExt, future};
 use tracing::{Instrument, debug, warn};
 
-use super::erasure::Erasure;
-use super::hash::verify_shard;
 use super::range::{SegmentSlice, plan};
 use super::seal::{self, Purpose};
 use super::{CodecConfig, ObjectName, ShardSource, blocking, inline};
 use crate::error::CodecError;
 use crate::keys::{DataKey, MasterKey};
-use crate::manifest::{Body, Manifest, SegmentEntry};
+use andromede_cluster::ErasureError;
+use andromede_cluster::manifest::{Body, Manifest, SegmentEntry};
+use andromede_cluster::shard::erasure::Erasure;
+use andromede_cluster::shard::hash::verify_shard;
 
 /// A manifest whose data key has been unwrapped: every field but the placement is now
 /// authenticated for this object.
@@ -281,14 +282,14 @@ fn assemble(
         Erasure::new(params)?
             .reconstruct_data(&mut owned, shard_bytes)
             .map_err(|e| match e {
-                CodecError::SegmentUnrecoverable { valid, needed, .. } => {
+                ErasureError::SegmentUnrecoverable { valid, needed, .. } => {
                     CodecError::SegmentUnrecoverable {
                         segment: index,
                         valid,
                         needed,
                     }
                 }
-                other => other,
+                other => other.into(),
             })?;
         for shard in owned.iter().take(k).flatten() {
             sealed.extend_from_slice(shard);

@@ -18,14 +18,14 @@ use futures::{TryStreamExt, stream};
 use tokio::io::AsyncRead;
 use tracing::{Instrument, debug, instrument};
 
-use super::erasure::{Erasure, ErasureParams};
-use super::hash::shard_id;
 use super::seal::{self, Purpose};
 use super::segment::{read_segment, segment_buffer};
 use super::{CodecConfig, EncodedShard, ObjectName, ShardSink, blocking, inline};
 use crate::error::CodecError;
 use crate::keys::{DataKey, MasterKey};
-use crate::manifest::{Body, Manifest, SegmentEntry, compute_etag};
+use andromede_cluster::manifest::{Body, Manifest, SegmentEntry, compute_etag};
+use andromede_cluster::shard::erasure::{Erasure, ErasureParams};
+use andromede_cluster::shard::hash::shard_id;
 
 /// What a PUT says about the object besides its bytes.
 #[derive(Debug, Clone)]

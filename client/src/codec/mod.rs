@@ -14,8 +14,6 @@
 
 mod decode;
 mod encode;
-pub mod erasure;
-pub mod hash;
 mod inline;
 mod memory;
 mod range;
@@ -31,9 +29,9 @@ use andromede_proto::limits::{
 };
 use bytes::Bytes;
 
+pub use andromede_cluster::shard::{Erasure, ErasureParams};
 pub use decode::{OpenedObject, open_manifest};
 pub use encode::{Encoded, PutOptions, encode_object, new_version_id};
-pub use erasure::{Erasure, ErasureParams};
 pub use memory::MemoryShards;
 
 use crate::error::{BoxError, CodecError};

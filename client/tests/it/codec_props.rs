@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use andromede_client::{Body, CodecError, MasterKey, MemoryShards};
+use andromede_cluster::Body;
+use andromede_client::{CodecError, MasterKey, MemoryShards};
 use bytes::Bytes;
 use proptest::prelude::*;
 
@@ -126,7 +127,7 @@ fn user_metadata_and_content_type_survive_and_are_sealed() {
         let marker = b"PLAINTEXT-MARKER-42";
         assert!(!bytes.windows(marker.len()).any(|w| w == marker));
         assert!(!bytes.windows(5).any(|w| w == b"hello"));
-        let manifest = andromede_client::Manifest::decode(&bytes).unwrap();
+        let manifest = andromede_cluster::Manifest::decode(&bytes).unwrap();
         assert_eq!(manifest.content_type, "text/plain");
         let opened = andromede_client::open_manifest(&master, &object(), manifest).unwrap();
         assert_eq!(opened.user_metadata().unwrap(), options.user_metadata);
@@ -203,7 +204,7 @@ fn damage_strategy() -> impl Strategy<Value = Damage> {
 
 fn apply(
     shards: &MemoryShards,
-    segment: &andromede_client::SegmentEntry,
+    segment: &andromede_cluster::SegmentEntry,
     index: usize,
     damage: Damage,
 ) {

@@ -102,7 +102,7 @@ pub(crate) async fn decode(
     range: Option<std::ops::Range<u64>>,
     shards: Arc<MemoryShards>,
 ) -> Result<Vec<u8>, CodecError> {
-    let manifest = andromede_client::Manifest::decode(manifest_bytes)?;
+    let manifest = andromede_cluster::Manifest::decode(manifest_bytes)?;
     let opened = Arc::new(open_manifest(master, &object(), manifest)?);
     let chunks: Vec<Bytes> = opened.read(&config(), range, shards).try_collect().await?;
     Ok(chunks.concat())

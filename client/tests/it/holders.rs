@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use andromede_client::manifest::Manifest;
 use andromede_client::{MasterKey, MemoryShards};
+use andromede_cluster::manifest::Manifest;
 use bytes::Bytes;
 
 use crate::helpers::*;

@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use andromede_client::net::message::{
+use andromede_cluster::net::message::{
     ShardRequest, ShardResponse, decode_shard_request, decode_shard_response,
 };
-use andromede_client::net::{
+use andromede_cluster::net::{
     ClusterSecret, Keypair, Multiaddr, NetConfig, NetError, NetHandle, Protocol, Role, spawn,
 };
 use andromede_proto::ShardId;
@@ -35,7 +35,7 @@ async fn start_node(secret_seed: &ClusterSecretFile) -> (NetHandle, Multiaddr, A
                     data: Bytes::from_static(SHARD_BYTES),
                 },
                 _ => ShardResponse::Error {
-                    code: andromede_client::net::message::RemoteErrorCode::Invalid,
+                    code: andromede_cluster::net::message::RemoteErrorCode::Invalid,
                     detail: "unsupported in this test".into(),
                 },
             };
@@ -88,7 +88,7 @@ where
 
 async fn get(
     from: &NetHandle,
-    to: andromede_client::net::PeerId,
+    to: andromede_cluster::net::PeerId,
 ) -> Result<ShardResponse, NetError> {
     let request = ShardRequest::Get {
         id: ShardId([1; 32]),

@@ -4,7 +4,8 @@
 
 use std::sync::Arc;
 
-use andromede_client::{Body, CodecError, MasterKey, MemoryShards, ObjectName, open_manifest};
+use andromede_cluster::Body;
+use andromede_client::{CodecError, MasterKey, MemoryShards, ObjectName, open_manifest};
 use andromede_proto::{Message, pb};
 use proptest::prelude::*;
 
@@ -133,10 +134,10 @@ fn inconsistent_manifests_are_refused() {
     for (what, mutate) in variants {
         let mut bad = good.clone();
         mutate(&mut bad);
-        let result = andromede_client::Manifest::decode(&bad.encode_to_vec());
+        let result = andromede_cluster::Manifest::decode(&bad.encode_to_vec());
         assert!(result.is_err(), "{what} was accepted");
     }
-    let err = andromede_client::Manifest::decode(&{
+    let err = andromede_cluster::Manifest::decode(&{
         let mut v = good.clone();
         v.format_version = 2;
         v.encode_to_vec()
@@ -144,7 +145,7 @@ fn inconsistent_manifests_are_refused() {
     .unwrap_err();
     assert!(matches!(
         err,
-        CodecError::UnsupportedManifestVersion { found: 2, .. }
+        andromede_cluster::ManifestError::UnsupportedVersion { found: 2, .. }
     ));
 }
 
@@ -154,7 +155,7 @@ proptest! {
     /// Arbitrary bytes never panic the manifest decoder.
     #[test]
     fn arbitrary_manifest_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-        let _ = andromede_client::Manifest::decode(&bytes);
+        let _ = andromede_cluster::Manifest::decode(&bytes);
     }
 
     /// Any byte of any shard, flipped: decode still returns exactly the input.

@@ -4,8 +4,8 @@
 
 pub mod replica;
 
-pub use andromede_client::meta::key::{RecordKey, Table};
-use andromede_client::meta::record::{Record, Version};
+pub use andromede_cluster::meta::key::{RecordKey, Table};
+use andromede_cluster::meta::record::{Record, Version};
 use bytes::Bytes;
 
 use crate::error::MetaError;

@@ -13,8 +13,8 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use andromede_client::manifest::Manifest;
-use andromede_client::meta::record::{Record, Version, merge_into};
+use andromede_cluster::manifest::Manifest;
+use andromede_cluster::meta::record::{Record, Version, merge_into};
 use bytes::Bytes;
 
 use super::{MetaStore, RecordKey, ScanRow, Table};
@@ -317,8 +317,8 @@ impl MetaStore for SledMetaStore {
 
 #[cfg(test)]
 mod tests {
-    use andromede_client::meta::hlc::Timestamp;
-    use andromede_client::meta::record::{Version, WriterId};
+    use andromede_cluster::meta::hlc::Timestamp;
+    use andromede_cluster::meta::record::{Version, WriterId};
 
     use super::*;
 

@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use andromede_client::cluster::Membership;
-use andromede_client::net::meta_message::NodeInfo;
-use andromede_client::net::{InboundRequest, NetHandle, Protocol};
+use andromede_cluster::Membership;
+use andromede_cluster::net::meta_message::NodeInfo;
+use andromede_cluster::net::{InboundRequest, NetHandle, Protocol};
 use bytes::Bytes;
 use tokio::sync::{Semaphore, mpsc};
 use tracing::{Instrument, debug, debug_span};

@@ -6,15 +6,15 @@
 
 use std::collections::HashMap;
 
-use andromede_client::cluster::{
-    LocalReplica, Membership, REPLICAS, closest_members, partition_key, with_local,
-};
-use andromede_client::manifest::{Body, Manifest};
-use andromede_client::meta::hlc::{ClockDriftError, Hlc};
-use andromede_client::net::PeerId;
-use andromede_client::net::message::{MessageError, RemoteErrorCode};
-use andromede_client::net::meta_message::{
+use andromede_cluster::manifest::{Body, Manifest};
+use andromede_cluster::meta::hlc::{ClockDriftError, Hlc};
+use andromede_cluster::net::PeerId;
+use andromede_cluster::net::message::{MessageError, RemoteErrorCode};
+use andromede_cluster::net::meta_message::{
     KeyedRecord, MetaRequest, MetaResponse, NodeInfo, decode_meta_request,
+};
+use andromede_cluster::{
+    LocalReplica, Membership, REPLICAS, closest_members, partition_key, with_local,
 };
 use andromede_proto::limits::{HELD_BY_COUNT_MAX, META_MESSAGE_BYTES_MAX, REFERENCED_IDS_MAX};
 use andromede_proto::{DecodeError, ShardId};
@@ -319,9 +319,9 @@ pub fn handle_meta_request(
 
 #[cfg(test)]
 mod tests {
-    use andromede_client::meta::hlc::Timestamp;
-    use andromede_client::meta::key::Table;
-    use andromede_client::meta::record::{Record, Version, WriterId};
+    use andromede_cluster::meta::hlc::Timestamp;
+    use andromede_cluster::meta::key::Table;
+    use andromede_cluster::meta::record::{Record, Version, WriterId};
     use bytes::Bytes;
 
     use super::*;

@@ -5,7 +5,7 @@
 //! to protocol error codes that stay distinguishable for the requester (`NotFound`,
 //! `Corrupt`, `QuotaExceeded`, `TooLarge`, `Invalid`, `Internal`).
 
-use andromede_client::net::message::{
+use andromede_cluster::net::message::{
     MessageError, RemoteErrorCode, ShardRequest, ShardResponse, decode_shard_request,
 };
 use andromede_proto::DecodeError;

@@ -21,7 +21,7 @@ mod write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use andromede_client::codec::hash::{shard_id, verify_shard};
+use andromede_cluster::shard::hash::{shard_id, verify_shard};
 use andromede_proto::ShardId;
 use andromede_proto::limits::{SHARD_BATCH_IDS_MAX, SHARD_BYTES_MAX};
 use bytes::Bytes;

@@ -17,7 +17,7 @@ mod model {
     use std::path::{Path, PathBuf};
     use std::sync::{Mutex, MutexGuard, OnceLock};
 
-    use andromede_client::faults::{PLANTED_BUG_ENV, PlantedBug};
+    use andromede_cluster::faults::{PLANTED_BUG_ENV, PlantedBug};
 
     /// Paths remembered at most (a planted bug that never fsyncs would grow it forever).
     const PENDING_MAX: usize = 1_000_000;

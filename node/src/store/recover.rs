@@ -18,7 +18,7 @@ use super::index::{ShardIndex, ShardMeta, now_unix_secs};
 use super::layout::Layout;
 use super::quarantine::quarantine_file;
 use crate::error::StoreError;
-use andromede_client::codec::hash::verify_shard;
+use andromede_cluster::shard::hash::verify_shard;
 
 const INDEX_PAGE: usize = 1024;
 

@@ -20,11 +20,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use andromede_client::cluster::{Membership, MetaQuorum};
-use andromede_client::meta::key::{RecordKey, Table};
-use andromede_client::meta::record::{Record, Version};
-use andromede_client::net::PeerId;
-use andromede_client::net::meta_message::{KeyedRecord, MetaRequest, MetaResponse};
+use andromede_cluster::meta::key::{RecordKey, Table};
+use andromede_cluster::meta::record::{Record, Version};
+use andromede_cluster::net::PeerId;
+use andromede_cluster::net::meta_message::{KeyedRecord, MetaRequest, MetaResponse};
+use andromede_cluster::{Membership, MetaQuorum};
 use andromede_proto::limits::{META_BATCH_RECORDS_MAX, META_MESSAGE_BYTES_MAX};
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
@@ -288,8 +288,8 @@ fn record_bytes(key: &RecordKey, record: &Record<Bytes>) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use andromede_client::meta::hlc::Timestamp;
-    use andromede_client::meta::record::{Version, WriterId};
+    use andromede_cluster::meta::hlc::Timestamp;
+    use andromede_cluster::meta::record::{Version, WriterId};
 
     use super::*;
 

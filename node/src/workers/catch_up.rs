@@ -17,9 +17,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use andromede_client::cluster::{Membership, MetaQuorum};
-use andromede_client::meta::key::{RecordKey, Table};
-use andromede_client::net::PeerId;
+use andromede_cluster::meta::key::{RecordKey, Table};
+use andromede_cluster::net::PeerId;
+use andromede_cluster::{Membership, MetaQuorum};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};

@@ -19,12 +19,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use andromede_client::cluster::MetaQuorum;
-use andromede_client::manifest::{Body, Manifest};
-use andromede_client::meta::key::{RecordKey, Table};
-use andromede_client::meta::record::Record;
-use andromede_client::meta::values::GarbageEntry;
-use andromede_client::net::PeerId;
+use andromede_cluster::MetaQuorum;
+use andromede_cluster::manifest::{Body, Manifest};
+use andromede_cluster::meta::key::{RecordKey, Table};
+use andromede_cluster::meta::record::Record;
+use andromede_cluster::meta::values::GarbageEntry;
+use andromede_cluster::net::PeerId;
 use andromede_proto::ShardId;
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;

@@ -12,9 +12,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use andromede_client::cluster::Membership;
-use andromede_client::net::meta_message::{MetaRequest, MetaResponse, decode_meta_response};
-use andromede_client::net::{NetHandle, PeerId, Protocol};
+use andromede_cluster::Membership;
+use andromede_cluster::net::meta_message::{MetaRequest, MetaResponse, decode_meta_response};
+use andromede_cluster::net::{NetHandle, PeerId, Protocol};
 use tokio::time::Instant;
 use tracing::{info, warn};
 

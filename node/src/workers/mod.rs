@@ -20,7 +20,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::meta::{MetaStore, RecordKey, Table};
-use andromede_client::meta::record::Record;
+use andromede_cluster::meta::record::Record;
 use bytes::Bytes;
 
 /// Held by a worker while it reads, then rewrites, a manifest (repair, garbage

@@ -21,9 +21,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use andromede_client::cluster::{Membership, MetaQuorum};
-use andromede_client::net::PeerId;
-use andromede_client::net::meta_message::{MetaRequest, MetaResponse};
+use andromede_cluster::net::PeerId;
+use andromede_cluster::net::meta_message::{MetaRequest, MetaResponse};
+use andromede_cluster::{Membership, MetaQuorum};
 use andromede_proto::ShardId;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};

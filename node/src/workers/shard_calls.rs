@@ -3,9 +3,9 @@
 //! Every call has a deadline, every batch respects `SHARD_BATCH_IDS_MAX`, and fetched
 //! bytes are checked against their id before anyone uses them.
 
-use andromede_client::codec::hash::verify_shard;
-use andromede_client::net::message::{ShardRequest, ShardResponse, decode_shard_response};
-use andromede_client::net::{NetHandle, PeerId, Protocol};
+use andromede_cluster::net::message::{ShardRequest, ShardResponse, decode_shard_response};
+use andromede_cluster::net::{NetHandle, PeerId, Protocol};
+use andromede_cluster::shard::hash::verify_shard;
 use andromede_proto::ShardId;
 use andromede_proto::limits::SHARD_BATCH_IDS_MAX;
 use bytes::Bytes;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use andromede_node::admin::query_status;
+use andromede_cluster::admin::query_status;
 use andromede_node::daemon::Daemon;
 use andromede_node::data_dir::DataDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -21,7 +21,7 @@ fn client_binary() -> PathBuf {
     if !path.exists() {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
-            .args(["build", "-p", "andromede-client", "--bin", "andromede"])
+            .args(["build", "-p", "andromede-cli", "--bin", "andromede"])
             .status()
             .unwrap();
         assert!(status.success(), "building the andromede binary failed");

@@ -6,19 +6,12 @@
 
 mod admin;
 mod binaries;
-mod cluster;
-mod holder_index;
-mod maintenance;
 mod net;
-mod objects;
-mod orphans;
-mod rebalance;
-mod repair;
 mod scrub;
 mod store;
 mod store_crash;
 
-use andromede_client::codec::hash::shard_id;
+use andromede_cluster::shard::hash::shard_id;
 use andromede_node::store::{IndexOptions, ShardStore, StoreConfig};
 use andromede_proto::ShardId;
 
@@ -71,20 +64,6 @@ fn files_under(dir: &std::path::Path, suffix: &str) -> Vec<std::path::PathBuf> {
     out
 }
 
-/// Invariant 4: no file under any of `dirs` contains `marker`.
-fn assert_no_plaintext(dirs: &[tempfile::TempDir], marker: &[u8]) {
-    for dir in dirs {
-        for file in files_under(dir.path(), "") {
-            let bytes = std::fs::read(&file).unwrap_or_default();
-            assert!(
-                !bytes.windows(marker.len()).any(|w| w == marker),
-                "plaintext found in {}",
-                file.display()
-            );
-        }
-    }
-}
-
 /// A node daemon on an ephemeral loopback port, with its data in `dir`.
 async fn start_daemon(dir: &std::path::Path) -> andromede_node::daemon::Daemon {
     andromede_node::daemon::Daemon::start(daemon_config(dir, Vec::new(), "FR"))
@@ -96,7 +75,7 @@ async fn start_daemon(dir: &std::path::Path) -> andromede_node::daemon::Daemon {
 /// `bootstrap`, in `jurisdiction`, its zone named after its directory.
 fn daemon_config(
     dir: &std::path::Path,
-    bootstrap: Vec<andromede_client::net::Multiaddr>,
+    bootstrap: Vec<andromede_cluster::net::Multiaddr>,
     jurisdiction: &str,
 ) -> andromede_node::daemon::DaemonConfig {
     andromede_node::daemon::DaemonConfig {
@@ -128,7 +107,7 @@ fn daemon_config(
 }
 
 /// The daemon's listen address, once it has one (polled for up to 4 s).
-async fn listen_addr(daemon: &andromede_node::daemon::Daemon) -> andromede_client::net::Multiaddr {
+async fn listen_addr(daemon: &andromede_node::daemon::Daemon) -> andromede_cluster::net::Multiaddr {
     for _ in 0..200 {
         if let Some(addr) = daemon
             .net()
@@ -143,16 +122,4 @@ async fn listen_addr(daemon: &andromede_node::daemon::Daemon) -> andromede_clien
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     panic!("node never listened");
-}
-
-/// Polls `check` every 200 ms for up to `within`; true once it holds.
-async fn eventually(within: std::time::Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + within;
-    while tokio::time::Instant::now() < deadline {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-    check().await
 }

@@ -2,13 +2,13 @@
 //! swarm over real TCP: the shard protocol works end to end, and malformed or oversized
 //! requests get errors while the node keeps serving.
 
-use andromede_client::codec::hash::shard_id;
-use andromede_client::net::message::{
+use andromede_cluster::net::message::{
     RemoteErrorCode, ShardRequest, ShardResponse, decode_shard_response,
 };
-use andromede_client::net::{
+use andromede_cluster::net::{
     ClusterSecret, Keypair, NetConfig, NetHandle, PeerId, Protocol, Role, spawn,
 };
+use andromede_cluster::shard::hash::shard_id;
 use andromede_node::daemon::Daemon;
 use andromede_node::data_dir::DataDir;
 use andromede_proto::{Message, ShardId, pb};
@@ -190,10 +190,10 @@ async fn a_restarted_node_keeps_its_identity_and_shards() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metadata_records_are_applied_and_listed_over_the_network() {
-    use andromede_client::meta::hlc::Hlc;
-    use andromede_client::meta::key::{RecordKey, Table};
-    use andromede_client::meta::record::{Record, Version, WriterId};
-    use andromede_client::net::meta_message::{MetaRequest, MetaResponse, decode_meta_response};
+    use andromede_cluster::meta::hlc::Hlc;
+    use andromede_cluster::meta::key::{RecordKey, Table};
+    use andromede_cluster::meta::record::{Record, Version, WriterId};
+    use andromede_cluster::net::meta_message::{MetaRequest, MetaResponse, decode_meta_response};
 
     let dir = tempfile::tempdir().unwrap();
     let daemon = start_daemon(dir.path()).await;

@@ -117,7 +117,7 @@ fn oversize_inputs_are_refused() {
         Err(StoreError::BatchTooLarge { .. })
     ));
     let huge = vec![0u8; (andromede_proto::limits::SHARD_BYTES_MAX + 1) as usize];
-    let id = andromede_client::codec::hash::shard_id(&huge);
+    let id = andromede_cluster::shard::hash::shard_id(&huge);
     assert!(matches!(
         store.put(&id, &huge),
         Err(StoreError::TooLarge { .. })
@@ -155,41 +155,4 @@ fn an_unopenable_index_gives_a_clear_error() {
     std::fs::write(bad.path().join("index"), b"not a directory").unwrap();
     let err = crate::try_open(bad.path(), 1 << 20).unwrap_err();
     assert!(matches!(err, StoreError::Locked { .. }), "{err}");
-}
-
-#[test]
-fn store_holds_exactly_the_shards_the_codec_produces() {
-    // Every shard of an encoded object goes in, comes out verified, and decodes back.
-    use andromede_client::{CodecConfig, MasterKey, MemoryShards, ObjectName, PutOptions};
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path(), 64 << 20);
-    let shards = MemoryShards::new();
-    let master = MasterKey::generate();
-    let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
-    let config = CodecConfig {
-        segment_bytes: 64 * 1024,
-        ..CodecConfig::default()
-    };
-    let encoded = rt
-        .block_on(andromede_client::encode_object(
-            &config,
-            &master,
-            &ObjectName::new("b", "k"),
-            &PutOptions::default(),
-            &data[..],
-            &shards,
-        ))
-        .unwrap();
-    let andromede_client::Body::Segments(segments) = &encoded.manifest.body else {
-        panic!()
-    };
-    for segment in segments {
-        for (i, id) in segment.shard_ids.iter().enumerate() {
-            let bytes = shards.get(u8::try_from(i).unwrap(), id).unwrap();
-            store.put(id, &bytes).unwrap();
-            assert_eq!(store.get(id).unwrap(), bytes);
-        }
-    }
-    assert_eq!(store.usage().shard_count, segments.len() as u64 * 6);
 }

@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use andromede_client::faults::PlantedBug;
 use andromede_client::{BucketOptions, Client, ErasureParams};
+use andromede_cluster::faults::PlantedBug;
 use andromede_testnet::cluster::{Testnet, UpOptions};
 
 /// The node binary with its fault hooks, built next to the test binaries (a no-op build

@@ -42,21 +42,20 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use andromede_client::cluster::{Membership, MetaQuorum};
-use andromede_client::manifest::{Body, Manifest};
-use andromede_client::meta::key::{RecordKey, Table};
-use andromede_client::meta::record::Record;
-use andromede_client::meta::values::BucketInfo;
-use andromede_client::net::PeerId;
-use andromede_client::placement::{Candidate, PlacementPolicy, placement_key};
+use andromede_cluster::admin::{HealthCounts, RepairStatus};
+use andromede_cluster::manifest::{Body, Manifest};
+use andromede_cluster::meta::key::{RecordKey, Table};
+use andromede_cluster::meta::record::Record;
+use andromede_cluster::meta::values::BucketInfo;
+use andromede_cluster::net::PeerId;
+use andromede_cluster::placement::{Candidate, PlacementPolicy, placement_key};
+use andromede_cluster::{Membership, MetaQuorum};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
-use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-pub use plan::HealthCounts;
 use plan::{Plan, Target, assess, destinations, mark_rebalance};
 use rebuild::rebuild_segment;
 
@@ -128,30 +127,6 @@ impl Default for RepairConfig {
             rebalance_bytes_per_sweep: 4 << 30,
         }
     }
-}
-
-/// What repair has done and sees, for `status`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RepairStatus {
-    /// Redundancy of the segments this node owns, as of the last complete sweep.
-    pub health: HealthCounts,
-    /// When that sweep ended (ms since the Unix epoch; 0: none yet).
-    pub health_at_ms: u64,
-    /// Versions found needing repair and not yet done in the current pass.
-    pub queue: u64,
-    /// Segments repaired since start.
-    pub segments_repaired: u64,
-    /// Shards rebuilt and stored since start.
-    pub shards_rebuilt: u64,
-    /// Bytes of rebuilt shards stored since start.
-    pub bytes_rebuilt: u64,
-    /// Versions whose manifest was rewritten since start.
-    pub versions_repaired: u64,
-    /// Healthy shards copied to another node since start (off draining nodes, doubled-up
-    /// nodes, or toward the preferred placement after nodes joined); their old copies are
-    /// collected as unreferenced shards after the grace period.
-    #[serde(default)]
-    pub shards_moved: u64,
 }
 
 /// The repair worker's shared status.
@@ -485,7 +460,7 @@ impl RepairWorker {
                 let keys = self.current_versions(keys).await;
                 let mut plans = self.assess_all(keys).await;
                 for plan in &plans {
-                    health.add(plan);
+                    plan::count_health(&mut health, plan);
                 }
                 if rebalance_budget > 0 {
                     let targets = self.targets();

@@ -4,15 +4,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use andromede_client::manifest::{Body, Manifest};
-use andromede_client::meta::key::RecordKey;
-use andromede_client::meta::record::Version;
-use andromede_client::net::PeerId;
-use andromede_client::placement::{
+use andromede_cluster::admin::HealthCounts;
+use andromede_cluster::manifest::{Body, Manifest};
+use andromede_cluster::meta::key::RecordKey;
+use andromede_cluster::meta::record::Version;
+use andromede_cluster::net::PeerId;
+use andromede_cluster::placement::{
     Candidate, PlacementPolicy, place_replacements, place_shards, placement_key,
 };
 use andromede_proto::ShardId;
-use serde::{Deserialize, Serialize};
 
 use super::super::liveness::{Liveness, PeerState};
 use super::super::shard_calls::ShardCalls;
@@ -90,69 +90,49 @@ impl Plan {
     }
 }
 
-/// Redundancy of segments, as `status` reports it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HealthCounts {
-    /// Segments with all `k + m` shards healthy.
-    pub full: u64,
-    /// Segments missing shards but with more than `k` left, by shards missing.
-    pub degraded: BTreeMap<u64, u64>,
-    /// Segments with exactly `k` healthy shards: one more loss loses them.
-    pub at_risk: u64,
-    /// Segments with fewer than `k` healthy shards: unreadable until a holder returns.
-    pub lost: u64,
-    /// Readable segments by how many node losses they survive, whichever nodes: fewer
-    /// than `m` when a node holds several of a segment's shards (a cluster of fewer than
-    /// `k + m` nodes) or shards are missing.
-    #[serde(default)]
-    pub survives_node_losses: BTreeMap<u64, u64>,
-}
-
-impl HealthCounts {
-    /// Counts the segments of `plan`.
-    pub(super) fn add(&mut self, plan: &Plan) {
-        let k = usize::from(plan.manifest.params.k());
-        let shard_count = plan.manifest.params.shard_count();
-        for (segment, missing) in plan.missing.iter().enumerate() {
-            let healthy = plan.healthy(segment);
-            let misplaced = &plan.misplaced[segment];
-            if healthy == shard_count {
-                self.full += 1;
-            } else if healthy < k {
-                self.lost += 1;
-            } else if healthy == k {
-                self.at_risk += 1;
-            } else {
-                *self
-                    .degraded
-                    .entry((shard_count - healthy) as u64)
-                    .or_default() += 1;
-            }
-            if healthy >= k {
-                let mut per_node: BTreeMap<PeerId, usize> = BTreeMap::new();
-                for (j, holder) in (0u8..).zip(&plan.holders[segment]) {
-                    if let Some(peer) = holder
-                        && (!missing.contains(&j) || misplaced.contains(&j))
-                    {
-                        *per_node.entry(*peer).or_default() += 1;
-                    }
+/// Counts the segments of `plan` into `health`.
+pub(super) fn count_health(health: &mut HealthCounts, plan: &Plan) {
+    let k = usize::from(plan.manifest.params.k());
+    let shard_count = plan.manifest.params.shard_count();
+    for (segment, missing) in plan.missing.iter().enumerate() {
+        let healthy = plan.healthy(segment);
+        let misplaced = &plan.misplaced[segment];
+        if healthy == shard_count {
+            health.full += 1;
+        } else if healthy < k {
+            health.lost += 1;
+        } else if healthy == k {
+            health.at_risk += 1;
+        } else {
+            *health
+                .degraded
+                .entry((shard_count - healthy) as u64)
+                .or_default() += 1;
+        }
+        if healthy >= k {
+            let mut per_node: BTreeMap<PeerId, usize> = BTreeMap::new();
+            for (j, holder) in (0u8..).zip(&plan.holders[segment]) {
+                if let Some(peer) = holder
+                    && (!missing.contains(&j) || misplaced.contains(&j))
+                {
+                    *per_node.entry(*peer).or_default() += 1;
                 }
-                let mut counts: Vec<usize> = per_node.into_values().collect();
-                counts.sort_unstable_by(|a, b| b.cmp(a));
-                // The most-loaded nodes go first: how many can go with ≤ healthy - k shards.
-                let mut lost = 0;
-                let survives = counts
-                    .iter()
-                    .take_while(|&&c| {
-                        lost += c;
-                        lost <= healthy - k
-                    })
-                    .count();
-                *self
-                    .survives_node_losses
-                    .entry(survives as u64)
-                    .or_default() += 1;
             }
+            let mut counts: Vec<usize> = per_node.into_values().collect();
+            counts.sort_unstable_by(|a, b| b.cmp(a));
+            // The most-loaded nodes go first: how many can go with ≤ healthy - k shards.
+            let mut lost = 0;
+            let survives = counts
+                .iter()
+                .take_while(|&&c| {
+                    lost += c;
+                    lost <= healthy - k
+                })
+                .count();
+            *health
+                .survives_node_losses
+                .entry(survives as u64)
+                .or_default() += 1;
         }
     }
 }

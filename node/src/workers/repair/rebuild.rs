@@ -8,9 +8,9 @@
 
 use std::collections::BTreeMap;
 
-use andromede_client::codec::erasure::Erasure;
-use andromede_client::codec::hash::verify_shard;
-use andromede_client::net::PeerId;
+use andromede_cluster::net::PeerId;
+use andromede_cluster::shard::erasure::Erasure;
+use andromede_cluster::shard::hash::verify_shard;
 use andromede_proto::ShardId;
 use bytes::Bytes;
 use futures::future::join_all;
@@ -42,10 +42,10 @@ pub(super) async fn rebuild_segment(
 ) -> Result<Rebuilt, String> {
     let params = plan.manifest.params;
     let segment_entry = match &plan.manifest.body {
-        andromede_client::Body::Segments(segments) => segments
+        andromede_cluster::manifest::Body::Segments(segments) => segments
             .get(segment)
             .ok_or_else(|| format!("no segment {segment}"))?,
-        andromede_client::Body::Inline(_) => return Ok(Rebuilt::default()),
+        andromede_cluster::manifest::Body::Inline(_) => return Ok(Rebuilt::default()),
     };
     let shard_bytes = usize::try_from(params.shard_bytes(segment_entry.sealed_bytes()))
         .map_err(|e| e.to_string())?;

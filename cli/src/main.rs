@@ -1,0 +1,405 @@
+//! `andromede`: the command-line client. `init` writes a config and a new master key;
+//! the other commands read the config (`--config` or `ANDROMEDE_CONFIG`) and talk to the
+//! cluster through the client library.
+
+mod config;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use andromede_client::{
+    BucketOptions, Client, ClientConfig, ErasureParams, ListOptions, MasterKey, PutObjectOptions,
+};
+use andromede_cluster::net::{ClusterSecret, Multiaddr};
+use anyhow::{Context, anyhow};
+use clap::{Parser, Subcommand};
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio::io::{AsyncRead, AsyncWriteExt};
+
+use config::ClientFile;
+
+/// The Andromède command-line client.
+#[derive(Debug, Parser)]
+#[command(name = "andromede", version)]
+struct Cli {
+    /// The client config written by `andromede init`.
+    #[arg(
+        long,
+        env = "ANDROMEDE_CONFIG",
+        default_value = "andromede.toml",
+        global = true
+    )]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write a client config and a new master key (next to the config, mode 0600).
+    Init {
+        /// A node of the cluster, e.g. /ip4/127.0.0.1/tcp/4100/p2p/12D3Koo... (repeatable).
+        #[arg(long, required = true)]
+        bootstrap: Vec<Multiaddr>,
+        /// A copy of a node's cluster.secret.
+        #[arg(long)]
+        cluster_secret_file: PathBuf,
+        /// Where to write the config.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    #[command(flatten)]
+    Cluster(ClusterCommand),
+}
+
+/// The commands that talk to the cluster.
+#[derive(Debug, Subcommand)]
+enum ClusterCommand {
+    /// Make a bucket.
+    Mb {
+        /// Bucket name (3-63 lowercase letters, digits, '-', '.').
+        bucket: String,
+        /// Data shards per segment.
+        #[arg(long, default_value_t = 4)]
+        k: u32,
+        /// Parity shards per segment (node losses survived).
+        #[arg(long, default_value_t = 2)]
+        m: u32,
+        /// Keep shards in this jurisdiction (repeatable); default: anywhere.
+        #[arg(long)]
+        jurisdiction: Vec<String>,
+    },
+    /// Remove an empty bucket.
+    Rb {
+        /// Bucket name.
+        bucket: String,
+    },
+    /// List buckets, or the objects of BUCKET[/PREFIX] ("/" rolls up directories).
+    Ls {
+        /// BUCKET or BUCKET/PREFIX; none lists the buckets.
+        path: Option<String>,
+    },
+    /// Upload FILE (or - for stdin) to BUCKET/KEY.
+    Put {
+        /// File to upload, or - for stdin.
+        file: String,
+        /// Destination BUCKET/KEY.
+        target: String,
+        /// MIME type.
+        #[arg(long, default_value = "application/octet-stream")]
+        content_type: String,
+    },
+    /// Download BUCKET/KEY to FILE (or - for stdout).
+    Get {
+        /// Source BUCKET/KEY.
+        source: String,
+        /// File to write, or - for stdout.
+        file: String,
+    },
+    /// Show an object's size, etag, date, content type, metadata and spread.
+    Stat {
+        /// BUCKET/KEY.
+        target: String,
+    },
+    /// Delete an object.
+    Rm {
+        /// BUCKET/KEY.
+        target: String,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ANDROMEDE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `BUCKET/KEY` → (bucket, key).
+fn split_target(target: &str) -> anyhow::Result<(&str, &str)> {
+    target
+        .split_once('/')
+        .filter(|(bucket, key)| !bucket.is_empty() && !key.is_empty())
+        .ok_or_else(|| anyhow!("'{target}' is not BUCKET/KEY"))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Init {
+            bootstrap,
+            cluster_secret_file,
+            out,
+        } => init(&bootstrap, &cluster_secret_file, &out),
+        Command::Cluster(command) => run_cluster(&connect(&cli.config).await?, command).await,
+    }
+}
+
+async fn run_cluster(client: &Client, command: ClusterCommand) -> anyhow::Result<()> {
+    match command {
+        ClusterCommand::Mb {
+            bucket,
+            k,
+            m,
+            jurisdiction,
+        } => {
+            let params = ErasureParams::new(k, m)?;
+            let options = BucketOptions {
+                params,
+                jurisdictions: jurisdiction,
+            };
+            client.create_bucket(&bucket, options).await?;
+            println!("made bucket {bucket} (k={k}, m={m})");
+            Ok(())
+        }
+        ClusterCommand::Rb { bucket } => {
+            client.delete_bucket(&bucket).await?;
+            println!("removed bucket {bucket}");
+            Ok(())
+        }
+        ClusterCommand::Ls { path: None } => {
+            for (name, info) in client.list_buckets().await? {
+                let policy = if info.jurisdictions.is_empty() {
+                    "anywhere".to_string()
+                } else {
+                    info.jurisdictions.join(",")
+                };
+                println!(
+                    "{:<40} k={} m={} {}",
+                    name,
+                    info.params.k(),
+                    info.params.m(),
+                    policy
+                );
+            }
+            Ok(())
+        }
+        ClusterCommand::Ls { path: Some(path) } => list(client, &path).await,
+        ClusterCommand::Put {
+            file,
+            target,
+            content_type,
+        } => put(client, &file, &target, content_type).await,
+        ClusterCommand::Get { source, file } => get(client, &source, &file).await,
+        ClusterCommand::Stat { target } => {
+            let (bucket, key) = split_target(&target)?;
+            let info = client.head_object(bucket, key).await?;
+            println!("object:       {bucket}/{key}");
+            println!("size:         {} bytes", info.size);
+            println!("etag:         {}", info.etag);
+            println!("version:      {}", hex::encode(info.version_id.as_bytes()));
+            println!("modified:     {} ms since the Unix epoch", info.modified_ms);
+            println!("content type: {}", info.content_type);
+            println!("holders:      {} node(s)", info.holders);
+            for (name, value) in &info.user_metadata {
+                println!("meta {name}: {value}");
+            }
+            Ok(())
+        }
+        ClusterCommand::Rm { target } => {
+            let (bucket, key) = split_target(&target)?;
+            client.delete_object(bucket, key).await?;
+            println!("deleted {bucket}/{key}");
+            Ok(())
+        }
+    }
+}
+
+fn init(bootstrap: &[Multiaddr], secret_file: &Path, out: &Path) -> anyhow::Result<()> {
+    ClusterSecret::load_file(secret_file)?;
+    if out.exists() {
+        return Err(anyhow!(
+            "{} exists: refusing to overwrite a client config",
+            out.display()
+        ));
+    }
+    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
+    let mut key_path = out.as_os_str().to_owned();
+    key_path.push(".master.key");
+    let key_path = absolute(Path::new(&key_path));
+    MasterKey::create_file(&key_path)?;
+    ClientFile {
+        bootstrap: bootstrap.iter().map(ToString::to_string).collect(),
+        cluster_secret_file: absolute(secret_file),
+        master_key_file: key_path.clone(),
+    }
+    .create(out)?;
+    println!("wrote {}", out.display());
+    println!(
+        "new master key in {}: back it up; without it no object can be read",
+        key_path.display()
+    );
+    Ok(())
+}
+
+async fn connect(config_path: &Path) -> anyhow::Result<Client> {
+    let file = ClientFile::load(config_path)?;
+    let bootstrap = file
+        .bootstrap
+        .iter()
+        .map(|a| {
+            a.parse::<Multiaddr>()
+                .map_err(|e| anyhow!("bootstrap address '{a}': {e}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let secret = ClusterSecret::load_file(&file.cluster_secret_file)?;
+    let master = MasterKey::load_file(&file.master_key_file)?;
+    let client = Client::connect(ClientConfig::new(bootstrap, secret, master))
+        .await
+        .context("connecting to the cluster")?;
+    Ok(client)
+}
+
+fn bar(len: Option<u64>, label: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let style = ProgressStyle::with_template(
+        "{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    let bar = match len {
+        Some(len) => ProgressBar::new(len).with_style(style),
+        None => ProgressBar::new_spinner(),
+    };
+    bar.set_message(label.to_owned());
+    bar
+}
+
+async fn put(
+    client: &Client,
+    file: &str,
+    target: &str,
+    content_type: String,
+) -> anyhow::Result<()> {
+    let (bucket, key) = split_target(target)?;
+    let (reader, size): (Box<dyn AsyncRead + Unpin + Send>, Option<u64>) = if file == "-" {
+        (Box::new(tokio::io::stdin()), None)
+    } else {
+        let f = tokio::fs::File::open(file)
+            .await
+            .with_context(|| format!("opening {file}"))?;
+        let size = f.metadata().await?.len();
+        (Box::new(f), Some(size))
+    };
+    let progress = bar(size, "put");
+    let options = PutObjectOptions {
+        content_type,
+        size_hint: size,
+        ..PutObjectOptions::default()
+    };
+    let info = client
+        .put_object(bucket, key, progress.wrap_async_read(reader), options)
+        .await?;
+    progress.finish_and_clear();
+    println!(
+        "put {bucket}/{key}: {} bytes, etag {}, on {} node(s)",
+        info.size, info.etag, info.holders
+    );
+    Ok(())
+}
+
+async fn get(client: &Client, source: &str, file: &str) -> anyhow::Result<()> {
+    let (bucket, key) = split_target(source)?;
+    let object = client.get_object(bucket, key, None).await?;
+    let to_stdout = file == "-";
+    let progress = if !to_stdout || std::io::stdout().is_terminal() {
+        bar(Some(object.info.size), "get")
+    } else {
+        ProgressBar::hidden()
+    };
+    // Written to a temporary name and renamed once complete: no partial file on failure.
+    let temp = PathBuf::from(format!("{file}.andromede-partial"));
+    let mut out: Box<dyn tokio::io::AsyncWrite + Unpin + Send> = if to_stdout {
+        Box::new(tokio::io::stdout())
+    } else {
+        Box::new(
+            tokio::fs::File::create(&temp)
+                .await
+                .with_context(|| format!("creating {}", temp.display()))?,
+        )
+    };
+    let mut body = object.body;
+    let mut result: anyhow::Result<()> = Ok(());
+    while let Some(chunk) = body.next().await {
+        match chunk {
+            Ok(chunk) => {
+                if let Err(e) = out.write_all(&chunk).await {
+                    result = Err(e).context("writing the object");
+                    break;
+                }
+                progress.inc(chunk.len() as u64);
+            }
+            Err(e) => {
+                result = Err(e).context(format!("reading {bucket}/{key}"));
+                break;
+            }
+        }
+    }
+    progress.finish_and_clear();
+    if result.is_ok() {
+        result = out.flush().await.context("writing the object");
+    }
+    drop(out);
+    if to_stdout {
+        return result;
+    }
+    match result {
+        Ok(()) => {
+            tokio::fs::rename(&temp, file)
+                .await
+                .with_context(|| format!("renaming {} to {file}", temp.display()))?;
+            eprintln!("got {bucket}/{key}: {} bytes", object.info.size);
+            Ok(())
+        }
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&temp).await;
+            Err(e)
+        }
+    }
+}
+
+async fn list(client: &Client, path: &str) -> anyhow::Result<()> {
+    let (bucket, prefix) = path.split_once('/').unwrap_or((path, ""));
+    let mut options = ListOptions {
+        prefix: prefix.to_owned(),
+        delimiter: Some("/".into()),
+        ..ListOptions::default()
+    };
+    loop {
+        let page = client.list_objects(bucket, &options).await?;
+        for common in &page.common_prefixes {
+            println!("{:>14}  {common}", "PRE");
+        }
+        for object in &page.objects {
+            println!("{:>14}  {}", object.size, object.key);
+        }
+        if !page.is_truncated {
+            return Ok(());
+        }
+        options.continuation_token = page.next_continuation_token;
+    }
+}

@@ -1,0 +1,91 @@
+//! Where a metadata record lives: table, partition (a bucket), sort key. Shared by the
+//! replicas that store records and the clients that ask for them.
+
+use andromede_proto::limits::{BUCKET_NAME_BYTES_MAX, OBJECT_KEY_BYTES_MAX};
+
+/// What a record describes; part of its key, so each kind lists on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Table {
+    /// Buckets (partition: empty; sort key: bucket name).
+    Bucket = 1,
+    /// Object index (partition: bucket; sort key: object key) → latest version or tombstone.
+    ObjectIndex = 2,
+    /// Manifests (partition: bucket; sort key: version id).
+    Manifest = 3,
+    /// Versions to collect (partition: bucket; sort key: version id) → when.
+    Garbage = 4,
+}
+
+impl TryFrom<u32> for Table {
+    type Error = SecretFileError;
+
+    fn try_from(value: u32) -> Result<Self, Self::Error> {
+        match value {
+            1 => Ok(Self::Bucket),
+            2 => Ok(Self::ObjectIndex),
+            3 => Ok(Self::Manifest),
+            4 => Ok(Self::Garbage),
+            other => Err(SecretFileError::UnknownTable(other)),
+        }
+    }
+}
+
+/// A record key from a peer that breaks a rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SecretFileError {
+    /// A table number this build does not know.
+    #[error("unknown metadata table {0}")]
+    UnknownTable(u32),
+    /// A partition or sort key over its limit.
+    #[error("{field} of {bytes} bytes exceeds the limit of {bytes_max}")]
+    TooLong {
+        /// Which part.
+        field: &'static str,
+        /// Its length.
+        bytes: u64,
+        /// The limit.
+        bytes_max: u64,
+    },
+}
+
+/// Where a record lives: table, partition (a bucket), then a sort key that orders listings.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RecordKey {
+    /// The table.
+    pub table: Table,
+    /// The partition (bucket name, or empty for the bucket table).
+    pub partition: String,
+    /// The sort key within the partition (object keys are the longest).
+    pub sort: Vec<u8>,
+}
+
+impl RecordKey {
+    /// Checks the partition and sort key lengths.
+    ///
+    /// # Errors
+    /// [`SecretFileError::TooLong`].
+    pub fn validate(&self) -> Result<(), SecretFileError> {
+        check_len("partition", self.partition.len(), BUCKET_NAME_BYTES_MAX)?;
+        validate_sort_key(&self.sort)
+    }
+}
+
+/// Checks a sort key (or a listing bound) against the longest sort key.
+///
+/// # Errors
+/// [`SecretFileError::TooLong`].
+pub fn validate_sort_key(sort: &[u8]) -> Result<(), SecretFileError> {
+    check_len("sort key", sort.len(), OBJECT_KEY_BYTES_MAX)
+}
+
+fn check_len(field: &'static str, bytes: usize, bytes_max: u64) -> Result<(), SecretFileError> {
+    if bytes as u64 > bytes_max {
+        return Err(SecretFileError::TooLong {
+            field,
+            bytes: bytes as u64,
+            bytes_max,
+        });
+    }
+    Ok(())
+}

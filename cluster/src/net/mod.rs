@@ -1,0 +1,95 @@
+//! Networking (DESIGN.md, "The network"): TCP (TCP_NODELAY) + Noise + Yamux, admission
+//! with the cluster secret, Kademlia under a private protocol name for discovery only, and
+//! request-response protocols with hard size limits.
+//!
+//! One task ([`event_loop`]) owns the swarm; everything else talks to it through a
+//! cloneable [`NetHandle`] (commands over a bounded channel, replies over oneshots), and
+//! receives requests from admitted peers as [`InboundRequest`]s on a bounded channel.
+//!
+//! - [`admission`]: the cluster secret and the admission proofs.
+//! - [`message`]: validated shard-protocol messages.
+//! - [`meta_message`]: validated metadata-protocol messages.
+//! - [`load_or_create_identity`]: a peer's persistent ed25519 identity.
+
+pub mod admission;
+mod behaviour;
+mod event_loop;
+mod frame;
+mod handle;
+mod identity;
+pub mod message;
+pub mod meta_message;
+
+use std::time::Duration;
+
+pub use admission::ClusterSecret;
+pub use event_loop::{InboundRequest, Protocol, spawn};
+pub use handle::{BLOCKED_PEERS_MAX, NetError, NetHandle};
+pub use identity::load_or_create_identity;
+pub use libp2p::{Multiaddr, PeerId, identity::Keypair};
+
+/// Commands queued to the swarm task at most.
+pub const NET_COMMAND_QUEUE_MAX: usize = 256;
+/// Inbound requests queued for the service at most; beyond, peers are answered `Busy`.
+pub const INBOUND_QUEUE_MAX: usize = 256;
+/// Outbound requests in flight at most (across peers).
+pub const NET_PENDING_REQUESTS_MAX: usize = 1024;
+/// Requests queued for a peer whose admission is still running.
+pub const QUEUED_PER_PEER_MAX: usize = 64;
+/// Peers dialed at once on behalf of requests (a node that joined after this process
+/// last looked, or that came back on another address).
+pub const DIALING_PEERS_MAX: usize = 256;
+
+/// How a peer takes part in the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A node: serves the shard protocol and routes in the DHT.
+    Node,
+    /// A client: only sends requests.
+    Client,
+}
+
+/// Network settings, every one explicit.
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    /// Node or client.
+    pub role: Role,
+    /// Addresses to listen on (nodes), e.g. `/ip4/127.0.0.1/tcp/0`.
+    pub listen: Vec<Multiaddr>,
+    /// Time a peer has to prove membership after connecting.
+    pub admission_timeout: Duration,
+    /// How long a peer that sent a wrong admission proof is refused (one that stayed
+    /// silent is refused for `admission_timeout`).
+    pub ban_duration: Duration,
+    /// Time a request may take before it fails.
+    pub request_timeout: Duration,
+    /// Concurrent request streams per connection.
+    pub streams_per_connection_max: usize,
+    /// Established connections in total.
+    pub connections_max: u32,
+    /// Established connections per peer.
+    pub connections_per_peer_max: u32,
+}
+
+impl NetConfig {
+    /// Defaults for `role`.
+    pub fn new(role: Role) -> Self {
+        Self {
+            role,
+            listen: Vec::new(),
+            admission_timeout: Duration::from_secs(5),
+            ban_duration: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(30),
+            streams_per_connection_max: 64,
+            connections_max: 1024,
+            connections_per_peer_max: 4,
+        }
+    }
+
+    fn service_support(&self) -> libp2p::request_response::ProtocolSupport {
+        match self.role {
+            Role::Node => libp2p::request_response::ProtocolSupport::Full,
+            Role::Client => libp2p::request_response::ProtocolSupport::Outbound,
+        }
+    }
+}

@@ -1,0 +1,609 @@
+//! [`MetaQuorum`]: reads and writes of metadata records on a partition's replicas, with
+//! quorums (DESIGN.md: `W = R = 2` of 3, fewer replicas in smaller clusters) and read
+//! repair.
+//!
+//! - A write goes to every replica at once (each request its own task, so the slowest
+//!   still receives it) and returns once a write quorum has made it durable.
+//! - Replicas are the `REPLICAS` live nodes closest to the partition; when one fails a
+//!   request (it may have gone down since membership last looked), the next closest live
+//!   node is asked in its place, up to `REPLICAS` stand-ins.
+//! - A read asks every replica and returns the last-writer-wins merge of every answer
+//!   that arrives before the last one or `READ_GRACE` after a read quorum, whichever is
+//!   first; replicas that answered with an older record (or none) are sent the winner in
+//!   the background. Waiting past the quorum matters when replicas are down: the set then
+//!   includes the next live nodes, which may not hold the record yet, and the one
+//!   surviving replica that does must be heard.
+//! - A scan merges one page from each replica of a read quorum: the merged page stops at
+//!   the smallest last key among pages that have more, so no key is skipped.
+//! - Replica-set changes (DESIGN.md, "Metadata"): a node whose metadata store is new
+//!   (it joined, or its disk was wiped) says it is catching up until it has copied its
+//!   partitions from their replicas. Reads leave it out, so they count only replicas
+//!   known to be complete; writes reach a quorum of the set with it and of the set
+//!   without it, until every view has seen it finish (`Member::handing_off`). A reader
+//!   on either side of the change then meets every acknowledged write.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use libp2p::PeerId;
+use tracing::{debug, warn};
+
+use crate::membership::{Member, Membership};
+use crate::meta::hlc::Hlc;
+use crate::meta::key::{RecordKey, Table};
+use crate::meta::record::{Record, Version, WriterId, merge};
+use crate::net::meta_message::{KeyedRecord, MetaRequest, MetaResponse, decode_meta_response};
+use crate::net::{NetHandle, Protocol};
+use crate::replicas::{REPLICAS, closest_members, partition_key, quorum_size, with_local};
+
+/// How long a read waits for the remaining replicas once a quorum has answered.
+pub const READ_GRACE: Duration = Duration::from_millis(200);
+
+/// Why a metadata operation did not reach its quorum.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum QuorumError {
+    /// No live node is known at all.
+    #[error(
+        "no reachable node: check that the bootstrap node runs and that the cluster secret matches"
+    )]
+    NoNodes,
+    /// Too few replicas answered.
+    #[error(
+        "only {reached} of {needed} metadata replicas answered ({last}): retry once more nodes are up"
+    )]
+    Unavailable {
+        /// Answers needed.
+        needed: usize,
+        /// Answers received.
+        reached: usize,
+        /// The last failure.
+        last: String,
+    },
+}
+
+/// A merged page of records.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScanPage {
+    /// Records in sort-key order, tombstones included.
+    pub records: Vec<KeyedRecord>,
+    /// Whether more records may follow the last one.
+    pub more: bool,
+}
+
+/// What a request does, which decides the replica sets it must reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Read,
+    Write,
+}
+
+/// A replica set a request goes to.
+#[derive(Debug)]
+struct ReplicaSet {
+    /// Closest first: the set, then its stand-ins.
+    candidates: Vec<PeerId>,
+    /// Whether the request needs a quorum of it (otherwise its answers are only merged).
+    counted: bool,
+}
+
+impl ReplicaSet {
+    fn replicas(&self) -> &[PeerId] {
+        &self.candidates[..self.candidates.len().min(REPLICAS)]
+    }
+}
+
+/// One replica set's progress during a request.
+#[derive(Debug)]
+struct SetProgress {
+    /// The replicas asked for this set (stand-ins join as replicas fail).
+    members: Vec<PeerId>,
+    /// Who stands in next, closest first.
+    stand_ins: Vec<PeerId>,
+    /// Answers this set needs.
+    needed: usize,
+    /// Answers from its members.
+    answered: usize,
+}
+
+impl SetProgress {
+    fn reached(&self) -> bool {
+        self.answered >= self.needed
+    }
+
+    /// Takes the next stand-in that has not failed already into the set.
+    fn next_stand_in(&mut self, failed: &[PeerId]) -> Option<PeerId> {
+        while !self.stand_ins.is_empty() {
+            let peer = self.stand_ins.remove(0);
+            if !failed.contains(&peer) && !self.members.contains(&peer) {
+                self.members.push(peer);
+                return Some(peer);
+            }
+        }
+        None
+    }
+}
+
+/// A metadata replica inside this process. A node is one of the replicas of the
+/// partitions closest to it, and cannot send itself requests over the network.
+pub trait LocalReplica: Send + Sync + std::fmt::Debug {
+    /// The node's peer id.
+    fn peer(&self) -> PeerId;
+    /// Answers one request; blocking (disk I/O), so called on a blocking thread.
+    fn handle(&self, request: &MetaRequest) -> MetaResponse;
+    /// Whether the node is being drained (then it is no replica, even of its own
+    /// partitions).
+    fn draining(&self) -> bool {
+        false
+    }
+    /// Whether the node's metadata store is still being filled after it joined or was
+    /// wiped (then it takes writes but counts towards no read quorum).
+    fn catching_up(&self) -> bool {
+        false
+    }
+}
+
+/// Quorum access to metadata replicas.
+#[derive(Debug, Clone)]
+pub struct MetaQuorum {
+    net: NetHandle,
+    membership: Membership,
+    local: Option<Arc<dyn LocalReplica>>,
+    hlc: Arc<Hlc>,
+    writer: WriterId,
+    timeout: Duration,
+    #[cfg(feature = "fault-injection")]
+    planted: Option<crate::faults::PlantedBug>,
+}
+
+impl MetaQuorum {
+    /// Metadata access through `net`, versions stamped by `hlc` as `writer`.
+    pub fn new(
+        net: NetHandle,
+        membership: Membership,
+        hlc: Arc<Hlc>,
+        writer: WriterId,
+        timeout: Duration,
+    ) -> Self {
+        Self {
+            net,
+            membership,
+            local: None,
+            hlc,
+            writer,
+            timeout,
+            #[cfg(feature = "fault-injection")]
+            planted: None,
+        }
+    }
+
+    /// The same with a planted bug (tests that show the scenarios catch it).
+    #[cfg(feature = "fault-injection")]
+    #[must_use]
+    pub fn with_planted_bug(mut self, bug: Option<crate::faults::PlantedBug>) -> Self {
+        self.planted = bug;
+        self
+    }
+
+    /// Acknowledgements a write to `asked` replicas needs.
+    fn write_quorum(&self, asked: usize) -> usize {
+        #[cfg(feature = "fault-injection")]
+        if self.planted == Some(crate::faults::PlantedBug::WriteQuorumOne) {
+            return asked.min(1);
+        }
+        quorum_size(asked)
+    }
+
+    /// The same, for a node that is itself a replica: `local` counts as a live member
+    /// and is asked in-process.
+    #[must_use]
+    pub fn with_local(mut self, local: Arc<dyn LocalReplica>) -> Self {
+        self.local = Some(local);
+        self
+    }
+
+    /// The replica set of `partition` as this process sees it now: the `REPLICAS` live
+    /// nodes closest to it that are not catching up (this node included when it is a
+    /// replica), closest first. Reads count only these; the first owns repair.
+    pub fn replicas(&self, partition: &str) -> Vec<PeerId> {
+        let mut replicas = self
+            .sets(partition, Access::Read)
+            .ok()
+            .and_then(|sets| sets.into_iter().next())
+            .map(|set| set.candidates)
+            .unwrap_or_default();
+        replicas.truncate(REPLICAS);
+        replicas
+    }
+
+    /// Every node a write to `partition` goes to: the replica set, and while the set
+    /// changes (a node catching up or just caught up) the set with the newcomer too.
+    pub fn write_targets(&self, partition: &str) -> Vec<PeerId> {
+        let mut targets: Vec<PeerId> = Vec::new();
+        for set in self.sets(partition, Access::Write).unwrap_or_default() {
+            for peer in set.candidates.into_iter().take(REPLICAS) {
+                if !targets.contains(&peer) {
+                    targets.push(peer);
+                }
+            }
+        }
+        targets
+    }
+
+    /// Sends one request to one replica (in-process when it is this node).
+    ///
+    /// # Errors
+    /// A description of the failure: no answer in time, a refusal or a bad answer. The
+    /// replica is then marked not live until it answers a membership refresh.
+    pub async fn ask_one(
+        &self,
+        peer: PeerId,
+        request: MetaRequest,
+    ) -> Result<MetaResponse, String> {
+        self.ask(peer, Arc::new(request)).await
+    }
+
+    /// The replica sets a request on `partition` goes to, every one as live nodes closest
+    /// first: its `REPLICAS`, then as many stand-ins.
+    ///
+    /// Every request counts the set known to be complete: nodes catching up left out
+    /// (DESIGN.md, "Metadata": reads consult the set known to be complete). While a
+    /// node hands off (catching up, or finished less than a grace ago in this view), a
+    /// request also counts the set without it, which writers that have not seen the
+    /// change yet still use; and a write counts the set with every newcomer, which reads
+    /// after the change use. A read also asks that last set without counting it: its
+    /// newcomers may hold a write another view made, and merging an answer can only
+    /// bring a newer version. The sets differ only during a change.
+    ///
+    /// # Errors
+    /// [`QuorumError::NoNodes`].
+    fn sets(&self, partition: &str, access: Access) -> Result<Vec<ReplicaSet>, QuorumError> {
+        let mut members = self.membership.live();
+        if let Some(local) = &self.local {
+            members = with_local(members, local.peer(), local.draining(), local.catching_up());
+        }
+        let target = partition_key(partition);
+        let closest = |keep: &dyn Fn(&Member) -> bool| {
+            let kept: Vec<Member> = members.iter().filter(|m| keep(m)).cloned().collect();
+            let mut candidates = closest_members(&kept, &target);
+            candidates.truncate(2 * REPLICAS);
+            candidates
+        };
+        let mut complete = closest(&|m| !m.info.catching_up);
+        if complete.is_empty() {
+            // Every node is new (a cluster starting): none knows more than another.
+            complete = closest(&|_| true);
+        }
+        if complete.is_empty() {
+            return Err(QuorumError::NoNodes);
+        }
+        let mut sets = vec![ReplicaSet {
+            candidates: complete,
+            counted: true,
+        }];
+        // (set, counted): the set without any node whose replica sets are changing
+        // counts for both (a writer that has not seen the change yet uses it); the set
+        // with every newcomer counts for writes and is asked, uncounted, by reads.
+        let old = closest(&|m| !m.handing_off);
+        let new = closest(&|_| true);
+        for (set, counted) in [(old, true), (new, access == Access::Write)] {
+            let replicas = &set[..set.len().min(REPLICAS)];
+            let known = sets.iter().any(|s| s.replicas() == replicas);
+            if !replicas.is_empty() && !known {
+                sets.push(ReplicaSet {
+                    candidates: set,
+                    counted,
+                });
+            }
+        }
+        Ok(sets)
+    }
+
+    /// A version for a write that replaces `previous`: now, or just after `previous`
+    /// when this clock is behind it.
+    pub fn version_after(&self, previous: Option<&Version>) -> Version {
+        #[cfg(feature = "fault-injection")]
+        if self.planted == Some(crate::faults::PlantedBug::RawClockVersions) {
+            return Version {
+                timestamp: self.hlc.raw(),
+                writer: self.writer.clone(),
+            };
+        }
+        let timestamp = match previous {
+            Some(previous) => self.hlc.after(previous.timestamp),
+            None => self.hlc.now(),
+        };
+        Version {
+            timestamp,
+            writer: self.writer.clone(),
+        }
+    }
+
+    async fn ask(&self, peer: PeerId, request: Arc<MetaRequest>) -> Result<MetaResponse, String> {
+        if let Some(local) = self.local.clone().filter(|l| l.peer() == peer) {
+            return match tokio::task::spawn_blocking(move || local.handle(&request)).await {
+                Ok(MetaResponse::Error { code, detail }) => {
+                    Err(format!("this node refused: {code:?}: {detail}"))
+                }
+                Ok(response) => Ok(response),
+                Err(e) => Err(format!("this node's metadata task failed: {e}")),
+            };
+        }
+        let call = self.net.request(peer, Protocol::Meta, request.encode());
+        let outcome = match tokio::time::timeout(self.timeout, call).await {
+            Ok(Ok(bytes)) => match decode_meta_response(&request, &bytes) {
+                Ok(MetaResponse::Error { code, detail }) => {
+                    Err(format!("{peer} refused: {code:?}: {detail}"))
+                }
+                Ok(response) => return Ok(response),
+                Err(e) => Err(format!("{peer} answered badly: {e}")),
+            },
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("{peer} did not answer within {:?}", self.timeout)),
+        };
+        self.membership.mark_failed(peer);
+        outcome
+    }
+
+    fn spawn_ask(
+        &self,
+        peer: PeerId,
+        request: &Arc<MetaRequest>,
+    ) -> tokio::task::JoinHandle<(PeerId, Result<MetaResponse, String>)> {
+        // Cloning is a few reference counts; the task outlives this call.
+        let this = self.clone();
+        let request = Arc::clone(request);
+        tokio::spawn(async move { (peer, this.ask(peer, request).await) })
+    }
+
+    /// Sends `request` to every replica of each of `partition`'s sets (see
+    /// [`MetaQuorum::sets`]) and returns the successful answers once every set has a
+    /// quorum, plus (with `grace`, for reads) those that arrive within `grace` after it;
+    /// the other requests run on. A replica that fails is replaced, in each set it was
+    /// in, by that set's next stand-in.
+    async fn gather(
+        &self,
+        partition: &str,
+        request: MetaRequest,
+        grace: Option<Duration>,
+    ) -> Result<Vec<(PeerId, MetaResponse)>, QuorumError> {
+        let access = if grace.is_some() {
+            Access::Read
+        } else {
+            Access::Write
+        };
+        let mut sets: Vec<SetProgress> = self
+            .sets(partition, access)?
+            .into_iter()
+            .map(|set| {
+                let asked = set.candidates.len().min(REPLICAS);
+                let needed = match (set.counted, access) {
+                    (false, _) => 0,
+                    (true, Access::Read) => quorum_size(asked),
+                    (true, Access::Write) => self.write_quorum(asked),
+                };
+                let stand_ins = if set.counted {
+                    set.candidates[asked..].to_vec()
+                } else {
+                    Vec::new()
+                };
+                SetProgress {
+                    members: set.candidates[..asked].to_vec(),
+                    stand_ins,
+                    needed,
+                    answered: 0,
+                }
+            })
+            .collect();
+        let request = Arc::new(request);
+        let mut asked: Vec<PeerId> = Vec::new();
+        let mut pending = FuturesUnordered::new();
+        for set in &sets {
+            for &peer in &set.members {
+                if !asked.contains(&peer) {
+                    asked.push(peer);
+                    pending.push(self.spawn_ask(peer, &request));
+                }
+            }
+        }
+        let mut answers: Vec<(PeerId, MetaResponse)> = Vec::with_capacity(asked.len());
+        let mut failed: Vec<PeerId> = Vec::new();
+        let mut last = String::from("no answer");
+        let mut deadline: Option<tokio::time::Instant> = None;
+        loop {
+            let next = match deadline {
+                Some(deadline) => match tokio::time::timeout_at(deadline, pending.next()).await {
+                    Ok(next) => next,
+                    Err(_) => break,
+                },
+                None => pending.next().await,
+            };
+            let Some(joined) = next else { break };
+            let (peer, answer) = match joined {
+                Ok(joined) => joined,
+                Err(e) => {
+                    last = e.to_string();
+                    continue;
+                }
+            };
+            match answer {
+                Ok(response) => {
+                    answers.push((peer, response));
+                    for set in sets.iter_mut().filter(|s| s.members.contains(&peer)) {
+                        set.answered += 1;
+                    }
+                }
+                Err(e) => {
+                    last = e;
+                    failed.push(peer);
+                    // The set's next closest live node stands in for the replica that
+                    // failed (one that already answered counts at once).
+                    for set in sets.iter_mut().filter(|s| s.members.contains(&peer)) {
+                        let Some(stand_in) = set.next_stand_in(&failed) else {
+                            continue;
+                        };
+                        if answers.iter().any(|(p, _)| *p == stand_in) {
+                            set.answered += 1;
+                        } else if !asked.contains(&stand_in) {
+                            asked.push(stand_in);
+                            pending.push(self.spawn_ask(stand_in, &request));
+                        }
+                    }
+                }
+            }
+            if deadline.is_none() && sets.iter().all(SetProgress::reached) {
+                match grace {
+                    Some(grace) => deadline = Some(tokio::time::Instant::now() + grace),
+                    None => return Ok(answers),
+                }
+            }
+        }
+        match sets.iter().find(|s| !s.reached()) {
+            None => Ok(answers),
+            Some(short) => Err(QuorumError::Unavailable {
+                needed: short.needed,
+                reached: short.answered,
+                last,
+            }),
+        }
+    }
+
+    /// Makes `records` (all of `partition`) durable on a write quorum of its replicas.
+    ///
+    /// # Errors
+    /// [`QuorumError`] when too few replicas acknowledged.
+    pub async fn apply(
+        &self,
+        partition: &str,
+        records: Vec<KeyedRecord>,
+    ) -> Result<(), QuorumError> {
+        self.gather(partition, MetaRequest::Apply(records), None)
+            .await
+            .map(drop)
+    }
+
+    /// The current record of `key` (tombstones included), as a read quorum sees it.
+    ///
+    /// # Errors
+    /// [`QuorumError`] when too few replicas answered.
+    pub async fn get(&self, key: &RecordKey) -> Result<Option<Record<Bytes>>, QuorumError> {
+        let answers = self
+            .gather(
+                &key.partition,
+                MetaRequest::Get(key.clone()),
+                Some(READ_GRACE),
+            )
+            .await?;
+        let mut winner: Option<Record<Bytes>> = None;
+        let mut seen = Vec::with_capacity(answers.len());
+        for (peer, response) in answers {
+            if let MetaResponse::Get(record) = response {
+                seen.push((peer, record.as_ref().map(|r| r.version.clone())));
+                if let Some(record) = record {
+                    winner = Some(match winner {
+                        Some(w) => merge(w, record),
+                        None => record,
+                    });
+                }
+            }
+        }
+        if let Some(winner) = &winner {
+            self.observe(winner);
+            for (peer, version) in seen {
+                if version.as_ref() != Some(&winner.version) {
+                    self.repair(peer, vec![(key.clone(), winner.clone())]);
+                }
+            }
+        }
+        Ok(winner)
+    }
+
+    /// One merged page of `partition` in `table`.
+    ///
+    /// # Errors
+    /// [`QuorumError`] when too few replicas answered.
+    pub async fn scan(
+        &self,
+        table: Table,
+        partition: &str,
+        prefix: &[u8],
+        start_after: Option<&[u8]>,
+        limit: u32,
+    ) -> Result<ScanPage, QuorumError> {
+        let request = MetaRequest::Scan {
+            table,
+            partition: partition.to_owned(),
+            prefix: prefix.to_vec(),
+            start_after: start_after.map(<[u8]>::to_vec),
+            limit,
+        };
+        let answers = self.gather(partition, request, Some(READ_GRACE)).await?;
+        let mut pages = Vec::with_capacity(answers.len());
+        for (peer, response) in answers {
+            if let MetaResponse::Scan { records, more } = response {
+                pages.push((peer, records, more));
+            }
+        }
+        // Keys beyond the smallest last key of a page that has more are not known to be
+        // complete on every replica; they come with the next page.
+        let bound: Option<Vec<u8>> = pages
+            .iter()
+            .filter(|(_, records, more)| *more && !records.is_empty())
+            .filter_map(|(_, records, _)| records.last().map(|(k, _)| k.sort.clone()))
+            .min();
+        let mut merged: BTreeMap<Vec<u8>, (RecordKey, Record<Bytes>)> = BTreeMap::new();
+        let mut held: Vec<(PeerId, BTreeMap<Vec<u8>, Version>)> = Vec::new();
+        for (peer, records, _) in pages {
+            let mut versions = BTreeMap::new();
+            for (key, record) in records {
+                if bound.as_ref().is_some_and(|b| key.sort > *b) {
+                    continue;
+                }
+                versions.insert(key.sort.clone(), record.version.clone());
+                let record = match merged.remove(&key.sort) {
+                    Some((_, current)) => merge(current, record),
+                    None => record,
+                };
+                merged.insert(key.sort.clone(), (key, record));
+            }
+            held.push((peer, versions));
+        }
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let mut more = bound.is_some();
+        if merged.len() > limit {
+            merged = merged.into_iter().take(limit).collect();
+            more = true;
+        }
+        for (peer, versions) in held {
+            let stale: Vec<KeyedRecord> = merged
+                .iter()
+                .filter(|(sort, (_, record))| versions.get(*sort) != Some(&record.version))
+                .map(|(_, keyed)| keyed.clone())
+                .collect();
+            if !stale.is_empty() {
+                self.repair(peer, stale);
+            }
+        }
+        Ok(ScanPage {
+            records: merged.into_values().collect(),
+            more,
+        })
+    }
+
+    fn observe(&self, record: &Record<Bytes>) {
+        if let Err(error) = self.hlc.observe(record.version.timestamp) {
+            warn!(%error, "a replica holds a version from a clock far ahead");
+        }
+    }
+
+    /// Sends `records` to a replica that answered with older ones (read repair).
+    fn repair(&self, peer: PeerId, records: Vec<KeyedRecord>) {
+        debug!(%peer, records = records.len(), "read repair");
+        let request = Arc::new(MetaRequest::Apply(records));
+        drop(self.spawn_ask(peer, &request));
+    }
+}
