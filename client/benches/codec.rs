@@ -12,11 +12,11 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use andromede_cluster::shard::{Erasure, ErasureParams, shard_id};
 use andromede_client::{
     BoxError, CodecConfig, EncodedShard, MasterKey, MemoryShards, ObjectName, PutOptions,
     ShardSink, encode_object, open_manifest,
 };
+use andromede_cluster::shard::{Erasure, ErasureParams, shard_id};
 use chacha20poly1305::XChaCha20Poly1305;
 use chacha20poly1305::aead::{AeadCore, AeadInPlace, KeyInit, OsRng};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use andromede_cluster::Body;
 use andromede_client::{CodecError, MasterKey, MemoryShards};
+use andromede_cluster::Body;
 use bytes::Bytes;
 use proptest::prelude::*;
 

@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use andromede_cluster::Body;
 use andromede_client::{CodecError, MasterKey, MemoryShards, ObjectName, open_manifest};
+use andromede_cluster::Body;
 use andromede_proto::{Message, pb};
 use proptest::prelude::*;
 
