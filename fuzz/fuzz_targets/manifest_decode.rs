@@ -2,7 +2,7 @@
 //! panic; a manifest that decodes must re-encode to one that decodes equal.
 #![no_main]
 
-use andromede_client::Manifest;
+use andromede_cluster::Manifest;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
