@@ -18,8 +18,9 @@ use tracing::warn;
 use crate::codec::{EncodedShard, ShardSink, ShardSource};
 use crate::error::BoxError;
 use andromede_cluster::manifest::{HolderMove, Manifest};
-use andromede_cluster::net::message::{ShardRequest, ShardResponse, decode_shard_response};
-use andromede_cluster::net::{NetHandle, Protocol};
+use andromede_cluster::net::call::CALL_TIMEOUT_DEFAULT;
+use andromede_cluster::net::message::{ShardRequest, ShardResponse};
+use andromede_cluster::net::{CallError, NetHandle, call_shard};
 
 /// Why a holder did not store or return a shard.
 #[derive(Debug, thiserror::Error)]
@@ -175,19 +176,14 @@ impl NetShards {
         shard_index: u8,
         request: ShardRequest,
     ) -> Result<ShardResponse, BoxError> {
-        let bytes = self
-            .net
-            .request(peer, Protocol::Shard, request.encode())
-            .await?;
-        let response = decode_shard_response(&request, Bytes::from(bytes))?;
-        if let ShardResponse::Error { code, detail } = &response {
-            return Err(Box::new(HolderError::Refused {
+        match call_shard(&self.net, peer, &request, CALL_TIMEOUT_DEFAULT).await {
+            Err(CallError::Remote { code, detail, .. }) => Err(Box::new(HolderError::Refused {
                 peer,
                 shard_index: usize::from(shard_index),
                 detail: format!("{code:?}: {detail}"),
-            }));
+            })),
+            other => Ok(other?),
         }
-        Ok(response)
     }
 
     /// Stores one shard on its holder, failing over to spares.

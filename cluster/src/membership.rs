@@ -16,8 +16,9 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::debug;
 
-use crate::net::meta_message::{MetaRequest, MetaResponse, NodeInfo, decode_meta_response};
-use crate::net::{NetError, NetHandle, Protocol};
+use crate::net::message::MessageError;
+use crate::net::meta_message::{MetaRequest, MetaResponse, NodeInfo};
+use crate::net::{CallError, NetError, NetHandle, call_meta};
 use crate::placement::{PlacementKey, placement_key};
 
 /// Info requests in flight at once during a refresh.
@@ -213,7 +214,7 @@ impl Inner {
         let Ok(peers) = self.net.routed_peers().await else {
             return;
         };
-        let answers: Vec<(PeerId, Option<NodeInfo>)> = futures::stream::iter(peers)
+        let answers: Vec<(PeerId, Result<NodeInfo, CallError>)> = futures::stream::iter(peers)
             .map(|peer| async move { (peer, self.ask_info(peer).await) })
             .buffer_unordered(INFO_CONCURRENCY_MAX)
             .collect()
@@ -226,7 +227,7 @@ impl Inner {
             .retain(|_, at| now.duration_since(*at) < grace);
         for (peer, info) in answers {
             match info {
-                Some(info) => {
+                Ok(info) => {
                     let was_catching_up = state
                         .members
                         .get(&peer)
@@ -245,9 +246,19 @@ impl Inner {
                     };
                     state.members.insert(peer, (member, now));
                 }
-                None => {
+                // No answer: the peer may be down.
+                Err(error) if error.is_unreachable() => {
+                    debug!(%peer, %error, "node info request failed");
                     if let Some((member, _)) = state.members.get_mut(&peer) {
                         member.live = false;
+                    }
+                }
+                // It answered (busy, a refusal, a bad answer): it is up, and keeps the
+                // info it last gave; a busy replica must not turn into replica-set churn.
+                Err(error) => {
+                    debug!(%peer, %error, "node info not given, the node is up");
+                    if let Some((_, seen)) = state.members.get_mut(&peer) {
+                        *seen = now;
                     }
                 }
             }
@@ -260,26 +271,15 @@ impl Inner {
             .retain(|_, (m, seen)| m.live || now.duration_since(*seen) < forget_after);
     }
 
-    async fn ask_info(&self, peer: PeerId) -> Option<NodeInfo> {
+    async fn ask_info(&self, peer: PeerId) -> Result<NodeInfo, CallError> {
         let request = MetaRequest::Info;
-        let call = self.net.request(peer, Protocol::Meta, request.encode());
-        let bytes = match tokio::time::timeout(self.config.info_timeout, call).await {
-            Ok(Ok(bytes)) => bytes,
-            Ok(Err(error)) => {
-                debug!(%peer, %error, "node info request failed");
-                return None;
-            }
-            Err(_) => {
-                debug!(%peer, "node info request timed out");
-                return None;
-            }
-        };
-        match decode_meta_response(&request, &bytes) {
-            Ok(MetaResponse::Info(info)) => Some(info),
-            other => {
-                debug!(%peer, answer = ?other, "node info refused");
-                None
-            }
+        match call_meta(&self.net, peer, &request, self.config.info_timeout).await? {
+            MetaResponse::Info(info) => Ok(info),
+            // The decoder only lets an answer of the request's kind through.
+            _ => Err(CallError::BadAnswer {
+                peer,
+                error: MessageError::Mismatch("an info request answered with another kind"),
+            }),
         }
     }
 }

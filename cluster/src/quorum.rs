@@ -36,8 +36,8 @@ use crate::membership::{Member, Membership};
 use crate::meta::hlc::Hlc;
 use crate::meta::key::{RecordKey, Table};
 use crate::meta::record::{Record, Version, WriterId, merge};
-use crate::net::meta_message::{KeyedRecord, MetaRequest, MetaResponse, decode_meta_response};
-use crate::net::{NetHandle, Protocol};
+use crate::net::meta_message::{KeyedRecord, MetaRequest, MetaResponse};
+use crate::net::{NetHandle, call_meta};
 use crate::replicas::{REPLICAS, closest_members, partition_key, quorum_size, with_local};
 
 /// How long a read waits for the remaining replicas once a quorum has answered.
@@ -333,20 +333,17 @@ impl MetaQuorum {
                 Err(e) => Err(format!("this node's metadata task failed: {e}")),
             };
         }
-        let call = self.net.request(peer, Protocol::Meta, request.encode());
-        let outcome = match tokio::time::timeout(self.timeout, call).await {
-            Ok(Ok(bytes)) => match decode_meta_response(&request, &bytes) {
-                Ok(MetaResponse::Error { code, detail }) => {
-                    Err(format!("{peer} refused: {code:?}: {detail}"))
+        match call_meta(&self.net, peer, &request, self.timeout).await {
+            Ok(response) => Ok(response),
+            Err(error) => {
+                // Only a replica that gave no answer may be down and is replaced in the
+                // view; one that answered (busy after retries, a refusal) stays live.
+                if error.is_unreachable() {
+                    self.membership.mark_failed(peer);
                 }
-                Ok(response) => return Ok(response),
-                Err(e) => Err(format!("{peer} answered badly: {e}")),
-            },
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("{peer} did not answer within {:?}", self.timeout)),
-        };
-        self.membership.mark_failed(peer);
-        outcome
+                Err(error.to_string())
+            }
+        }
     }
 
     fn spawn_ask(

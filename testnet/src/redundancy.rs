@@ -8,8 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use andromede_client::{Client, ListOptions};
 use andromede_cluster::manifest::{Body, Manifest};
-use andromede_cluster::net::message::{ShardRequest, ShardResponse, decode_shard_response};
-use andromede_cluster::net::{PeerId, Protocol};
+use andromede_cluster::net::call::CALL_TIMEOUT_DEFAULT;
+use andromede_cluster::net::message::{ShardRequest, ShardResponse};
+use andromede_cluster::net::{PeerId, call_shard};
 use andromede_cluster::shard::hash::verify_shard;
 use andromede_proto::ShardId;
 use andromede_proto::limits::SHARD_BATCH_IDS_MAX;
@@ -53,13 +54,10 @@ async fn read(client: &Client, peer: PeerId, ids: &[ShardId]) -> Vec<bool> {
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         let request = ShardRequest::Get { id: *id };
-        let answer = client
-            .net()
-            .request(peer, Protocol::Shard, request.encode())
-            .await;
+        let answer = call_shard(client.net(), peer, &request, CALL_TIMEOUT_DEFAULT).await;
         out.push(matches!(
-            answer.map(|bytes| decode_shard_response(&request, bytes.into())),
-            Ok(Ok(ShardResponse::Get { data })) if verify_shard(id, &data)
+            answer,
+            Ok(ShardResponse::Get { data }) if verify_shard(id, &data)
         ));
     }
     out
@@ -73,12 +71,9 @@ async fn have(client: &Client, peer: PeerId, ids: &[ShardId]) -> Vec<bool> {
         let request = ShardRequest::Have {
             ids: chunk.to_vec(),
         };
-        let answer = client
-            .net()
-            .request(peer, Protocol::Shard, request.encode())
-            .await;
-        match answer.map(|bytes| decode_shard_response(&request, bytes.into())) {
-            Ok(Ok(ShardResponse::Have { present })) if present.len() == chunk.len() => {
+        let answer = call_shard(client.net(), peer, &request, CALL_TIMEOUT_DEFAULT).await;
+        match answer {
+            Ok(ShardResponse::Have { present }) if present.len() == chunk.len() => {
                 out.extend(present);
             }
             _ => out.extend(std::iter::repeat_n(false, chunk.len())),

@@ -7,12 +7,15 @@
 //! receives requests from admitted peers as [`InboundRequest`]s on a bounded channel.
 //!
 //! - [`admission`]: the cluster secret and the admission proofs.
+//! - [`call`]: typed calls to a peer ([`call_shard`], [`call_meta`]) and their typed
+//!   errors ([`CallError`]): the one way to ask a peer something.
 //! - [`message`]: validated shard-protocol messages.
 //! - [`meta_message`]: validated metadata-protocol messages.
 //! - [`load_or_create_identity`]: a peer's persistent ed25519 identity.
 
 pub mod admission;
 mod behaviour;
+pub mod call;
 mod event_loop;
 mod frame;
 mod handle;
@@ -23,6 +26,7 @@ pub mod meta_message;
 use std::time::Duration;
 
 pub use admission::ClusterSecret;
+pub use call::{CallError, call_meta, call_shard};
 pub use event_loop::{InboundRequest, Protocol, spawn};
 pub use handle::{BLOCKED_PEERS_MAX, NetError, NetHandle};
 pub use identity::load_or_create_identity;

@@ -183,7 +183,11 @@ impl GcWorker {
             match Manifest::decode(bytes) {
                 Ok(decoded) => {
                     for (holder, ids) in shards_by_holder(&decoded)? {
-                        deleted += self.shards.delete(holder, &ids).await?;
+                        deleted += self
+                            .shards
+                            .delete(holder, &ids)
+                            .await
+                            .map_err(|e| e.to_string())?;
                     }
                 }
                 Err(error) => {

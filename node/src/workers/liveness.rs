@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use andromede_cluster::Membership;
-use andromede_cluster::net::meta_message::{MetaRequest, MetaResponse, decode_meta_response};
-use andromede_cluster::net::{NetHandle, PeerId, Protocol};
+use andromede_cluster::net::meta_message::MetaRequest;
+use andromede_cluster::net::{NetHandle, PeerId, call_meta};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
@@ -152,15 +152,11 @@ impl Liveness {
         suspects.sort_by_key(|(_, since)| *since);
         suspects.truncate(PROBES_MAX);
         let answers = futures::future::join_all(suspects.iter().map(|(peer, _)| async move {
-            let request = MetaRequest::Info;
-            let call = net.request(*peer, Protocol::Meta, request.encode());
-            let answered = matches!(
-                tokio::time::timeout(timeout, call).await,
-                Ok(Ok(bytes)) if matches!(
-                    decode_meta_response(&request, &bytes),
-                    Ok(MetaResponse::Info(_))
-                )
-            );
+            // Any answer, even `Busy` or a refusal, shows the peer is up.
+            let answered = match call_meta(net, *peer, &MetaRequest::Info, timeout).await {
+                Ok(_) => true,
+                Err(error) => !error.is_unreachable(),
+            };
             (*peer, answered)
         }))
         .await;

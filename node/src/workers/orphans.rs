@@ -230,7 +230,11 @@ impl OrphanWorker {
         for orphan in &orphans {
             debug!(shard = %orphan.short(), "unreferenced shard");
         }
-        report.deleted = self.calls.delete(local, &orphans).await?;
+        report.deleted = self
+            .calls
+            .delete(local, &orphans)
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(report)
     }
 

@@ -3,15 +3,56 @@
 //! Every call has a deadline, every batch respects `SHARD_BATCH_IDS_MAX`, and fetched
 //! bytes are checked against their id before anyone uses them.
 
-use andromede_cluster::net::message::{ShardRequest, ShardResponse, decode_shard_response};
-use andromede_cluster::net::{NetHandle, PeerId, Protocol};
+use andromede_cluster::net::message::{RemoteErrorCode, ShardRequest, ShardResponse};
+use andromede_cluster::net::{CallError, NetHandle, PeerId, call_shard};
 use andromede_cluster::shard::hash::verify_shard;
 use andromede_proto::ShardId;
 use andromede_proto::limits::SHARD_BATCH_IDS_MAX;
 use bytes::Bytes;
 use std::time::Duration;
 
+use crate::error::StoreError;
 use crate::store::ShardStore;
+
+/// Why a shard call failed. Repair and the collectors branch on it: a shard the holder
+/// does not have is not a holder that cannot be reached.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ShardCallError {
+    /// The peer was asked and did not give the answer (see [`CallError`]).
+    #[error(transparent)]
+    Call(#[from] CallError),
+    /// This node's own shard store failed.
+    #[error("this node's shard store: {0}")]
+    Local(#[from] StoreError),
+    /// This node's blocking store task failed.
+    #[error("this node's shard store task failed: {0}")]
+    Task(String),
+    /// The peer sent bytes that do not hash to the shard asked for.
+    #[error("{peer} returned bytes that are not shard {id}")]
+    WrongBytes {
+        /// Who sent them.
+        peer: PeerId,
+        /// The shard asked for, shortened.
+        id: String,
+    },
+}
+
+impl ShardCallError {
+    /// Whether the holder answered that it does not hold the shard.
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            Self::Call(error) => error.remote_code() == Some(RemoteErrorCode::NotFound),
+            Self::Local(StoreError::NotFound { .. }) => true,
+            _ => false,
+        }
+    }
+
+    /// Whether the holder gave no answer at all (it may be down).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, Self::Call(error) if error.is_unreachable())
+    }
+}
 
 /// Shard calls with a deadline each.
 #[derive(Debug, Clone)]
@@ -47,39 +88,27 @@ impl ShardCalls {
 
     async fn local_call<T: Send + 'static>(
         &self,
-        op: impl FnOnce(&ShardStore) -> Result<T, crate::error::StoreError> + Send + 'static,
-    ) -> Result<T, String> {
+        op: impl FnOnce(&ShardStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, ShardCallError> {
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || op(&store))
+        Ok(tokio::task::spawn_blocking(move || op(&store))
             .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())
+            .map_err(|e| ShardCallError::Task(e.to_string()))??)
     }
 
     async fn remote_call(
         &self,
         peer: PeerId,
         request: ShardRequest,
-    ) -> Result<ShardResponse, String> {
-        let call = self.net.request(peer, Protocol::Shard, request.encode());
-        let bytes = tokio::time::timeout(self.timeout, call)
-            .await
-            .map_err(|_| format!("{peer} did not answer in {:?}", self.timeout))?
-            .map_err(|e| format!("{peer}: {e}"))?;
-        match decode_shard_response(&request, Bytes::from(bytes)) {
-            Ok(ShardResponse::Error { code, detail }) => {
-                Err(format!("{peer} refused: {code:?}: {detail}"))
-            }
-            Ok(response) => Ok(response),
-            Err(e) => Err(format!("{peer} answered badly: {e}")),
-        }
+    ) -> Result<ShardResponse, ShardCallError> {
+        Ok(call_shard(&self.net, peer, &request, self.timeout).await?)
     }
 
     /// Which of `ids` `peer` holds.
     ///
     /// # Errors
-    /// A description of the failure (no answer, a refusal, a malformed answer).
-    pub async fn have(&self, peer: PeerId, ids: &[ShardId]) -> Result<Vec<bool>, String> {
+    /// [`ShardCallError`]: no answer, a refusal, a malformed answer.
+    pub async fn have(&self, peer: PeerId, ids: &[ShardId]) -> Result<Vec<bool>, ShardCallError> {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(batch_len()) {
             if peer == self.local() {
@@ -92,7 +121,7 @@ impl ShardCalls {
             };
             match self.remote_call(peer, request).await? {
                 ShardResponse::Have { present } => out.extend(present),
-                other => return Err(format!("{peer} answered a have with {other:?}")),
+                other => return Err(mismatch(peer, other)),
             }
         }
         Ok(out)
@@ -101,21 +130,21 @@ impl ShardCalls {
     /// Shard `id` from `peer`, verified against its id.
     ///
     /// # Errors
-    /// A description of the failure, including bytes that do not hash to `id`.
-    pub async fn get(&self, peer: PeerId, id: ShardId) -> Result<Bytes, String> {
+    /// [`ShardCallError`], [`ShardCallError::WrongBytes`] for bytes that do not hash to `id`.
+    pub async fn get(&self, peer: PeerId, id: ShardId) -> Result<Bytes, ShardCallError> {
         let data = if peer == self.local() {
             self.local_call(move |s| s.get(&id)).await?
         } else {
             match self.remote_call(peer, ShardRequest::Get { id }).await? {
                 ShardResponse::Get { data } => data,
-                other => return Err(format!("{peer} answered a get with {other:?}")),
+                other => return Err(mismatch(peer, other)),
             }
         };
         if !verify_shard(&id, &data) {
-            return Err(format!(
-                "{peer} returned bytes that are not shard {}",
-                id.short()
-            ));
+            return Err(ShardCallError::WrongBytes {
+                peer,
+                id: id.short(),
+            });
         }
         Ok(data)
     }
@@ -123,8 +152,8 @@ impl ShardCalls {
     /// Stores shard `id` on `peer` (durable when this returns).
     ///
     /// # Errors
-    /// A description of the failure.
-    pub async fn put(&self, peer: PeerId, id: ShardId, data: Bytes) -> Result<(), String> {
+    /// [`ShardCallError`].
+    pub async fn put(&self, peer: PeerId, id: ShardId, data: Bytes) -> Result<(), ShardCallError> {
         if peer == self.local() {
             return self.local_call(move |s| s.put(&id, &data).map(drop)).await;
         }
@@ -133,15 +162,15 @@ impl ShardCalls {
             .await?
         {
             ShardResponse::Put { .. } => Ok(()),
-            other => Err(format!("{peer} answered a put with {other:?}")),
+            other => Err(mismatch(peer, other)),
         }
     }
 
     /// Deletes `ids` from `peer`; returns how many it held.
     ///
     /// # Errors
-    /// A description of the failure.
-    pub async fn delete(&self, peer: PeerId, ids: &[ShardId]) -> Result<u64, String> {
+    /// [`ShardCallError`].
+    pub async fn delete(&self, peer: PeerId, ids: &[ShardId]) -> Result<u64, ShardCallError> {
         let mut deleted = 0u64;
         for chunk in ids.chunks(batch_len()) {
             if peer == self.local() {
@@ -154,9 +183,20 @@ impl ShardCalls {
             };
             match self.remote_call(peer, request).await? {
                 ShardResponse::Delete { deleted: count } => deleted += u64::from(count),
-                other => return Err(format!("{peer} answered a delete with {other:?}")),
+                other => return Err(mismatch(peer, other)),
             }
         }
         Ok(deleted)
     }
+}
+
+/// An answer of another kind than the request's (the decoder refuses those; kept as an
+/// error rather than a panic).
+fn mismatch(peer: PeerId, _answer: ShardResponse) -> ShardCallError {
+    ShardCallError::Call(CallError::BadAnswer {
+        peer,
+        error: andromede_cluster::net::message::MessageError::Mismatch(
+            "an answer of another kind than the request",
+        ),
+    })
 }

@@ -174,7 +174,7 @@ async fn reconstruct(
             let id = plan
                 .shard_id(segment, j)
                 .ok_or_else(|| format!("shard {j} has no id"))?;
-            calls.get(holder, id).await
+            calls.get(holder, id).await.map_err(|e| e.to_string())
         }))
         .await;
         for (j, result) in batch.into_iter().zip(results) {

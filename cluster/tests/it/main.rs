@@ -1,0 +1,3 @@
+//! The cluster core's integration tests: swarms on loopback in one process.
+
+mod membership;
