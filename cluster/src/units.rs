@@ -66,6 +66,86 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("duration '{text}' is out of range"))
 }
 
+/// `bytes` as the largest binary unit that divides it exactly (`10GiB`, `1536KiB`, `7B`),
+/// which [`parse_size`] reads back to the same number.
+pub fn format_size(bytes: u64) -> String {
+    const UNITS: [(&str, u64); 4] = [
+        ("TiB", 1 << 40),
+        ("GiB", 1 << 30),
+        ("MiB", 1 << 20),
+        ("KiB", 1 << 10),
+    ];
+    for (unit, size) in UNITS {
+        if bytes >= size && bytes.is_multiple_of(size) {
+            return format!("{}{unit}", bytes / size);
+        }
+    }
+    format!("{bytes}B")
+}
+
+/// `duration` in the largest unit that divides it exactly (`24h`, `90s`, `500ms`), which
+/// [`parse_duration`] reads back to the same value (whole milliseconds; finer parts are
+/// dropped).
+pub fn format_duration(duration: Duration) -> String {
+    let ms = duration.as_millis();
+    if !ms.is_multiple_of(1000) {
+        return format!("{ms}ms");
+    }
+    let secs = duration.as_secs();
+    for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60)] {
+        if secs >= size && secs.is_multiple_of(size) {
+            return format!("{}{unit}", secs / size);
+        }
+    }
+    format!("{secs}s")
+}
+
+/// Serde for a byte size written as a string (`"10GiB"`), for config files.
+pub mod serde_size {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes `bytes` with [`super::format_size`].
+    ///
+    /// # Errors
+    /// The serializer's.
+    pub fn serialize<S: Serializer>(bytes: &u64, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&super::format_size(*bytes))
+    }
+
+    /// Reads a size with [`super::parse_size`].
+    ///
+    /// # Errors
+    /// A message saying how to write a size.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        super::parse_size(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Serde for a duration written as a string (`"90s"`), for config files.
+pub mod serde_duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes `duration` with [`super::format_duration`].
+    ///
+    /// # Errors
+    /// The serializer's.
+    pub fn serialize<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&super::format_duration(*duration))
+    }
+
+    /// Reads a duration with [`super::parse_duration`].
+    ///
+    /// # Errors
+    /// A message saying how to write a duration.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        super::parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,5 +163,23 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert!(parse_duration("1y").is_err());
         assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn formatted_sizes_and_durations_parse_back_to_the_same_value() {
+        for bytes in [0, 1, 1023, 1024, 1536, 10 << 30, (1 << 40) + 1, 3 << 40] {
+            assert_eq!(parse_size(&format_size(bytes)), Ok(bytes), "{bytes}");
+        }
+        assert_eq!(format_size(10 << 30), "10GiB");
+        for ms in [0, 1, 500, 1000, 90_000, 3_600_000, 86_400_000, 86_401_000] {
+            let duration = Duration::from_millis(ms);
+            assert_eq!(
+                parse_duration(&format_duration(duration)),
+                Ok(duration),
+                "{ms}"
+            );
+        }
+        assert_eq!(format_duration(Duration::from_secs(86_400)), "1d");
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
     }
 }

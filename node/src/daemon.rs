@@ -32,12 +32,6 @@ use andromede_cluster::meta::record::WriterId;
 use andromede_cluster::{Membership, MembershipConfig, MetaQuorum};
 use bytes::Bytes;
 
-/// Time a metadata replica has to answer this node's workers.
-const META_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Time a holder has to answer a shard request from this node's workers.
-const SHARD_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-
 /// Longest pause between two rounds of bootstrap dials while the node has no peer.
 const BOOTSTRAP_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -114,6 +108,12 @@ pub struct DaemonConfig {
     pub tags: NodeTags,
     /// Where the admin endpoint listens (loopback), if anywhere.
     pub admin: Option<std::net::SocketAddr>,
+    /// How the node's view of the cluster is kept fresh.
+    pub membership: MembershipConfig,
+    /// Time a metadata replica has to answer.
+    pub meta_request_timeout: std::time::Duration,
+    /// Time a shard holder has to answer.
+    pub shard_request_timeout: std::time::Duration,
 }
 
 /// A running node.
@@ -178,7 +178,7 @@ impl Daemon {
 
         let cancel = CancellationToken::new();
         let mut tasks = JoinSet::new();
-        let membership = Membership::start(net.clone(), MembershipConfig::default());
+        let membership = Membership::start(net.clone(), config.membership.clone());
         let meta: Arc<dyn MetaStore> = Arc::new(meta);
         let local = net.local_peer_id();
         let local_meta = LocalMeta {
@@ -204,7 +204,7 @@ impl Daemon {
             membership.clone(),
             Arc::new(Hlc::system()),
             writer,
-            META_REQUEST_TIMEOUT,
+            config.meta_request_timeout,
         )
         .with_local(Arc::new(local_meta));
         tasks.spawn(
@@ -229,7 +229,7 @@ impl Daemon {
             )
             .run(cancel.clone()),
         );
-        let calls = ShardCalls::new(net.clone(), store.clone(), SHARD_REQUEST_TIMEOUT);
+        let calls = ShardCalls::new(net.clone(), store.clone(), config.shard_request_timeout);
         let lock = crate::workers::MaintenanceLock::default();
         tasks.spawn(
             GcWorker::new(

@@ -54,14 +54,10 @@ pub fn init_data_dir(
     secret_from: Option<&Path>,
 ) -> Result<Initialised, InitError> {
     let config_path = data.config();
-    config.validate().map_err(|reason| ConfigError {
-        path: config_path.display().to_string(),
-        reason,
-    })?;
+    config.check(&config_path)?;
     if config_path.exists() {
-        return Err(ConfigError {
+        return Err(ConfigError::AlreadyExists {
             path: config_path.display().to_string(),
-            reason: "already exists: this data directory is initialised".into(),
         }
         .into());
     }

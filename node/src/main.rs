@@ -60,12 +60,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn init(args: &InitArgs) -> anyhow::Result<()> {
     let config = NodeConfig {
-        listen: vec![args.listen.to_string()],
-        bootstrap: args.bootstrap.iter().map(ToString::to_string).collect(),
+        listen: vec![args.listen.clone()],
+        bootstrap: args.bootstrap.clone(),
         zone: args.zone.clone(),
         jurisdiction: args.jurisdiction.clone(),
-        capacity: args.capacity.to_string(),
-        admin: args.admin.to_string(),
+        capacity: args.capacity,
+        admin: args.admin,
         ..NodeConfig::default()
     };
     let data = DataDir::new(&args.data.data);
@@ -102,9 +102,7 @@ async fn run_node(dir: &Path) -> anyhow::Result<()> {
         print_initialised(&data, &config, &done);
     }
     let config = NodeConfig::load(&data.config())?;
-    let daemon_config = config
-        .daemon_config(data.clone())
-        .map_err(|e| anyhow!("{}: {e}", data.config().display()))?;
+    let daemon_config = config.daemon_config(data.clone())?;
     let daemon = Daemon::start(daemon_config)
         .await
         .with_context(|| format!("starting the node in {}", dir.display()))?;
@@ -173,7 +171,7 @@ fn load_config(dir: &Path) -> anyhow::Result<NodeConfig> {
 
 async fn status(dir: &Path, json: bool) -> anyhow::Result<()> {
     let config = load_config(dir)?;
-    let addr = config.admin_addr().map_err(|e| anyhow!(e))?;
+    let addr = config.admin;
     let status = query_status(addr).await.map_err(|e| anyhow!(e))?;
     if json {
         println!("{}", serde_json::to_string_pretty(&status)?);
@@ -275,7 +273,7 @@ async fn status(dir: &Path, json: bool) -> anyhow::Result<()> {
 /// Starts draining the running node, then polls its progress until it is safe to stop.
 async fn drain(dir: &Path, no_wait: bool, timeout: Duration) -> anyhow::Result<()> {
     let config = load_config(dir)?;
-    let addr = config.admin_addr().map_err(|e| anyhow!(e))?;
+    let addr = config.admin;
     let answer: serde_json::Value =
         serde_json::from_str(&admin_request(addr, "drain").await.map_err(|e| anyhow!(e))?)?;
     if let Some(error) = answer.get("error") {
@@ -340,9 +338,7 @@ async fn drain(dir: &Path, no_wait: bool, timeout: Duration) -> anyhow::Result<(
 
 async fn open_store(dir: &Path) -> anyhow::Result<ShardStore> {
     let config = load_config(dir)?;
-    let capacity =
-        andromede_cluster::units::parse_size(&config.capacity).map_err(|e| anyhow!(e))?;
-    let store_config = DataDir::new(dir).store_config(capacity);
+    let store_config = DataDir::new(dir).store_config(config.capacity);
     let (store, report) = tokio::task::spawn_blocking(move || ShardStore::open(&store_config))
         .await?
         .with_context(|| format!("opening the shard store in {}", dir.display()))?;

@@ -64,6 +64,13 @@ pub(crate) fn daemon_config(
             jurisdiction: jurisdiction.into(),
         },
         admin: None,
+        // Test speed: views refresh every second (the default is 5 s).
+        membership: andromede_cluster::MembershipConfig {
+            refresh_every: std::time::Duration::from_secs(1),
+            info_timeout: std::time::Duration::from_secs(2),
+        },
+        meta_request_timeout: std::time::Duration::from_secs(5),
+        shard_request_timeout: std::time::Duration::from_secs(10),
     }
 }
 
