@@ -50,6 +50,9 @@ pub struct Status {
     /// replicas (reads do not count it yet).
     #[serde(default)]
     pub catching_up: bool,
+    /// Its background workers, by name.
+    #[serde(default)]
+    pub workers: Vec<WorkerStatus>,
 }
 
 /// One known peer.
@@ -135,6 +138,24 @@ pub struct DrainProgress {
     pub metadata_handed_off: bool,
     /// Whether the node can be stopped for good without lowering any redundancy.
     pub safe_to_stop: bool,
+}
+
+/// How a background worker's passes go, in the same shape for every worker.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerStatus {
+    /// The worker (`scrub`, `anti_entropy`, `gc`, `repair`, `orphans`, `catch_up`).
+    pub name: String,
+    /// Passes finished since the node started, successful or not.
+    pub passes: u64,
+    /// When the last pass ended (ms since the Unix epoch; 0: none yet).
+    pub last_pass_end_ms: u64,
+    /// How long the last pass took.
+    pub last_pass_ms: u64,
+    /// What the last pass did, in the worker's own unit (shards scrubbed, records pushed,
+    /// versions collected or repaired, shards deleted, records copied).
+    pub last_items: u64,
+    /// Why the last pass stopped early, if it did.
+    pub last_error: Option<String>,
 }
 
 /// Why an admin request got no usable answer.

@@ -25,6 +25,7 @@ use crate::service::dispatch::NodeTags;
 use crate::store::ShardStore;
 use crate::workers::catch_up::CatchUp;
 use crate::workers::repair::RepairStatusHandle;
+use crate::workers::runner::StatusHandle;
 
 /// Admin connections served at once.
 pub const ADMIN_CONNECTIONS_MAX: usize = 8;
@@ -50,6 +51,8 @@ pub struct AdminState {
     pub quorum: MetaQuorum,
     /// Whether the metadata store is still being filled.
     pub catch_up: CatchUp,
+    /// The workers' statuses.
+    pub workers: Vec<StatusHandle>,
 }
 
 impl AdminState {
@@ -103,6 +106,7 @@ impl AdminState {
                 .clone(),
             draining: self.drain.is_draining(),
             catching_up: self.catch_up.is_pending(),
+            workers: self.workers.iter().map(StatusHandle::get).collect(),
         }
     }
 }

@@ -24,13 +24,18 @@ use crate::workers::catch_up::{CatchUp, CatchUpWorker};
 use crate::workers::gc::{GcConfig, GcWorker};
 use crate::workers::liveness::Liveness;
 use crate::workers::orphans::{OrphanConfig, OrphanWorker};
-use crate::workers::repair::{RepairConfig, RepairDeps, RepairStatusHandle, RepairWorker};
+use crate::workers::repair::{RepairConfig, RepairStatusHandle, RepairWorker};
+use crate::workers::runner::{WorkerContext, Workers};
 use crate::workers::scrub::{ScrubConfig, ScrubWorker};
 use crate::workers::shard_calls::ShardCalls;
 use andromede_cluster::meta::hlc::Hlc;
 use andromede_cluster::meta::record::WriterId;
 use andromede_cluster::{Membership, MembershipConfig, MetaQuorum};
 use bytes::Bytes;
+
+/// Time the workers have to finish their current step when the node stops (then they
+/// are aborted; every step is safe to cut, this only avoids redoing work).
+const WORKER_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(8);
 
 /// Longest pause between two rounds of bootstrap dials while the node has no peer.
 const BOOTSTRAP_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(30);
@@ -129,6 +134,7 @@ pub struct Daemon {
     repair: RepairStatusHandle,
     cancel: CancellationToken,
     tasks: JoinSet<()>,
+    workers: Workers,
 }
 
 impl Daemon {
@@ -196,7 +202,6 @@ impl Daemon {
             net.clone(),
             inbound,
         ));
-        tasks.spawn(ScrubWorker::new(store.clone(), config.scrub.clone()).run(cancel.clone()));
         let writer = WriterId::new(Bytes::from(local.to_bytes()))
             .map_err(|e| DaemonError::Task(e.to_string()))?;
         let quorum = MetaQuorum::new(
@@ -207,68 +212,36 @@ impl Daemon {
             config.meta_request_timeout,
         )
         .with_local(Arc::new(local_meta));
-        tasks.spawn(
-            AntiEntropyWorker::new(
-                Arc::clone(&meta),
-                quorum.clone(),
-                membership.clone(),
-                local,
-                drain.clone(),
-                config.anti_entropy.clone(),
-            )
-            .run(cancel.clone()),
-        );
-        tasks.spawn(
-            CatchUpWorker::new(
-                catch_up.clone(),
-                Arc::clone(&meta),
-                quorum.clone(),
-                membership.clone(),
-                local,
-                !config.bootstrap.is_empty(),
-            )
-            .run(cancel.clone()),
-        );
-        let calls = ShardCalls::new(net.clone(), store.clone(), config.shard_request_timeout);
-        let lock = crate::workers::MaintenanceLock::default();
-        tasks.spawn(
-            GcWorker::new(
-                Arc::clone(&meta),
-                quorum.clone(),
-                calls.clone(),
-                Arc::clone(&lock),
-                config.gc.clone(),
-            )
-            .run(cancel.clone()),
-        );
-        tasks.spawn(
-            OrphanWorker::new(
-                quorum.clone(),
-                membership.clone(),
-                store.clone(),
-                calls.clone(),
-                config.data.roster(),
-                config.orphans.clone(),
-            )
-            .run(cancel.clone()),
-        );
-        let admin_quorum = quorum.clone();
-        let repair = RepairWorker::new(
-            RepairDeps {
-                meta: Arc::clone(&meta),
-                quorum,
-                calls,
-                liveness: Liveness::new(membership.clone(), local, config.down_after),
-                membership: membership.clone(),
-                store: store.clone(),
-                tags: config.tags.clone(),
-                drain: drain.clone(),
-                lock,
-            },
-            config.repair.clone(),
-        );
+        let ctx = WorkerContext {
+            local,
+            net: net.clone(),
+            meta: Arc::clone(&meta),
+            store: store.clone(),
+            quorum: quorum.clone(),
+            membership: membership.clone(),
+            calls: ShardCalls::new(net.clone(), store.clone(), config.shard_request_timeout),
+            drain: drain.clone(),
+            catch_up: catch_up.clone(),
+            tags: config.tags.clone(),
+            lock: crate::workers::MaintenanceLock::default(),
+        };
+        let mut workers = Workers::new(cancel.child_token());
+        let scrub = ScrubWorker::new(&ctx, config.scrub.clone());
+        workers.spawn("scrub", |cancel, status| scrub.run(cancel, status));
+        let anti_entropy = AntiEntropyWorker::new(&ctx, config.anti_entropy.clone());
+        workers.spawn("anti_entropy", |cancel, status| {
+            anti_entropy.run(cancel, status)
+        });
+        let catching_up = CatchUpWorker::new(&ctx, !config.bootstrap.is_empty());
+        workers.spawn("catch_up", |cancel, status| catching_up.run(cancel, status));
+        let gc = GcWorker::new(&ctx, config.gc.clone());
+        workers.spawn("gc", |cancel, status| gc.run(cancel, status));
+        let orphans = OrphanWorker::new(&ctx, config.data.roster(), config.orphans.clone());
+        workers.spawn("orphans", |cancel, status| orphans.run(cancel, status));
+        let liveness = Liveness::new(membership.clone(), local, config.down_after);
+        let repair = RepairWorker::new(&ctx, liveness, config.repair.clone());
         let repair_status = repair.status();
-        tasks.spawn(repair.run(cancel.clone()));
+        workers.spawn("repair", |cancel, status| repair.run(cancel, status));
         let admin_state = AdminState {
             net: net.clone(),
             store: store.clone(),
@@ -276,8 +249,9 @@ impl Daemon {
             tags: config.tags.clone(),
             repair: Arc::clone(&repair_status),
             drain: drain.clone(),
-            quorum: admin_quorum,
+            quorum,
             catch_up: catch_up.clone(),
+            workers: workers.status_handles(),
         };
         if let Some(addr) = config.admin {
             let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
@@ -303,6 +277,7 @@ impl Daemon {
             repair: repair_status,
             cancel,
             tasks,
+            workers,
         })
     }
 
@@ -359,10 +334,12 @@ impl Daemon {
     /// [`DaemonError::Store`] if the final flush fails.
     pub async fn stop(mut self) -> Result<(), DaemonError> {
         self.cancel.cancel();
-        // The dispatcher ends when the swarm task drops its inbound sender, which happens
-        // when the last handle is dropped; abort rather than wait on peers.
+        // The admin endpoint, the bootstrap loop and the dispatcher with the requests it
+        // serves: abort rather than wait on peers (an unanswered request is retried).
         self.tasks.abort_all();
         while self.tasks.join_next().await.is_some() {}
+        // The workers finish the step they are in (a manifest rewrite, a shard write).
+        self.workers.stop(WORKER_STOP_GRACE).await;
         drop(self.membership);
         drop(self.net);
         let store = self.store.clone();

@@ -267,7 +267,37 @@ async fn status(dir: &Path, json: bool) -> anyhow::Result<()> {
         repair.shards_moved,
         repair.versions_repaired
     );
+    print_workers(&status.workers);
     Ok(())
+}
+
+/// One line per background worker: passes, the last one's age, length and result.
+fn print_workers(workers: &[andromede_cluster::admin::WorkerStatus]) {
+    println!("workers:");
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    for worker in workers {
+        let last = if worker.passes == 0 {
+            "no pass yet".to_owned()
+        } else {
+            format!(
+                "last {} s ago, took {} ms, {} item(s){}",
+                now_ms.saturating_sub(worker.last_pass_end_ms) / 1000,
+                worker.last_pass_ms,
+                worker.last_items,
+                worker
+                    .last_error
+                    .as_ref()
+                    .map(|e| format!(", stopped: {e}"))
+                    .unwrap_or_default()
+            )
+        };
+        println!(
+            "  {:<13} {:>6} pass(es), {last}",
+            worker.name, worker.passes
+        );
+    }
 }
 
 /// Starts draining the running node, then polls its progress until it is safe to stop.

@@ -9,6 +9,7 @@ use andromede_cluster::net::meta_message::NodeInfo;
 use andromede_cluster::net::{InboundRequest, NetHandle, Protocol};
 use bytes::Bytes;
 use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
 use tracing::{Instrument, debug, debug_span};
 
 use super::meta::LocalMeta;
@@ -52,7 +53,11 @@ pub async fn serve(
     mut inbound: mpsc::Receiver<InboundRequest>,
 ) {
     let permits = Arc::new(Semaphore::new(SERVICE_CONCURRENCY_MAX));
+    // The handlers in flight (at most `SERVICE_CONCURRENCY_MAX`): dropped, so aborted,
+    // with this task when the daemon stops; none outlives it holding the stores.
+    let mut handlers = JoinSet::new();
     while let Some(mut request) = inbound.recv().await {
+        while handlers.try_join_next().is_some() {}
         let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
             return;
         };
@@ -60,7 +65,7 @@ pub async fn serve(
         let meta = meta.clone();
         let net = net.clone();
         let span = debug_span!("request", protocol = ?request.protocol, peer = %request.peer);
-        tokio::spawn(
+        handlers.spawn(
             async move {
                 let _permit = permit;
                 #[cfg(feature = "fault-injection")]

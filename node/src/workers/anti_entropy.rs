@@ -27,9 +27,11 @@ use andromede_cluster::net::meta_message::{KeyedRecord, MetaRequest, MetaRespons
 use andromede_cluster::{Membership, MetaQuorum};
 use andromede_proto::limits::{META_BATCH_RECORDS_MAX, META_MESSAGE_BYTES_MAX};
 use bytes::Bytes;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use super::runner::{StatusHandle, WorkerContext};
 use super::{now_ms, table_page};
 use crate::drain::Drain;
 use crate::meta::MetaStore;
@@ -83,21 +85,14 @@ pub struct AntiEntropyWorker {
 }
 
 impl AntiEntropyWorker {
-    /// A worker over this node's `store`, reaching replicas through `quorum`.
-    pub fn new(
-        store: Arc<dyn MetaStore>,
-        quorum: MetaQuorum,
-        membership: Membership,
-        local: PeerId,
-        drain: Drain,
-        config: AntiEntropyConfig,
-    ) -> Self {
+    /// A worker over this node's metadata replica, reaching the others by quorum.
+    pub fn new(ctx: &WorkerContext, config: AntiEntropyConfig) -> Self {
         Self {
-            store,
-            quorum,
-            membership,
-            local,
-            drain,
+            store: Arc::clone(&ctx.meta),
+            quorum: ctx.quorum.clone(),
+            membership: ctx.membership.clone(),
+            local: ctx.local,
+            drain: ctx.drain.clone(),
             config,
         }
     }
@@ -106,7 +101,7 @@ impl AntiEntropyWorker {
     /// by then). While the node drains, passes run every `DRAINING_INTERVAL` at most, the
     /// first as soon as the drain starts: they hand its records to their new replicas,
     /// and a pass that reached every replica is recorded for the drain's safety check.
-    pub async fn run(self, cancel: CancellationToken) {
+    pub async fn run(self, cancel: CancellationToken, status: StatusHandle) {
         loop {
             let draining = self.drain.is_draining();
             let wait = if draining {
@@ -120,8 +115,15 @@ impl AntiEntropyWorker {
                 () = self.drain.started(), if !draining => {}
             }
             let started_ms = now_ms();
+            let started = Instant::now();
             let pass = self.pass(&cancel).instrument(info_span!("anti_entropy"));
-            match pass.await {
+            let result = pass.await;
+            status.pass_done(
+                started,
+                result.as_ref().map_or(0, |r| r.pushed),
+                result.as_ref().err().cloned(),
+            );
+            match result {
                 Ok(report) => {
                     if report.failed == 0 && !cancel.is_cancelled() {
                         self.drain.record_clean_handoff(started_ms);

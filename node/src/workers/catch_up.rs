@@ -22,6 +22,8 @@ use andromede_cluster::net::PeerId;
 use andromede_cluster::{Membership, MetaQuorum};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+use super::runner::{StatusHandle, WorkerContext};
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::data_dir::write_file_durably;
@@ -111,27 +113,22 @@ pub struct CatchUpWorker {
 }
 
 impl CatchUpWorker {
-    /// A worker filling `store` through `quorum`.
-    pub fn new(
-        catch_up: CatchUp,
-        store: Arc<dyn MetaStore>,
-        quorum: MetaQuorum,
-        membership: Membership,
-        local: PeerId,
-        has_bootstrap: bool,
-    ) -> Self {
+    /// A worker filling this node's metadata replica by quorum reads; `has_bootstrap`:
+    /// the node was told of members to join (so an empty view means "not yet").
+    pub fn new(ctx: &WorkerContext, has_bootstrap: bool) -> Self {
+        let local = ctx.local;
         Self {
-            catch_up,
-            store,
-            quorum,
-            membership,
+            catch_up: ctx.catch_up.clone(),
+            store: Arc::clone(&ctx.meta),
+            quorum: ctx.quorum.clone(),
+            membership: ctx.membership.clone(),
             local,
             has_bootstrap,
         }
     }
 
     /// Copies until done or `cancel`; returns at once when there is nothing to catch up.
-    pub async fn run(self, cancel: CancellationToken) {
+    pub async fn run(self, cancel: CancellationToken, status: StatusHandle) {
         if !self.catch_up.is_pending() {
             return;
         }
@@ -153,11 +150,18 @@ impl CatchUpWorker {
             // forming): their flags are as old as the last refresh, and a peer that
             // took writes meanwhile must be read.
             let sources = live.len();
+            let pass_started = Instant::now();
             let copied = self.copy(&cancel).instrument(info_span!("catch_up")).await;
             if cancel.is_cancelled() {
                 return;
             }
-            match copied.and_then(|report| self.catch_up.finish().map(|()| report)) {
+            let copied = copied.and_then(|report| self.catch_up.finish().map(|()| report));
+            status.pass_done(
+                pass_started,
+                copied.as_ref().map_or(0, |r| r.records),
+                copied.as_ref().err().cloned(),
+            );
+            match copied {
                 Ok(report) => {
                     info!(
                         partitions = report.partitions,

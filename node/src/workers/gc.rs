@@ -27,9 +27,11 @@ use andromede_cluster::meta::values::GarbageEntry;
 use andromede_cluster::net::PeerId;
 use andromede_proto::ShardId;
 use bytes::Bytes;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use super::runner::{StatusHandle, WorkerContext};
 use super::shard_calls::ShardCalls;
 use super::{MaintenanceLock, every, now_ms, table_page};
 use crate::meta::MetaStore;
@@ -78,28 +80,29 @@ pub struct GcWorker {
 }
 
 impl GcWorker {
-    /// A collector working through this node's metadata and shard calls; `lock` keeps
-    /// it from rewriting a manifest while repair does.
-    pub fn new(
-        meta: Arc<dyn MetaStore>,
-        quorum: MetaQuorum,
-        shards: ShardCalls,
-        lock: MaintenanceLock,
-        config: GcConfig,
-    ) -> Self {
+    /// A collector working through this node's metadata and shard calls; the context's
+    /// maintenance lock keeps it from rewriting a manifest while repair does.
+    pub fn new(ctx: &WorkerContext, config: GcConfig) -> Self {
         Self {
-            meta,
-            quorum,
-            shards,
-            lock,
+            meta: Arc::clone(&ctx.meta),
+            quorum: ctx.quorum.clone(),
+            shards: ctx.calls.clone(),
+            lock: Arc::clone(&ctx.lock),
             config,
         }
     }
 
     /// Runs passes until `cancel`.
-    pub async fn run(self, cancel: CancellationToken) {
+    pub async fn run(self, cancel: CancellationToken, status: StatusHandle) {
         every(self.config.interval, &cancel, || async {
-            match self.pass(&cancel).instrument(info_span!("gc")).await {
+            let started = Instant::now();
+            let result = self.pass(&cancel).instrument(info_span!("gc")).await;
+            status.pass_done(
+                started,
+                result.as_ref().map_or(0, |r| r.collected),
+                result.as_ref().err().cloned(),
+            );
+            match result {
                 Ok(report) if report == GcReport::default() => {}
                 Ok(report) => info!(?report, "garbage collection pass done"),
                 Err(error) => warn!(%error, "garbage collection pass stopped"),

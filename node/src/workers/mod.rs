@@ -2,7 +2,8 @@
 //! anti-entropy worker keeps metadata replicas in step; the collector removes replaced and
 //! deleted versions; liveness says which peers are down, and repair rebuilds the shards
 //! they (or rotten disks) lost; the orphan collector deletes shards no manifest names; a
-//! node with a new metadata store catches up before reads count it.
+//! node with a new metadata store catches up before reads count it. All of them start
+//! and stop through [`runner::Workers`], built from one [`runner::WorkerContext`].
 
 pub mod anti_entropy;
 pub mod catch_up;
@@ -11,6 +12,7 @@ pub mod liveness;
 pub mod orphans;
 pub mod rate;
 pub mod repair;
+pub mod runner;
 pub mod scrub;
 pub mod shard_calls;
 

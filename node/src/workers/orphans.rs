@@ -28,6 +28,7 @@ use andromede_proto::ShardId;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use super::runner::{StatusHandle, WorkerContext};
 use super::shard_calls::ShardCalls;
 use super::{every, now_ms};
 use crate::meta::RecordKey;
@@ -120,20 +121,14 @@ fn save_roster(path: &std::path::Path, roster: &Roster) -> Result<(), String> {
 }
 
 impl OrphanWorker {
-    /// A collector over this node's stores.
-    pub fn new(
-        quorum: MetaQuorum,
-        membership: Membership,
-        store: ShardStore,
-        calls: ShardCalls,
-        roster: PathBuf,
-        config: OrphanConfig,
-    ) -> Self {
+    /// A collector over this node's stores; `roster` is the file that keeps the nodes
+    /// it has seen.
+    pub fn new(ctx: &WorkerContext, roster: PathBuf, config: OrphanConfig) -> Self {
         Self {
-            quorum,
-            membership,
-            store,
-            calls,
+            quorum: ctx.quorum.clone(),
+            membership: ctx.membership.clone(),
+            store: ctx.store.clone(),
+            calls: ctx.calls.clone(),
             roster,
             config,
             started: tokio::time::Instant::now(),
@@ -141,9 +136,16 @@ impl OrphanWorker {
     }
 
     /// Runs passes until `cancel`.
-    pub async fn run(self, cancel: CancellationToken) {
+    pub async fn run(self, cancel: CancellationToken, status: StatusHandle) {
         every(self.config.interval, &cancel, || async {
-            match self.pass().instrument(info_span!("orphans")).await {
+            let started = tokio::time::Instant::now();
+            let result = self.pass().instrument(info_span!("orphans")).await;
+            status.pass_done(
+                started,
+                result.as_ref().map_or(0, |r| r.deleted),
+                result.as_ref().err().cloned(),
+            );
+            match result {
                 Ok(report) if report.deleted > 0 => info!(?report, "unreferenced shards collected"),
                 Ok(report) if report.waiting_for.is_some() => {
                     debug!(?report, "unreferenced shards left: a node did not answer");

@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use andromede_proto::ShardId;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{info, warn};
 
 use super::rate::RateLimiter;
+use super::runner::{StatusHandle, WorkerContext};
 use crate::error::StoreError;
 use crate::store::{ShardStore, VerifyOutcome};
 
@@ -122,15 +123,17 @@ pub struct ScrubWorker {
 }
 
 impl ScrubWorker {
-    /// A worker over `store`.
-    pub fn new(store: ShardStore, config: ScrubConfig) -> Self {
-        Self { store, config }
+    /// A worker over this node's shard store.
+    pub fn new(ctx: &WorkerContext, config: ScrubConfig) -> Self {
+        Self {
+            store: ctx.store.clone(),
+            config,
+        }
     }
 
     /// Runs passes until cancelled. Errors of a pass are logged and the next pass still
     /// runs: a failing disk must not stop the scrubbing of the rest.
-    pub async fn run(self, cancel: CancellationToken) {
-        let span = info_span!("worker", worker = "scrub");
+    pub async fn run(self, cancel: CancellationToken, status: StatusHandle) {
         async move {
             let mut rate = RateLimiter::new(self.config.rate_bytes_per_sec);
             // Jitter the first pass over a tenth of the interval (at most an hour).
@@ -140,7 +143,16 @@ impl ScrubWorker {
                     () = cancel.cancelled() => return,
                     () = tokio::time::sleep(wait) => {}
                 }
-                match scrub_pass(&self.store, &mut rate, &cancel, |_| {}).await {
+                let started = tokio::time::Instant::now();
+                let result = scrub_pass(&self.store, &mut rate, &cancel, |_| {}).await;
+                status.pass_done(
+                    started,
+                    result
+                        .as_ref()
+                        .map_or(0, |r| r.intact + r.quarantined + r.missing),
+                    result.as_ref().err().map(ToString::to_string),
+                );
+                match result {
                     Ok(report) if report.cancelled => return,
                     Ok(report) => info!(?report, "scrub pass finished"),
                     Err(error) => warn!(%error, "scrub pass failed; retrying next interval"),
@@ -148,7 +160,6 @@ impl ScrubWorker {
                 wait = self.config.interval;
             }
         }
-        .instrument(span)
         .await;
     }
 }

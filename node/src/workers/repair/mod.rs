@@ -61,6 +61,7 @@ use rebuild::rebuild_segment;
 
 use super::liveness::{Liveness, PeerState};
 use super::rate::RateLimiter;
+use super::runner::{StatusHandle, WorkerContext};
 use super::shard_calls::ShardCalls;
 use super::{MaintenanceLock, now_ms, table_page};
 use crate::drain::Drain;
@@ -177,29 +178,6 @@ pub struct RepairWorker {
     restocked: Mutex<BTreeMap<PeerId, Option<RecordKey>>>,
 }
 
-/// Everything the repair worker works through.
-#[derive(Debug)]
-pub struct RepairDeps {
-    /// This node's metadata replica.
-    pub meta: Arc<dyn MetaStore>,
-    /// Quorum access to every replica.
-    pub quorum: MetaQuorum,
-    /// Shard requests to holders.
-    pub calls: ShardCalls,
-    /// Down detection.
-    pub liveness: Liveness,
-    /// The live nodes (destinations).
-    pub membership: Membership,
-    /// This node's shard store (its own room as a destination).
-    pub store: ShardStore,
-    /// This node's zone and jurisdiction.
-    pub tags: NodeTags,
-    /// Whether this node is draining (then it takes no shards).
-    pub drain: Drain,
-    /// Shared with garbage collection.
-    pub lock: MaintenanceLock,
-}
-
 /// What one pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RepairReport {
@@ -215,25 +193,25 @@ pub struct RepairReport {
 
 impl RepairWorker {
     /// A worker with `config`; its status is readable through [`RepairWorker::status`].
-    pub fn new(deps: RepairDeps, config: RepairConfig) -> Self {
+    pub fn new(ctx: &WorkerContext, liveness: Liveness, config: RepairConfig) -> Self {
         // A store created by this start under an identity that held shards (a wiped
         // disk): what the local metadata says this node holds is checked at once.
         let mut restocked = BTreeMap::new();
-        if deps.store.is_new() {
-            restocked.insert(deps.calls.local(), None);
+        if ctx.store.is_new() {
+            restocked.insert(ctx.local, None);
         }
         Self {
             limiter: tokio::sync::Mutex::new(RateLimiter::new(config.bytes_per_sec)),
             segment_slots: tokio::sync::Semaphore::new(config.segments_in_flight.max(1)),
-            meta: deps.meta,
-            quorum: deps.quorum,
-            calls: deps.calls,
-            liveness: deps.liveness,
-            membership: deps.membership,
-            store: deps.store,
-            tags: deps.tags,
-            drain: deps.drain,
-            lock: deps.lock,
+            meta: Arc::clone(&ctx.meta),
+            quorum: ctx.quorum.clone(),
+            calls: ctx.calls.clone(),
+            liveness,
+            membership: ctx.membership.clone(),
+            store: ctx.store.clone(),
+            tags: ctx.tags.clone(),
+            drain: ctx.drain.clone(),
+            lock: Arc::clone(&ctx.lock),
             config,
             status: RepairStatusHandle::default(),
             backoff: Mutex::new(HashMap::new()),
@@ -258,7 +236,7 @@ impl RepairWorker {
     ///
     /// A node joining brings the next sweep forward to `down_after` from then (time for
     /// everyone to see it), so that shards move toward it without waiting an interval.
-    pub async fn run(self, cancel: CancellationToken) {
+    pub async fn run(self, cancel: CancellationToken, status: StatusHandle) {
         let mut next_sweep = Instant::now() + self.liveness.down_after();
         let mut known: BTreeSet<PeerId> = BTreeSet::new();
         loop {
@@ -277,6 +255,7 @@ impl RepairWorker {
             }
             let sweep = Instant::now() >= next_sweep;
             let span = info_span!("repair", sweep);
+            let started = Instant::now();
             let result = if sweep {
                 self.sweep(&cancel).instrument(span).await
             } else {
@@ -285,6 +264,11 @@ impl RepairWorker {
             if sweep {
                 next_sweep = Instant::now() + self.config.sweep_interval;
             }
+            status.pass_done(
+                started,
+                result.as_ref().map_or(0, |r| r.repaired),
+                result.as_ref().err().cloned(),
+            );
             match result {
                 Ok(report) if report == RepairReport::default() => {}
                 Ok(report) => info!(?report, sweep, "repair pass done"),
