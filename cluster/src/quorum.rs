@@ -206,6 +206,13 @@ impl MetaQuorum {
         self
     }
 
+    /// Whether `peer` is the first replica of `partition` in this view: the one node that
+    /// runs the partition's maintenance (repair, garbage collection), so that two nodes
+    /// do not rewrite the same manifests at once.
+    pub fn leads(&self, partition: &str, peer: PeerId) -> bool {
+        self.replicas(partition).first() == Some(&peer)
+    }
+
     /// The replica set of `partition` as this process sees it now: the `REPLICAS` live
     /// nodes closest to it that are not catching up (this node included when it is a
     /// replica), closest first. Reads count only these; the first owns repair.

@@ -144,7 +144,7 @@ impl GcWorker {
                         false
                     }
                 };
-                if !due || self.quorum.replicas(&key.partition).first() != Some(&local) {
+                if !due || !self.quorum.leads(&key.partition, local) {
                     continue;
                 }
                 match self.collect(&key, &record).await {

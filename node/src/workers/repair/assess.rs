@@ -1,0 +1,96 @@
+//! Assessing a version: its manifest from a read quorum, its bucket's placement policy,
+//! and each holder asked which shards it has, into a [`Plan`].
+
+use super::*;
+
+impl RepairWorker {
+    /// Reads each version's manifest from a quorum and finds its missing shards.
+    pub(super) async fn assess_all(&self, keys: Vec<RecordKey>) -> Vec<Plan> {
+        // Membership read once for the batch, not once per version.
+        let target_count = self.targets().len();
+        let draining = self.draining_peers();
+        let draining = &draining;
+        let plans: Vec<Plan> = futures::stream::iter(keys)
+            .filter(|key| std::future::ready(!self.backing_off(key)))
+            .map(|key| self.assess_one(key, target_count, draining))
+            .buffer_unordered(ASSESS_CONCURRENCY)
+            .filter_map(std::future::ready)
+            .collect()
+            .await;
+        let mut recheck = self.recheck.lock().unwrap_or_else(|e| e.into_inner());
+        for plan in &plans {
+            let attempts = recheck.remove(&plan.key).map_or(0, |(_, n)| n) + 1;
+            if !plan.unconfirmed.is_empty()
+                && attempts <= RECHECK_ATTEMPTS_MAX
+                && recheck.len() < RECHECK_MAX
+            {
+                recheck.insert(plan.key.clone(), (plan.unconfirmed.clone(), attempts));
+            }
+        }
+        plans
+    }
+
+    /// `target_count`: nodes that may take shards now; `draining`: the draining peers.
+    pub(super) async fn assess_one(
+        &self,
+        key: RecordKey,
+        target_count: usize,
+        draining: &[PeerId],
+    ) -> Option<Plan> {
+        let record = match self.quorum.get(&key).await {
+            Ok(Some(record)) => record,
+            Ok(None) => return None,
+            Err(error) => {
+                debug!(bucket = %key.partition, %error, "manifest unreadable; repair later");
+                self.defer(&key);
+                return None;
+            }
+        };
+        let bytes = record.value.as_ref()?;
+        let manifest = match Manifest::decode(bytes) {
+            Ok(manifest) => manifest,
+            Err(error) => {
+                warn!(bucket = %key.partition, %error, "manifest does not decode; cannot repair it");
+                return None;
+            }
+        };
+        if matches!(manifest.body, Body::Inline(_)) {
+            return None;
+        }
+        let can_spread = target_count >= manifest.params.shard_count();
+        Some(
+            assess(
+                key,
+                record.version,
+                manifest,
+                &self.liveness,
+                &self.calls,
+                can_spread,
+                draining,
+            )
+            .await,
+        )
+    }
+
+    /// The bucket's placement policy (any jurisdiction when the bucket record cannot be
+    /// read: its shards were placed under some policy, and rebuilding beats losing them).
+    pub(super) async fn policy(&self, bucket: &str) -> PlacementPolicy {
+        let key = RecordKey {
+            table: Table::Bucket,
+            partition: String::new(),
+            sort: bucket.as_bytes().to_vec(),
+        };
+        let jurisdictions = match self.quorum.get(&key).await {
+            Ok(Some(Record {
+                value: Some(bytes), ..
+            })) => BucketInfo::decode(&bytes)
+                .map(|info| info.jurisdictions)
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        PlacementPolicy {
+            jurisdictions,
+            min_holders: 1,
+        }
+    }
+}
