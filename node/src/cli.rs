@@ -8,9 +8,20 @@ use andromede_cluster::units::parse_size;
 use andromede_node::config::{ADMIN_DEFAULT, LISTEN_DEFAULT};
 use clap::{Parser, Subcommand};
 
+/// The version `--version` prints: a build with test hooks says so, so that nobody runs
+/// one in production by mistake and the testnet can check it has one.
+const VERSION: &str = if cfg!(feature = "fault-injection") {
+    concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (fault-injection build: test hooks compiled in, not for production)"
+    )
+} else {
+    env!("CARGO_PKG_VERSION")
+};
+
 /// The Andromède node daemon.
 #[derive(Debug, Parser)]
-#[command(name = "andromede-node", version, about)]
+#[command(name = "andromede-node", version = VERSION, about)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,

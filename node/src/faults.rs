@@ -6,7 +6,8 @@
 //! - `fault block PEER,PEER,...` — refuse connections with these peers (an empty list
 //!   lifts the partition);
 //! - `fault delay MS` — hold every inbound shard and metadata request `MS` ms before
-//!   serving it (0 lifts it);
+//!   serving it, as a slow link would: the request does not hold one of the node's service
+//!   slots while it waits (0 lifts it);
 //! - `fault powercut` — undo every shard write that was not durable yet, as a power loss
 //!   would ([`crate::store::power`]), and end the process at once, unanswered.
 //!

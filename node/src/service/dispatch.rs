@@ -19,6 +19,18 @@ use crate::store::ShardStore;
 /// Requests served concurrently at most (each may hold one shard, up to 64 MiB, in memory).
 pub const SERVICE_CONCURRENCY_MAX: usize = 16;
 
+/// Requests taken off the inbound queue at once: those being served, plus, in
+/// fault-injection builds, those held by an injected delay. A delay models a slow link,
+/// so a delayed request waits *before* it takes one of the node's service slots; were it
+/// to hold a slot while it waits, a slowed node would serve a handful of requests per
+/// second, time out its peers' info requests and leave their replica sets, which is
+/// another fault than the one asked for.
+const HANDLERS_MAX: usize = if cfg!(feature = "fault-injection") {
+    SERVICE_CONCURRENCY_MAX + 256
+} else {
+    SERVICE_CONCURRENCY_MAX
+};
+
 /// A node's tags, as its config gives them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodeTags {
@@ -52,24 +64,29 @@ pub async fn serve(
     net: NetHandle,
     mut inbound: mpsc::Receiver<InboundRequest>,
 ) {
-    let permits = Arc::new(Semaphore::new(SERVICE_CONCURRENCY_MAX));
-    // The handlers in flight (at most `SERVICE_CONCURRENCY_MAX`): dropped, so aborted,
-    // with this task when the daemon stops; none outlives it holding the stores.
+    let service = Arc::new(Semaphore::new(SERVICE_CONCURRENCY_MAX));
+    let slots = Arc::new(Semaphore::new(HANDLERS_MAX));
+    // The handlers in flight (at most `HANDLERS_MAX`): dropped, so aborted, with this
+    // task when the daemon stops; none outlives it holding the stores.
     let mut handlers = JoinSet::new();
     while let Some(mut request) = inbound.recv().await {
         while handlers.try_join_next().is_some() {}
-        let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
             return;
         };
+        let service = Arc::clone(&service);
         let store = store.clone();
         let meta = meta.clone();
         let net = net.clone();
         let span = debug_span!("request", protocol = ?request.protocol, peer = %request.peer);
         handlers.spawn(
             async move {
-                let _permit = permit;
+                let _slot = slot;
                 #[cfg(feature = "fault-injection")]
                 crate::faults::delay().await;
+                let Ok(_permit) = service.acquire_owned().await else {
+                    return;
+                };
                 let bytes = std::mem::take(&mut request.request);
                 let response = match request.protocol {
                     Protocol::Shard => {

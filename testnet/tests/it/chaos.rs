@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use andromede_testnet::chaos::{ChaosOptions, FaultKind, run};
 
-mod common;
+use crate::common;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_minutes_of_seeded_chaos_lose_nothing() {
+    let _machine = common::MACHINE.write().await;
     let dir = tempfile::tempdir().unwrap();
     let options = ChaosOptions {
         dir: dir.path().join("testnet"),

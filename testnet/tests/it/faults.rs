@@ -7,7 +7,7 @@ use andromede_client::{Client, PutObjectOptions};
 use andromede_testnet::cluster::{Testnet, UpOptions, shard_files};
 use andromede_testnet::redundancy::{Depth, Redundancy, check_bucket};
 
-mod common;
+use crate::common;
 
 const BUCKET: &str = "faults";
 
@@ -76,6 +76,7 @@ async fn wait_full(testnet: &Testnet, client: &Client, within: Duration) -> Redu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_node_is_repaired_around_and_restarts() {
+    let _machine = common::MACHINE.read().await;
     let dir = tempfile::tempdir().unwrap();
     let (mut testnet, client) = up(dir.path()).await;
     let objects = write_objects(&client).await;
@@ -103,6 +104,7 @@ async fn a_killed_node_is_repaired_around_and_restarts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wiped_node_gets_its_shards_back() {
+    let _machine = common::MACHINE.read().await;
     let dir = tempfile::tempdir().unwrap();
     let (mut testnet, client) = up(dir.path()).await;
     let objects = write_objects(&client).await;
@@ -126,6 +128,7 @@ async fn a_wiped_node_gets_its_shards_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupt_shards_are_never_returned_and_are_rebuilt() {
+    let _machine = common::MACHINE.read().await;
     let dir = tempfile::tempdir().unwrap();
     let (mut testnet, client) = up(dir.path()).await;
     let objects = write_objects(&client).await;
@@ -143,6 +146,7 @@ async fn corrupt_shards_are_never_returned_and_are_rebuilt() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partition_heals_and_nothing_is_lost() {
+    let _machine = common::MACHINE.read().await;
     let dir = tempfile::tempdir().unwrap();
     let (mut testnet, client) = up_with(dir.path(), 5).await;
     let mut objects = write_objects(&client).await;
@@ -186,6 +190,7 @@ async fn a_partition_heals_and_nothing_is_lost() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_node_delays_its_answers_and_nothing_breaks() {
+    let _machine = common::MACHINE.read().await;
     let dir = tempfile::tempdir().unwrap();
     let (mut testnet, client) = up(dir.path()).await;
     let objects = write_objects(&client).await;

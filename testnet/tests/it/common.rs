@@ -8,35 +8,45 @@ use andromede_client::{BucketOptions, Client, ErasureParams};
 use andromede_cluster::faults::PlantedBug;
 use andromede_testnet::cluster::{Testnet, UpOptions};
 
-/// The node binary with its fault hooks, built next to the test binaries (a no-op build
-/// when `cargo test --workspace` has built it already: the node's own tests enable the
-/// same feature).
+/// The node binary with its fault hooks, built once for this test binary before any
+/// cluster starts: `cargo test --workspace --no-run`, the same build as the one that runs
+/// these tests, so after `cargo test --workspace` it has nothing to do. (The workspace's
+/// test build compiles `andromede-node` with `fault-injection`: the node's and the e2e
+/// tests use it.) The binary must say it is a fault-injection build.
 pub(crate) fn node_binary() -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BUILT
         .get_or_init(|| {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let status = Command::new(cargo)
-                .args(["build", "-p", "andromede-node", "--bin", "andromede-node"])
-                .args(["--features", "fault-injection"])
+                .args(["test", "--workspace", "--no-run", "--quiet"])
                 .status()
                 .unwrap();
-            assert!(status.success(), "building andromede-node failed");
-            andromede_testnet::process::node_binary(None).unwrap()
+            assert!(status.success(), "building the workspace's tests failed");
+            let binary = andromede_testnet::process::node_binary(None).unwrap();
+            let version = Command::new(&binary).arg("--version").output().unwrap();
+            assert!(
+                String::from_utf8_lossy(&version.stdout).contains("fault-injection"),
+                "{} is not a fault-injection build",
+                binary.display()
+            );
+            binary
         })
         .clone()
 }
 
+/// Held shared by every test that starts a cluster, and exclusively by the chaos run,
+/// which must have the machine to itself (its recovery deadlines assume it).
+pub(crate) static MACHINE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 /// A testnet of `nodes` nodes in their own zones (down after 3 s, sweeps every 3 s,
 /// scrubs every 2 s), a client that sees them all, and `bucket` with RS(2,1). The nodes
 /// die with the returned handle.
-#[allow(dead_code)] // Not every test binary uses every helper.
 pub(crate) async fn up(dir: &Path, nodes: usize, bucket: &str) -> (Testnet, Client) {
     up_planted(dir, nodes, bucket, None).await
 }
 
 /// The same with `planted_bug` in every node.
-#[allow(dead_code)]
 pub(crate) async fn up_planted(
     dir: &Path,
     nodes: usize,
