@@ -47,6 +47,6 @@ pub mod units;
 pub use error::{ErasureError, ManifestError};
 pub use manifest::{Body, HolderMove, Manifest, SegmentEntry};
 pub use membership::{Member, Membership, MembershipConfig};
-pub use quorum::{LocalReplica, MetaQuorum, QuorumError, READ_GRACE, ScanPage};
+pub use quorum::{LocalReplica, MetaQuorum, QuorumError, READ_GRACE, ReplicaError, ScanPage};
 pub use replicas::{REPLICAS, closest_members, partition_key, quorum_size, with_local};
 pub use shard::{Erasure, ErasureParams, shard_id, verify_shard};

@@ -36,8 +36,9 @@ use crate::membership::{Member, Membership};
 use crate::meta::hlc::Hlc;
 use crate::meta::key::{RecordKey, Table};
 use crate::meta::record::{Record, Version, WriterId, merge};
+use crate::net::message::RemoteErrorCode;
 use crate::net::meta_message::{KeyedRecord, MetaRequest, MetaResponse};
-use crate::net::{NetHandle, call_meta};
+use crate::net::{CallError, NetHandle, call_meta};
 use crate::replicas::{REPLICAS, closest_members, partition_key, quorum_size, with_local};
 
 /// How long a read waits for the remaining replicas once a quorum has answered.
@@ -64,6 +65,26 @@ pub enum QuorumError {
         /// The last failure.
         last: String,
     },
+}
+
+/// Why one replica gave no usable answer to one request.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReplicaError {
+    /// A remote replica: see [`CallError`] (it says whether the replica answered at all).
+    #[error(transparent)]
+    Call(#[from] CallError),
+    /// This node, as its own replica, refused the request.
+    #[error("this node refused: {code:?}: {detail}")]
+    LocalRefused {
+        /// Why, as a code.
+        code: RemoteErrorCode,
+        /// Its explanation.
+        detail: String,
+    },
+    /// This node's metadata task failed.
+    #[error("this node's metadata task failed: {0}")]
+    LocalTask(String),
 }
 
 /// A merged page of records.
@@ -244,13 +265,13 @@ impl MetaQuorum {
     /// Sends one request to one replica (in-process when it is this node).
     ///
     /// # Errors
-    /// A description of the failure: no answer in time, a refusal or a bad answer. The
-    /// replica is then marked not live until it answers a membership refresh.
+    /// [`ReplicaError`]: no answer in time, a refusal or a bad answer. A replica that gave
+    /// no answer at all is marked not live until it answers a membership refresh.
     pub async fn ask_one(
         &self,
         peer: PeerId,
         request: MetaRequest,
-    ) -> Result<MetaResponse, String> {
+    ) -> Result<MetaResponse, ReplicaError> {
         self.ask(peer, Arc::new(request)).await
     }
 
@@ -330,14 +351,18 @@ impl MetaQuorum {
         }
     }
 
-    async fn ask(&self, peer: PeerId, request: Arc<MetaRequest>) -> Result<MetaResponse, String> {
+    async fn ask(
+        &self,
+        peer: PeerId,
+        request: Arc<MetaRequest>,
+    ) -> Result<MetaResponse, ReplicaError> {
         if let Some(local) = self.local.clone().filter(|l| l.peer() == peer) {
             return match tokio::task::spawn_blocking(move || local.handle(&request)).await {
                 Ok(MetaResponse::Error { code, detail }) => {
-                    Err(format!("this node refused: {code:?}: {detail}"))
+                    Err(ReplicaError::LocalRefused { code, detail })
                 }
                 Ok(response) => Ok(response),
-                Err(e) => Err(format!("this node's metadata task failed: {e}")),
+                Err(e) => Err(ReplicaError::LocalTask(e.to_string())),
             };
         }
         match call_meta(&self.net, peer, &request, self.timeout).await {
@@ -348,7 +373,7 @@ impl MetaQuorum {
                 if error.is_unreachable() {
                     self.membership.mark_failed(peer);
                 }
-                Err(error.to_string())
+                Err(error.into())
             }
         }
     }
@@ -357,7 +382,7 @@ impl MetaQuorum {
         &self,
         peer: PeerId,
         request: &Arc<MetaRequest>,
-    ) -> tokio::task::JoinHandle<(PeerId, Result<MetaResponse, String>)> {
+    ) -> tokio::task::JoinHandle<(PeerId, Result<MetaResponse, ReplicaError>)> {
         // Cloning is a few reference counts; the task outlives this call.
         let this = self.clone();
         let request = Arc::clone(request);
@@ -442,7 +467,7 @@ impl MetaQuorum {
                     }
                 }
                 Err(e) => {
-                    last = e;
+                    last = e.to_string();
                     failed.push(peer);
                     // The set's next closest live node stands in for the replica that
                     // failed (one that already answered counts at once).

@@ -148,7 +148,7 @@ async fn answer(stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
         "status" => serde_json::to_value(state.status().await),
         "drain" => Ok(match state.drain.start() {
             Ok(since_ms) => serde_json::json!({ "draining_since_ms": since_ms }),
-            Err(error) => serde_json::json!({ "error": error }),
+            Err(error) => serde_json::json!({ "error": error.to_string() }),
         }),
         "drain-progress" => serde_json::to_value(state.drain_progress().await),
         #[cfg(feature = "fault-injection")]

@@ -169,9 +169,11 @@ impl Daemon {
             let (store, _report) = ShardStore::open(&data.store_config(config.capacity_bytes))?;
             let fresh_meta = !data.meta().exists();
             let catch_up =
-                CatchUp::load(data.catch_up_marker(), fresh_meta).map_err(DaemonError::Task)?;
+                CatchUp::load(data.catch_up_marker(), fresh_meta)
+                .map_err(|e| DaemonError::Task(e.to_string()))?;
             let meta = SledMetaStore::open(&data.meta(), IndexOptions::default())?;
-            let drain = Drain::load(data.drain_marker()).map_err(DaemonError::Task)?;
+            let drain = Drain::load(data.drain_marker())
+                .map_err(|e| DaemonError::Task(e.to_string()))?;
             Ok::<_, DaemonError>((store, meta, identity, secret, drain, catch_up))
         })
         .await
@@ -311,7 +313,7 @@ impl Daemon {
     ///
     /// # Errors
     /// The drain could not be recorded durably; nothing changed.
-    pub fn start_drain(&self) -> Result<u64, String> {
+    pub fn start_drain(&self) -> Result<u64, crate::drain::DrainError> {
         self.drain.start()
     }
 

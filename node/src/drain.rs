@@ -22,7 +22,7 @@ use std::time::Duration;
 use andromede_cluster::admin::DrainProgress;
 use andromede_cluster::net::PeerId;
 use andromede_cluster::net::meta_message::{MetaRequest, MetaResponse};
-use andromede_cluster::{Membership, MetaQuorum};
+use andromede_cluster::{Membership, MetaQuorum, ReplicaError};
 use tokio::sync::Notify;
 
 use crate::data_dir::write_file_durably;
@@ -52,21 +52,51 @@ struct Inner {
     started: Notify,
 }
 
+/// Why the drain state could not be read or recorded; nothing changed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DrainError {
+    /// The marker file could not be read or written.
+    #[error("{what} {path}: {error}")]
+    Marker {
+        /// What was being done.
+        what: &'static str,
+        /// The marker.
+        path: PathBuf,
+        /// Why it failed.
+        error: std::io::Error,
+    },
+    /// The marker does not hold a time.
+    #[error(
+        "{path} does not hold a drain start time; delete it only if this node is not being retired"
+    )]
+    BadMarker {
+        /// The marker.
+        path: PathBuf,
+    },
+}
+
 impl Drain {
     /// The state kept at `marker` (absent: not draining).
     ///
     /// # Errors
     /// The marker exists but cannot be read or does not hold a time.
-    pub fn load(marker: PathBuf) -> Result<Self, String> {
+    pub fn load(marker: PathBuf) -> Result<Self, DrainError> {
         let since_ms = match std::fs::read_to_string(&marker) {
-            Ok(text) => text.trim().parse::<u64>().map_err(|e| {
-                format!(
-                    "{} does not hold a drain start time ({e}); delete it only if this node is not being retired",
-                    marker.display()
-                )
-            })?,
+            Ok(text) => text
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| DrainError::BadMarker {
+                    path: marker.clone(),
+                })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
-            Err(e) => return Err(format!("reading {}: {e}", marker.display())),
+            Err(error) => {
+                return Err(DrainError::Marker {
+                    what: "reading",
+                    path: marker,
+                    error,
+                });
+            }
         };
         Ok(Self {
             inner: Arc::new(Inner {
@@ -93,13 +123,18 @@ impl Drain {
     ///
     /// # Errors
     /// The marker could not be written; nothing changed.
-    pub fn start(&self) -> Result<u64, String> {
+    pub fn start(&self) -> Result<u64, DrainError> {
         if let Some(since) = self.since_ms() {
             return Ok(since);
         }
         let since = now_ms().max(1);
-        write_file_durably(&self.inner.marker, since.to_string().as_bytes())
-            .map_err(|e| format!("cannot record the drain: {e}"))?;
+        write_file_durably(&self.inner.marker, since.to_string().as_bytes()).map_err(|error| {
+            DrainError::Marker {
+                what: "cannot record the drain in",
+                path: self.inner.marker.clone(),
+                error,
+            }
+        })?;
         self.inner.since_ms.store(since, Ordering::Release);
         self.inner.started.notify_waiters();
         Ok(since)
@@ -145,7 +180,7 @@ pub async fn progress(
         return DrainProgress::default();
     };
     let holder = local.to_bytes();
-    let answers: Vec<(PeerId, Result<MetaResponse, String>)> =
+    let answers: Vec<(PeerId, Result<MetaResponse, ReplicaError>)> =
         futures::stream::iter(membership.live())
             .map(|member| {
                 let request = MetaRequest::HeldBy {

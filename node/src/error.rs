@@ -166,3 +166,154 @@ impl From<sled::Error> for MetaError {
         Self::Engine(error)
     }
 }
+
+/// Why a worker's pass, or one step of it, stopped. The pass logs it, the worker's status
+/// shows it, and the next pass tries again; callers branch on the kind (a local store
+/// failure ends a pass, a peer's failure defers one version).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WorkerError {
+    /// This node's metadata replica failed.
+    #[error(transparent)]
+    Meta(#[from] MetaError),
+    /// This node's shard store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Too few replicas answered a quorum request.
+    #[error(transparent)]
+    Quorum(#[from] andromede_cluster::QuorumError),
+    /// One replica gave no usable answer (boxed: a call error names its peer).
+    #[error(transparent)]
+    Replica(Box<andromede_cluster::ReplicaError>),
+    /// A shard call to a holder failed (boxed, as `Replica`).
+    #[error(transparent)]
+    Shard(Box<crate::workers::shard_calls::ShardCallError>),
+    /// A manifest failed validation.
+    #[error(transparent)]
+    Manifest(#[from] andromede_cluster::ManifestError),
+    /// The erasure coder refused.
+    #[error(transparent)]
+    Erasure(#[from] andromede_cluster::ErasureError),
+    /// A peer answered a request with an answer of another kind.
+    #[error("{peer} answered a {request} request with another kind of answer")]
+    UnexpectedAnswer {
+        /// Who answered.
+        peer: andromede_cluster::net::PeerId,
+        /// What was asked.
+        request: &'static str,
+    },
+    /// A shard of a manifest has no holder, or its holder is not a peer id.
+    #[error("shard {shard} of segment {segment} has no usable holder")]
+    NoHolder {
+        /// Segment index.
+        segment: u64,
+        /// Shard index.
+        shard: u8,
+    },
+    /// No node can take a shard that must move or be rebuilt.
+    #[error("no node can take shard {shard} of segment {segment} (policy, room or zones)")]
+    NoDestination {
+        /// Segment index.
+        segment: u64,
+        /// Shard index.
+        shard: u8,
+    },
+    /// A plan names a shard without what repairing it needs (its id, its rebuilt bytes).
+    #[error("shard {shard} of segment {segment}: {what}")]
+    PlanIncomplete {
+        /// Segment index.
+        segment: u64,
+        /// Shard index.
+        shard: u8,
+        /// What is missing.
+        what: &'static str,
+    },
+    /// Fewer than `k` shards of a segment could be fetched: it cannot be rebuilt now.
+    #[error("segment {segment}: {fetched} of {needed} shards fetched, no healthy shard left")]
+    Unrecoverable {
+        /// Segment index.
+        segment: u64,
+        /// Shards fetched.
+        fetched: usize,
+        /// Shards needed (k).
+        needed: usize,
+    },
+    /// Some segments of a version could not be repaired (the others were).
+    #[error("{failed} segment(s) not repaired; the first: {first}")]
+    SegmentsFailed {
+        /// How many.
+        failed: usize,
+        /// The first failure.
+        first: Box<WorkerError>,
+    },
+    /// A rebuilt shard does not hash to the id its manifest names: the manifest or a
+    /// holder is inconsistent, and nothing was stored.
+    #[error("rebuilt shard {shard} of segment {segment} does not match its id")]
+    RebuiltMismatch {
+        /// Segment index.
+        segment: u64,
+        /// Shard index.
+        shard: u8,
+    },
+    /// None of a segment's shards could be stored on its destinations.
+    #[error("no shard of segment {segment} could be stored: {failures}")]
+    NothingStored {
+        /// Segment index.
+        segment: u64,
+        /// Each failure, as `shard j to peer: error`.
+        failures: String,
+    },
+    /// A marker or state file could not be read or written.
+    #[error("{what} {path}: {error}")]
+    File {
+        /// What was being done.
+        what: &'static str,
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why it failed.
+        error: std::io::Error,
+    },
+    /// The roster of nodes seen (kept with the shards) does not parse.
+    #[error("roster {path} is unreadable ({error}): delete it to start a new one")]
+    RosterUnreadable {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why it does not parse.
+        error: serde_json::Error,
+    },
+    /// A peer's paged answer did not end within the pages allowed.
+    #[error("{peer} answered more than {pages_max} pages")]
+    TooManyPages {
+        /// Who answered.
+        peer: andromede_cluster::net::PeerId,
+        /// Pages allowed.
+        pages_max: usize,
+    },
+    /// Placement found no room for the shards that must move.
+    #[error(transparent)]
+    Placement(#[from] andromede_cluster::placement::PlacementError),
+    /// The worker is stopping; the step was not done.
+    #[error("stopping")]
+    Stopping,
+    /// A blocking task panicked or was cancelled.
+    #[error("a blocking task failed: {0}")]
+    Task(String),
+}
+
+impl From<andromede_cluster::ReplicaError> for WorkerError {
+    fn from(error: andromede_cluster::ReplicaError) -> Self {
+        Self::Replica(Box::new(error))
+    }
+}
+
+impl From<crate::workers::shard_calls::ShardCallError> for WorkerError {
+    fn from(error: crate::workers::shard_calls::ShardCallError) -> Self {
+        Self::Shard(Box::new(error))
+    }
+}
+
+impl From<tokio::task::JoinError> for WorkerError {
+    fn from(error: tokio::task::JoinError) -> Self {
+        Self::Task(error.to_string())
+    }
+}

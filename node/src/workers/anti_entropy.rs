@@ -34,6 +34,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use super::runner::{StatusHandle, WorkerContext};
 use super::{now_ms, table_page};
 use crate::drain::Drain;
+use crate::error::WorkerError;
 use crate::meta::MetaStore;
 
 /// Longest pause between passes while the node drains.
@@ -121,7 +122,7 @@ impl AntiEntropyWorker {
             status.pass_done(
                 started,
                 result.as_ref().map_or(0, |r| r.pushed),
-                result.as_ref().err().cloned(),
+                result.as_ref().err().map(ToString::to_string),
             );
             match result {
                 Ok(report) => {
@@ -143,7 +144,7 @@ impl AntiEntropyWorker {
     ///
     /// # Errors
     /// A description of a local store failure (peers that fail are counted, not errors).
-    pub async fn pass(&self, cancel: &CancellationToken) -> Result<AntiEntropyReport, String> {
+    pub async fn pass(&self, cancel: &CancellationToken) -> Result<AntiEntropyReport, WorkerError> {
         let mut report = AntiEntropyReport::default();
         for table in [
             Table::Bucket,
@@ -218,16 +219,15 @@ impl AntiEntropyWorker {
     }
 
     /// Removes `records` from the local store, each only at the version offered.
-    async fn drop_handed_off(&self, records: &[KeyedRecord]) -> Result<u64, String> {
+    async fn drop_handed_off(&self, records: &[KeyedRecord]) -> Result<u64, WorkerError> {
         let store = Arc::clone(&self.store);
         let versions: Vec<(RecordKey, Version)> = records
             .iter()
             .map(|(key, record)| (key.clone(), record.version.clone()))
             .collect();
         tokio::task::spawn_blocking(move || store.remove_handed_off(&versions))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())
+            .await?
+            .map_err(WorkerError::from)
     }
 
     /// Sends `peer` the versions of `records`, then the records it wants.
@@ -237,7 +237,7 @@ impl AntiEntropyWorker {
         table: Table,
         partition: &str,
         records: &[KeyedRecord],
-    ) -> Result<u64, String> {
+    ) -> Result<u64, WorkerError> {
         let compare = MetaRequest::Compare {
             table,
             partition: partition.to_owned(),
@@ -247,7 +247,10 @@ impl AntiEntropyWorker {
                 .collect(),
         };
         let MetaResponse::Wanted(wanted) = self.quorum.ask_one(peer, compare).await? else {
-            return Err("answer of another kind".into());
+            return Err(WorkerError::UnexpectedAnswer {
+                peer,
+                request: "compare",
+            });
         };
         let wanted: Vec<&KeyedRecord> = records
             .iter()
@@ -259,7 +262,12 @@ impl AntiEntropyWorker {
             let count = batch.len() as u64;
             match self.quorum.ask_one(peer, MetaRequest::Apply(batch)).await? {
                 MetaResponse::Apply { .. } => pushed += count,
-                _ => return Err("answer of another kind".into()),
+                _ => {
+                    return Err(WorkerError::UnexpectedAnswer {
+                        peer,
+                        request: "apply",
+                    });
+                }
             }
         }
         Ok(pushed)

@@ -24,6 +24,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::runner::{StatusHandle, WorkerContext};
+use crate::error::WorkerError;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::data_dir::write_file_durably;
@@ -53,15 +54,20 @@ impl CatchUp {
     /// this start (the marker is then written, durably, first).
     ///
     /// # Errors
-    /// A message naming the marker when it cannot be written or checked.
-    pub fn load(marker: PathBuf, fresh_store: bool) -> Result<Self, String> {
+    /// [`WorkerError::File`] when the marker cannot be written or checked.
+    pub fn load(marker: PathBuf, fresh_store: bool) -> Result<Self, WorkerError> {
         if fresh_store {
-            write_file_durably(&marker, b"")
-                .map_err(|e| format!("writing the catch-up marker: {e}"))?;
+            write_file_durably(&marker, b"").map_err(|error| WorkerError::File {
+                what: "writing",
+                path: marker.clone(),
+                error,
+            })?;
         }
-        let pending = marker
-            .try_exists()
-            .map_err(|e| format!("checking {}: {e}", marker.display()))?;
+        let pending = marker.try_exists().map_err(|error| WorkerError::File {
+            what: "checking",
+            path: marker.clone(),
+            error,
+        })?;
         Ok(Self {
             inner: Arc::new(Inner {
                 marker,
@@ -75,16 +81,26 @@ impl CatchUp {
         self.inner.pending.load(Ordering::Acquire)
     }
 
-    fn finish(&self) -> Result<(), String> {
+    fn finish(&self) -> Result<(), WorkerError> {
         match std::fs::remove_file(&self.inner.marker) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(format!("removing {}: {e}", self.inner.marker.display())),
+            Err(error) => {
+                return Err(WorkerError::File {
+                    what: "removing",
+                    path: self.inner.marker.clone(),
+                    error,
+                });
+            }
         }
         if let Some(dir) = self.inner.marker.parent() {
             std::fs::File::open(dir)
                 .and_then(|d| d.sync_all())
-                .map_err(|e| format!("fsync {}: {e}", dir.display()))?;
+                .map_err(|error| WorkerError::File {
+                    what: "fsync",
+                    path: dir.to_owned(),
+                    error,
+                })?;
         }
         self.inner.pending.store(false, Ordering::Release);
         Ok(())
@@ -159,7 +175,7 @@ impl CatchUpWorker {
             status.pass_done(
                 pass_started,
                 copied.as_ref().map_or(0, |r| r.records),
-                copied.as_ref().err().cloned(),
+                copied.as_ref().err().map(ToString::to_string),
             );
             match copied {
                 Ok(report) => {
@@ -182,7 +198,7 @@ impl CatchUpWorker {
     ///
     /// # Errors
     /// A description of a quorum or store failure.
-    async fn copy(&self, cancel: &CancellationToken) -> Result<CatchUpReport, String> {
+    async fn copy(&self, cancel: &CancellationToken) -> Result<CatchUpReport, WorkerError> {
         let mut report = CatchUpReport::default();
         let directory = self.replicates("");
         report.partitions += u64::from(directory);
@@ -226,7 +242,7 @@ impl CatchUpWorker {
         table: Table,
         partition: &str,
         report: &mut CatchUpReport,
-    ) -> Result<(), String> {
+    ) -> Result<(), WorkerError> {
         let mut after: Option<Vec<u8>> = None;
         loop {
             let (keys, more) = self
@@ -252,12 +268,11 @@ impl CatchUpWorker {
         after: Option<&[u8]>,
         keep: bool,
         report: &mut CatchUpReport,
-    ) -> Result<(Vec<Vec<u8>>, bool), String> {
+    ) -> Result<(Vec<Vec<u8>>, bool), WorkerError> {
         let page = self
             .quorum
             .scan(table, partition, b"", after, PAGE_RECORDS)
-            .await
-            .map_err(|e| format!("reading {table:?} of {partition:?}: {e}"))?;
+            .await?;
         let keys = page
             .records
             .iter()
@@ -267,10 +282,7 @@ impl CatchUpWorker {
             report.records += page.records.len() as u64;
             let store = Arc::clone(&self.store);
             let records: Vec<(RecordKey, _)> = page.records;
-            tokio::task::spawn_blocking(move || store.apply(&records))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?;
+            tokio::task::spawn_blocking(move || store.apply(&records)).await??;
         }
         Ok((keys, page.more))
     }

@@ -34,6 +34,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use super::runner::{StatusHandle, WorkerContext};
 use super::shard_calls::ShardCalls;
 use super::{MaintenanceLock, every, now_ms, table_page};
+use crate::error::WorkerError;
 use crate::meta::MetaStore;
 
 /// Garbage records walked per page.
@@ -100,7 +101,7 @@ impl GcWorker {
             status.pass_done(
                 started,
                 result.as_ref().map_or(0, |r| r.collected),
-                result.as_ref().err().cloned(),
+                result.as_ref().err().map(ToString::to_string),
             );
             match result {
                 Ok(report) if report == GcReport::default() => {}
@@ -115,7 +116,7 @@ impl GcWorker {
     ///
     /// # Errors
     /// A description of a local metadata store failure.
-    pub async fn pass(&self, cancel: &CancellationToken) -> Result<GcReport, String> {
+    pub async fn pass(&self, cancel: &CancellationToken) -> Result<GcReport, WorkerError> {
         let mut report = GcReport::default();
         let local = self.shards.local();
         let mut after: Option<RecordKey> = None;
@@ -162,17 +163,17 @@ impl GcWorker {
     }
 
     /// Removes one version: its shards, then its manifest and garbage record.
-    async fn collect(&self, garbage: &RecordKey, record: &Record<Bytes>) -> Result<u64, String> {
+    async fn collect(
+        &self,
+        garbage: &RecordKey,
+        record: &Record<Bytes>,
+    ) -> Result<u64, WorkerError> {
         let _repair_waits = self.lock.lock().await;
         let manifest_key = RecordKey {
             table: Table::Manifest,
             ..garbage.clone()
         };
-        let manifest = self
-            .quorum
-            .get(&manifest_key)
-            .await
-            .map_err(|e| e.to_string())?;
+        let manifest = self.quorum.get(&manifest_key).await?;
         let mut deleted = 0;
         let mut records = vec![(
             garbage.clone(),
@@ -186,11 +187,7 @@ impl GcWorker {
             match Manifest::decode(bytes) {
                 Ok(decoded) => {
                     for (holder, ids) in shards_by_holder(&decoded)? {
-                        deleted += self
-                            .shards
-                            .delete(holder, &ids)
-                            .await
-                            .map_err(|e| e.to_string())?;
+                        deleted += self.shards.delete(holder, &ids).await?;
                     }
                 }
                 Err(error) => {
@@ -202,27 +199,25 @@ impl GcWorker {
                 Record::tombstone(self.quorum.version_after(Some(&manifest.version))),
             ));
         }
-        self.quorum
-            .apply(&garbage.partition, records)
-            .await
-            .map_err(|e| e.to_string())?;
+        self.quorum.apply(&garbage.partition, records).await?;
         Ok(deleted)
     }
 }
 
 /// The shard ids of a manifest, grouped by the peer holding them.
-fn shards_by_holder(manifest: &Manifest) -> Result<BTreeMap<PeerId, Vec<ShardId>>, String> {
+fn shards_by_holder(manifest: &Manifest) -> Result<BTreeMap<PeerId, Vec<ShardId>>, WorkerError> {
     let mut out: BTreeMap<PeerId, Vec<ShardId>> = BTreeMap::new();
     let Body::Segments(segments) = &manifest.body else {
         return Ok(out);
     };
     for (segment, entry) in (0u64..).zip(segments) {
         for (index, id) in (0u8..).zip(&entry.shard_ids) {
-            let holder = manifest
-                .holder(segment, index)
-                .ok_or_else(|| format!("no holder for shard {index} of segment {segment}"))?;
-            let peer = PeerId::from_bytes(holder)
-                .map_err(|e| format!("a holder is not a peer id: {e}"))?;
+            let no_holder = || WorkerError::NoHolder {
+                segment,
+                shard: index,
+            };
+            let holder = manifest.holder(segment, index).ok_or_else(no_holder)?;
+            let peer = PeerId::from_bytes(holder).map_err(|_| no_holder())?;
             out.entry(peer).or_default().push(*id);
         }
     }

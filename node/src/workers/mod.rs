@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::error::WorkerError;
 use crate::meta::{MetaStore, RecordKey, Table};
 use andromede_cluster::meta::record::Record;
 use bytes::Bytes;
@@ -61,11 +62,10 @@ pub(crate) async fn table_page(
     after: Option<&RecordKey>,
     limit: usize,
     bytes_max: usize,
-) -> Result<Vec<(RecordKey, Record<Bytes>)>, String> {
+) -> Result<Vec<(RecordKey, Record<Bytes>)>, WorkerError> {
     let store = Arc::clone(store);
     let after = after.cloned();
     tokio::task::spawn_blocking(move || store.scan_table(table, after.as_ref(), limit, bytes_max))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())
+        .await?
+        .map_err(WorkerError::from)
 }

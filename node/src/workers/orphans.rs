@@ -31,6 +31,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use super::runner::{StatusHandle, WorkerContext};
 use super::shard_calls::ShardCalls;
 use super::{every, now_ms};
+use crate::error::WorkerError;
 use crate::meta::RecordKey;
 use crate::store::ShardStore;
 
@@ -98,26 +99,38 @@ struct Roster {
 }
 
 /// Loads the roster file; a new one when there is none yet.
-fn load_roster(path: &std::path::Path) -> Result<Roster, String> {
+fn load_roster(path: &std::path::Path) -> Result<Roster, WorkerError> {
     match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-            format!(
-                "roster {} is unreadable ({e}): delete it to start a new one",
-                path.display()
-            )
-        }),
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes).map_err(|error| WorkerError::RosterUnreadable {
+                path: path.to_owned(),
+                error,
+            })
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Roster {
             created_ms: now_ms(),
             peers: BTreeMap::new(),
         }),
-        Err(e) => Err(format!("reading {}: {e}", path.display())),
+        Err(error) => Err(WorkerError::File {
+            what: "reading",
+            path: path.to_owned(),
+            error,
+        }),
     }
 }
 
 /// Writes the roster file atomically and durably.
-fn save_roster(path: &std::path::Path, roster: &Roster) -> Result<(), String> {
-    let bytes = serde_json::to_vec(roster).map_err(|e| e.to_string())?;
-    crate::data_dir::write_file_durably(path, &bytes).map_err(|e| e.to_string())
+fn save_roster(path: &std::path::Path, roster: &Roster) -> Result<(), WorkerError> {
+    // A map of strings to integers always serialises.
+    let bytes = serde_json::to_vec(roster).map_err(|error| WorkerError::RosterUnreadable {
+        path: path.to_owned(),
+        error,
+    })?;
+    crate::data_dir::write_file_durably(path, &bytes).map_err(|error| WorkerError::File {
+        what: "writing",
+        path: path.to_owned(),
+        error,
+    })
 }
 
 impl OrphanWorker {
@@ -143,7 +156,7 @@ impl OrphanWorker {
             status.pass_done(
                 started,
                 result.as_ref().map_or(0, |r| r.deleted),
-                result.as_ref().err().cloned(),
+                result.as_ref().err().map(ToString::to_string),
             );
             match result {
                 Ok(report) if report.deleted > 0 => info!(?report, "unreferenced shards collected"),
@@ -161,7 +174,7 @@ impl OrphanWorker {
     ///
     /// # Errors
     /// A description of a local store failure.
-    pub async fn pass(&self) -> Result<OrphanReport, String> {
+    pub async fn pass(&self) -> Result<OrphanReport, WorkerError> {
         let mut report = OrphanReport::default();
         if self.started.elapsed() < WARMUP {
             report.waiting_for = Some("the node's view of the cluster (just started)".into());
@@ -187,10 +200,9 @@ impl OrphanWorker {
                 .peers
                 .retain(|_, seen| now.saturating_sub(*seen) <= keep_ms);
             save_roster(&path, &roster)?;
-            Ok::<_, String>(roster)
+            Ok::<_, WorkerError>(roster)
         })
-        .await
-        .map_err(|e| e.to_string())??;
+        .await??;
         let grace_ms = u64::try_from(self.config.grace.as_millis()).unwrap_or(u64::MAX);
         if now_ms().saturating_sub(roster.created_ms) < grace_ms {
             report.waiting_for = Some("a roster as old as the grace period".into());
@@ -232,16 +244,12 @@ impl OrphanWorker {
         for orphan in &orphans {
             debug!(shard = %orphan.short(), "unreferenced shard");
         }
-        report.deleted = self
-            .calls
-            .delete(local, &orphans)
-            .await
-            .map_err(|e| e.to_string())?;
+        report.deleted = self.calls.delete(local, &orphans).await?;
         Ok(report)
     }
 
     /// Ids of the shards held here whose file is older than the grace period.
-    async fn old_shards(&self) -> Result<HashSet<ShardId>, String> {
+    async fn old_shards(&self) -> Result<HashSet<ShardId>, WorkerError> {
         let store = self.store.clone();
         let grace = self.config.grace;
         tokio::task::spawn_blocking(move || {
@@ -249,9 +257,7 @@ impl OrphanWorker {
             let mut out = HashSet::new();
             let mut after: Option<ShardId> = None;
             loop {
-                let page = store
-                    .list(after.as_ref(), LIST_PAGE)
-                    .map_err(|e| e.to_string())?;
+                let page = store.list(after.as_ref(), LIST_PAGE)?;
                 let Some((last, _)) = page.last() else {
                     return Ok(out);
                 };
@@ -270,8 +276,7 @@ impl OrphanWorker {
                 }
             }
         })
-        .await
-        .map_err(|e| e.to_string())?
+        .await?
     }
 
     /// Removes from `candidates` every shard `peer`'s manifests reference on this node.
@@ -279,7 +284,7 @@ impl OrphanWorker {
         &self,
         peer: PeerId,
         candidates: &mut HashSet<ShardId>,
-    ) -> Result<(), String> {
+    ) -> Result<(), WorkerError> {
         let holder = self.calls.local().to_bytes();
         let mut after: Option<RecordKey> = None;
         for _ in 0..PAGES_PER_PEER_MAX {
@@ -298,9 +303,17 @@ impl OrphanWorker {
                         None => return Ok(()),
                     }
                 }
-                other => return Err(format!("answered {other:?}")),
+                _ => {
+                    return Err(WorkerError::UnexpectedAnswer {
+                        peer,
+                        request: "referenced",
+                    });
+                }
             }
         }
-        Err("too many pages".into())
+        Err(WorkerError::TooManyPages {
+            peer,
+            pages_max: PAGES_PER_PEER_MAX,
+        })
     }
 }

@@ -3,6 +3,7 @@
 //! filter that leaves replaced versions to the collector.
 
 use super::*;
+use crate::error::WorkerError;
 
 impl RepairWorker {
     /// Notes the store epoch every live peer announces; a peer whose epoch changed lost
@@ -38,13 +39,12 @@ impl RepairWorker {
         holder: &PeerId,
         after: Option<RecordKey>,
         limit: usize,
-    ) -> Result<Vec<RecordKey>, String> {
+    ) -> Result<Vec<RecordKey>, WorkerError> {
         let meta = Arc::clone(&self.meta);
         let holder = holder.to_bytes();
         tokio::task::spawn_blocking(move || meta.versions_held_by(&holder, after.as_ref(), limit))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())
+            .await?
+            .map_err(WorkerError::from)
     }
 
     /// Adds to `keys` the versions this node owns that name `holder`, from the holder
@@ -53,7 +53,7 @@ impl RepairWorker {
         &self,
         holder: &PeerId,
         keys: &mut Vec<RecordKey>,
-    ) -> Result<(), String> {
+    ) -> Result<(), WorkerError> {
         let mut after: Option<RecordKey> = None;
         while keys.len() < VERSIONS_PER_PASS_MAX {
             let page = self.held_by(holder, after.clone(), HOLDER_PAGE).await?;
@@ -68,7 +68,10 @@ impl RepairWorker {
 
     /// Up to `limit` versions held by peers whose store is new, continuing each walk
     /// where the last pass left it; a walk that reaches the end is done.
-    pub(super) async fn restocked_versions(&self, limit: usize) -> Result<Vec<RecordKey>, String> {
+    pub(super) async fn restocked_versions(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<RecordKey>, WorkerError> {
         let walks: Vec<(PeerId, Option<RecordKey>)> = self
             .restocked
             .lock()
@@ -111,7 +114,7 @@ impl RepairWorker {
     ///
     /// # Errors
     /// A description of a local metadata store failure.
-    pub async fn down_pass(&self, cancel: &CancellationToken) -> Result<RepairReport, String> {
+    pub async fn down_pass(&self, cancel: &CancellationToken) -> Result<RepairReport, WorkerError> {
         // Versions on a draining node all move, replaced ones too: the drain is done
         // only when no manifest names the node.
         let mut draining = Vec::new();
@@ -141,7 +144,7 @@ impl RepairWorker {
     ///
     /// # Errors
     /// A description of a local metadata store failure.
-    pub async fn sweep(&self, cancel: &CancellationToken) -> Result<RepairReport, String> {
+    pub async fn sweep(&self, cancel: &CancellationToken) -> Result<RepairReport, WorkerError> {
         // Assessment walks the pages while repair works through what they found: the
         // two overlap, so the disks and the network stay busy between pages. The channel
         // bounds how far assessment runs ahead (plans hold manifests).
@@ -193,7 +196,7 @@ impl RepairWorker {
                     }
                 }
             }
-            Ok::<(), String>(())
+            Ok::<(), WorkerError>(())
         };
         let (walked, report) = tokio::join!(walk, self.repair_jobs(queued, cancel));
         self.with_status(|s| s.queue = 0);

@@ -3,6 +3,7 @@
 //! the new holders, replacing exactly the record version that was assessed.
 
 use super::*;
+use crate::error::WorkerError;
 
 impl RepairWorker {
     /// Repairs `plans`, worst first.
@@ -137,7 +138,7 @@ impl RepairWorker {
         &self,
         plan: Plan,
         policy: &PlacementPolicy,
-    ) -> Result<bool, String> {
+    ) -> Result<bool, WorkerError> {
         let destinations = destinations(&plan, &self.targets(), policy, &self.liveness)?;
         let mut segments: Vec<usize> = (0..plan.missing.len())
             .filter(|&s| !plan.missing[s].is_empty())
@@ -147,7 +148,7 @@ impl RepairWorker {
         let plan_ref = &plan;
         let destinations_ref = &destinations;
         let started = Instant::now();
-        let results: Vec<(usize, Result<rebuild::Rebuilt, String>)> =
+        let results: Vec<(usize, Result<rebuild::Rebuilt, WorkerError>)> =
             futures::stream::iter(segments)
                 .map(|segment| async move {
                     let segment_entry_bytes = match &plan_ref.manifest.body {
@@ -158,7 +159,7 @@ impl RepairWorker {
                         Body::Inline(_) => 0,
                     };
                     let Ok(_slot) = self.segment_slots.acquire().await else {
-                        return (segment, Err("repair is stopping".to_owned()));
+                        return (segment, Err(WorkerError::Stopping));
                     };
                     self.limiter.lock().await.acquire(segment_entry_bytes).await;
                     let result =
@@ -222,8 +223,12 @@ impl RepairWorker {
             let moved = Self::moved(&plan, &holders);
             self.with_status(|s| s.shards_moved += moved);
         }
-        if !failures.is_empty() {
-            return Err(failures.join("; "));
+        let failed = failures.len();
+        if let Some(first) = failures.into_iter().next() {
+            return Err(WorkerError::SegmentsFailed {
+                failed,
+                first: Box::new(first),
+            });
         }
         Ok(committed && stored_any)
     }
@@ -248,7 +253,7 @@ impl RepairWorker {
         plan: &Plan,
         holders: &[Vec<Option<PeerId>>],
         new_on: &[(PeerId, andromede_proto::ShardId)],
-    ) -> Result<bool, String> {
+    ) -> Result<bool, WorkerError> {
         let matrix: Vec<Vec<Bytes>> = holders
             .iter()
             .map(|row| {
@@ -257,13 +262,12 @@ impl RepairWorker {
                     .collect::<Option<Vec<Bytes>>>()
             })
             .collect::<Option<_>>()
-            .ok_or("a shard still has no valid holder")?;
+            .ok_or(WorkerError::NoHolder {
+                segment: 0,
+                shard: 0,
+            })?;
         let _collector_waits = self.lock.lock().await;
-        let current = self
-            .quorum
-            .get(&plan.key)
-            .await
-            .map_err(|e| e.to_string())?;
+        let current = self.quorum.get(&plan.key).await?;
         match current {
             Some(record) if record.version == plan.version && !record.is_tombstone() => {}
             Some(record) if record.is_tombstone() => {
@@ -281,7 +285,7 @@ impl RepairWorker {
             _ => return Ok(false),
         }
         let mut manifest = plan.manifest.clone();
-        manifest.set_holders(&matrix).map_err(|e| e.to_string())?;
+        manifest.set_holders(&matrix)?;
         let version = self.quorum.version_after(Some(&plan.version));
         self.quorum
             .apply(
@@ -291,8 +295,7 @@ impl RepairWorker {
                     Record::live(version, Bytes::from(manifest.encode())),
                 )],
             )
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         self.with_status(|s| s.versions_repaired += 1);
         Ok(true)
     }

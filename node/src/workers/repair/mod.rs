@@ -271,7 +271,7 @@ impl RepairWorker {
             status.pass_done(
                 started,
                 result.as_ref().map_or(0, |r| r.repaired),
-                result.as_ref().err().cloned(),
+                result.as_ref().err().map(ToString::to_string),
             );
             match result {
                 Ok(report) if report == RepairReport::default() => {}

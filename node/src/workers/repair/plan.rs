@@ -16,6 +16,7 @@ use andromede_proto::ShardId;
 
 use super::super::liveness::{Liveness, PeerState};
 use super::super::shard_calls::ShardCalls;
+use crate::error::WorkerError;
 
 /// One version as repair sees it.
 #[derive(Debug)]
@@ -263,7 +264,7 @@ pub(super) fn destinations(
     targets: &[Target],
     policy: &PlacementPolicy,
     liveness: &Liveness,
-) -> Result<BTreeMap<(usize, u8), PeerId>, String> {
+) -> Result<BTreeMap<(usize, u8), PeerId>, WorkerError> {
     let up = |peer: &Option<PeerId>| {
         peer.filter(|p| targets.iter().any(|t| t.peer == *p) && !liveness.is_down(p))
     };
@@ -319,8 +320,7 @@ pub(super) fn destinations(
                 &key.0,
                 key.1.len(),
                 shard_bytes,
-            )
-            .map_err(|e| e.to_string())?;
+            )?;
             chosen.insert(key.clone(), picked);
         }
         let picked = &chosen[&key];
@@ -328,7 +328,10 @@ pub(super) fn destinations(
             out.insert((segment, j), targets[t].peer);
         }
         if picked.len() < key.1.len() {
-            return Err(format!("no node can take shard {}", key.1[picked.len()]));
+            return Err(WorkerError::NoDestination {
+                segment: segment as u64,
+                shard: key.1[picked.len()],
+            });
         }
     }
     Ok(out)

@@ -17,6 +17,7 @@ use futures::future::join_all;
 
 use super::super::shard_calls::ShardCalls;
 use super::plan::Plan;
+use crate::error::WorkerError;
 
 /// What rebuilding a segment did.
 #[derive(Debug, Default)]
@@ -39,16 +40,21 @@ pub(super) async fn rebuild_segment(
     segment: usize,
     destinations: &BTreeMap<(usize, u8), PeerId>,
     calls: &ShardCalls,
-) -> Result<Rebuilt, String> {
+) -> Result<Rebuilt, WorkerError> {
     let params = plan.manifest.params;
     let segment_entry = match &plan.manifest.body {
-        andromede_cluster::manifest::Body::Segments(segments) => segments
-            .get(segment)
-            .ok_or_else(|| format!("no segment {segment}"))?,
+        andromede_cluster::manifest::Body::Segments(segments) => {
+            segments.get(segment).ok_or(WorkerError::PlanIncomplete {
+                segment: segment as u64,
+                shard: 0,
+                what: "its segment is not in the manifest",
+            })?
+        }
         andromede_cluster::manifest::Body::Inline(_) => return Ok(Rebuilt::default()),
     };
-    let shard_bytes = usize::try_from(params.shard_bytes(segment_entry.sealed_bytes()))
-        .map_err(|e| e.to_string())?;
+    // A shard is at most `SHARD_BYTES_MAX` (64 MiB + 40): it fits in a usize.
+    let shard_bytes =
+        usize::try_from(params.shard_bytes(segment_entry.sealed_bytes())).unwrap_or(usize::MAX);
     let copied: Vec<(u8, ShardId, Bytes)> = copy_misplaced(plan, segment, calls)
         .await
         .into_iter()
@@ -68,7 +74,7 @@ pub(super) async fn rebuild_segment(
                 .map(|(j, id, bytes)| {
                     destination(plan, destinations, segment, j).map(|peer| (j, peer, id, bytes))
                 })
-                .collect::<Result<Vec<_>, String>>()?,
+                .collect::<Result<Vec<_>, WorkerError>>()?,
         );
     }
     let results = join_all(
@@ -89,7 +95,10 @@ pub(super) async fn rebuild_segment(
         }
     }
     if rebuilt.stored.is_empty() && !failures.is_empty() {
-        return Err(format!("segment {segment}: {}", failures.join("; ")));
+        return Err(WorkerError::NothingStored {
+            segment: segment as u64,
+            failures: failures.join("; "),
+        });
     }
     Ok(rebuilt)
 }
@@ -101,11 +110,13 @@ fn destination(
     destinations: &BTreeMap<(usize, u8), PeerId>,
     segment: usize,
     j: u8,
-) -> Result<PeerId, String> {
+) -> Result<PeerId, WorkerError> {
     match destinations.get(&(segment, j)) {
         Some(peer) => Ok(*peer),
-        None => plan.holders[segment][usize::from(j)]
-            .ok_or_else(|| format!("shard {j} has nowhere to go")),
+        None => plan.holders[segment][usize::from(j)].ok_or(WorkerError::NoDestination {
+            segment: segment as u64,
+            shard: j,
+        }),
     }
 }
 
@@ -146,7 +157,7 @@ async fn reconstruct(
     missing: &[u8],
     shard_bytes: usize,
     calls: &ShardCalls,
-) -> Result<Vec<(u8, ShardId, Bytes)>, String> {
+) -> Result<Vec<(u8, ShardId, Bytes)>, WorkerError> {
     let params = plan.manifest.params;
     let k = usize::from(params.k());
     let shard_count = params.shard_count();
@@ -163,18 +174,26 @@ async fn reconstruct(
     while fetched < k {
         let want = k - fetched;
         if healthy.len() < want {
-            return Err(format!(
-                "segment {segment}: {fetched} of {k} shards fetched, no healthy shard left"
-            ));
+            return Err(WorkerError::Unrecoverable {
+                segment: segment as u64,
+                fetched,
+                needed: k,
+            });
         }
         let batch: Vec<u8> = healthy.drain(..want).collect();
         let results = join_all(batch.iter().map(|&j| async move {
-            let holder = plan.holders[segment][usize::from(j)]
-                .ok_or_else(|| format!("shard {j} has no holder"))?;
+            let holder = plan.holders[segment][usize::from(j)].ok_or(WorkerError::NoHolder {
+                segment: segment as u64,
+                shard: j,
+            })?;
             let id = plan
                 .shard_id(segment, j)
-                .ok_or_else(|| format!("shard {j} has no id"))?;
-            calls.get(holder, id).await.map_err(|e| e.to_string())
+                .ok_or(WorkerError::PlanIncomplete {
+                    segment: segment as u64,
+                    shard: j,
+                    what: "it has no id",
+                })?;
+            Ok::<_, WorkerError>(calls.get(holder, id).await?)
         }))
         .await;
         for (j, result) in batch.into_iter().zip(results) {
@@ -190,28 +209,35 @@ async fn reconstruct(
             }
         }
     }
-    let erasure = Erasure::new(params).map_err(|e| e.to_string())?;
+    let erasure = Erasure::new(params)?;
     let mut shards = tokio::task::spawn_blocking(move || {
         erasure
             .reconstruct(&mut shards, shard_bytes)
             .map(|()| shards)
     })
-    .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| format!("segment {segment}: {e}"))?;
+    .await??;
 
     let mut out = Vec::with_capacity(missing.len());
     for &j in &missing {
         let id = plan
             .shard_id(segment, j)
-            .ok_or_else(|| format!("shard {j} has no id"))?;
+            .ok_or(WorkerError::PlanIncomplete {
+                segment: segment as u64,
+                shard: j,
+                what: "it has no id",
+            })?;
         let bytes = shards[usize::from(j)]
             .take()
-            .ok_or_else(|| format!("shard {j} was not rebuilt"))?;
+            .ok_or(WorkerError::PlanIncomplete {
+                segment: segment as u64,
+                shard: j,
+                what: "it was not rebuilt",
+            })?;
         if !verify_shard(&id, &bytes) {
-            return Err(format!(
-                "segment {segment}: rebuilt shard {j} does not match its id; the manifest or a holder is inconsistent"
-            ));
+            return Err(WorkerError::RebuiltMismatch {
+                segment: segment as u64,
+                shard: j,
+            });
         }
         out.push((j, id, Bytes::from(bytes)));
     }
