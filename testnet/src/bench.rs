@@ -190,6 +190,7 @@ pub async fn run(options: &BenchOptions) -> anyhow::Result<()> {
         scrub_interval: "24h".into(),
         node_bin: options.node_bin.clone(),
         planted_bug: None,
+        ..UpOptions::default()
     };
     println!(
         "starting {} node processes (RS({},{})) under {}",

@@ -230,6 +230,7 @@ pub async fn run(options: &ChaosOptions) -> anyhow::Result<ChaosReport> {
         scrub_interval: "15s".into(),
         node_bin: options.node_bin.clone(),
         planted_bug: None,
+        ..UpOptions::default()
     };
     let mut testnet = Testnet::up(&options.dir, &up).await?.kill_on_drop();
     let result = drive(&mut testnet, options).await;

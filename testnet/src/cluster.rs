@@ -13,6 +13,7 @@ use andromede_client::{Client, ClientConfig, MasterKey};
 use andromede_cluster::admin::{Status, admin_request, query_status};
 use andromede_cluster::faults::PlantedBug;
 use andromede_cluster::net::{ClusterSecret, Multiaddr};
+use andromede_cluster::units::format_duration;
 use anyhow::{Context, anyhow, bail};
 use nix::sys::signal::Signal;
 use rand::rngs::StdRng;
@@ -48,6 +49,8 @@ pub struct UpOptions {
     pub repair_sweep_interval: String,
     /// Pause between scrub passes (corrupt shards are found by them).
     pub scrub_interval: String,
+    /// Pause between membership refreshes, on the nodes and on the testnet's clients.
+    pub membership_refresh: Duration,
     /// The `andromede-node` binary (default: see [`node_binary`]).
     pub node_bin: Option<PathBuf>,
     /// A bug every node runs with, to show a scenario catches it (fault-injection
@@ -65,6 +68,7 @@ impl Default for UpOptions {
             down_after: "10s".into(),
             repair_sweep_interval: "20s".into(),
             scrub_interval: "1m".into(),
+            membership_refresh: andromede_cluster::MembershipConfig::default().refresh_every,
             node_bin: None,
             planted_bug: None,
         }
@@ -103,6 +107,18 @@ pub struct State {
     /// The planted bug the nodes run with, by name.
     #[serde(default)]
     pub planted_bug: Option<String>,
+    /// The nodes' membership refresh, which the testnet's clients use too (ms).
+    #[serde(default = "membership_refresh_ms_default")]
+    pub membership_refresh_ms: u64,
+}
+
+fn membership_refresh_ms_default() -> u64 {
+    u64::try_from(
+        andromede_cluster::MembershipConfig::default()
+            .refresh_every
+            .as_millis(),
+    )
+    .unwrap_or(u64::MAX)
 }
 
 /// A testnet: its directory, its state, and the node processes this process started
@@ -180,6 +196,10 @@ impl Testnet {
                     ("gc_interval", "5s".into()),
                     ("down_after", opts.down_after.clone()),
                     ("repair_sweep_interval", opts.repair_sweep_interval.clone()),
+                    (
+                        "membership_refresh",
+                        format_duration(opts.membership_refresh),
+                    ),
                 ],
             };
             init_node(&node_bin, &node.dir, &init)
@@ -207,6 +227,8 @@ impl Testnet {
                 m: opts.m,
                 node_bin,
                 planted_bug: opts.planted_bug.map(|bug| bug.to_string()),
+                membership_refresh_ms: u64::try_from(opts.membership_refresh.as_millis())
+                    .unwrap_or(u64::MAX),
             },
             kill_on_drop: false,
         };
@@ -626,6 +648,7 @@ impl Testnet {
             .collect::<Result<_, _>>()?;
         let mut config = ClientConfig::new(bootstrap, secret, master);
         config.connect_timeout = Duration::from_secs(30);
+        config.membership.refresh_every = Duration::from_millis(self.state.membership_refresh_ms);
         Ok(config)
     }
 }

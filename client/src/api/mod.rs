@@ -52,6 +52,10 @@ pub struct ClientConfig {
     pub request_timeout: Duration,
     /// Time `connect` waits for a first node.
     pub connect_timeout: Duration,
+    /// How this client's view of the cluster is kept fresh: keep `refresh_every` equal
+    /// to the nodes' `membership_refresh`, since replica-set hand-offs last a number of
+    /// refreshes of every view.
+    pub membership: MembershipConfig,
     /// Milliseconds this client's clock is read ahead (negative: behind), for the
     /// clock-skew scenarios; only with the `fault-injection` feature.
     #[cfg(feature = "fault-injection")]
@@ -72,6 +76,7 @@ impl ClientConfig {
             gc_grace: Duration::from_secs(15 * 60),
             request_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(10),
+            membership: MembershipConfig::default(),
             #[cfg(feature = "fault-injection")]
             clock_skew_ms: 0,
             #[cfg(feature = "fault-injection")]
@@ -124,7 +129,7 @@ impl Client {
         if joined == 0 {
             return Err(ClientError::Net(last_error.unwrap_or(NetError::Shutdown)));
         }
-        let membership = Membership::start(net.clone(), MembershipConfig::default());
+        let membership = Membership::start(net.clone(), config.membership.clone());
         membership.wait_for(1, config.connect_timeout).await?;
         if !membership.wait_settled(config.connect_timeout).await {
             warn!(

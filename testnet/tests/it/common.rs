@@ -61,6 +61,8 @@ pub(crate) async fn up_planted(
         down_after: "3s".into(),
         repair_sweep_interval: "3s".into(),
         scrub_interval: "2s".into(),
+        // Views at test speed: a replica-set hand-off lasts three refreshes.
+        membership_refresh: Duration::from_secs(1),
         node_bin: Some(node_binary()),
         planted_bug,
     };
