@@ -259,10 +259,12 @@ enum Problem {
     Invalid(String),
 }
 
-fn size_in(
+/// Checks that `value` of `field` lies in `range`; `show` writes values as the file does.
+fn within<T: PartialOrd + Copy>(
     field: &'static str,
-    value: u64,
-    range: RangeInclusive<u64>,
+    value: T,
+    range: RangeInclusive<T>,
+    show: fn(T) -> String,
 ) -> Result<(), FieldProblem> {
     if range.contains(&value) {
         return Ok(());
@@ -270,14 +272,18 @@ fn size_in(
     Err((
         field,
         Problem::OutOfRange {
-            value: format_size(value),
-            allowed: format!(
-                "{} to {}",
-                format_size(*range.start()),
-                format_size(*range.end())
-            ),
+            value: show(value),
+            allowed: format!("{} to {}", show(*range.start()), show(*range.end())),
         },
     ))
+}
+
+fn size_in(
+    field: &'static str,
+    value: u64,
+    range: RangeInclusive<u64>,
+) -> Result<(), FieldProblem> {
+    within(field, value, range, format_size)
 }
 
 fn duration_in(
@@ -285,20 +291,7 @@ fn duration_in(
     value: Duration,
     range: RangeInclusive<Duration>,
 ) -> Result<(), FieldProblem> {
-    if range.contains(&value) {
-        return Ok(());
-    }
-    Err((
-        field,
-        Problem::OutOfRange {
-            value: format_duration(value),
-            allowed: format!(
-                "{} to {}",
-                format_duration(*range.start()),
-                format_duration(*range.end())
-            ),
-        },
-    ))
+    within(field, value, range, format_duration)
 }
 
 impl NodeConfig {

@@ -186,13 +186,7 @@ async fn reconstruct(
                 segment: segment as u64,
                 shard: j,
             })?;
-            let id = plan
-                .shard_id(segment, j)
-                .ok_or(WorkerError::PlanIncomplete {
-                    segment: segment as u64,
-                    shard: j,
-                    what: "it has no id",
-                })?;
+            let id = plan.shard_id(segment, j).ok_or_else(|| no_id(segment, j))?;
             Ok::<_, WorkerError>(calls.get(holder, id).await?)
         }))
         .await;
@@ -219,13 +213,7 @@ async fn reconstruct(
 
     let mut out = Vec::with_capacity(missing.len());
     for &j in &missing {
-        let id = plan
-            .shard_id(segment, j)
-            .ok_or(WorkerError::PlanIncomplete {
-                segment: segment as u64,
-                shard: j,
-                what: "it has no id",
-            })?;
+        let id = plan.shard_id(segment, j).ok_or_else(|| no_id(segment, j))?;
         let bytes = shards[usize::from(j)]
             .take()
             .ok_or(WorkerError::PlanIncomplete {
@@ -242,4 +230,13 @@ async fn reconstruct(
         out.push((j, id, Bytes::from(bytes)));
     }
     Ok(out)
+}
+
+/// A plan that names shard `j` of `segment` without its id.
+fn no_id(segment: usize, j: u8) -> WorkerError {
+    WorkerError::PlanIncomplete {
+        segment: segment as u64,
+        shard: j,
+        what: "it has no id",
+    }
 }
