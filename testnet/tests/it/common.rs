@@ -68,10 +68,16 @@ pub(crate) async fn up_planted(
     };
     let testnet = Testnet::up(dir, &options).await.unwrap().kill_on_drop();
     let client = testnet.client().await.unwrap();
-    client
-        .wait_for_nodes(nodes, Duration::from_secs(30))
-        .await
-        .unwrap();
+    if let Err(error) = client.wait_for_nodes(nodes, Duration::from_secs(30)).await {
+        let seen: Vec<String> = client
+            .nodes()
+            .iter()
+            .map(|m| format!("{} live={}", m.peer, m.live))
+            .collect();
+        let routed = client.net().routed_peers().await;
+        let admitted = client.net().admitted_peers().await;
+        panic!("{error}: client sees {seen:?}; routed {routed:?}; admitted {admitted:?}");
+    }
     client
         .create_bucket(
             bucket,
