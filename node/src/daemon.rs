@@ -4,7 +4,7 @@
 use andromede_cluster::net::{self, ClusterSecret, Multiaddr, NetConfig, NetHandle, Role};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use std::sync::Arc;
 
@@ -37,54 +37,9 @@ use bytes::Bytes;
 /// are aborted; every step is safe to cut, this only avoids redoing work).
 const WORKER_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(8);
 
-/// Longest pause between two rounds of bootstrap dials while the node has no peer.
-const BOOTSTRAP_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// Keeps the node joined through its bootstrap peers: dials each one it is not connected
-/// to — at start (they may start after this node), whenever it has no peer (backoff from
-/// 1 s to `BOOTSTRAP_RETRY_MAX`), and every `BOOTSTRAP_RETRY_MAX` otherwise. The last
-/// matters after a partition heals: each side's routing table has dropped the other
-/// side, and only a dial across brings the DHT back together.
-async fn keep_joined(net: NetHandle, bootstrap: Vec<Multiaddr>, cancel: CancellationToken) {
-    let mut pause = std::time::Duration::from_secs(1);
-    // The peer behind each bootstrap address, once dialed.
-    let mut behind: std::collections::HashMap<Multiaddr, andromede_cluster::net::PeerId> =
-        std::collections::HashMap::new();
-    loop {
-        let admitted = net.admitted_peers().await.unwrap_or_default();
-        let alone = admitted.is_empty();
-        let mut joined = false;
-        for addr in &bootstrap {
-            if behind.get(addr).is_some_and(|peer| admitted.contains(peer)) {
-                continue;
-            }
-            match net.dial(addr.clone()).await {
-                Ok(peer) => {
-                    if !admitted.contains(&peer) {
-                        info!(%peer, %addr, "joined through bootstrap peer");
-                    }
-                    behind.insert(addr.clone(), peer);
-                    joined = true;
-                }
-                Err(error) if alone => {
-                    warn!(%addr, %error, retry_in = ?pause, "bootstrap peer unreachable")
-                }
-                Err(error) => debug!(%addr, %error, "bootstrap peer unreachable"),
-            }
-        }
-        pause = if !alone {
-            BOOTSTRAP_RETRY_MAX
-        } else if joined {
-            std::time::Duration::from_secs(1)
-        } else {
-            (pause * 2).min(BOOTSTRAP_RETRY_MAX)
-        };
-        tokio::select! {
-            () = cancel.cancelled() => return,
-            () = tokio::time::sleep(pause) => {}
-        }
-    }
-}
+/// Pause between rounds of dials to the bootstrap peers this node is not connected to
+/// (see `andromede_cluster::net::join`).
+const BOOTSTRAP_REDIAL_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// What a node needs to start.
 #[derive(Debug, Clone)]
@@ -266,7 +221,11 @@ impl Daemon {
         }
 
         if !config.bootstrap.is_empty() {
-            tasks.spawn(keep_joined(net.clone(), config.bootstrap, cancel.clone()));
+            tasks.spawn(andromede_cluster::net::join::keep_joined(
+                net.clone(),
+                config.bootstrap,
+                BOOTSTRAP_REDIAL_EVERY,
+            ));
         }
         Ok(Self {
             store,

@@ -30,6 +30,7 @@ use crate::codec::CodecConfig;
 use crate::keys::MasterKey;
 use andromede_cluster::meta::hlc::Hlc;
 use andromede_cluster::meta::record::WriterId;
+use andromede_cluster::net::join::JoinKeeper;
 use andromede_cluster::net::{
     self, ClusterSecret, Multiaddr, NetConfig, NetError, NetHandle, Role,
 };
@@ -94,7 +95,15 @@ pub struct Client {
     master: Arc<MasterKey>,
     codec: CodecConfig,
     gc_grace: Duration,
+    /// Redials bootstrap addresses this client is not connected to; stops with the last
+    /// clone of the client.
+    _joined: Arc<JoinKeeper>,
 }
+
+/// Pause between redials of the bootstrap addresses a client is not connected to (one
+/// that failed under load, one that came back): a node missing from the view is a
+/// replica or holder the client cannot use.
+const BOOTSTRAP_REDIAL_EVERY: Duration = Duration::from_secs(5);
 
 impl Client {
     /// Joins the cluster through `config.bootstrap` and waits until a node answers.
@@ -129,6 +138,11 @@ impl Client {
         if joined == 0 {
             return Err(ClientError::Net(last_error.unwrap_or(NetError::Shutdown)));
         }
+        let joined = JoinKeeper::spawn(
+            net.clone(),
+            config.bootstrap.clone(),
+            BOOTSTRAP_REDIAL_EVERY,
+        );
         let membership = Membership::start(net.clone(), config.membership.clone());
         membership.wait_for(1, config.connect_timeout).await?;
         if !membership.wait_settled(config.connect_timeout).await {
@@ -162,6 +176,7 @@ impl Client {
             master: Arc::new(config.master),
             codec: config.codec,
             gc_grace: config.gc_grace,
+            _joined: Arc::new(joined),
         })
     }
 

@@ -7,6 +7,7 @@
 //! receives requests from admitted peers as [`InboundRequest`]s on a bounded channel.
 //!
 //! - [`admission`]: the cluster secret and the admission proofs.
+//! - [`join`]: staying joined through the bootstrap addresses ([`join::JoinKeeper`]).
 //! - [`call`]: typed calls to a peer ([`call_shard`], [`call_meta`]) and their typed
 //!   errors ([`CallError`]): the one way to ask a peer something.
 //! - [`message`]: validated shard-protocol messages.
@@ -20,6 +21,7 @@ mod event_loop;
 mod frame;
 mod handle;
 mod identity;
+pub mod join;
 pub mod message;
 pub mod meta_message;
 
