@@ -5,15 +5,18 @@
 use std::sync::Arc;
 
 use andromede_client::{
-    CodecConfig, ErasureParams, MasterKey, NetShards, ObjectName, PutOptions, encode_object,
-    open_manifest,
+    Client, ClientConfig, CodecConfig, ErasureParams, MasterKey, NetShards, ObjectName, PutOptions,
+    encode_object, open_manifest,
 };
-use andromede_cluster::net::{ClusterSecret, Keypair, NetConfig, NetHandle, PeerId, Role, spawn};
+use andromede_cluster::net::{
+    ClusterSecret, Keypair, Multiaddr, NetConfig, NetHandle, PeerId, Role, spawn,
+};
 use andromede_cluster::placement::{Candidate, PlacementPolicy, place_shards, placement_key};
+use andromede_node::daemon::Daemon;
 use andromede_node::data_dir::DataDir;
 use futures::TryStreamExt;
 
-use crate::{assert_no_plaintext, listen_addr, start_daemon};
+use crate::{assert_no_plaintext, daemon_config, listen_addr, start_daemon};
 
 const MARKER: &[u8] = b"PLAINTEXT-MARKER-ANDROMEDE-7f3a";
 
@@ -107,4 +110,46 @@ async fn an_object_spread_over_nodes_survives_a_stopped_node_and_stays_encrypted
     for daemon in daemons {
         daemon.stop().await.unwrap();
     }
+}
+
+/// A bootstrap node that is down when a client connects enters the client's view once it
+/// starts: the client redials the bootstrap addresses it is not connected to. The node
+/// joins nobody itself, so nothing else could tell the client about it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bootstrap_node_started_after_the_client_enters_its_view() {
+    let first_dir = tempfile::tempdir().unwrap();
+    let second_dir = tempfile::tempdir().unwrap();
+    let first = start_daemon(first_dir.path()).await;
+    let first_addr = listen_addr(&first).await;
+    let secret_path = DataDir::new(first_dir.path()).cluster_secret();
+    std::fs::copy(
+        &secret_path,
+        DataDir::new(second_dir.path()).cluster_secret(),
+    )
+    .unwrap();
+    // The second node's address, chosen now and served only later.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let second_addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap();
+    let config = ClientConfig::new(
+        vec![first_addr, second_addr.clone()],
+        ClusterSecret::load_file(&secret_path).unwrap(),
+        MasterKey::generate(),
+    );
+    let client = Client::connect(config).await.unwrap();
+    assert_eq!(client.nodes().len(), 1, "only the first node runs");
+
+    let mut second_config = daemon_config(second_dir.path(), Vec::new(), "FR");
+    second_config.listen = vec![second_addr];
+    let second = Daemon::start(second_config).await.unwrap();
+    client
+        .wait_for_nodes(2, std::time::Duration::from_secs(30))
+        .await
+        .unwrap();
+    drop(client);
+    second.stop().await.unwrap();
+    first.stop().await.unwrap();
 }
