@@ -9,7 +9,8 @@
 //! - [`checker`]: read-after-write, listing and never-wrong-bytes checks over a recorded
 //!   history of client operations.
 //! - [`cluster`]: a testnet of real node processes and the faults applied to them.
-//! - [`process`]: the node binary, its processes and their signals.
+//! - [`process`]: the node binary, `andromede-node init` and the config edits a testnet
+//!   makes, its processes and their signals.
 //! - [`redundancy`]: invariant 3 from outside — every segment's shards, asked of their
 //!   holders.
 
