@@ -13,20 +13,25 @@ use std::time::Duration;
 
 const NODE: &str = env!("CARGO_BIN_EXE_andromede-node");
 
-/// The `andromede` client binary, built next to this package's binaries (by
-/// `cargo test --workspace`, or here when this package is tested alone).
+/// The `andromede` client binary, from the workspace's own test build (the CLI crate has
+/// integration tests, so `cargo test --workspace` builds it next to this package's
+/// binaries): `cargo test --workspace --no-run` once, which has nothing left to do
+/// inside a `cargo test --workspace` run and builds it when this package is tested alone.
 fn client_binary() -> PathBuf {
-    let dir = Path::new(NODE).parent().unwrap();
-    let path = dir.join("andromede");
-    if !path.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "andromede-cli", "--bin", "andromede"])
-            .status()
-            .unwrap();
-        assert!(status.success(), "building the andromede binary failed");
-    }
-    path
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = Command::new(cargo)
+                .args(["test", "--workspace", "--no-run", "--quiet"])
+                .status()
+                .unwrap();
+            assert!(status.success(), "building the workspace's tests failed");
+            let path = Path::new(NODE).parent().unwrap().join("andromede");
+            assert!(path.is_file(), "no {} after the build", path.display());
+            path
+        })
+        .clone()
 }
 
 fn free_port() -> u16 {
