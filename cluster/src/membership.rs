@@ -125,6 +125,12 @@ impl Membership {
         self.inner.refresh().await;
     }
 
+    /// The pause between refreshes of this view: the pace at which it learns who is
+    /// there (other timings count in refreshes).
+    pub fn refresh_every(&self) -> Duration {
+        self.inner.config.refresh_every
+    }
+
     /// Every known node, live or not, sorted by peer id.
     pub fn all(&self) -> Vec<Member> {
         let mut all: Vec<Member> = self

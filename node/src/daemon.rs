@@ -281,6 +281,11 @@ impl Daemon {
         self.admin_state.drain_progress().await
     }
 
+    /// How each background worker's passes go.
+    pub fn worker_statuses(&self) -> Vec<andromede_cluster::admin::WorkerStatus> {
+        self.workers.statuses()
+    }
+
     /// What repair has done and sees.
     pub fn repair_status(&self) -> RepairStatus {
         self.repair

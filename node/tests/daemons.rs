@@ -93,3 +93,13 @@ pub(crate) async fn listen_addr(
     }
     panic!("node never listened");
 }
+
+/// Passes `worker` of `daemon` has finished (see `Daemon::worker_statuses`): tests that
+/// check that nothing happened first wait for the worker to have run.
+pub(crate) fn passes(daemon: &andromede_node::daemon::Daemon, worker: &str) -> u64 {
+    daemon
+        .worker_statuses()
+        .iter()
+        .find(|s| s.name == worker)
+        .map_or(0, |s| s.passes)
+}

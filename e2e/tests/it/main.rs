@@ -15,7 +15,7 @@ mod store;
 
 #[path = "../../../node/tests/daemons.rs"]
 mod daemons;
-use daemons::{daemon_config, files_under, listen_addr, start_daemon};
+use daemons::{daemon_config, files_under, listen_addr, passes, start_daemon};
 
 /// Invariant 4: no file under any of `dirs` contains `marker`.
 fn assert_no_plaintext(dirs: &[tempfile::TempDir], marker: &[u8]) {
@@ -41,4 +41,14 @@ async fn eventually(within: std::time::Duration, mut check: impl AsyncFnMut() ->
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     check().await
+}
+
+/// A client's config for these tests (the defaults: its view refreshes every 5 s, the
+/// daemons' every second; see README "Limits today" on views of different paces).
+fn client_config(
+    bootstrap: Vec<andromede_cluster::net::Multiaddr>,
+    secret: andromede_cluster::net::ClusterSecret,
+    master: andromede_client::MasterKey,
+) -> andromede_client::ClientConfig {
+    andromede_client::ClientConfig::new(bootstrap, secret, master)
 }

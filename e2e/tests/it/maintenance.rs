@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use andromede_client::{Client, ClientConfig, ClientError, MasterKey};
+use andromede_client::{Client, ClientError, MasterKey};
 use andromede_cluster::meta::key::{RecordKey, Table};
 use andromede_cluster::net::meta_message::{MetaRequest, MetaResponse, decode_meta_response};
 use andromede_cluster::net::{ClusterSecret, PeerId, Protocol};
@@ -15,7 +15,7 @@ use andromede_node::daemon::Daemon;
 use andromede_node::data_dir::DataDir;
 
 use crate::objects::{body, bucket, get, put, start_cluster};
-use crate::{daemon_config, eventually, files_under};
+use crate::{daemon_config, eventually, files_under, passes};
 
 const KIB: usize = 1 << 10;
 
@@ -33,7 +33,7 @@ async fn replaced_and_deleted_versions_are_collected_after_the_grace_period() {
     // Two writers of one tenant: one keeps replaced versions for an hour, one for a second.
     let connect = async |grace: Duration| {
         let secret = ClusterSecret::load_file(&secret_file).unwrap();
-        let mut config = ClientConfig::new(vec![first_addr.clone()], secret, master.clone());
+        let mut config = crate::client_config(vec![first_addr.clone()], secret, master.clone());
         config.gc_grace = grace;
         let client = Client::connect(config).await.unwrap();
         client
@@ -81,8 +81,17 @@ async fn replaced_and_deleted_versions_are_collected_after_the_grace_period() {
         "{} shard files left, 6 expected",
         shard_files(&dirs)
     );
-    // Several more passes (one per second) leave the version that is not due alone.
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Several more passes of every collector leave the version that is not due alone.
+    let before: Vec<u64> = daemons.iter().flatten().map(|d| passes(d, "gc")).collect();
+    let ran = eventually(Duration::from_secs(30), async || {
+        daemons
+            .iter()
+            .flatten()
+            .zip(&before)
+            .all(|(d, before)| passes(d, "gc") >= before + 3)
+    })
+    .await;
+    assert!(ran, "the collectors did not run");
     assert_eq!(shard_files(&dirs), 6);
     let client = patient;
     assert_eq!(get(&client, "gc-test", "kept").await, body(300 * KIB, 2));
@@ -144,7 +153,7 @@ async fn replaced_and_deleted_versions_are_collected_after_the_grace_period() {
 async fn a_replica_that_was_down_catches_up_through_anti_entropy() {
     let (dirs, mut daemons, first_addr) = start_cluster(&["FR", "FR", "FR", "FR", "FR"]).await;
     let secret = ClusterSecret::load_file(&DataDir::new(dirs[0].path()).cluster_secret()).unwrap();
-    let client = Client::connect(ClientConfig::new(
+    let client = Client::connect(crate::client_config(
         vec![first_addr.clone()],
         secret,
         MasterKey::generate(),

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use andromede_client::{Client, ClientConfig, MasterKey};
+use andromede_client::{Client, MasterKey};
 use andromede_cluster::manifest::Body;
 use andromede_cluster::net::message::{ShardRequest, ShardResponse, decode_shard_response};
 use andromede_cluster::net::{ClusterSecret, Multiaddr, PeerId, Protocol};
@@ -16,7 +16,7 @@ use andromede_node::data_dir::DataDir;
 use andromede_proto::ShardId;
 
 use crate::objects::{body, bucket, get, put};
-use crate::{daemon_config, eventually, listen_addr};
+use crate::{daemon_config, eventually, listen_addr, passes};
 
 fn config(dir: &std::path::Path, bootstrap: Vec<Multiaddr>) -> DaemonConfig {
     let mut config = daemon_config(dir, bootstrap, "FR");
@@ -112,7 +112,7 @@ async fn only_unreferenced_shards_are_collected_and_only_when_every_node_answers
                 .unwrap(),
         ));
     }
-    let client = Client::connect(ClientConfig::new(
+    let client = Client::connect(crate::client_config(
         vec![first_addr.clone()],
         ClusterSecret::load_file(&secret).unwrap(),
         MasterKey::generate(),
@@ -136,7 +136,8 @@ async fn only_unreferenced_shards_are_collected_and_only_when_every_node_answers
     put(&client, "orphans", "live", &data).await;
     let live = live_shards(&client).await;
 
-    // Orphans on two nodes go once old enough (after the collectors' 30 s warm-up).
+    // Orphans on two nodes go once old enough (after the collectors' warm-up: six
+    // membership refreshes).
     let orphan_1 = store_shard(&client, peers[1], 1).await;
     let orphan_2 = store_shard(&client, peers[2], 2).await;
     assert!(has(&client, peers[1], orphan_1).await);
@@ -157,7 +158,15 @@ async fn only_unreferenced_shards_are_collected_and_only_when_every_node_answers
     let stopped_addr = listen_addr(daemons[stopped].as_ref().unwrap()).await;
     daemons[stopped].take().unwrap().stop().await.unwrap();
     let waiting = store_shard(&client, peers[1], 3).await;
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    // Old enough to go, and looked at by two passes since.
+    let stored = tokio::time::Instant::now();
+    let before = passes(daemons[1].as_ref().unwrap(), "orphans");
+    let ran = eventually(Duration::from_secs(30), async || {
+        stored.elapsed() > Duration::from_secs(3)
+            && passes(daemons[1].as_ref().unwrap(), "orphans") >= before + 2
+    })
+    .await;
+    assert!(ran, "the collector did not run");
     assert!(
         has(&client, peers[1], waiting).await,
         "collected while a node could not answer"
@@ -202,7 +211,21 @@ async fn only_unreferenced_shards_are_collected_and_only_when_every_node_answers
             .await
             .unwrap(),
     );
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    // Every collector passes twice with the wiped node back (past its warm-up).
+    let before: Vec<u64> = daemons
+        .iter()
+        .flatten()
+        .map(|d| passes(d, "orphans"))
+        .collect();
+    let ran = eventually(Duration::from_secs(60), async || {
+        daemons
+            .iter()
+            .flatten()
+            .zip(&before)
+            .all(|(d, before)| passes(d, "orphans") >= before + 2)
+    })
+    .await;
+    assert!(ran, "the collectors did not run");
     for (holder, id) in &live {
         assert!(
             has(&client, *holder, *id).await,

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use andromede_client::codec::CodecConfig;
-use andromede_client::{Client, ClientConfig, MasterKey};
+use andromede_client::{Client, MasterKey};
 use andromede_cluster::manifest::{Body, Manifest};
 use andromede_cluster::net::message::{ShardRequest, ShardResponse, decode_shard_response};
 use andromede_cluster::net::{ClusterSecret, Multiaddr, PeerId, Protocol};
@@ -17,7 +17,7 @@ use andromede_node::daemon::{Daemon, DaemonConfig};
 use andromede_node::data_dir::DataDir;
 
 use crate::objects::{body, bucket, get, put};
-use crate::{daemon_config, eventually, files_under, listen_addr};
+use crate::{daemon_config, eventually, files_under, listen_addr, passes};
 
 /// Segment size of these tests' objects: small, so that several segments stay cheap.
 pub(crate) const SEGMENT: usize = 256 * 1024;
@@ -77,7 +77,7 @@ impl Cluster {
             config.capacity_bytes = capacity(i);
             daemons.push(Some(Daemon::start(config).await.unwrap()));
         }
-        let mut client_config = ClientConfig::new(
+        let mut client_config = crate::client_config(
             vec![first_addr.clone()],
             ClusterSecret::load_file(&secret).unwrap(),
             MasterKey::generate(),
@@ -372,8 +372,24 @@ async fn repair_rebuilds_current_versions_and_leaves_replaced_ones_to_the_collec
         )
         .await;
     assert_eq!(get(&cluster.client, "doomed", "k").await, second);
-    // A few more passes (down-peer passes every 500 ms, sweeps every 3 s) to be sure.
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    // A few more passes of every repair worker (down-peer passes every 500 ms, sweeps
+    // every 3 s: eight passes take in a sweep) to be sure.
+    let before: Vec<u64> = cluster
+        .daemons
+        .iter()
+        .flatten()
+        .map(|d| passes(d, "repair"))
+        .collect();
+    let ran = eventually(Duration::from_secs(60), async || {
+        cluster
+            .daemons
+            .iter()
+            .flatten()
+            .zip(&before)
+            .all(|(d, before)| passes(d, "repair") >= before + 8)
+    })
+    .await;
+    assert!(ran, "the repair workers did not run");
     let key = andromede_cluster::meta::key::RecordKey {
         table: andromede_cluster::meta::key::Table::Manifest,
         partition: "doomed".to_owned(),

@@ -41,9 +41,10 @@ const CANDIDATES_MAX: usize = 1 << 20;
 const LIST_PAGE: usize = 1024;
 /// A roster peer not seen live for this long no longer has to answer.
 const ROSTER_KEEP: Duration = Duration::from_secs(30 * 24 * 3600);
-/// Time after start before a first pass: membership fills in meanwhile (a node that has
-/// just started knows nobody and would take itself for a lone node).
-const WARMUP: Duration = Duration::from_secs(30);
+/// Membership refreshes after start before a first pass (30 s at the default 5 s): the
+/// view fills in meanwhile (a node that has just started knows nobody and would take
+/// itself for a lone node).
+const WARMUP_REFRESHES: u32 = 6;
 /// Pages asked of one peer at most per pass (each names up to 64 manifests).
 const PAGES_PER_PEER_MAX: usize = 1 << 20;
 
@@ -176,7 +177,7 @@ impl OrphanWorker {
     /// A description of a local store failure.
     pub async fn pass(&self) -> Result<OrphanReport, WorkerError> {
         let mut report = OrphanReport::default();
-        if self.started.elapsed() < WARMUP {
+        if self.started.elapsed() < self.membership.refresh_every() * WARMUP_REFRESHES {
             report.waiting_for = Some("the node's view of the cluster (just started)".into());
             return Ok(report);
         }
