@@ -254,18 +254,7 @@ impl RepairWorker {
         holders: &[Vec<Option<PeerId>>],
         new_on: &[(PeerId, andromede_proto::ShardId)],
     ) -> Result<bool, WorkerError> {
-        let matrix: Vec<Vec<Bytes>> = holders
-            .iter()
-            .map(|row| {
-                row.iter()
-                    .map(|h| h.map(|p| Bytes::from(p.to_bytes())))
-                    .collect::<Option<Vec<Bytes>>>()
-            })
-            .collect::<Option<_>>()
-            .ok_or(WorkerError::NoHolder {
-                segment: 0,
-                shard: 0,
-            })?;
+        let matrix = holder_matrix(holders)?;
         let _collector_waits = self.lock.lock().await;
         let current = self.quorum.get(&plan.key).await?;
         match current {
@@ -299,4 +288,22 @@ impl RepairWorker {
         self.with_status(|s| s.versions_repaired += 1);
         Ok(true)
     }
+}
+
+/// The manifest's holder matrix for `holders`; the first shard left without a holder is
+/// an error that names it.
+fn holder_matrix(holders: &[Vec<Option<PeerId>>]) -> Result<Vec<Vec<Bytes>>, WorkerError> {
+    (0u64..)
+        .zip(holders)
+        .map(|(segment, row)| {
+            (0u8..)
+                .zip(row)
+                .map(|(shard, holder)| {
+                    holder
+                        .map(|peer| Bytes::from(peer.to_bytes()))
+                        .ok_or(WorkerError::NoHolder { segment, shard })
+                })
+                .collect()
+        })
+        .collect()
 }
