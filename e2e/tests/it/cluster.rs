@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use andromede_client::{
-    Client, CodecConfig, ErasureParams, MasterKey, NetShards, ObjectName, PutOptions,
+    Client, ClientConfig, CodecConfig, ErasureParams, MasterKey, NetShards, ObjectName, PutOptions,
     encode_object, open_manifest,
 };
 use andromede_cluster::net::{
@@ -134,7 +134,7 @@ async fn a_bootstrap_node_started_after_the_client_enters_its_view() {
         .unwrap()
         .port();
     let second_addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap();
-    let config = crate::client_config(
+    let config = ClientConfig::new(
         vec![first_addr, second_addr.clone()],
         ClusterSecret::load_file(&secret_path).unwrap(),
         MasterKey::generate(),

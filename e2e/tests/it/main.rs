@@ -42,13 +42,3 @@ async fn eventually(within: std::time::Duration, mut check: impl AsyncFnMut() ->
     }
     check().await
 }
-
-/// A client's config for these tests: the defaults (its view refreshes every 5 s, the
-/// daemons' every second).
-fn client_config(
-    bootstrap: Vec<andromede_cluster::net::Multiaddr>,
-    secret: andromede_cluster::net::ClusterSecret,
-    master: andromede_client::MasterKey,
-) -> andromede_client::ClientConfig {
-    andromede_client::ClientConfig::new(bootstrap, secret, master)
-}

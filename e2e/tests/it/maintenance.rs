@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use andromede_client::{Client, ClientError, MasterKey};
+use andromede_client::{Client, ClientConfig, ClientError, MasterKey};
 use andromede_cluster::meta::key::{RecordKey, Table};
 use andromede_cluster::net::meta_message::{MetaRequest, MetaResponse, decode_meta_response};
 use andromede_cluster::net::{ClusterSecret, PeerId, Protocol};
@@ -33,7 +33,7 @@ async fn replaced_and_deleted_versions_are_collected_after_the_grace_period() {
     // Two writers of one tenant: one keeps replaced versions for an hour, one for a second.
     let connect = async |grace: Duration| {
         let secret = ClusterSecret::load_file(&secret_file).unwrap();
-        let mut config = crate::client_config(vec![first_addr.clone()], secret, master.clone());
+        let mut config = ClientConfig::new(vec![first_addr.clone()], secret, master.clone());
         config.gc_grace = grace;
         let client = Client::connect(config).await.unwrap();
         client
@@ -153,7 +153,7 @@ async fn replaced_and_deleted_versions_are_collected_after_the_grace_period() {
 async fn a_replica_that_was_down_catches_up_through_anti_entropy() {
     let (dirs, mut daemons, first_addr) = start_cluster(&["FR", "FR", "FR", "FR", "FR"]).await;
     let secret = ClusterSecret::load_file(&DataDir::new(dirs[0].path()).cluster_secret()).unwrap();
-    let client = Client::connect(crate::client_config(
+    let client = Client::connect(ClientConfig::new(
         vec![first_addr.clone()],
         secret,
         MasterKey::generate(),

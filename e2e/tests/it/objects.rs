@@ -7,7 +7,8 @@
 use std::time::Duration;
 
 use andromede_client::{
-    BucketOptions, Client, ClientError, ErasureParams, ListOptions, MasterKey, PutObjectOptions,
+    BucketOptions, Client, ClientConfig, ClientError, ErasureParams, ListOptions, MasterKey,
+    PutObjectOptions,
 };
 use andromede_cluster::net::{ClusterSecret, Multiaddr};
 use andromede_node::daemon::Daemon;
@@ -43,7 +44,7 @@ pub(crate) async fn start_cluster(
 
 pub(crate) async fn connect(dir: &std::path::Path, addr: Multiaddr, master: MasterKey) -> Client {
     let secret = ClusterSecret::load_file(&DataDir::new(dir).cluster_secret()).unwrap();
-    Client::connect(crate::client_config(vec![addr], secret, master))
+    Client::connect(ClientConfig::new(vec![addr], secret, master))
         .await
         .unwrap()
 }
@@ -324,7 +325,7 @@ async fn six_node_cluster_serves_the_s3_like_api() {
     );
 
     // A client with the wrong cluster secret cannot connect.
-    let wrong = crate::client_config(
+    let wrong = ClientConfig::new(
         vec![first_addr.clone()],
         ClusterSecret::generate(),
         master.clone(),

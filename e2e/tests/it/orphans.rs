@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use andromede_client::{Client, MasterKey};
+use andromede_client::{Client, ClientConfig, MasterKey};
 use andromede_cluster::manifest::Body;
 use andromede_cluster::net::message::{ShardRequest, ShardResponse, decode_shard_response};
 use andromede_cluster::net::{ClusterSecret, Multiaddr, PeerId, Protocol};
@@ -112,7 +112,7 @@ async fn only_unreferenced_shards_are_collected_and_only_when_every_node_answers
                 .unwrap(),
         ));
     }
-    let client = Client::connect(crate::client_config(
+    let client = Client::connect(ClientConfig::new(
         vec![first_addr.clone()],
         ClusterSecret::load_file(&secret).unwrap(),
         MasterKey::generate(),

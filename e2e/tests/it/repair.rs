@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use andromede_client::codec::CodecConfig;
-use andromede_client::{Client, MasterKey};
+use andromede_client::{Client, ClientConfig, MasterKey};
 use andromede_cluster::manifest::{Body, Manifest};
 use andromede_cluster::net::message::{ShardRequest, ShardResponse, decode_shard_response};
 use andromede_cluster::net::{ClusterSecret, Multiaddr, PeerId, Protocol};
@@ -77,7 +77,7 @@ impl Cluster {
             config.capacity_bytes = capacity(i);
             daemons.push(Some(Daemon::start(config).await.unwrap()));
         }
-        let mut client_config = crate::client_config(
+        let mut client_config = ClientConfig::new(
             vec![first_addr.clone()],
             ClusterSecret::load_file(&secret).unwrap(),
             MasterKey::generate(),
