@@ -6,6 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "andromede/v1/manifest.proto",
         "andromede/v1/shard.proto",
         "andromede/v1/meta.proto",
+        "andromede/v1/authority.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");

@@ -31,6 +31,7 @@
 )]
 
 pub mod admin;
+pub mod authority;
 pub mod error;
 pub mod faults;
 pub mod manifest;

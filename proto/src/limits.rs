@@ -68,6 +68,24 @@ pub const MASTER_KEY_ID_BYTES: usize = 8;
 /// || Poly1305 tag (16).
 pub const WRAPPED_KEY_BYTES: usize = 24 + 32 + 16;
 
+/// Largest encoded certificate (body and signature).
+pub const CERTIFICATE_BYTES_MAX: u64 = 2048;
+/// Longest certified name.
+pub const PEER_NAME_BYTES_MAX: u64 = 64;
+/// Most peers one revocation list names.
+pub const REVOKED_PEERS_MAX: u64 = 16 * 1024;
+/// Largest encoded revocation list: each entry is a peer id (at most 64 bytes of multihash
+/// for the identities Andromède issues, 38 for ed25519) with 2 bytes of framing.
+pub const REVOCATION_LIST_BYTES_MAX: u64 = REVOKED_PEERS_MAX * 66 + 1024;
+/// Largest `/andromede/admit/2` message: a certificate and a version.
+pub const ADMIT_MESSAGE_BYTES_MAX: u64 = CERTIFICATE_BYTES_MAX + 64;
+/// Largest `/andromede/trust/1` message: a revocation list and framing.
+pub const TRUST_MESSAGE_BYTES_MAX: u64 = REVOCATION_LIST_BYTES_MAX + 1024;
+/// Most bootstrap addresses in a join token.
+pub const JOIN_BOOTSTRAP_ADDRS_MAX: u64 = 16;
+/// Largest encoded join token.
+pub const JOIN_TOKEN_BYTES_MAX: u64 = CERTIFICATE_BYTES_MAX + 64 + JOIN_BOOTSTRAP_ADDRS_MAX * 256;
+
 /// Most segments an encoder or decoder keeps in flight: memory is bounded by
 /// segment size × (pipeline depth + 1) × (k+m)/k.
 pub const PIPELINE_DEPTH_MAX: u64 = 16;
