@@ -159,6 +159,29 @@ fn check_text(field: &str, value: &str, bytes_max: u64) -> Result<(), Certificat
 }
 
 impl CertificateSpec {
+    /// A certificate for `peer` in `role`, valid from now for `valid_for`, in no zone or
+    /// jurisdiction yet ([`CertificateSpec::placed`]).
+    pub fn new(peer: PeerId, role: PeerRole, name: &str, valid_for: std::time::Duration) -> Self {
+        let now = super::unix_now();
+        Self {
+            peer,
+            role,
+            name: name.to_owned(),
+            zone: String::new(),
+            jurisdiction: String::new(),
+            not_before_unix: now,
+            not_after_unix: now.saturating_add(valid_for.as_secs().max(1)),
+        }
+    }
+
+    /// The same, in `zone` and `jurisdiction`.
+    #[must_use]
+    pub fn placed(mut self, zone: &str, jurisdiction: &str) -> Self {
+        zone.clone_into(&mut self.zone);
+        jurisdiction.clone_into(&mut self.jurisdiction);
+        self
+    }
+
     fn check(&self) -> Result<(), CertificateError> {
         check_text("name", &self.name, PEER_NAME_BYTES_MAX)?;
         check_text("zone", &self.zone, TAG_BYTES_MAX)?;

@@ -10,12 +10,14 @@
 //! - [`trust`]: [`Trust`], the one place a certificate is verified (signature, authority,
 //!   role, validity, peer id, revocation).
 //! - [`token`]: [`JoinToken`]s, the one line an operator copies to a new node or client.
-//! - [`text`]: the armoured text form of certificates and lists kept in files.
+//! - [`text`]: the armoured one-line text form of statements; [`files`]: certificates
+//!   and revocation lists kept in files, replaced atomically.
 //!
 //! Nothing here is secret except the authority's private key and a token that carries a
 //! new identity: admission rests on signatures, never on a secret shared by members.
 
 pub mod certificate;
+pub mod files;
 pub mod keys;
 pub mod revocation;
 pub mod text;
@@ -23,6 +25,7 @@ pub mod token;
 pub mod trust;
 
 pub use certificate::{Certificate, CertificateError, CertificateSpec, PeerRole};
+pub use files::AuthorityFileError;
 pub use keys::{Authority, AuthorityKey, AuthorityKeyError};
 pub use revocation::{RevocationError, RevocationList};
 pub use token::{JoinToken, TokenError};

@@ -1,123 +1,222 @@
-//! Closed membership: right after Noise has authenticated both peer ids, each side proves
-//! it knows the cluster secret (`/andromede/admit/1`). DESIGN.md, "Trust model".
+//! Admission by certificate (`/andromede/admit/2`, DESIGN.md "Trust model"): right after
+//! Noise has authenticated both peer ids, the dialer sends its certificate and the version
+//! of the revocation list it holds; the listener checks it ([`Trust::verify`]) and answers
+//! with its own, or with nothing when it refuses. One round trip admits both sides. A
+//! listener is always a node; a dialer may be a node or a client.
 //!
-//! A proof is a keyed blake3 hash, under a key derived from the cluster secret, of the
-//! prover's peer id, the verifier's peer id and the prover's role (dialer or listener).
-//! Peer ids are authenticated by Noise, so a proof cannot be replayed to another peer or
-//! by another peer, and the role makes a proof useless when reflected back at its sender.
-//! The dialer sends its proof as the request, the listener answers with its own: one round
-//! trip admits both sides.
+//! After admission, `/andromede/trust/1` carries newer revocation lists (pushed to every
+//! node that holds an older one, fetched from a peer that announced a newer one) and
+//! renewed certificates, so that a renewal needs no reconnection.
 //!
-//! Goals: no service to, and no routing through, a peer that has not proved membership;
-//! cheap (one hash per connection, nothing per byte, unlike libp2p pnet: 6.1 vs 2.4
-//! CPU-s/GB of wire traffic according to DESIGN.md).
-//! Non-goals (yet): per-node revocation — this module is where signed, revocable admission
-//! tickets will go, gated by `allow_block_list`.
+//! Peer ids are authenticated by Noise and certificates bind one, so a certificate is
+//! useless to anyone but its peer; it is not secret.
 
-use std::path::Path;
-
+use andromede_proto::limits::{ADMIT_MESSAGE_BYTES_MAX, TRUST_MESSAGE_BYTES_MAX};
+use andromede_proto::{Message, decode_bounded, pb};
 use libp2p::PeerId;
-use rand_core::{OsRng, RngCore};
-use zeroize::Zeroizing;
 
-use crate::secret_file::SecretFileError;
-use crate::secret_file::{SECRET_BYTES, SecretFileKind, read_secret_file, write_secret_file};
-
-const CLUSTER_SECRET_FILE: SecretFileKind = SecretFileKind {
-    what: "cluster secret",
-    header: "andromede-cluster-secret-v1",
+use crate::authority::{
+    Authority, Certificate, CertificateError, CertificateSpec, PeerRole, RevocationError,
+    RevocationList, Trust, unix_now,
 };
 
-/// Bytes of an admission proof.
-pub const PROOF_BYTES: usize = 32;
-
-/// The secret every member of a cluster holds (nodes and clients).
-pub struct ClusterSecret {
-    /// The key proofs are computed under; the raw secret is not kept.
-    proof_key: Zeroizing<[u8; SECRET_BYTES]>,
+/// What a peer presents and checks at admission: its own certificate, and the cluster's
+/// authority with the newest revocations it knows.
+#[derive(Debug, Clone)]
+pub struct Admission {
+    certificate: Certificate,
+    trust: Trust,
 }
 
-impl std::fmt::Debug for ClusterSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ClusterSecret([redacted])")
+/// Why a peer was not admitted, or a trust message refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdmitError {
+    /// Not an admission message.
+    #[error("malformed admission message: {0}")]
+    Malformed(String),
+    /// It presented no certificate (a refusal).
+    #[error("no certificate presented (the peer refused ours)")]
+    NoCertificate,
+    /// Its certificate does not admit it.
+    #[error(transparent)]
+    Certificate(#[from] CertificateError),
+    /// A revocation list that does not verify.
+    #[error(transparent)]
+    Revocations(#[from] RevocationError),
+}
+
+/// A peer's admission message, checked.
+#[derive(Debug, Clone)]
+pub(crate) struct Admitted {
+    pub(crate) certificate: Certificate,
+    /// The version of the revocation list it holds.
+    pub(crate) revocations_version: u64,
+}
+
+/// A request on `/andromede/trust/1`, decoded.
+#[derive(Debug)]
+pub(crate) enum TrustRequest {
+    Revocations(pb::RevocationList),
+    RevocationsNewerThan(u64),
+    Renewed(pb::Certificate),
+}
+
+fn malformed(e: impl ToString) -> AdmitError {
+    AdmitError::Malformed(e.to_string())
+}
+
+fn bytes_max(limit: u64) -> usize {
+    usize::try_from(limit).unwrap_or(usize::MAX)
+}
+
+impl Admission {
+    /// This peer's admission.
+    ///
+    /// # Errors
+    /// [`AdmitError::Certificate`] if `certificate` does not admit `local` as `role` under
+    /// `trust` now (another cluster's, another peer's, expired, revoked): the peer would be
+    /// refused by every member, so it is refused before it starts.
+    pub fn new(
+        certificate: Certificate,
+        trust: Trust,
+        local: &PeerId,
+        role: PeerRole,
+    ) -> Result<Self, AdmitError> {
+        trust.verify_role(&certificate, local, role, unix_now())?;
+        Ok(Self { certificate, trust })
     }
-}
 
-/// Which end of a connection a proof speaks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Role {
-    Dialer,
-    Listener,
-}
+    /// An admission certified by `authority` just now per `spec` (the peer's own
+    /// identity is `spec.peer`): for tools that act for the authority, and for tests.
+    ///
+    /// # Errors
+    /// As [`Authority::certify`] and [`Admission::new`].
+    pub fn issued(authority: &Authority, spec: CertificateSpec) -> Result<Self, AdmitError> {
+        let (peer, role) = (spec.peer, spec.role);
+        let certificate = authority.certify(spec)?;
+        Self::new(certificate, Trust::new(authority.public()), &peer, role)
+    }
 
-fn random_secret() -> Zeroizing<[u8; SECRET_BYTES]> {
-    let mut secret = Zeroizing::new([0u8; SECRET_BYTES]);
-    OsRng.fill_bytes(secret.as_mut());
-    secret
-}
+    /// The certificate this peer presents.
+    pub fn certificate(&self) -> &Certificate {
+        &self.certificate
+    }
 
-impl ClusterSecret {
-    fn from_secret(secret: &[u8; SECRET_BYTES]) -> Self {
-        Self {
-            proof_key: Zeroizing::new(blake3::derive_key("andromede admission v1", secret)),
+    /// What certificates are checked against.
+    pub fn trust(&self) -> &Trust {
+        &self.trust
+    }
+
+    /// Replaces this peer's certificate (a renewal), if it admits `local` as the same role.
+    pub(crate) fn renew(
+        &mut self,
+        certificate: Certificate,
+        local: &PeerId,
+    ) -> Result<(), AdmitError> {
+        self.trust
+            .verify_role(&certificate, local, self.certificate.role(), unix_now())?;
+        self.certificate = certificate;
+        Ok(())
+    }
+
+    /// Takes a newer revocation list (checked against the authority); says whether it was
+    /// newer.
+    pub(crate) fn update_revocations(
+        &mut self,
+        signed: pb::RevocationList,
+    ) -> Result<Option<&RevocationList>, AdmitError> {
+        let list = RevocationList::verify(signed, self.trust.authority())?;
+        Ok(self.trust.update(list).then_some(self.trust.revocations()))
+    }
+
+    /// The admission message this peer sends.
+    pub(crate) fn hello(&self) -> Vec<u8> {
+        pb::Admit {
+            certificate: Some(self.certificate.to_pb()),
+            revocations_version: self.trust.revocations().version(),
         }
+        .encode_to_vec()
     }
 
-    /// A new random secret (a new cluster).
-    pub fn generate() -> Self {
-        Self::from_secret(&random_secret())
-    }
-
-    /// Creates a new secret in `path` (mode 0600). Never overwrites.
-    ///
-    /// # Errors
-    /// [`SecretFileError::AlreadyExists`] or [`SecretFileError::Io`].
-    pub fn create_file(path: &Path) -> Result<Self, SecretFileError> {
-        let secret = random_secret();
-        write_secret_file(path, CLUSTER_SECRET_FILE, &secret)?;
-        Ok(Self::from_secret(&secret))
-    }
-
-    /// Loads a secret written by [`ClusterSecret::create_file`].
-    ///
-    /// # Errors
-    /// [`SecretFileError::Permissions`], [`SecretFileError::Corrupted`] or [`SecretFileError::Io`].
-    pub fn load_file(path: &Path) -> Result<Self, SecretFileError> {
-        read_secret_file(path, CLUSTER_SECRET_FILE).map(|s| Self::from_secret(&s))
-    }
-
-    /// The proof that `prover`, acting as `role`, knows the secret, for `verifier`.
-    pub(crate) fn proof(
+    /// Checks `peer`'s admission message. A listener takes any role; a dialer needs a node.
+    pub(crate) fn check(
         &self,
-        prover: &PeerId,
-        verifier: &PeerId,
-        role: Role,
-    ) -> [u8; PROOF_BYTES] {
-        let mut hasher = blake3::Hasher::new_keyed(&self.proof_key);
-        for id in [prover.to_bytes(), verifier.to_bytes()] {
-            hasher.update(&(id.len() as u64).to_le_bytes());
-            hasher.update(&id);
-        }
-        hasher.update(match role {
-            Role::Dialer => b"dialer",
-            Role::Listener => b"listen",
-        });
-        *hasher.finalize().as_bytes()
+        message: &[u8],
+        peer: &PeerId,
+        role: Option<PeerRole>,
+    ) -> Result<Admitted, AdmitError> {
+        let admit: pb::Admit =
+            decode_bounded(message, bytes_max(ADMIT_MESSAGE_BYTES_MAX)).map_err(malformed)?;
+        let certificate =
+            Certificate::from_pb(admit.certificate.ok_or(AdmitError::NoCertificate)?)?;
+        self.verify(&certificate, peer, role)?;
+        Ok(Admitted {
+            certificate,
+            revocations_version: admit.revocations_version,
+        })
     }
 
-    /// Whether `proof` is valid (constant-time comparison).
+    /// Whether `certificate` still admits `peer` (a renewal, or after a new revocation).
     pub(crate) fn verify(
         &self,
-        proof: &[u8],
-        prover: &PeerId,
-        verifier: &PeerId,
-        role: Role,
-    ) -> bool {
-        let Ok(proof) = <[u8; PROOF_BYTES]>::try_from(proof) else {
-            return false;
+        certificate: &Certificate,
+        peer: &PeerId,
+        role: Option<PeerRole>,
+    ) -> Result<(), AdmitError> {
+        let now = unix_now();
+        match role {
+            Some(role) => self.trust.verify_role(certificate, peer, role, now)?,
+            None => self.trust.verify(certificate, peer, now)?,
+        }
+        Ok(())
+    }
+}
+
+impl TrustRequest {
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, AdmitError> {
+        let request: pb::TrustRequest =
+            decode_bounded(bytes, bytes_max(TRUST_MESSAGE_BYTES_MAX)).map_err(malformed)?;
+        match request.kind {
+            Some(pb::trust_request::Kind::Revocations(list)) => Ok(Self::Revocations(list)),
+            Some(pb::trust_request::Kind::RevocationsNewerThan(v)) => {
+                Ok(Self::RevocationsNewerThan(v))
+            }
+            Some(pb::trust_request::Kind::Renewed(cert)) => Ok(Self::Renewed(cert)),
+            None => Err(malformed("empty trust request")),
+        }
+    }
+
+    pub(crate) fn encode(self) -> Vec<u8> {
+        let kind = match self {
+            Self::Revocations(list) => pb::trust_request::Kind::Revocations(list),
+            Self::RevocationsNewerThan(v) => pb::trust_request::Kind::RevocationsNewerThan(v),
+            Self::Renewed(cert) => pb::trust_request::Kind::Renewed(cert),
         };
-        blake3::Hash::from_bytes(proof)
-            == blake3::Hash::from_bytes(self.proof(prover, verifier, role))
+        pb::TrustRequest { kind: Some(kind) }.encode_to_vec()
+    }
+}
+
+/// A trust answer: a list (answering a fetch), accepted, or why not.
+pub(crate) fn trust_answer(answer: Result<Option<pb::RevocationList>, &AdmitError>) -> Vec<u8> {
+    let kind = match answer {
+        Ok(Some(list)) => pb::trust_response::Kind::Revocations(list),
+        Ok(None) => pb::trust_response::Kind::Accepted(true),
+        Err(e) => pb::trust_response::Kind::Error(pb::Error {
+            code: pb::ErrorCode::Invalid as i32,
+            detail: e.to_string(),
+        }),
+    };
+    pb::TrustResponse { kind: Some(kind) }.encode_to_vec()
+}
+
+/// The revocation list in a trust answer, if it carries one.
+pub(crate) fn answered_revocations(bytes: &[u8]) -> Option<pb::RevocationList> {
+    let response: pb::TrustResponse =
+        decode_bounded(bytes, bytes_max(TRUST_MESSAGE_BYTES_MAX)).ok()?;
+    match response.kind {
+        Some(pb::trust_response::Kind::Revocations(list)) => Some(list),
+        _ => None,
     }
 }
 
@@ -125,45 +224,65 @@ impl ClusterSecret {
 mod tests {
     use super::*;
 
-    #[test]
-    fn proofs_bind_both_peers_and_the_role() {
-        let secret = ClusterSecret::generate();
-        let (a, b, c) = (PeerId::random(), PeerId::random(), PeerId::random());
-        let proof = secret.proof(&a, &b, Role::Dialer);
-        assert!(secret.verify(&proof, &a, &b, Role::Dialer));
-        assert!(!secret.verify(&proof, &a, &b, Role::Listener), "reflected");
-        assert!(!secret.verify(&proof, &b, &a, Role::Dialer), "reversed");
-        assert!(
-            !secret.verify(&proof, &a, &c, Role::Dialer),
-            "replayed to another peer"
-        );
-        assert!(!secret.verify(&proof[..31], &a, &b, Role::Dialer));
-        assert!(
-            !ClusterSecret::generate().verify(&proof, &a, &b, Role::Dialer),
-            "other cluster"
-        );
+    fn certify(authority: &Authority, peer: PeerId, role: PeerRole) -> Certificate {
+        let now = unix_now();
+        authority
+            .certify(CertificateSpec {
+                peer,
+                role,
+                name: "p".into(),
+                zone: String::new(),
+                jurisdiction: String::new(),
+                not_before_unix: now - 10,
+                not_after_unix: now + 3600,
+            })
+            .unwrap()
     }
 
     #[test]
-    fn secret_file_round_trip() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("cluster.secret");
-        let created = ClusterSecret::create_file(&path).unwrap();
-        let loaded = ClusterSecret::load_file(&path).unwrap();
+    fn hello_admits_its_peer_only_and_only_in_its_role() {
+        let authority = Authority::generate();
+        let trust = Trust::new(authority.public());
         let (a, b) = (PeerId::random(), PeerId::random());
-        assert_eq!(
-            created.proof(&a, &b, Role::Dialer),
-            loaded.proof(&a, &b, Role::Dialer)
+        let admission_a = Admission::new(
+            certify(&authority, a, PeerRole::Client),
+            trust.clone(),
+            &a,
+            PeerRole::Client,
+        )
+        .unwrap();
+        let admission_b = Admission::new(
+            certify(&authority, b, PeerRole::Node),
+            trust.clone(),
+            &b,
+            PeerRole::Node,
+        )
+        .unwrap();
+        let hello = admission_a.hello();
+        let admitted = admission_b.check(&hello, &a, None).unwrap();
+        assert_eq!(admitted.certificate.role(), PeerRole::Client);
+        assert!(admission_b.check(&hello, &b, None).is_err(), "another peer");
+        assert!(
+            admission_b.check(&hello, &a, Some(PeerRole::Node)).is_err(),
+            "a client cannot answer as a node"
         );
         assert!(matches!(
-            read_secret_file(
-                &path,
-                SecretFileKind {
-                    what: "master key",
-                    header: "andromede-master-key-v1",
-                }
-            ),
-            Err(SecretFileError::Corrupted { .. })
+            admission_b.check(&[], &a, None),
+            Err(AdmitError::NoCertificate)
         ));
+        assert!(matches!(
+            admission_b.check(&vec![7u8; 5000], &a, None),
+            Err(AdmitError::Malformed(_))
+        ));
+        assert!(
+            Admission::new(
+                certify(&Authority::generate(), a, PeerRole::Client),
+                trust,
+                &a,
+                PeerRole::Client
+            )
+            .is_err(),
+            "another cluster's certificate is refused at start"
+        );
     }
 }

@@ -3,6 +3,7 @@
 //! inbound queue is fed with `try_send` and a full queue is answered `Busy`.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -11,20 +12,21 @@ use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, identify, identity, kad};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use super::admission::{ClusterSecret, Role as ProofRole};
-use super::behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL};
+use super::admission::{Admission, AdmitError, TrustRequest, answered_revocations, trust_answer};
+use super::behaviour::{Behaviour, BehaviourEvent, ServicesEvent};
 use super::frame::FrameCodec;
 use super::handle::{Command, NetError, NetHandle, Reply};
 use super::message::{RemoteErrorCode, ShardResponse};
 use super::meta_message::MetaResponse;
 use super::{
-    DIALING_PEERS_MAX, INBOUND_QUEUE_MAX, NET_COMMAND_QUEUE_MAX, NET_PENDING_REQUESTS_MAX,
-    NetConfig, QUEUED_PER_PEER_MAX,
+    DIALING_PEERS_MAX, INBOUND_QUEUE_BYTES_MAX, INBOUND_QUEUE_MAX, NEGOTIATING_STREAMS_MAX,
+    NET_COMMAND_QUEUE_MAX, NET_PENDING_REQUESTS_MAX, NetConfig, QUEUED_PER_PEER_MAX,
 };
+use crate::authority::{Certificate, PeerRole, RevocationList, unix_now};
 
 /// The request-response protocols a service answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -54,15 +56,24 @@ impl Protocol {
     }
 }
 
+/// The share of [`super::INBOUND_QUEUE_BYTES_MAX`] a request holds: keep it alive while
+/// the request's bytes are.
+#[derive(Debug)]
+pub struct InboundBudget(#[allow(dead_code, reason = "held for its drop")] OwnedSemaphorePermit);
+
 /// A request from an admitted peer, to be answered through [`NetHandle::respond`].
 #[derive(Debug)]
 pub struct InboundRequest {
     /// Who asked.
     pub peer: PeerId,
+    /// The role its certificate gives it: node-only requests from a client are refused.
+    pub role: PeerRole,
     /// On which protocol.
     pub protocol: Protocol,
     /// The raw request (decode with the protocol's `decode_*`).
     pub request: Vec<u8>,
+    /// Its share of the inbound byte budget.
+    pub budget: InboundBudget,
     pub(crate) channel: ResponseChannel<Vec<u8>>,
 }
 
@@ -72,11 +83,21 @@ pub struct InboundRequest {
 /// [`NetError::Setup`] if the transport cannot be built or an address cannot be listened on.
 pub fn spawn(
     key: identity::Keypair,
-    secret: ClusterSecret,
+    admission: Admission,
     config: NetConfig,
 ) -> Result<(NetHandle, mpsc::Receiver<InboundRequest>), NetError> {
     let setup = |e: &dyn std::fmt::Display| NetError::Setup(e.to_string());
     let local_peer_id = PeerId::from(key.public());
+    if admission.certificate().peer() != local_peer_id
+        || admission.certificate().role() != config.role
+    {
+        return Err(NetError::Setup(format!(
+            "the certificate is for the {} {}, this is the {} {local_peer_id}",
+            admission.certificate().role(),
+            admission.certificate().peer(),
+            config.role
+        )));
+    }
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
         .with_tcp(
@@ -87,21 +108,27 @@ pub fn spawn(
         .map_err(|e| setup(&e))?
         .with_behaviour(|key| Behaviour::new(key, &config))
         .map_err(|e| setup(&e))?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(300)))
+        .with_swarm_config(|c| {
+            c.with_idle_connection_timeout(Duration::from_secs(300))
+                .with_max_negotiating_inbound_streams(NEGOTIATING_STREAMS_MAX)
+        })
         .build();
     for addr in &config.listen {
         swarm.listen_on(addr.clone()).map_err(|e| setup(&e))?;
     }
     let (commands, command_rx) = mpsc::channel(NET_COMMAND_QUEUE_MAX);
     let (inbound_tx, inbound) = mpsc::channel(INBOUND_QUEUE_MAX);
+    let (revocations_tx, revocations) = watch::channel(admission.trust().revocations().clone());
     let event_loop = EventLoop {
         swarm,
-        secret,
+        admission,
+        revocations: revocations_tx,
+        inbound_bytes: Arc::new(Semaphore::new(INBOUND_QUEUE_BYTES_MAX)),
         config,
         local_peer_id,
         commands: command_rx,
         inbound: inbound_tx,
-        admitted: HashSet::new(),
+        admitted: HashMap::new(),
         pending_admission: HashMap::new(),
         banned: HashMap::new(),
         blocked: HashSet::new(),
@@ -110,7 +137,6 @@ pub fn spawn(
         queued: HashMap::new(),
         outbound: HashMap::new(),
         dialed_addrs: HashMap::new(),
-        announced: HashMap::new(),
         dialing: HashMap::new(),
         lookups: HashMap::new(),
     };
@@ -119,6 +145,7 @@ pub fn spawn(
         NetHandle {
             commands,
             local_peer_id,
+            revocations,
         },
         inbound,
     ))
@@ -127,7 +154,7 @@ pub fn spawn(
 /// Peers banned at once at most.
 const BANNED_PEERS_MAX: usize = 4096;
 
-/// Listen addresses kept per announcing peer.
+/// Listen addresses taken from a peer's identify message.
 const ANNOUNCED_ADDRS_MAX: usize = 8;
 
 /// The peers whose deadline in `deadlines` has passed at `now`.
@@ -146,12 +173,16 @@ type Queued = (Protocol, Vec<u8>, Reply<Vec<u8>>);
 
 struct EventLoop {
     swarm: Swarm<Behaviour>,
-    secret: ClusterSecret,
+    admission: Admission,
+    /// The newest revocation list, for the owner to keep on disk.
+    revocations: watch::Sender<RevocationList>,
+    inbound_bytes: Arc<Semaphore>,
     config: NetConfig,
     local_peer_id: PeerId,
     commands: mpsc::Receiver<Command>,
     inbound: mpsc::Sender<InboundRequest>,
-    admitted: HashSet<PeerId>,
+    /// Admitted peers and the certificate each was admitted with.
+    admitted: HashMap<PeerId, Certificate>,
     /// Peers connected but not yet admitted, with their deadline.
     pending_admission: HashMap<PeerId, Instant>,
     /// Peers refused until the given instant.
@@ -164,8 +195,6 @@ struct EventLoop {
     /// Request ids are per behaviour, so the protocol is part of the key.
     outbound: HashMap<(Protocol, OutboundRequestId), Pending>,
     dialed_addrs: HashMap<PeerId, Multiaddr>,
-    /// Listen addresses announced by peers whose admission is still running.
-    announced: HashMap<PeerId, Vec<Multiaddr>>,
     /// Peers dialed for waiting requests, with the time the requests give up.
     dialing: HashMap<PeerId, Instant>,
     /// DHT lookups of peers that requests wait on.
@@ -222,7 +251,16 @@ impl EventLoop {
                 let _ = self.protocol(protocol).send_response(channel, response);
             }
             Command::AdmittedPeers { reply } => {
-                let _ = reply.send(self.admitted.iter().copied().collect());
+                let _ = reply.send(self.admitted.keys().copied().collect());
+            }
+            Command::Certificates { reply } => {
+                let _ = reply.send(self.admitted.values().cloned().collect());
+            }
+            Command::PublishRevocations { list, reply } => {
+                let _ = reply.send(self.take_revocations(None, list));
+            }
+            Command::Renew { certificate, reply } => {
+                let _ = reply.send(self.renew(*certificate));
             }
             Command::SetBlocked { peers, reply } => {
                 let peers: HashSet<PeerId> = peers.into_iter().collect();
@@ -247,6 +285,7 @@ impl EventLoop {
                 let peers = self
                     .swarm
                     .behaviour_mut()
+                    .services()
                     .kad
                     .kbuckets()
                     .flat_map(|bucket| {
@@ -270,7 +309,7 @@ impl EventLoop {
     ) {
         if self.outbound.len() >= NET_PENDING_REQUESTS_MAX {
             let _ = reply.send(Err(NetError::Busy));
-        } else if self.admitted.contains(&peer) {
+        } else if self.admitted.contains_key(&peer) {
             let id = self.protocol(protocol).send_request(&peer, request);
             self.outbound.insert((protocol, id), (peer, reply));
         } else if self.pending_admission.contains_key(&peer) {
@@ -326,7 +365,12 @@ impl EventLoop {
     /// without a connection, they fail at once rather than at their deadline.
     fn look_up(&mut self, peer: PeerId) {
         if self.lookups.len() < DIALING_PEERS_MAX {
-            let query = self.swarm.behaviour_mut().kad.get_closest_peers(peer);
+            let query = self
+                .swarm
+                .behaviour_mut()
+                .services()
+                .kad
+                .get_closest_peers(peer);
             self.lookups.insert(query, peer);
         }
     }
@@ -376,13 +420,13 @@ impl EventLoop {
     fn on_connected(&mut self, peer: PeerId, connection: ConnectionId, endpoint: &ConnectedPoint) {
         self.dialing.remove(&peer);
         if let Some((_, reply)) = self.dials.remove(&connection) {
-            if self.admitted.contains(&peer) {
+            if self.admitted.contains_key(&peer) {
                 let _ = reply.send(Ok(peer));
             } else {
                 self.dial_waiting.entry(peer).or_default().push(reply);
             }
         }
-        if self.admitted.contains(&peer) {
+        if self.admitted.contains_key(&peer) {
             return;
         }
         self.pending_admission
@@ -391,13 +435,8 @@ impl EventLoop {
         if endpoint.is_dialer() {
             self.dialed_addrs
                 .insert(peer, endpoint.get_remote_address().clone());
-            let proof = self
-                .secret
-                .proof(&self.local_peer_id, &peer, ProofRole::Dialer);
-            self.swarm
-                .behaviour_mut()
-                .admit
-                .send_request(&peer, proof.to_vec());
+            let hello = self.admission.hello();
+            self.swarm.behaviour_mut().admit.send_request(&peer, hello);
         }
     }
 
@@ -416,7 +455,6 @@ impl EventLoop {
     fn forget(&mut self, peer: PeerId, error: &NetError) {
         self.pending_admission.remove(&peer);
         self.dialing.remove(&peer);
-        self.announced.remove(&peer);
         self.dialed_addrs.remove(&peer);
         for (_, _, reply) in self.queued.remove(&peer).unwrap_or_default() {
             let _ = reply.send(Err(error.clone()));
@@ -429,20 +467,31 @@ impl EventLoop {
     fn on_behaviour_event(&mut self, event: BehaviourEvent) {
         match event {
             BehaviourEvent::Admit(event) => self.on_admit_event(event),
-            BehaviourEvent::Shard(event) => self.on_request_response(Protocol::Shard, event),
-            BehaviourEvent::Meta(event) => self.on_request_response(Protocol::Meta, event),
-            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
-                // Only peers that serve the DHT (nodes, not clients) are routed to.
-                let routes = info.protocols.iter().any(|p| p.as_ref() == KAD_PROTOCOL);
-                if routes {
+            BehaviourEvent::Gate(event) => self.on_service_event(event),
+            _ => {}
+        }
+    }
+
+    fn on_service_event(&mut self, event: ServicesEvent) {
+        match event {
+            ServicesEvent::Shard(event) => self.on_request_response(Protocol::Shard, event),
+            ServicesEvent::Meta(event) => self.on_request_response(Protocol::Meta, event),
+            ServicesEvent::Trust(event) => self.on_trust_event(event),
+            ServicesEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                // Only certified nodes are routed to (identify runs after admission).
+                if self
+                    .admitted
+                    .get(&peer_id)
+                    .is_some_and(|c| c.role() == PeerRole::Node)
+                {
                     self.learn_addresses(peer_id, info.listen_addrs);
                 }
             }
-            BehaviourEvent::Kad(kad::Event::RoutablePeer { peer, address })
-            | BehaviourEvent::Kad(kad::Event::PendingRoutablePeer { peer, address }) => {
+            ServicesEvent::Kad(kad::Event::RoutablePeer { peer, address })
+            | ServicesEvent::Kad(kad::Event::PendingRoutablePeer { peer, address }) => {
                 self.discover(peer, address);
             }
-            BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed { id, step, .. })
+            ServicesEvent::Kad(kad::Event::OutboundQueryProgressed { id, step, .. })
                 if step.last =>
             {
                 if let Some(peer) = self.lookups.remove(&id)
@@ -453,24 +502,22 @@ impl EventLoop {
                     self.forget(peer, &NetError::NotConnected { peer });
                 }
             }
-            BehaviourEvent::Kad(kad::Event::UnroutablePeer { peer }) => {
+            ServicesEvent::Kad(kad::Event::UnroutablePeer { peer }) => {
                 debug!(%peer, "kademlia saw a peer without address");
             }
             _ => {}
         }
     }
 
-    /// Listen addresses a peer announced (identify). They go into the routing table once
-    /// it is admitted; until then they wait, as identify often arrives before admission
-    /// completes.
+    /// Listen addresses an admitted node announced (identify): into the routing table.
     fn learn_addresses(&mut self, peer: PeerId, mut addrs: Vec<Multiaddr>) {
         addrs.truncate(ANNOUNCED_ADDRS_MAX);
-        if self.admitted.contains(&peer) {
-            for addr in addrs {
-                self.swarm.behaviour_mut().kad.add_address(&peer, addr);
-            }
-        } else if self.pending_admission.contains_key(&peer) {
-            self.announced.insert(peer, addrs);
+        for addr in addrs {
+            self.swarm
+                .behaviour_mut()
+                .services()
+                .kad
+                .add_address(&peer, addr);
         }
     }
 
@@ -499,14 +546,11 @@ impl EventLoop {
                     },
                 ..
             } => {
-                let valid =
-                    self.secret
-                        .verify(&request, &peer, &self.local_peer_id, ProofRole::Dialer);
-                // A refused dialer gets an empty answer, never our proof.
-                let answer = if valid {
-                    self.secret
-                        .proof(&self.local_peer_id, &peer, ProofRole::Listener)
-                        .to_vec()
+                // A listener takes nodes and clients.
+                let checked = self.admission.check(&request, &peer, None);
+                // A refused dialer gets an empty answer, never our certificate.
+                let answer = if checked.is_ok() {
+                    self.admission.hello()
                 } else {
                     Vec::new()
                 };
@@ -515,10 +559,11 @@ impl EventLoop {
                     .behaviour_mut()
                     .admit
                     .send_response(channel, answer);
-                if valid {
-                    self.admit(peer);
-                } else {
-                    self.reject(peer, "invalid admission proof");
+                match checked {
+                    Ok(admitted) => {
+                        self.admit(peer, admitted.certificate, admitted.revocations_version)
+                    }
+                    Err(error) => self.reject(peer, &error),
                 }
             }
             request_response::Event::Message {
@@ -526,17 +571,16 @@ impl EventLoop {
                 message: request_response::Message::Response { response, .. },
                 ..
             } => {
-                if self
-                    .secret
-                    .verify(&response, &peer, &self.local_peer_id, ProofRole::Listener)
-                {
-                    self.admit(peer);
-                } else {
-                    self.reject(peer, "invalid admission answer");
+                // Only nodes listen: whoever answered a dial must be one.
+                match self.admission.check(&response, &peer, Some(PeerRole::Node)) {
+                    Ok(admitted) => {
+                        self.admit(peer, admitted.certificate, admitted.revocations_version)
+                    }
+                    Err(error) => self.reject(peer, &error),
                 }
             }
             request_response::Event::OutboundFailure { peer, error, .. }
-                if !self.admitted.contains(&peer) =>
+                if !self.admitted.contains_key(&peer) =>
             {
                 match error {
                     // The connection went away mid-exchange (a peer restarting, two peers
@@ -558,17 +602,147 @@ impl EventLoop {
                         );
                     }
                     // It does not speak admission: not one of ours.
-                    _ => self.reject(peer, &format!("admission failed: {error}")),
+                    _ => self.reject(
+                        peer,
+                        &AdmitError::Malformed(format!("admission failed: {error}")),
+                    ),
                 }
             }
             _ => {}
         }
     }
 
+    /// `/andromede/trust/1`: revocation lists and renewals between admitted peers.
+    fn on_trust_event(&mut self, event: request_response::Event<Vec<u8>, Vec<u8>>) {
+        match event {
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                let answer = match TrustRequest::decode(&request) {
+                    Ok(TrustRequest::Revocations(list)) => {
+                        self.take_revocations(Some(peer), list).map(|_| None)
+                    }
+                    Ok(TrustRequest::RevocationsNewerThan(version)) => {
+                        let held = self.admission.trust().revocations();
+                        Ok((held.version() > version)
+                            .then(|| held.signed().cloned())
+                            .flatten())
+                    }
+                    Ok(TrustRequest::Renewed(certificate)) => {
+                        self.renewed(peer, certificate).map(|()| None)
+                    }
+                    Err(error) => Err(error),
+                };
+                let response = trust_answer(answer.as_ref().map(Clone::clone));
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .services()
+                    .trust
+                    .send_response(channel, response);
+            }
+            request_response::Event::Message {
+                peer,
+                message: request_response::Message::Response { response, .. },
+                ..
+            } => {
+                if let Some(list) = answered_revocations(&response) {
+                    let _ = self.take_revocations(Some(peer), list);
+                }
+            }
+            request_response::Event::OutboundFailure { peer, error, .. } => {
+                debug!(%peer, %error, "trust exchange failed");
+            }
+            _ => {}
+        }
+    }
+
+    /// Takes a revocation list from `from` (a peer, or this process's owner): if it is
+    /// newer, keeps it, refuses and disconnects every admitted peer it revokes, and
+    /// passes it on to every other admitted node.
+    fn take_revocations(
+        &mut self,
+        from: Option<PeerId>,
+        list: andromede_proto::pb::RevocationList,
+    ) -> Result<(), AdmitError> {
+        let Some(list) = self.admission.update_revocations(list)?.cloned() else {
+            return Ok(());
+        };
+        info!(version = list.version(), revoked = list.peers().len(), from = ?from, "newer revocation list taken");
+        let _ = self.revocations.send(list.clone());
+        for peer in list.peers() {
+            if self.admitted.contains_key(peer) || self.pending_admission.contains_key(peer) {
+                self.reject(
+                    *peer,
+                    &AdmitError::Certificate(crate::authority::CertificateError::Revoked(*peer)),
+                );
+            }
+        }
+        let Some(signed) = list.signed().cloned() else {
+            return Ok(());
+        };
+        let nodes: Vec<PeerId> = self
+            .admitted
+            .iter()
+            .filter(|(peer, cert)| Some(**peer) != from && cert.role() == PeerRole::Node)
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in nodes {
+            let request = TrustRequest::Revocations(signed.clone()).encode();
+            self.swarm
+                .behaviour_mut()
+                .services()
+                .trust
+                .send_request(&peer, request);
+        }
+        Ok(())
+    }
+
+    /// An admitted peer presents a renewed certificate.
+    fn renewed(
+        &mut self,
+        peer: PeerId,
+        certificate: andromede_proto::pb::Certificate,
+    ) -> Result<(), AdmitError> {
+        let certificate = Certificate::from_pb(certificate)?;
+        let role = self.admitted.get(&peer).map(Certificate::role);
+        self.admission.verify(&certificate, &peer, role)?;
+        info!(%peer, not_after = certificate.not_after_unix(), "peer renewed its certificate");
+        self.admitted.insert(peer, certificate);
+        Ok(())
+    }
+
+    /// This process's own certificate is renewed: present it to every admitted peer.
+    fn renew(&mut self, certificate: Certificate) -> Result<(), NetError> {
+        self.admission
+            .renew(certificate, &self.local_peer_id)
+            .map_err(|e| NetError::Setup(e.to_string()))?;
+        let renewed = self.admission.certificate().to_pb();
+        let peers: Vec<PeerId> = self.admitted.keys().copied().collect();
+        for peer in peers {
+            let request = TrustRequest::Renewed(renewed.clone()).encode();
+            self.swarm
+                .behaviour_mut()
+                .services()
+                .trust
+                .send_request(&peer, request);
+        }
+        info!(
+            not_after = self.admission.certificate().not_after_unix(),
+            "certificate renewed"
+        );
+        Ok(())
+    }
+
     fn protocol(&mut self, protocol: Protocol) -> &mut request_response::Behaviour<FrameCodec> {
         match protocol {
-            Protocol::Shard => &mut self.swarm.behaviour_mut().shard,
-            Protocol::Meta => &mut self.swarm.behaviour_mut().meta,
+            Protocol::Shard => &mut self.swarm.behaviour_mut().services().shard,
+            Protocol::Meta => &mut self.swarm.behaviour_mut().services().meta,
         }
     }
 
@@ -622,16 +796,25 @@ impl EventLoop {
         request: Vec<u8>,
         channel: ResponseChannel<Vec<u8>>,
     ) {
-        if !self.admitted.contains(&peer) {
+        // The gate keeps unadmitted peers out; a peer refused since (revoked) is answered.
+        let Some(role) = self.admitted.get(&peer).map(Certificate::role) else {
             warn!(%peer, "request from a peer that is not admitted refused");
             let response = protocol.refusal(RemoteErrorCode::Invalid, "not admitted");
             let _ = self.protocol(protocol).send_response(channel, response);
             return;
-        }
+        };
+        let bytes = u32::try_from(request.len().max(1)).unwrap_or(u32::MAX);
+        let Ok(permit) = Arc::clone(&self.inbound_bytes).try_acquire_many_owned(bytes) else {
+            let response = protocol.refusal(RemoteErrorCode::Busy, "inbound bytes budget full");
+            let _ = self.protocol(protocol).send_response(channel, response);
+            return;
+        };
         let inbound = InboundRequest {
             peer,
+            role,
             protocol,
             request,
+            budget: InboundBudget(permit),
             channel,
         };
         if let Err(e) = self.inbound.try_send(inbound) {
@@ -645,15 +828,43 @@ impl EventLoop {
         }
     }
 
-    fn admit(&mut self, peer: PeerId) {
-        if !self.admitted.insert(peer) {
+    fn admit(&mut self, peer: PeerId, certificate: Certificate, revocations_version: u64) {
+        let role = certificate.role();
+        let name = certificate.name().to_owned();
+        if self.admitted.insert(peer, certificate).is_some() {
             return;
         }
         self.pending_admission.remove(&peer);
-        info!(%peer, "peer admitted");
-        let announced = self.announced.remove(&peer).unwrap_or_default();
-        for addr in self.dialed_addrs.remove(&peer).into_iter().chain(announced) {
-            self.swarm.behaviour_mut().kad.add_address(&peer, addr);
+        self.swarm.behaviour_mut().gate.open(peer);
+        info!(%peer, %role, name, "peer admitted");
+        let dialed = self.dialed_addrs.remove(&peer);
+        if role == PeerRole::Node {
+            if let Some(addr) = dialed {
+                self.swarm
+                    .behaviour_mut()
+                    .services()
+                    .kad
+                    .add_address(&peer, addr);
+            }
+            // Whoever holds the newer revocation list passes it on.
+            let held = self.admission.trust().revocations().version();
+            if revocations_version > held {
+                let request = TrustRequest::RevocationsNewerThan(held).encode();
+                self.swarm
+                    .behaviour_mut()
+                    .services()
+                    .trust
+                    .send_request(&peer, request);
+            } else if revocations_version < held
+                && let Some(signed) = self.admission.trust().revocations().signed().cloned()
+            {
+                let request = TrustRequest::Revocations(signed).encode();
+                self.swarm
+                    .behaviour_mut()
+                    .services()
+                    .trust
+                    .send_request(&peer, request);
+            }
         }
         for (protocol, request, reply) in self.queued.remove(&peer).unwrap_or_default() {
             self.send_request(peer, protocol, request, reply);
@@ -666,9 +877,9 @@ impl EventLoop {
         }
     }
 
-    /// Refuses a peer whose proof was wrong for the full ban.
-    fn reject(&mut self, peer: PeerId, reason: &str) {
-        self.refuse(peer, reason, self.config.ban_duration);
+    /// Refuses a peer whose certificate was refused for the full ban.
+    fn reject(&mut self, peer: PeerId, error: &AdmitError) {
+        self.refuse(peer, &error.to_string(), self.config.ban_duration);
     }
 
     fn refuse(&mut self, peer: PeerId, reason: &str, duration: Duration) {
@@ -679,6 +890,8 @@ impl EventLoop {
             self.banned.insert(peer, Instant::now() + duration);
             self.swarm.behaviour_mut().blocked.block_peer(peer);
         }
+        self.admitted.remove(&peer);
+        self.swarm.behaviour_mut().gate.close(&peer);
         let _ = self.swarm.disconnect_peer_id(peer);
         self.forget(peer, &NetError::NotAdmitted { peer });
     }
@@ -691,9 +904,20 @@ impl EventLoop {
         for peer in due(&self.pending_admission, now) {
             self.refuse(
                 peer,
-                "no admission proof in time",
+                "no certificate in time",
                 self.config.admission_timeout,
             );
+        }
+        // Certificates run out while connected: such a peer is refused until it renews.
+        let now_unix = unix_now();
+        let expired: Vec<PeerId> = self
+            .admitted
+            .iter()
+            .filter(|(_, c)| c.not_after_unix() <= now_unix)
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in expired {
+            self.refuse(peer, "certificate expired", self.config.admission_timeout);
         }
         for peer in due(&self.dialing, now) {
             if !self.swarm.is_connected(&peer) {
@@ -714,7 +938,7 @@ impl EventLoop {
         if !self.admitted.is_empty() {
             // Fails only with an empty routing table, which the check above rules out
             // except for peers without a known address yet; the next tick retries.
-            let _ = self.swarm.behaviour_mut().kad.bootstrap();
+            let _ = self.swarm.behaviour_mut().services().kad.bootstrap();
         }
     }
 }

@@ -3,9 +3,11 @@
 
 use libp2p::request_response::ResponseChannel;
 use libp2p::{Multiaddr, PeerId};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
+use super::admission::AdmitError;
 use super::event_loop::{InboundRequest, Protocol};
+use crate::authority::{Certificate, RevocationList};
 
 /// Why a network operation failed. Kinds stay distinct: callers fail over on some.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -28,9 +30,10 @@ pub enum NetError {
         /// Which peer.
         peer: PeerId,
     },
-    /// The peer did not prove it holds the cluster secret (or refused our proof).
+    /// The peer's certificate was refused, or it refused ours (another cluster, expired,
+    /// revoked: its log and ours say which).
     #[error(
-        "peer {peer} is not admitted: the cluster secrets differ (copy cluster.secret from an existing node)"
+        "peer {peer} is not admitted: its certificate or ours was refused (another cluster's authority, expired or revoked; see the logs)"
     )]
     NotAdmitted {
         /// Which peer.
@@ -91,6 +94,17 @@ pub(crate) enum Command {
     AdmittedPeers {
         reply: oneshot::Sender<Vec<PeerId>>,
     },
+    Certificates {
+        reply: oneshot::Sender<Vec<Certificate>>,
+    },
+    PublishRevocations {
+        list: andromede_proto::pb::RevocationList,
+        reply: oneshot::Sender<Result<(), AdmitError>>,
+    },
+    Renew {
+        certificate: Box<Certificate>,
+        reply: Reply<()>,
+    },
     ListenAddrs {
         reply: oneshot::Sender<Vec<Multiaddr>>,
     },
@@ -108,6 +122,7 @@ pub(crate) enum Command {
 pub struct NetHandle {
     pub(crate) commands: mpsc::Sender<Command>,
     pub(crate) local_peer_id: PeerId,
+    pub(crate) revocations: watch::Receiver<RevocationList>,
 }
 
 impl NetHandle {
@@ -186,6 +201,47 @@ impl NetHandle {
         self.call(|reply| Command::AdmittedPeers { reply }).await
     }
 
+    /// The certificates of the peers admitted and connected now: who they are, in what
+    /// role, and (nodes) their certified zone and jurisdiction.
+    ///
+    /// # Errors
+    /// [`NetError::Shutdown`].
+    pub async fn certificates(&self) -> Result<Vec<Certificate>, NetError> {
+        self.call(|reply| Command::Certificates { reply }).await
+    }
+
+    /// Takes a revocation list (from the authority, through any member): if it verifies
+    /// and is newer than the one held, revoked peers are disconnected and refused, and
+    /// the list goes on to every admitted node.
+    ///
+    /// # Errors
+    /// [`NetError::Shutdown`], or the list's [`AdmitError`] (another authority, malformed).
+    pub async fn publish_revocations(
+        &self,
+        list: andromede_proto::pb::RevocationList,
+    ) -> Result<Result<(), AdmitError>, NetError> {
+        self.call(|reply| Command::PublishRevocations { list, reply })
+            .await
+    }
+
+    /// The newest revocation list this peer holds, watched: the owner keeps it on disk.
+    pub fn revocations(&self) -> watch::Receiver<RevocationList> {
+        self.revocations.clone()
+    }
+
+    /// Replaces this peer's certificate with a renewed one (same peer id and role) and
+    /// presents it to every admitted peer: no reconnection, no downtime.
+    ///
+    /// # Errors
+    /// [`NetError::Setup`] if the certificate does not admit this peer; [`NetError::Shutdown`].
+    pub async fn renew(&self, certificate: Certificate) -> Result<(), NetError> {
+        self.call(|reply| Command::Renew {
+            certificate: Box::new(certificate),
+            reply,
+        })
+        .await?
+    }
+
     /// The peers in this peer's Kademlia routing table (admitted nodes only).
     ///
     /// # Errors
@@ -196,8 +252,7 @@ impl NetHandle {
 
     /// Refuses every connection with `peers` (closing open ones, failing requests to
     /// them) until the next call replaces the list; an empty list lifts it. Independent of
-    /// the bans admission puts on peers without the cluster secret. The gate for
-    /// revoking a node, and how the testnet cuts a cluster in two.
+    /// the bans admission puts on refused peers. How the testnet cuts a cluster in two.
     ///
     /// # Errors
     /// [`NetError::TooManyBlocked`] for more than [`BLOCKED_PEERS_MAX`] peers;

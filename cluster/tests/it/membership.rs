@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
+use andromede_cluster::authority::{Authority, CertificateSpec, PeerRole};
 use andromede_cluster::net::message::RemoteErrorCode;
 use andromede_cluster::net::meta_message::{MetaResponse, NodeInfo};
-use andromede_cluster::net::{ClusterSecret, Keypair, NetConfig, Role, spawn};
+use andromede_cluster::net::{Admission, Keypair, NetConfig, spawn};
 use andromede_cluster::{Membership, MembershipConfig};
 
 const ANSWER_INFO: u8 = 0;
@@ -16,19 +17,23 @@ const ANSWER_NOTHING: u8 = 2;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_node_stays_live_and_a_silent_one_does_not() {
-    let dir = tempfile::tempdir().unwrap();
-    let secret_path = dir.path().join("cluster.secret");
-    ClusterSecret::create_file(&secret_path).unwrap();
+    let authority = Authority::generate();
+    let member = |role: PeerRole| {
+        let key = Keypair::generate_ed25519();
+        let spec = CertificateSpec::new(
+            key.public().to_peer_id(),
+            role,
+            "m",
+            Duration::from_secs(3600),
+        );
+        (key, Admission::issued(&authority, spec).unwrap())
+    };
 
     // A node whose answers the test chooses.
-    let mut node_config = NetConfig::new(Role::Node);
+    let mut node_config = NetConfig::new(PeerRole::Node);
     node_config.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
-    let (node, mut inbound) = spawn(
-        Keypair::generate_ed25519(),
-        ClusterSecret::load_file(&secret_path).unwrap(),
-        node_config,
-    )
-    .unwrap();
+    let (key, admission) = member(PeerRole::Node);
+    let (node, mut inbound) = spawn(key, admission, node_config).unwrap();
     let mode = Arc::new(AtomicU8::new(ANSWER_INFO));
     let answered = Arc::new(AtomicU8::new(0));
     {
@@ -58,12 +63,8 @@ async fn a_busy_node_stays_live_and_a_silent_one_does_not() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    let (client, _inbound) = spawn(
-        Keypair::generate_ed25519(),
-        ClusterSecret::load_file(&secret_path).unwrap(),
-        NetConfig::new(Role::Client),
-    )
-    .unwrap();
+    let (key, admission) = member(PeerRole::Client);
+    let (client, _inbound) = spawn(key, admission, NetConfig::new(PeerRole::Client)).unwrap();
     let peer = client
         .dial(addr.expect("node never listened"))
         .await
