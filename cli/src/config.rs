@@ -1,4 +1,5 @@
-//! The client's config file: where the cluster is, and where its two secrets are.
+//! The client's config file: which cluster (its authority), where to reach it, and where
+//! the client's identity, certificate and master key are.
 
 use std::path::{Path, PathBuf};
 
@@ -9,10 +10,14 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ClientFile {
+    /// The cluster's identity: its authority's public key.
+    pub(crate) authority: String,
     /// Nodes to join through.
     pub(crate) bootstrap: Vec<String>,
-    /// The cluster secret (a copy of a node's `cluster.secret`).
-    pub(crate) cluster_secret_file: PathBuf,
+    /// This client's identity key (mode 0600).
+    pub(crate) identity_file: PathBuf,
+    /// This client's certificate from the cluster authority.
+    pub(crate) certificate_file: PathBuf,
     /// The tenant master key: without it, objects cannot be read. Back it up.
     pub(crate) master_key_file: PathBuf,
 }

@@ -11,7 +11,10 @@ use std::process::ExitCode;
 use andromede_client::{
     BucketOptions, Client, ClientConfig, ErasureParams, ListOptions, MasterKey, PutObjectOptions,
 };
-use andromede_cluster::net::{ClusterSecret, Multiaddr};
+use andromede_cluster::authority::{
+    AuthorityKey, Certificate, JoinToken, PeerRole, Trust, unix_now,
+};
+use andromede_cluster::net::{self, Admission, Multiaddr, PeerId};
 use anyhow::{Context, anyhow};
 use clap::{Parser, Subcommand};
 use futures::StreamExt;
@@ -38,17 +41,29 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Write a client config and a new master key (next to the config, mode 0600).
+    /// Write a client config from a join token (`andromede-node invite --client NAME`),
+    /// with the identity and certificate it carries and a new master key (next to the
+    /// config, mode 0600).
     Init {
-        /// A node of the cluster, e.g. /ip4/127.0.0.1/tcp/4100/p2p/12D3Koo... (repeatable).
-        #[arg(long, required = true)]
-        bootstrap: Vec<Multiaddr>,
-        /// A copy of a node's cluster.secret.
+        /// The token `andromede-node invite --client NAME` printed.
         #[arg(long)]
-        cluster_secret_file: PathBuf,
+        join: String,
+        /// Use this existing master key file instead of creating one (to read what other
+        /// clients with that key wrote).
+        #[arg(long)]
+        master_key: Option<PathBuf>,
+        /// Another node to join through (repeatable), besides those the token names.
+        #[arg(long)]
+        bootstrap: Vec<Multiaddr>,
         /// Where to write the config.
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Install a renewed certificate (a token from `andromede-node invite --peer ID
+    /// --client NAME`).
+    Renew {
+        /// The token.
+        token: String,
     },
     #[command(flatten)]
     Cluster(ClusterCommand),
@@ -149,10 +164,12 @@ fn split_target(target: &str) -> anyhow::Result<(&str, &str)> {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Init {
+            join,
+            master_key,
             bootstrap,
-            cluster_secret_file,
             out,
-        } => init(&bootstrap, &cluster_secret_file, &out),
+        } => init(&join, master_key.as_deref(), &bootstrap, &out),
+        Command::Renew { token } => renew(&cli.config, &token),
         Command::Cluster(command) => run_cluster(&connect(&cli.config).await?, command).await,
     }
 }
@@ -227,29 +244,93 @@ async fn run_cluster(client: &Client, command: ClusterCommand) -> anyhow::Result
     }
 }
 
-fn init(bootstrap: &[Multiaddr], secret_file: &Path, out: &Path) -> anyhow::Result<()> {
-    ClusterSecret::load_file(secret_file)?;
+/// `PATH` + `suffix`, absolute.
+fn beside(path: &Path, suffix: &str) -> PathBuf {
+    let mut with = path.as_os_str().to_owned();
+    with.push(suffix);
+    let with = PathBuf::from(with);
+    std::path::absolute(&with).unwrap_or(with)
+}
+
+fn init(
+    join: &str,
+    master_key: Option<&Path>,
+    bootstrap: &[Multiaddr],
+    out: &Path,
+) -> anyhow::Result<()> {
+    let token = JoinToken::decode(join)?;
+    let certificate = token.certificate();
+    Trust::new(token.authority().clone())
+        .verify_role(certificate, &certificate.peer(), PeerRole::Client, unix_now())
+        .map_err(|e| anyhow!("the join token: {e}; ask for a client token (`andromede-node invite --client NAME`)"))?;
+    let Some(secret) = token.identity_secret() else {
+        return Err(anyhow!(
+            "this token carries no identity (it renews an existing one): use `andromede renew TOKEN` with that client's config"
+        ));
+    };
     if out.exists() {
         return Err(anyhow!(
             "{} exists: refusing to overwrite a client config",
             out.display()
         ));
     }
-    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
-    let mut key_path = out.as_os_str().to_owned();
-    key_path.push(".master.key");
-    let key_path = absolute(Path::new(&key_path));
-    MasterKey::create_file(&key_path)?;
+    if let Some(path) = master_key {
+        MasterKey::load_file(path)?;
+    }
+    let identity_path = beside(out, ".identity.key");
+    let certificate_path = beside(out, ".certificate");
+    net::create_identity_file(&identity_path, secret)?;
+    certificate.write_file(&certificate_path)?;
+    let key_path = match master_key {
+        Some(path) => std::path::absolute(path).unwrap_or_else(|_| path.to_owned()),
+        None => {
+            let path = beside(out, ".master.key");
+            MasterKey::create_file(&path)?;
+            path
+        }
+    };
+    let mut addrs: Vec<String> = token.bootstrap().iter().map(ToString::to_string).collect();
+    addrs.extend(bootstrap.iter().map(ToString::to_string));
     ClientFile {
-        bootstrap: bootstrap.iter().map(ToString::to_string).collect(),
-        cluster_secret_file: absolute(secret_file),
+        authority: token.authority().to_string(),
+        bootstrap: addrs,
+        identity_file: identity_path,
+        certificate_file: certificate_path,
         master_key_file: key_path.clone(),
     }
     .create(out)?;
-    println!("wrote {}", out.display());
     println!(
-        "new master key in {}: back it up; without it no object can be read",
-        key_path.display()
+        "wrote {} (client {:?}, certified until {} Unix time)",
+        out.display(),
+        certificate.name(),
+        certificate.not_after_unix()
+    );
+    if master_key.is_none() {
+        println!(
+            "new master key in {}: back it up; without it no object can be read",
+            key_path.display()
+        );
+    }
+    Ok(())
+}
+
+fn renew(config_path: &Path, token: &str) -> anyhow::Result<()> {
+    let file = ClientFile::load(config_path)?;
+    let authority: AuthorityKey = file.authority.parse()?;
+    let identity = net::load_or_create_identity(&file.identity_file)?;
+    let token = JoinToken::decode(token)?;
+    Trust::new(authority)
+        .verify_role(
+            token.certificate(),
+            &PeerId::from(identity.public()),
+            PeerRole::Client,
+            unix_now(),
+        )
+        .map_err(|e| anyhow!("the token's certificate does not fit this client: {e}"))?;
+    token.certificate().write_file(&file.certificate_file)?;
+    println!(
+        "certificate renewed until {} (Unix time)",
+        token.certificate().not_after_unix()
     );
     Ok(())
 }
@@ -264,9 +345,27 @@ async fn connect(config_path: &Path) -> anyhow::Result<Client> {
                 .map_err(|e| anyhow!("bootstrap address '{a}': {e}"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let secret = ClusterSecret::load_file(&file.cluster_secret_file)?;
+    let authority: AuthorityKey = file
+        .authority
+        .parse()
+        .with_context(|| format!("client config {}", config_path.display()))?;
+    let identity = net::load_or_create_identity(&file.identity_file)?;
+    let certificate = Certificate::read_file(&file.certificate_file)?;
+    let admission = Admission::new(
+        certificate,
+        Trust::new(authority),
+        &PeerId::from(identity.public()),
+        PeerRole::Client,
+    )
+    .map_err(|e| {
+        anyhow!(
+            "{}: {e}; ask for a new one with `andromede-node invite --peer {} --client NAME`",
+            file.certificate_file.display(),
+            PeerId::from(identity.public())
+        )
+    })?;
     let master = MasterKey::load_file(&file.master_key_file)?;
-    let client = Client::connect(ClientConfig::new(bootstrap, secret, master))
+    let client = Client::connect(ClientConfig::new(bootstrap, identity, admission, master))
         .await
         .context("connecting to the cluster")?;
     Ok(client)

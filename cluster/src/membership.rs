@@ -5,6 +5,11 @@
 //! asked for its [`NodeInfo`] on every refresh, at most `INFO_CONCURRENCY_MAX` at once. A
 //! node that does not answer, or that failed a request since, is not live until it answers
 //! again. Refreshes run in the background every `refresh_every` and on demand.
+//!
+//! What placement and repair trust comes from certificates, never from what a node says:
+//! a member's zone and jurisdiction are those its certificate names (a node without one
+//! in this view is not a member yet), and a revoked node leaves the view at once and is
+//! reported by [`Membership::is_revoked`] so that liveness counts it down.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,10 +17,12 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use libp2p::PeerId;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::debug;
 
+use crate::authority::{Certificate, PeerRole, RevocationList};
 use crate::net::message::MessageError;
 use crate::net::meta_message::{MetaRequest, MetaResponse, NodeInfo};
 use crate::net::{CallError, NetError, NetHandle, call_meta};
@@ -75,6 +82,7 @@ struct State {
 #[derive(Debug)]
 struct Inner {
     net: NetHandle,
+    revocations: watch::Receiver<RevocationList>,
     config: MembershipConfig,
     state: Mutex<State>,
 }
@@ -100,6 +108,7 @@ impl Membership {
     /// Starts tracking the nodes `net` routes to, refreshing in the background.
     pub fn start(net: NetHandle, config: MembershipConfig) -> Self {
         let inner = Arc::new(Inner {
+            revocations: net.revocations(),
             net,
             config,
             state: Mutex::new(State::default()),
@@ -161,11 +170,33 @@ impl Membership {
         }
     }
 
-    /// Whether this view holds as many live nodes as any live node says it knows. `own`
+    /// Whether the authority revoked `peer` (as far as this peer knows).
+    pub fn is_revoked(&self, peer: &PeerId) -> bool {
+        self.inner.revocations.borrow().revokes(peer)
+    }
+
+    /// The peers the authority revoked.
+    pub fn revoked(&self) -> Vec<PeerId> {
+        self.inner
+            .revocations
+            .borrow()
+            .peers()
+            .iter()
+            .copied()
+            .collect()
+    }
+
+    /// Whether this view holds as many live nodes as the live nodes say they know. `own`
     /// is 1 when the viewer is a node (its view leaves itself out), 0 for a client.
+    ///
+    /// The count to reach is the second highest any live node announces (the highest
+    /// when only one is live): one node announcing a huge count cannot stall the
+    /// collectors, repair and hand-off that wait for a settled view.
     pub fn is_settled(&self, own: usize) -> bool {
         let live = self.live();
-        let known = live.iter().map(|m| m.info.live_nodes).max().unwrap_or(0);
+        let mut claims: Vec<u32> = live.iter().map(|m| m.info.live_nodes).collect();
+        claims.sort_unstable_by(|a, b| b.cmp(a));
+        let known = claims.get(1).or(claims.first()).copied().unwrap_or(0);
         (live.len() + own) as u64 >= u64::from(known)
     }
 
@@ -202,7 +233,7 @@ impl Membership {
             }
             if Instant::now() >= deadline {
                 return Err(NetError::Setup(format!(
-                    "{live} live node(s) found, {count} wanted: check the bootstrap address and the cluster secret"
+                    "{live} live node(s) found, {count} wanted: check the bootstrap address and that the certificates are of this cluster"
                 )));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -225,15 +256,49 @@ impl Inner {
             .buffer_unordered(INFO_CONCURRENCY_MAX)
             .collect()
             .await;
+        // Asked after the answers: asking connects, and connecting admits.
+        let certified: HashMap<PeerId, Certificate> = self
+            .net
+            .certificates()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|c| c.role() == PeerRole::Node)
+            .map(|c| (c.peer(), c))
+            .collect();
+        let revocations = self.revocations.borrow().clone();
         let now = Instant::now();
         let grace = self.config.refresh_every * HANDOFF_GRACE;
         let mut state = self.lock();
+        state.members.retain(|peer, _| !revocations.revokes(peer));
         state
             .caught_up
             .retain(|_, at| now.duration_since(*at) < grace);
         for (peer, info) in answers {
+            if revocations.revokes(&peer) {
+                continue;
+            }
             match info {
-                Ok(info) => {
+                Ok(mut info) => {
+                    // The certified place, never the announced one.
+                    let certified_place = certified
+                        .get(&peer)
+                        .map(|c| (c.zone().to_owned(), c.jurisdiction().to_owned()))
+                        .or_else(|| {
+                            state
+                                .members
+                                .get(&peer)
+                                .map(|(m, _)| (m.info.zone.clone(), m.info.jurisdiction.clone()))
+                        });
+                    let Some((zone, jurisdiction)) = certified_place else {
+                        debug!(%peer, "node answered without a certificate in this view yet");
+                        continue;
+                    };
+                    if (&zone, &jurisdiction) != (&info.zone, &info.jurisdiction) {
+                        debug!(%peer, announced_zone = info.zone, announced_jurisdiction = info.jurisdiction, zone, jurisdiction, "node announces another place than its certificate's; the certificate's is used");
+                    }
+                    info.zone = zone;
+                    info.jurisdiction = jurisdiction;
                     let was_catching_up = state
                         .members
                         .get(&peer)

@@ -3,8 +3,10 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use andromede_cluster::net::Multiaddr;
-use andromede_cluster::units::parse_size;
+use std::time::Duration;
+
+use andromede_cluster::net::{Multiaddr, PeerId};
+use andromede_cluster::units::{parse_duration, parse_size};
 use andromede_node::config::{ADMIN_DEFAULT, LISTEN_DEFAULT};
 use clap::{Parser, Subcommand};
 
@@ -29,15 +31,29 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Prepare a data directory: identity key, cluster secret (new, or copied with
-    /// --cluster-secret-file to join an existing cluster) and config.toml.
+    /// Prepare a data directory: identity key, certificate and config.toml. Without
+    /// --join it starts a new cluster (DIR/authority.key is its authority); with --join
+    /// it joins the cluster that invited it.
     Init(InitArgs),
-    /// Run the node (initialising DIR with the defaults first if it is empty): serve
-    /// shards and metadata, join through the bootstrap peers, scrub in the background;
-    /// stop cleanly on Ctrl-C or SIGTERM.
-    Run {
+    /// Run the node, initialising DIR first (as `init` with the same options) if it is
+    /// empty: serve shards and metadata, join through the bootstrap peers, scrub in the
+    /// background; stop cleanly on Ctrl-C or SIGTERM.
+    Run(InitArgs),
+    /// Where the authority key is: certify a new node or client and print its join token
+    /// (stdout; the command to use it goes to stderr). With --peer, certify an identity
+    /// that already exists (a renewal): the token then carries no secret.
+    Invite(InviteArgs),
+    /// Where the authority key is: revoke a node or client (by name or peer id). The new
+    /// revocation list is handed to a member, and every node refuses the peer within
+    /// seconds; a revoked node's shards are rebuilt elsewhere.
+    Revoke(RevokeArgs),
+    /// Install a renewed certificate (a token from `invite --peer`): a running node
+    /// presents it to its peers within seconds, without a restart.
+    Renew {
         #[command(flatten)]
         data: DataArg,
+        /// The token `invite --peer` printed.
+        token: String,
     },
     /// Ask the running node for its peers (zones, jurisdictions, capacity, reachability).
     Status {
@@ -78,31 +94,116 @@ pub(crate) struct DataArg {
     pub(crate) data: PathBuf,
 }
 
+/// How a data directory is initialised. Every option is optional so that `run` on an
+/// initialised directory can refuse them instead of silently ignoring them.
 #[derive(Debug, clap::Args)]
 pub(crate) struct InitArgs {
     #[command(flatten)]
     pub(crate) data: DataArg,
-    /// Address to listen on.
-    #[arg(long, default_value = LISTEN_DEFAULT)]
-    pub(crate) listen: Multiaddr,
-    /// A member to join the cluster through (repeatable), e.g.
+    /// Join the cluster that made this token (`andromede-node invite --node NAME`):
+    /// name, zone, jurisdiction and bootstrap addresses come from it.
+    #[arg(long, conflicts_with_all = ["name", "zone", "jurisdiction"])]
+    pub(crate) join: Option<String>,
+    /// Address to listen on [default: /ip4/127.0.0.1/tcp/4100].
+    #[arg(long)]
+    pub(crate) listen: Option<Multiaddr>,
+    /// Another member to join through (repeatable), e.g.
     /// /ip4/10.0.0.5/tcp/4100/p2p/12D3Koo...
     #[arg(long)]
     pub(crate) bootstrap: Vec<Multiaddr>,
-    /// The cluster's secret, copied from an existing member (DIR/cluster.secret there).
-    /// Without it, a new cluster is started.
+    /// A new cluster's first node: its certified name [default: node-1].
     #[arg(long)]
-    pub(crate) cluster_secret_file: Option<PathBuf>,
-    /// Failure domain (rack, room, site): shards of a segment are spread over zones.
-    #[arg(long, default_value = "")]
+    pub(crate) name: Option<String>,
+    /// A new cluster's first node: its failure domain (rack, room, site).
+    #[arg(long)]
+    pub(crate) zone: Option<String>,
+    /// A new cluster's first node: its legal jurisdiction, e.g. FR.
+    #[arg(long)]
+    pub(crate) jurisdiction: Option<String>,
+    /// Most bytes of shards kept (e.g. 500GiB) [default: 10GiB].
+    #[arg(long, value_parser = parse_size)]
+    pub(crate) capacity: Option<u64>,
+    /// Admin endpoint (loopback only), used by `status` [default: 127.0.0.1:4180].
+    #[arg(long)]
+    pub(crate) admin: Option<SocketAddr>,
+}
+
+impl InitArgs {
+    /// Whether any option beyond `--data` was given.
+    pub(crate) fn sets_anything(&self) -> bool {
+        self.join.is_some()
+            || self.listen.is_some()
+            || !self.bootstrap.is_empty()
+            || self.name.is_some()
+            || self.zone.is_some()
+            || self.jurisdiction.is_some()
+            || self.capacity.is_some()
+            || self.admin.is_some()
+    }
+
+    pub(crate) fn listen_or_default(&self) -> Multiaddr {
+        self.listen.clone().unwrap_or_else(|| {
+            LISTEN_DEFAULT
+                .parse()
+                .unwrap_or_else(|_| Multiaddr::empty())
+        })
+    }
+
+    pub(crate) fn admin_or_default(&self) -> SocketAddr {
+        self.admin.unwrap_or_else(|| {
+            ADMIN_DEFAULT
+                .parse()
+                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 4180)))
+        })
+    }
+}
+
+/// Where the authority key is, and how to reach the cluster.
+#[derive(Debug, clap::Args)]
+pub(crate) struct AuthorityArgs {
+    /// The data directory of the node that created the cluster: its authority.key, and
+    /// its address as the bootstrap of tokens.
+    #[arg(long, env = "ANDROMEDE_DATA", default_value = "andromede-data")]
+    pub(crate) data: PathBuf,
+    /// The authority key file, when it is not in --data (moved off the nodes).
+    #[arg(long)]
+    pub(crate) authority: Option<PathBuf>,
+    /// A member to join through (repeatable) instead of the --data node's address.
+    #[arg(long)]
+    pub(crate) bootstrap: Vec<Multiaddr>,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("role").required(true).args(["node", "client"])))]
+pub(crate) struct InviteArgs {
+    #[command(flatten)]
+    pub(crate) authority: AuthorityArgs,
+    /// Certify a node with this name.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) node: Option<String>,
+    /// Certify a client with this name.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) client: Option<String>,
+    /// The node's failure domain (rack, room, site): shards of a segment are spread over
+    /// zones.
+    #[arg(long, default_value = "", requires = "node")]
     pub(crate) zone: String,
-    /// Legal jurisdiction, e.g. FR: buckets may require their shards to stay in some.
-    #[arg(long, default_value = "")]
+    /// The node's legal jurisdiction, e.g. FR: buckets may require their shards to stay
+    /// in some.
+    #[arg(long, default_value = "", requires = "node")]
     pub(crate) jurisdiction: String,
-    /// Most bytes of shards kept (e.g. 500GiB).
-    #[arg(long, default_value = "10GiB", value_parser = parse_size)]
-    pub(crate) capacity: u64,
-    /// Admin endpoint (loopback only), used by `status`.
-    #[arg(long, default_value = ADMIN_DEFAULT)]
-    pub(crate) admin: SocketAddr,
+    /// Certify this existing identity (renewal) instead of creating one.
+    #[arg(long)]
+    pub(crate) peer: Option<PeerId>,
+    /// How long the certificate is valid (e.g. 365d, 12h).
+    #[arg(long, default_value = "365d", value_parser = parse_duration)]
+    pub(crate) valid: Duration,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct RevokeArgs {
+    #[command(flatten)]
+    pub(crate) authority: AuthorityArgs,
+    /// The peer id, or the name it was invited with.
+    pub(crate) who: String,
 }

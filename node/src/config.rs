@@ -14,14 +14,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use andromede_cluster::MembershipConfig;
+use andromede_cluster::authority::AuthorityKey;
 use andromede_cluster::net::Multiaddr;
 use andromede_cluster::units::{format_duration, format_size, serde_duration, serde_size};
-use andromede_proto::limits::TAG_BYTES_MAX;
 use serde::{Deserialize, Serialize};
 
 use crate::daemon::DaemonConfig;
 use crate::data_dir::DataDir;
-use crate::service::dispatch::NodeTags;
 use crate::workers::anti_entropy::AntiEntropyConfig;
 use crate::workers::gc::GcConfig;
 use crate::workers::orphans::OrphanConfig;
@@ -46,18 +45,15 @@ const DAY: Duration = Duration::from_secs(86_400);
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeConfig {
+    /// The cluster's identity: its authority's public key. Certificates it signed admit
+    /// peers; the node's own zone and jurisdiction are those of its certificate.
+    pub authority: AuthorityKey,
     /// Multiaddrs to listen on.
     #[serde(with = "multiaddrs")]
     pub listen: Vec<Multiaddr>,
     /// Multiaddrs of members to join through.
     #[serde(default, with = "multiaddrs")]
     pub bootstrap: Vec<Multiaddr>,
-    /// Failure domain (a rack, a room, a site).
-    #[serde(default)]
-    pub zone: String,
-    /// Legal jurisdiction, e.g. `FR`.
-    #[serde(default)]
-    pub jurisdiction: String,
     /// Most bytes of shards kept, e.g. `500GiB`.
     #[serde(with = "serde_size")]
     pub capacity: u64,
@@ -167,17 +163,17 @@ fn shard_request_timeout_default() -> Duration {
     Duration::from_secs(30)
 }
 
-impl Default for NodeConfig {
-    fn default() -> Self {
+impl NodeConfig {
+    /// Defaults for a node of the cluster whose authority is `authority`.
+    pub fn new(authority: AuthorityKey) -> Self {
         Self {
+            authority,
             listen: vec![
                 LISTEN_DEFAULT
                     .parse()
                     .unwrap_or_else(|_| Multiaddr::empty()),
             ],
             bootstrap: Vec::new(),
-            zone: String::new(),
-            jurisdiction: String::new(),
             capacity: 10 * GIB,
             admin: SocketAddr::from(([127, 0, 0, 1], 4180)),
             scrub_rate: scrub_rate_default(),
@@ -382,14 +378,6 @@ impl NodeConfig {
                 )),
             ));
         }
-        for (field, value) in [("zone", &self.zone), ("jurisdiction", &self.jurisdiction)] {
-            if value.len() as u64 > TAG_BYTES_MAX {
-                return Err((
-                    field,
-                    Problem::Invalid(format!("longer than {TAG_BYTES_MAX} bytes")),
-                ));
-            }
-        }
         size_in("capacity", self.capacity, MIB..=PIB)?;
         size_in("scrub_rate", self.scrub_rate, KIB..=100 * GIB)?;
         size_in("repair_rate", self.repair_rate, KIB..=100 * GIB)?;
@@ -469,10 +457,7 @@ impl NodeConfig {
             },
             meta_request_timeout: self.meta_request_timeout,
             shard_request_timeout: self.shard_request_timeout,
-            tags: NodeTags {
-                zone: self.zone.clone(),
-                jurisdiction: self.jurisdiction.clone(),
-            },
+            authority: self.authority.clone(),
             admin: Some(self.admin),
         })
     }
@@ -519,19 +504,25 @@ mod tests {
         NodeConfig::load(&path)
     }
 
-    const MINIMAL: &str =
-        "listen = [\"/ip4/127.0.0.1/tcp/4100\"]\ncapacity = \"1GiB\"\nadmin = \"127.0.0.1:4180\"\n";
+    fn authority() -> AuthorityKey {
+        andromede_cluster::authority::Authority::generate().public()
+    }
+
+    fn minimal() -> String {
+        format!(
+            "authority = \"{}\"\nlisten = [\"/ip4/127.0.0.1/tcp/4100\"]\ncapacity = \"1GiB\"\nadmin = \"127.0.0.1:4180\"\n",
+            authority()
+        )
+    }
 
     #[test]
     fn config_round_trips_and_bad_fields_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.toml");
         let config = NodeConfig {
-            zone: "rack-2".into(),
-            jurisdiction: "FR".into(),
             bootstrap: vec!["/ip4/127.0.0.1/tcp/4100".parse().unwrap()],
             down_after: Duration::from_millis(1500),
-            ..NodeConfig::default()
+            ..NodeConfig::new(authority())
         };
         config.create(&path).unwrap();
         assert_eq!(NodeConfig::load(&path).unwrap(), config);
@@ -542,17 +533,17 @@ mod tests {
 
         let public_admin = NodeConfig {
             admin: "0.0.0.0:4180".parse().unwrap(),
-            ..NodeConfig::default()
+            ..NodeConfig::new(authority())
         };
         let error = public_admin.check(&path).unwrap_err();
         assert!(error.to_string().contains("loopback"), "{error}");
 
         let error =
-            load_text(&MINIMAL.replace("/ip4/127.0.0.1/tcp/4100", "127.0.0.1:4100")).unwrap_err();
+            load_text(&minimal().replace("/ip4/127.0.0.1/tcp/4100", "127.0.0.1:4100")).unwrap_err();
         assert!(error.to_string().contains("not a multiaddr"), "{error}");
-        let error = load_text(&format!("{MINIMAL}surprise = 1\n")).unwrap_err();
+        let error = load_text(&format!("{}surprise = 1\n", minimal())).unwrap_err();
         assert!(error.to_string().contains("surprise"), "{error}");
-        let error = load_text(&format!("{MINIMAL}gc_interval = \"soon\"\n")).unwrap_err();
+        let error = load_text(&format!("{}gc_interval = \"soon\"\n", minimal())).unwrap_err();
         assert!(error.to_string().contains("not a duration"), "{error}");
     }
 
@@ -569,7 +560,7 @@ mod tests {
                 "1s to 10m",
             ),
         ] {
-            let text = MINIMAL.replace("capacity = \"1GiB\"\n", "") + line + "\n";
+            let text = minimal().replace("capacity = \"1GiB\"\n", "") + line + "\n";
             let text = if field == "capacity" {
                 text
             } else {
@@ -587,6 +578,6 @@ mod tests {
                 other => panic!("{line}: {other:?}"),
             }
         }
-        assert!(load_text(&format!("{MINIMAL}rebalance_per_sweep = \"0\"\n")).is_ok());
+        assert!(load_text(&format!("{}rebalance_per_sweep = \"0\"\n", minimal())).is_ok());
     }
 }

@@ -1,10 +1,11 @@
 //! The composition root: opens the store, starts the swarm, the shard service and the
 //! scrubber, in that order, and stops them in reverse (Garage's `run_server` idea).
 
-use andromede_cluster::net::{self, ClusterSecret, Multiaddr, NetConfig, NetHandle, Role};
+use andromede_cluster::authority::AuthorityKey;
+use andromede_cluster::net::{self, Multiaddr, NetConfig, NetHandle, PeerId, PeerRole};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::info;
 
 use std::sync::Arc;
 
@@ -64,8 +65,9 @@ pub struct DaemonConfig {
     pub repair: RepairConfig,
     /// Collection of shards no manifest references.
     pub orphans: OrphanConfig,
-    /// Zone and jurisdiction.
-    pub tags: NodeTags,
+    /// The cluster's authority (the node's zone and jurisdiction are those of its
+    /// certificate, `DIR/certificate`).
+    pub authority: AuthorityKey,
     /// Where the admin endpoint listens (loopback), if anywhere.
     pub admin: Option<std::net::SocketAddr>,
     /// How the node's view of the cluster is kept fresh.
@@ -93,51 +95,60 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Starts a node. A missing identity is created; a missing cluster secret starts a new
-    /// cluster (its file must then be copied to every other member).
+    /// Starts a node from its data directory: identity, certificate (required: see
+    /// `andromede-node init`), revocations, stores.
     ///
     /// # Errors
     /// [`DaemonError`] if the keys, the store or the network cannot be set up.
     pub async fn start(config: DaemonConfig) -> Result<Self, DaemonError> {
         #[cfg(feature = "fault-injection")]
         if let Some(bug) = crate::store::power::planted_bug().map_err(DaemonError::Task)? {
-            warn!(%bug, "PLANTED BUG: this node runs with a deliberate mistake, for tests only");
+            tracing::warn!(%bug, "PLANTED BUG: this node runs with a deliberate mistake, for tests only");
         }
         let data = config.data.clone();
-        let (store, meta, identity, secret, drain, catch_up) = tokio::task::spawn_blocking(move || {
-            std::fs::create_dir_all(data.root()).map_err(|error| {
-                DaemonError::Store(crate::error::StoreError::Io {
-                    op: "create data directory",
-                    path: data.root().to_owned(),
-                    error,
-                })
-            })?;
-            let identity = net::load_or_create_identity(&data.identity_key())?;
-            let secret_path = data.cluster_secret();
-            let secret = if secret_path.exists() {
-                ClusterSecret::load_file(&secret_path)?
-            } else {
-                let secret = ClusterSecret::create_file(&secret_path)?;
-                warn!(path = %secret_path.display(), "started a new cluster: copy this cluster.secret to every other node and client");
-                secret
-            };
-            let (store, _report) = ShardStore::open(&data.store_config(config.capacity_bytes))?;
-            let fresh_meta = !data.meta().exists();
-            let catch_up =
-                CatchUp::load(data.catch_up_marker(), fresh_meta)
-                .map_err(|e| DaemonError::Task(e.to_string()))?;
-            let meta = SledMetaStore::open(&data.meta(), IndexOptions::default())?;
-            let drain = Drain::load(data.drain_marker())
-                .map_err(|e| DaemonError::Task(e.to_string()))?;
-            Ok::<_, DaemonError>((store, meta, identity, secret, drain, catch_up))
-        })
-        .await
-        .map_err(|e| DaemonError::Task(e.to_string()))??;
+        let authority = config.authority.clone();
+        let (store, meta, identity, admission, drain, catch_up) =
+            tokio::task::spawn_blocking(move || {
+                std::fs::create_dir_all(data.root()).map_err(|error| {
+                    DaemonError::Store(crate::error::StoreError::Io {
+                        op: "create data directory",
+                        path: data.root().to_owned(),
+                        error,
+                    })
+                })?;
+                let identity = net::load_or_create_identity(&data.identity_key())?;
+                let admission = crate::credentials::load_admission(
+                    &data,
+                    &authority,
+                    &PeerId::from(identity.public()),
+                )?;
+                let (store, _report) = ShardStore::open(&data.store_config(config.capacity_bytes))?;
+                let fresh_meta = !data.meta().exists();
+                let catch_up = CatchUp::load(data.catch_up_marker(), fresh_meta)
+                    .map_err(|e| DaemonError::Task(e.to_string()))?;
+                let meta = SledMetaStore::open(&data.meta(), IndexOptions::default())?;
+                let drain = Drain::load(data.drain_marker())
+                    .map_err(|e| DaemonError::Task(e.to_string()))?;
+                Ok::<_, DaemonError>((store, meta, identity, admission, drain, catch_up))
+            })
+            .await
+            .map_err(|e| DaemonError::Task(e.to_string()))??;
 
-        let mut net_config = NetConfig::new(Role::Node);
+        let certificate = admission.certificate().clone();
+        let tags = NodeTags {
+            zone: certificate.zone().to_owned(),
+            jurisdiction: certificate.jurisdiction().to_owned(),
+        };
+        let mut net_config = NetConfig::new(PeerRole::Node);
         net_config.listen = config.listen.clone();
-        let (net, inbound) = net::spawn(identity, secret, net_config)?;
-        info!(peer = %net.local_peer_id(), "node identity");
+        let (net, inbound) = net::spawn(identity, admission, net_config)?;
+        info!(
+            peer = %net.local_peer_id(),
+            name = certificate.name(),
+            zone = certificate.zone(),
+            jurisdiction = certificate.jurisdiction(),
+            "node identity (certified)"
+        );
 
         let cancel = CancellationToken::new();
         let mut tasks = JoinSet::new();
@@ -148,7 +159,7 @@ impl Daemon {
             peer: local,
             store: Arc::clone(&meta),
             shards: store.clone(),
-            tags: config.tags.clone(),
+            tags: tags.clone(),
             membership: membership.clone(),
             drain: drain.clone(),
             catch_up: catch_up.clone(),
@@ -179,7 +190,7 @@ impl Daemon {
             calls: ShardCalls::new(net.clone(), store.clone(), config.shard_request_timeout),
             drain: drain.clone(),
             catch_up: catch_up.clone(),
-            tags: config.tags.clone(),
+            tags: tags.clone(),
             lock: crate::workers::MaintenanceLock::default(),
         };
         let mut workers = Workers::new(cancel.child_token());
@@ -203,7 +214,7 @@ impl Daemon {
             net: net.clone(),
             store: store.clone(),
             membership: membership.clone(),
-            tags: config.tags.clone(),
+            tags: tags.clone(),
             repair: Arc::clone(&repair_status),
             drain: drain.clone(),
             quorum,
@@ -220,6 +231,12 @@ impl Daemon {
             tasks.spawn(admin::serve(listener, admin_state.clone()));
         }
 
+        tasks.spawn(crate::credentials::keep_credentials(
+            config.data.clone(),
+            net.clone(),
+            certificate,
+            cancel.child_token(),
+        ));
         if !config.bootstrap.is_empty() {
             tasks.spawn(andromede_cluster::net::join::keep_joined(
                 net.clone(),

@@ -3,7 +3,10 @@
 //! ```text
 //! DIR/config.toml      the node's configuration (see config)
 //! DIR/identity.key     ed25519 identity (0600): the node's peer id
-//! DIR/cluster.secret   the cluster's admission secret (0600), same on every member
+//! DIR/certificate      the node's certificate from the cluster authority (not secret)
+//! DIR/revocations      the newest revocation list the node has seen (not secret)
+//! DIR/authority.key    the cluster authority's private key (0600), only in the directory
+//!                      of the node that created the cluster, until moved elsewhere
 //! DIR/store/           the shard store (see store::layout)
 //! DIR/meta/            the metadata replica's records (sled)
 //! DIR/draining         present while the node is drained (`andromede-node drain`)
@@ -42,9 +45,19 @@ impl DataDir {
         self.root.join("identity.key")
     }
 
-    /// The cluster secret.
-    pub fn cluster_secret(&self) -> PathBuf {
-        self.root.join("cluster.secret")
+    /// The node's certificate.
+    pub fn certificate(&self) -> PathBuf {
+        self.root.join("certificate")
+    }
+
+    /// The newest revocation list seen.
+    pub fn revocations(&self) -> PathBuf {
+        self.root.join("revocations")
+    }
+
+    /// The authority key, where the cluster was created (it may have been moved away).
+    pub fn authority_key(&self) -> PathBuf {
+        self.root.join("authority.key")
     }
 
     /// The metadata store.

@@ -116,9 +116,12 @@ impl From<sled::Error> for StoreError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DaemonError {
-    /// The identity key or cluster secret could not be loaded or created.
+    /// The identity key could not be loaded or created.
     #[error(transparent)]
     Key(#[from] andromede_cluster::secret_file::SecretFileError),
+    /// The node's certificate or revocation list is missing or does not admit it.
+    #[error("{0}")]
+    Credentials(String),
     /// The shard store could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),

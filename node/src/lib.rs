@@ -6,6 +6,8 @@
 //! - [`admin`]: the loopback admin endpoint (`status`, `drain`, `drain-progress`); the
 //!   answers' shapes are `andromede_cluster::admin`.
 //! - [`config`]: `config.toml`, parsed once into typed values with allowed ranges.
+//! - [`credentials`]: the node's certificate and revocation list, loaded at start and
+//!   kept current (renewals, newer lists) while it runs.
 //! - [`daemon`]: the composition root (start and stop order).
 //! - [`init`]: initialising a data directory (keys, then config).
 //! - [`data_dir`]: where everything lives in a node's data directory.
@@ -33,6 +35,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod credentials;
 pub mod daemon;
 pub mod data_dir;
 pub mod drain;

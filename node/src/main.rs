@@ -1,5 +1,6 @@
 //! `andromede-node`: parse the command line, set up logging, run.
 
+mod authority_cmd;
 mod cli;
 
 use std::path::Path;
@@ -10,7 +11,7 @@ use andromede_cluster::admin::{DrainProgress, admin_request, query_status};
 use andromede_node::config::NodeConfig;
 use andromede_node::daemon::Daemon;
 use andromede_node::data_dir::DataDir;
-use andromede_node::init::init_data_dir;
+use andromede_node::init::{InitSettings, Joining, init_data_dir};
 use andromede_node::store::ShardStore;
 use andromede_node::workers::rate::RateLimiter;
 use andromede_node::workers::scrub::scrub_pass;
@@ -46,8 +47,11 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Init(args) => init(&args),
-        Command::Run { data } => run_node(&data.data).await,
+        Command::Init(args) => init(&args).map(|_| ()),
+        Command::Run(args) => run_node(&args).await,
+        Command::Invite(args) => authority_cmd::invite(&args),
+        Command::Revoke(args) => authority_cmd::revoke(&args).await,
+        Command::Renew { data, token } => authority_cmd::renew(&data.data, &token),
         Command::Status { data, json } => status(&data.data, json).await,
         Command::Drain {
             data,
@@ -58,48 +62,63 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn init(args: &InitArgs) -> anyhow::Result<()> {
-    let config = NodeConfig {
-        listen: vec![args.listen.clone()],
+fn init(args: &InitArgs) -> anyhow::Result<andromede_node::init::Initialised> {
+    let settings = InitSettings {
+        listen: vec![args.listen_or_default()],
         bootstrap: args.bootstrap.clone(),
-        zone: args.zone.clone(),
-        jurisdiction: args.jurisdiction.clone(),
-        capacity: args.capacity,
-        admin: args.admin,
-        ..NodeConfig::default()
+        capacity: args.capacity.unwrap_or(10 << 30),
+        admin: args.admin_or_default(),
+    };
+    let joining = match &args.join {
+        Some(token) => Joining::Token(Box::new(andromede_cluster::authority::JoinToken::decode(
+            token,
+        )?)),
+        None => Joining::NewCluster {
+            name: args.name.clone().unwrap_or_else(|| "node-1".into()),
+            zone: args.zone.clone().unwrap_or_default(),
+            jurisdiction: args.jurisdiction.clone().unwrap_or_default(),
+        },
     };
     let data = DataDir::new(&args.data.data);
-    let done = init_data_dir(&data, &config, args.cluster_secret_file.as_deref())
+    let done = init_data_dir(&data, settings, joining)
         .with_context(|| format!("initialising {}", args.data.data.display()))?;
-    print_initialised(&data, &config, &done);
-    Ok(())
+    print_initialised(&data, &done);
+    Ok(done)
 }
 
-fn print_initialised(
-    data: &DataDir,
-    config: &NodeConfig,
-    done: &andromede_node::init::Initialised,
-) {
+fn print_initialised(data: &DataDir, done: &andromede_node::init::Initialised) {
+    let cert = &done.certificate;
     println!("initialised {}", data.root().display());
-    println!("peer id: {}", done.peer);
-    for addr in &config.listen {
+    println!(
+        "peer id: {} (certified as node {:?}, zone {:?}, jurisdiction {:?})",
+        done.peer,
+        cert.name(),
+        cert.zone(),
+        cert.jurisdiction()
+    );
+    for addr in &done.config.listen {
         println!("will listen on {addr}/p2p/{}", done.peer);
     }
     if done.new_cluster {
         println!(
-            "started a new cluster: every other node and client needs a copy of {} (keep it secret)",
-            data.cluster_secret().display()
+            "started a new cluster, authority {}: its private key is {} (mode 0600); keep it safe, or move it off the nodes and pass --authority FILE to invite and revoke",
+            done.authority,
+            data.authority_key().display()
         );
     }
 }
 
-async fn run_node(dir: &Path) -> anyhow::Result<()> {
+async fn run_node(args: &InitArgs) -> anyhow::Result<()> {
+    let dir = &args.data.data;
     let data = DataDir::new(dir);
     if !data.config().exists() {
-        let config = NodeConfig::default();
-        let done = init_data_dir(&data, &config, None)
-            .with_context(|| format!("initialising {}", dir.display()))?;
-        print_initialised(&data, &config, &done);
+        init(args)?;
+    } else if args.sets_anything() {
+        return Err(anyhow!(
+            "{} is already initialised: its settings are in {} (edit it, or give only --data)",
+            dir.display(),
+            data.config().display()
+        ));
     }
     let config = NodeConfig::load(&data.config())?;
     let daemon_config = config.daemon_config(data.clone())?;
@@ -124,22 +143,19 @@ async fn run_node(dir: &Path) -> anyhow::Result<()> {
         capacity_bytes = usage.capacity_bytes,
         "node running; Ctrl-C or SIGTERM stops it"
     );
-    let first = addrs
-        .first()
-        .map(|a| format!("{a}/p2p/{peer}"))
-        .unwrap_or_default();
     for addr in &addrs {
         println!("listening on {addr}/p2p/{peer}");
     }
-    let secret = data.cluster_secret();
-    println!(
-        "connect a client:  andromede init --bootstrap {first} --cluster-secret-file {} --out client.toml",
-        secret.display()
-    );
-    println!(
-        "add a node:        andromede-node init --data DIR2 --listen /ip4/127.0.0.1/tcp/4101 --admin 127.0.0.1:4181 --bootstrap {first} --cluster-secret-file {}",
-        secret.display()
-    );
+    if data.authority_key().exists() {
+        let at = dir.display();
+        println!(
+            "connect a client:  andromede init --join \"$(andromede-node invite --data {at} --client laptop)\" --out client.toml"
+        );
+        println!(
+            "add a node:        andromede-node run --data DIR2 --listen /ip4/127.0.0.1/tcp/4101 --admin 127.0.0.1:4181 --join \"$(andromede-node invite --data {at} --node node-2 --zone Z --jurisdiction J)\""
+        );
+        println!("revoke one:        andromede-node revoke --data {at} NAME");
+    }
     shutdown_signal().await?;
     info!("stopping");
     daemon.stop().await.context("stopping the node")?;

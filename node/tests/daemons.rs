@@ -25,6 +25,53 @@ pub(crate) fn files_under(dir: &std::path::Path, suffix: &str) -> Vec<std::path:
     out
 }
 
+/// The authority of every cluster a test binary starts (tests' clusters are kept apart
+/// by their addresses; certificates of one authority admit peers to any of them).
+pub(crate) fn test_authority() -> &'static andromede_cluster::authority::Authority {
+    static AUTHORITY: std::sync::OnceLock<andromede_cluster::authority::Authority> =
+        std::sync::OnceLock::new();
+    AUTHORITY.get_or_init(andromede_cluster::authority::Authority::generate)
+}
+
+/// Certifies the node whose data is in `dir` (creating its identity if needed) with
+/// `zone` and `jurisdiction`, unless it already has a certificate.
+pub(crate) fn certify_node(dir: &std::path::Path, zone: &str, jurisdiction: &str) {
+    let data = andromede_node::data_dir::DataDir::new(dir);
+    if data.certificate().exists() {
+        return;
+    }
+    std::fs::create_dir_all(dir).unwrap();
+    let identity = andromede_cluster::net::load_or_create_identity(&data.identity_key()).unwrap();
+    let spec = andromede_cluster::authority::CertificateSpec::new(
+        identity.public().to_peer_id(),
+        andromede_cluster::authority::PeerRole::Node,
+        "test-node",
+        std::time::Duration::from_secs(86_400),
+    )
+    .placed(zone, jurisdiction);
+    test_authority()
+        .certify(spec)
+        .unwrap()
+        .write_file(&data.certificate())
+        .unwrap();
+}
+
+/// A fresh identity certified as a client by [`test_authority`].
+pub(crate) fn client_identity() -> (
+    andromede_cluster::net::Keypair,
+    andromede_cluster::net::Admission,
+) {
+    let key = andromede_cluster::net::Keypair::generate_ed25519();
+    let spec = andromede_cluster::authority::CertificateSpec::new(
+        key.public().to_peer_id(),
+        andromede_cluster::authority::PeerRole::Client,
+        "test-client",
+        std::time::Duration::from_secs(86_400),
+    );
+    let admission = andromede_cluster::net::Admission::issued(test_authority(), spec).unwrap();
+    (key, admission)
+}
+
 /// A node daemon on an ephemeral loopback port, with its data in `dir`.
 pub(crate) async fn start_daemon(dir: &std::path::Path) -> andromede_node::daemon::Daemon {
     andromede_node::daemon::Daemon::start(daemon_config(dir, Vec::new(), "FR"))
@@ -33,12 +80,14 @@ pub(crate) async fn start_daemon(dir: &std::path::Path) -> andromede_node::daemo
 }
 
 /// A node's config: data in `dir`, an ephemeral loopback port, joining through
-/// `bootstrap`, in `jurisdiction`, its zone named after its directory.
+/// `bootstrap`, certified in `jurisdiction` with its zone named after its directory
+/// (unless `dir` already holds a certificate).
 pub(crate) fn daemon_config(
     dir: &std::path::Path,
     bootstrap: Vec<andromede_cluster::net::Multiaddr>,
     jurisdiction: &str,
 ) -> andromede_node::daemon::DaemonConfig {
+    certify_node(dir, &dir.display().to_string(), jurisdiction);
     andromede_node::daemon::DaemonConfig {
         data: andromede_node::data_dir::DataDir::new(dir),
         capacity_bytes: 1 << 30,
@@ -59,10 +108,7 @@ pub(crate) fn daemon_config(
             sweep_interval: std::time::Duration::from_secs(3),
             ..Default::default()
         },
-        tags: andromede_node::service::dispatch::NodeTags {
-            zone: dir.display().to_string(),
-            jurisdiction: jurisdiction.into(),
-        },
+        authority: test_authority().public(),
         admin: None,
         // Test speed: views refresh every second (the default is 5 s).
         membership: andromede_cluster::MembershipConfig {

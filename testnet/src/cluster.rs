@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use andromede_client::{Client, ClientConfig, MasterKey};
 use andromede_cluster::admin::{Status, admin_request, query_status};
+use andromede_cluster::authority::{AuthorityKey, Certificate, JoinToken, PeerRole, Trust};
 use andromede_cluster::faults::PlantedBug;
-use andromede_cluster::net::{ClusterSecret, Multiaddr};
+use andromede_cluster::net::{self, Admission, Multiaddr, PeerId};
 use andromede_cluster::units::format_duration;
 use anyhow::{Context, anyhow, bail};
 use nix::sys::signal::Signal;
@@ -22,13 +23,18 @@ use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use crate::process::{
-    NodeInit, data_files, init_node, node_binary, running, signal, spawn_node, wait_gone,
+    Joining, NodeInit, data_files, init_node, invite, node_binary, running, signal, spawn_node,
+    wait_gone,
 };
 
 /// Name of the state file in a testnet directory.
 const STATE_FILE: &str = "testnet.json";
 /// Name of the client config written by `up`.
 pub const CLIENT_FILE: &str = "client.toml";
+/// The testnet client's identity key and certificate (beside `client.toml`).
+pub const CLIENT_IDENTITY: &str = "client.identity.key";
+/// See [`CLIENT_IDENTITY`].
+pub const CLIENT_CERTIFICATE: &str = "client.certificate";
 /// Time a node has to stop on SIGTERM before it is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -174,8 +180,21 @@ impl Testnet {
                 peer: None,
             });
         }
-        let secret = nodes[0].dir.join(data_files::CLUSTER_SECRET);
+        let authority_dir = nodes[0].dir.clone();
         for (i, node) in nodes.iter().enumerate() {
+            let name = format!("node{i}");
+            let joining = if i == 0 {
+                Joining::NewCluster {
+                    name: &name,
+                    zone: &node.zone,
+                    jurisdiction: "EU",
+                }
+            } else {
+                Joining::Token(
+                    invite(&node_bin, &authority_dir, &name, Some((&node.zone, "EU")))
+                        .with_context(|| format!("inviting node {i}"))?,
+                )
+            };
             // Every node knows every other: any of them can be down when one restarts.
             let bootstrap = nodes
                 .iter()
@@ -186,10 +205,8 @@ impl Testnet {
                 listen: &node.listen,
                 admin: node.admin,
                 bootstrap,
-                zone: &node.zone,
-                jurisdiction: "EU",
                 capacity: "100GiB",
-                cluster_secret: (i > 0).then_some(secret.as_path()),
+                joining,
                 settings: vec![
                     ("scrub_interval", opts.scrub_interval.clone()),
                     ("anti_entropy_interval", "10s".into()),
@@ -207,14 +224,25 @@ impl Testnet {
         }
         let master_path = dir.join("master.key");
         MasterKey::create_file(&master_path)?;
+        // The testnet's client: certified like any other, its files beside client.toml.
+        let token = JoinToken::decode(&invite(&node_bin, &authority_dir, "testnet-client", None)?)?;
+        let secret = token
+            .identity_secret()
+            .ok_or_else(|| anyhow!("the client token carries no identity"))?;
+        net::create_identity_file(&dir.join(CLIENT_IDENTITY), secret)?;
+        token
+            .certificate()
+            .write_file(&dir.join(CLIENT_CERTIFICATE))?;
         let client_file = format!(
-            "bootstrap = [{}]\ncluster_secret_file = {:?}\nmaster_key_file = {:?}\n",
+            "authority = {:?}\nbootstrap = [{}]\nidentity_file = {:?}\ncertificate_file = {:?}\nmaster_key_file = {:?}\n",
+            token.authority().to_string(),
             nodes
                 .iter()
                 .map(|n| format!("{:?}", n.listen))
                 .collect::<Vec<_>>()
                 .join(", "),
-            secret.display().to_string(),
+            dir.join(CLIENT_IDENTITY).display().to_string(),
+            dir.join(CLIENT_CERTIFICATE).display().to_string(),
             master_path.display().to_string(),
         );
         std::fs::write(dir.join(CLIENT_FILE), client_file)?;
@@ -415,7 +443,7 @@ impl Testnet {
     }
 
     /// Kills node `i`, deletes its data (shards and metadata; its identity, config and
-    /// the cluster secret stay, as on a server whose data disk was replaced) and starts it
+    /// its certificate stay, as on a server whose data disk was replaced) and starts it
     /// empty.
     ///
     /// # Errors
@@ -635,10 +663,17 @@ impl Testnet {
     /// the testnet's master key).
     ///
     /// # Errors
-    /// The cluster secret or master key cannot be read.
+    /// The client's identity, certificate or master key cannot be read.
     pub fn client_config(&self) -> anyhow::Result<ClientConfig> {
-        let secret =
-            ClusterSecret::load_file(&self.state.nodes[0].dir.join(data_files::CLUSTER_SECRET))?;
+        let identity = net::load_or_create_identity(&self.dir.join(CLIENT_IDENTITY))?;
+        let certificate = Certificate::read_file(&self.dir.join(CLIENT_CERTIFICATE))?;
+        let authority: AuthorityKey = certificate.issuer()?;
+        let admission = Admission::new(
+            certificate,
+            Trust::new(authority),
+            &PeerId::from(identity.public()),
+            PeerRole::Client,
+        )?;
         let master = MasterKey::load_file(&self.dir.join("master.key"))?;
         let bootstrap: Vec<Multiaddr> = self
             .state
@@ -646,7 +681,7 @@ impl Testnet {
             .iter()
             .map(|n| n.listen.parse())
             .collect::<Result<_, _>>()?;
-        let mut config = ClientConfig::new(bootstrap, secret, master);
+        let mut config = ClientConfig::new(bootstrap, identity, admission, master);
         config.connect_timeout = Duration::from_secs(30);
         config.membership.refresh_every = Duration::from_millis(self.state.membership_refresh_ms);
         Ok(config)

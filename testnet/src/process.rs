@@ -41,8 +41,8 @@ pub fn node_binary(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
 pub mod data_files {
     /// The configuration file `andromede-node init` writes.
     pub const CONFIG: &str = "config.toml";
-    /// The cluster's admission secret, the same on every member.
-    pub const CLUSTER_SECRET: &str = "cluster.secret";
+    /// The cluster authority's key, in the directory of the node that created the cluster.
+    pub const AUTHORITY_KEY: &str = "authority.key";
     /// The shard store.
     pub const STORE: &str = "store";
     /// The metadata replica's records.
@@ -58,17 +58,63 @@ pub struct NodeInit<'a> {
     pub admin: std::net::SocketAddr,
     /// Members it joins through.
     pub bootstrap: Vec<String>,
-    /// Its zone.
-    pub zone: &'a str,
-    /// Its jurisdiction.
-    pub jurisdiction: &'a str,
     /// Its capacity, as the config writes it (`100GiB`).
     pub capacity: &'a str,
-    /// The cluster secret to join with; without, the node starts a new cluster.
-    pub cluster_secret: Option<&'a Path>,
+    /// How it comes in: a new cluster's first node, or a join token from [`invite`].
+    pub joining: Joining<'a>,
     /// Further `config.toml` settings (name, value as written in the file), such as
     /// short intervals for tests.
     pub settings: Vec<(&'static str, String)>,
+}
+
+/// How a testnet node comes into its cluster.
+#[derive(Debug, Clone)]
+pub enum Joining<'a> {
+    /// It creates the cluster (and its authority key), certified with this place.
+    NewCluster {
+        /// Its certified name.
+        name: &'a str,
+        /// Its certified zone.
+        zone: &'a str,
+        /// Its certified jurisdiction.
+        jurisdiction: &'a str,
+    },
+    /// It joins with this token.
+    Token(String),
+}
+
+/// Runs `andromede-node invite --data AUTHORITY_DIR` for a node (`zone` and
+/// `jurisdiction` given) or a client (both `None`) named `name`, and returns the token.
+///
+/// # Errors
+/// When the command fails (its output is in the message).
+pub fn invite(
+    binary: &Path,
+    authority_dir: &Path,
+    name: &str,
+    place: Option<(&str, &str)>,
+) -> anyhow::Result<String> {
+    let mut command = Command::new(binary);
+    command.arg("invite").arg("--data").arg(authority_dir);
+    match place {
+        Some((zone, jurisdiction)) => command
+            .args(["--node", name])
+            .args(["--zone", zone])
+            .args(["--jurisdiction", jurisdiction]),
+        None => command.args(["--client", name]),
+    };
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("starting {}", binary.display()))?;
+    if !output.status.success() {
+        return Err(anyhow!(
+            "`andromede-node invite --data {}` failed: {}",
+            authority_dir.display(),
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
 
 /// Initialises `dir` with `andromede-node init`, then writes `init.settings` into its
@@ -84,15 +130,21 @@ pub fn init_node(binary: &Path, dir: &Path, init: &NodeInit<'_>) -> anyhow::Resu
         .arg(dir)
         .args(["--listen", init.listen])
         .args(["--admin", &init.admin.to_string()])
-        .args(["--zone", init.zone])
-        .args(["--jurisdiction", init.jurisdiction])
         .args(["--capacity", init.capacity]);
     for peer in &init.bootstrap {
         command.args(["--bootstrap", peer]);
     }
-    if let Some(secret) = init.cluster_secret {
-        command.arg("--cluster-secret-file").arg(secret);
-    }
+    match &init.joining {
+        Joining::NewCluster {
+            name,
+            zone,
+            jurisdiction,
+        } => command
+            .args(["--name", name])
+            .args(["--zone", zone])
+            .args(["--jurisdiction", jurisdiction]),
+        Joining::Token(token) => command.args(["--join", token]),
+    };
     let output = command
         .stdin(Stdio::null())
         .output()

@@ -32,7 +32,7 @@ use andromede_cluster::meta::hlc::Hlc;
 use andromede_cluster::meta::record::WriterId;
 use andromede_cluster::net::join::JoinKeeper;
 use andromede_cluster::net::{
-    self, ClusterSecret, Multiaddr, NetConfig, NetError, NetHandle, Role,
+    self, Admission, Multiaddr, NetConfig, NetError, NetHandle, PeerRole,
 };
 use andromede_cluster::{Member, Membership, MembershipConfig, MetaQuorum};
 
@@ -41,8 +41,10 @@ use andromede_cluster::{Member, Membership, MembershipConfig, MetaQuorum};
 pub struct ClientConfig {
     /// Nodes to join through (at least one must answer).
     pub bootstrap: Vec<Multiaddr>,
-    /// The cluster's admission secret.
-    pub secret: ClusterSecret,
+    /// This client's identity (its peer id is what its certificate names).
+    pub identity: Keypair,
+    /// Its certificate and the cluster's authority.
+    pub admission: Admission,
     /// The tenant master key: objects are sealed under it and only readable with it.
     pub master: MasterKey,
     /// Codec tuning.
@@ -67,11 +69,17 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
-    /// Defaults around the three things that have none.
-    pub fn new(bootstrap: Vec<Multiaddr>, secret: ClusterSecret, master: MasterKey) -> Self {
+    /// Defaults around the four things that have none.
+    pub fn new(
+        bootstrap: Vec<Multiaddr>,
+        identity: Keypair,
+        admission: Admission,
+        master: MasterKey,
+    ) -> Self {
         Self {
             bootstrap,
-            secret,
+            identity,
+            admission,
             master,
             codec: CodecConfig::default(),
             gc_grace: Duration::from_secs(15 * 60),
@@ -109,7 +117,7 @@ impl Client {
     /// Joins the cluster through `config.bootstrap` and waits until a node answers.
     ///
     /// # Errors
-    /// [`ClientError::Net`]: no bootstrap node reachable, or the cluster secret is wrong
+    /// [`ClientError::Net`]: no bootstrap node reachable, or the certificates were refused
     /// (reported as such); [`ClientError::InvalidArgument`] for a bad codec config.
     pub async fn connect(config: ClientConfig) -> Result<Self, ClientError> {
         config.codec.validate()?;
@@ -118,9 +126,9 @@ impl Client {
                 "no bootstrap address: give the address of at least one node".into(),
             ));
         }
-        let mut net_config = NetConfig::new(Role::Client);
+        let mut net_config = NetConfig::new(PeerRole::Client);
         net_config.request_timeout = config.request_timeout.max(Duration::from_secs(30));
-        let (net, _inbound) = net::spawn(Keypair::generate_ed25519(), config.secret, net_config)?;
+        let (net, _inbound) = net::spawn(config.identity, config.admission, net_config)?;
         let mut joined = 0;
         let mut last_error = None;
         for addr in &config.bootstrap {

@@ -7,6 +7,5 @@
 mod codec_props;
 mod helpers;
 mod holders;
-mod net;
 mod range;
 mod tamper;

@@ -64,9 +64,9 @@ pub enum CertificateError {
     #[error("certificate is for peer {certified}, presented by {presenter}")]
     WrongPeer {
         /// The peer id in the certificate.
-        certified: PeerId,
+        certified: String,
         /// Who presented it.
-        presenter: PeerId,
+        presenter: String,
     },
     /// Not valid yet.
     #[error("certificate is not valid before {not_before_unix} (now {now_unix}): check the clocks")]
@@ -88,7 +88,7 @@ pub enum CertificateError {
     },
     /// The authority revoked this peer.
     #[error("peer {0} is revoked by the cluster authority")]
-    Revoked(PeerId),
+    Revoked(String),
     /// The role is not the one this exchange needs (a client where a node must answer).
     #[error("certificate is for a {found}, a {expected} was expected")]
     WrongRole {

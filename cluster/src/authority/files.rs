@@ -98,8 +98,13 @@ impl Certificate {
     /// # Errors
     /// [`CertificateError::Malformed`].
     pub fn from_text(text: &str) -> Result<Self, CertificateError> {
-        let bytes = dearmour(CERTIFICATE_KIND, "a certificate", text, CERTIFICATE_BYTES_MAX)
-            .map_err(|e| CertificateError::Malformed(e.to_string()))?;
+        let bytes = dearmour(
+            CERTIFICATE_KIND,
+            "a certificate",
+            text,
+            CERTIFICATE_BYTES_MAX,
+        )
+        .map_err(|e| CertificateError::Malformed(e.to_string()))?;
         Self::decode(&bytes)
     }
 

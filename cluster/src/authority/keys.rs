@@ -135,9 +135,17 @@ impl Authority {
     /// [`SecretFileError::AlreadyExists`] or [`SecretFileError::Io`].
     pub fn create_file(path: &Path) -> Result<Self, SecretFileError> {
         let authority = Self::generate();
-        let secret = Zeroizing::new(authority.secret_bytes());
-        write_secret_file(path, AUTHORITY_FILE, &secret)?;
+        authority.write_file(path)?;
         Ok(authority)
+    }
+
+    /// Writes this authority to `path` (mode 0600). Never overwrites.
+    ///
+    /// # Errors
+    /// [`SecretFileError::AlreadyExists`] or [`SecretFileError::Io`].
+    pub fn write_file(&self, path: &Path) -> Result<(), SecretFileError> {
+        let secret = Zeroizing::new(self.secret_bytes());
+        write_secret_file(path, AUTHORITY_FILE, &secret)
     }
 
     /// Loads an authority written by [`Authority::create_file`].

@@ -198,9 +198,9 @@ impl TrustRequest {
 }
 
 /// A trust answer: a list (answering a fetch), accepted, or why not.
-pub(crate) fn trust_answer(answer: Result<Option<pb::RevocationList>, &AdmitError>) -> Vec<u8> {
+pub(crate) fn trust_answer(answer: &Result<Option<pb::RevocationList>, AdmitError>) -> Vec<u8> {
     let kind = match answer {
-        Ok(Some(list)) => pb::trust_response::Kind::Revocations(list),
+        Ok(Some(list)) => pb::trust_response::Kind::Revocations(list.clone()),
         Ok(None) => pb::trust_response::Kind::Accepted(true),
         Err(e) => pb::trust_response::Kind::Error(pb::Error {
             code: pb::ErrorCode::Invalid as i32,
@@ -210,13 +210,15 @@ pub(crate) fn trust_answer(answer: Result<Option<pb::RevocationList>, &AdmitErro
     pb::TrustResponse { kind: Some(kind) }.encode_to_vec()
 }
 
-/// The revocation list in a trust answer, if it carries one.
-pub(crate) fn answered_revocations(bytes: &[u8]) -> Option<pb::RevocationList> {
-    let response: pb::TrustResponse =
-        decode_bounded(bytes, bytes_max(TRUST_MESSAGE_BYTES_MAX)).ok()?;
+/// A trust answer, decoded: a list, accepted, or refused with the peer's reason.
+pub(crate) fn trust_outcome(bytes: &[u8]) -> Result<Option<pb::RevocationList>, String> {
+    let response: pb::TrustResponse = decode_bounded(bytes, bytes_max(TRUST_MESSAGE_BYTES_MAX))
+        .map_err(|e| format!("malformed trust answer: {e}"))?;
     match response.kind {
-        Some(pb::trust_response::Kind::Revocations(list)) => Some(list),
-        _ => None,
+        Some(pb::trust_response::Kind::Revocations(list)) => Ok(Some(list)),
+        Some(pb::trust_response::Kind::Accepted(_)) => Ok(None),
+        Some(pb::trust_response::Kind::Error(error)) => Err(error.detail),
+        None => Err("empty trust answer".into()),
     }
 }
 

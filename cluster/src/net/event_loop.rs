@@ -16,7 +16,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use super::admission::{Admission, AdmitError, TrustRequest, answered_revocations, trust_answer};
+use super::admission::{Admission, AdmitError, TrustRequest, trust_answer, trust_outcome};
 use super::behaviour::{Behaviour, BehaviourEvent, ServicesEvent};
 use super::frame::FrameCodec;
 use super::handle::{Command, NetError, NetHandle, Reply};
@@ -139,6 +139,7 @@ pub fn spawn(
         dialed_addrs: HashMap::new(),
         dialing: HashMap::new(),
         lookups: HashMap::new(),
+        trust_calls: HashMap::new(),
     };
     tokio::spawn(event_loop.run());
     Ok((
@@ -199,6 +200,8 @@ struct EventLoop {
     dialing: HashMap<PeerId, Instant>,
     /// DHT lookups of peers that requests wait on.
     lookups: HashMap<kad::QueryId, PeerId>,
+    /// Revocation lists pushed for the owner ([`NetHandle::push_revocations`]).
+    trust_calls: HashMap<OutboundRequestId, Reply<()>>,
 }
 
 impl EventLoop {
@@ -258,6 +261,29 @@ impl EventLoop {
             }
             Command::PublishRevocations { list, reply } => {
                 let _ = reply.send(self.take_revocations(None, list));
+            }
+            Command::PushRevocations { peer, reply } => {
+                match self.admission.trust().revocations().signed().cloned() {
+                    Some(signed) if self.admitted.contains_key(&peer) => {
+                        let request = TrustRequest::Revocations(signed).encode();
+                        let id = self
+                            .swarm
+                            .behaviour_mut()
+                            .services()
+                            .trust
+                            .send_request(&peer, request);
+                        self.trust_calls.insert(id, reply);
+                    }
+                    Some(_) => {
+                        let _ = reply.send(Err(NetError::NotConnected { peer }));
+                    }
+                    None => {
+                        let _ = reply.send(Err(NetError::Request {
+                            peer,
+                            reason: "no revocation list to push".into(),
+                        }));
+                    }
+                }
             }
             Command::Renew { certificate, reply } => {
                 let _ = reply.send(self.renew(*certificate));
@@ -477,15 +503,14 @@ impl EventLoop {
             ServicesEvent::Shard(event) => self.on_request_response(Protocol::Shard, event),
             ServicesEvent::Meta(event) => self.on_request_response(Protocol::Meta, event),
             ServicesEvent::Trust(event) => self.on_trust_event(event),
-            ServicesEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
-                // Only certified nodes are routed to (identify runs after admission).
+            // Only certified nodes are routed to (identify runs after admission).
+            ServicesEvent::Identify(identify::Event::Received { peer_id, info, .. })
                 if self
                     .admitted
                     .get(&peer_id)
-                    .is_some_and(|c| c.role() == PeerRole::Node)
-                {
-                    self.learn_addresses(peer_id, info.listen_addrs);
-                }
+                    .is_some_and(|c| c.role() == PeerRole::Node) =>
+            {
+                self.learn_addresses(peer_id, info.listen_addrs);
             }
             ServicesEvent::Kad(kad::Event::RoutablePeer { peer, address })
             | ServicesEvent::Kad(kad::Event::PendingRoutablePeer { peer, address }) => {
@@ -638,7 +663,7 @@ impl EventLoop {
                     }
                     Err(error) => Err(error),
                 };
-                let response = trust_answer(answer.as_ref().map(Clone::clone));
+                let response = trust_answer(&answer);
                 let _ = self
                     .swarm
                     .behaviour_mut()
@@ -648,15 +673,38 @@ impl EventLoop {
             }
             request_response::Event::Message {
                 peer,
-                message: request_response::Message::Response { response, .. },
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
                 ..
             } => {
-                if let Some(list) = answered_revocations(&response) {
-                    let _ = self.take_revocations(Some(peer), list);
+                let outcome = trust_outcome(&response);
+                if let Ok(Some(list)) = &outcome {
+                    let _ = self.take_revocations(Some(peer), list.clone());
+                }
+                if let Some(reply) = self.trust_calls.remove(&request_id) {
+                    let _ = reply.send(
+                        outcome
+                            .map(|_| ())
+                            .map_err(|reason| NetError::Request { peer, reason }),
+                    );
                 }
             }
-            request_response::Event::OutboundFailure { peer, error, .. } => {
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
                 debug!(%peer, %error, "trust exchange failed");
+                if let Some(reply) = self.trust_calls.remove(&request_id) {
+                    let _ = reply.send(Err(NetError::Request {
+                        peer,
+                        reason: error.to_string(),
+                    }));
+                }
             }
             _ => {}
         }
@@ -679,7 +727,9 @@ impl EventLoop {
             if self.admitted.contains_key(peer) || self.pending_admission.contains_key(peer) {
                 self.reject(
                     *peer,
-                    &AdmitError::Certificate(crate::authority::CertificateError::Revoked(*peer)),
+                    &AdmitError::Certificate(crate::authority::CertificateError::Revoked(
+                        peer.to_string(),
+                    )),
                 );
             }
         }

@@ -101,6 +101,10 @@ pub(crate) enum Command {
         list: andromede_proto::pb::RevocationList,
         reply: oneshot::Sender<Result<(), AdmitError>>,
     },
+    PushRevocations {
+        peer: PeerId,
+        reply: Reply<()>,
+    },
     Renew {
         certificate: Box<Certificate>,
         reply: Reply<()>,
@@ -222,6 +226,17 @@ impl NetHandle {
     ) -> Result<Result<(), AdmitError>, NetError> {
         self.call(|reply| Command::PublishRevocations { list, reply })
             .await
+    }
+
+    /// Sends the revocation list this peer holds to `peer` (admitted) and waits for it to
+    /// be taken: how the authority's tools hand a new list to the cluster.
+    ///
+    /// # Errors
+    /// [`NetError::NotConnected`], [`NetError::Request`] (refused: another authority,
+    /// malformed), [`NetError::Shutdown`].
+    pub async fn push_revocations(&self, peer: PeerId) -> Result<(), NetError> {
+        self.call(|reply| Command::PushRevocations { peer, reply })
+            .await?
     }
 
     /// The newest revocation list this peer holds, watched: the owner keeps it on disk.

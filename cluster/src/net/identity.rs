@@ -10,7 +10,7 @@ use crate::secret_file::SecretFileError;
 use crate::secret_file::{SecretFileKind, read_secret_file, write_secret_file};
 
 const IDENTITY_FILE: SecretFileKind = SecretFileKind {
-    what: "node identity key",
+    what: "identity key",
     header: "andromede-node-identity-ed25519-v1",
 };
 
@@ -36,6 +36,23 @@ pub fn load_or_create_identity(path: &Path) -> Result<Keypair, SecretFileError> 
         path: path.to_owned(),
         reason: "not an ed25519 secret key",
     })
+}
+
+/// Writes the identity whose ed25519 secret is `secret` (from a join token) to `path`
+/// (mode 0600, never overwriting) and returns it.
+///
+/// # Errors
+/// [`SecretFileError`]: the file exists, cannot be written, or `secret` is not a key.
+pub fn create_identity_file(path: &Path, secret: &[u8; 32]) -> Result<Keypair, SecretFileError> {
+    let keypair = crate::authority::token::identity_from_secret(secret).map_err(|_| {
+        SecretFileError::Corrupted {
+            what: IDENTITY_FILE.what,
+            path: path.to_owned(),
+            reason: "not an ed25519 secret key",
+        }
+    })?;
+    write_secret_file(path, IDENTITY_FILE, secret)?;
+    Ok(keypair)
 }
 
 #[cfg(test)]

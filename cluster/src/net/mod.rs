@@ -35,7 +35,7 @@ pub use call::{CallError, call_meta, call_shard};
 pub use event_loop::{InboundBudget, InboundRequest, Protocol, spawn};
 pub use gate::HELD_STREAMS_MAX;
 pub use handle::{BLOCKED_PEERS_MAX, NetError, NetHandle};
-pub use identity::load_or_create_identity;
+pub use identity::{create_identity_file, load_or_create_identity};
 pub use libp2p::{Multiaddr, PeerId, identity::Keypair};
 
 /// Commands queued to the swarm task at most.

@@ -5,15 +5,12 @@
 use std::sync::Arc;
 
 use andromede_client::{
-    Client, ClientConfig, CodecConfig, ErasureParams, MasterKey, NetShards, ObjectName, PutOptions,
+    Client, CodecConfig, ErasureParams, MasterKey, NetShards, ObjectName, PutOptions,
     encode_object, open_manifest,
 };
-use andromede_cluster::net::{
-    ClusterSecret, Keypair, Multiaddr, NetConfig, NetHandle, PeerId, Role, spawn,
-};
+use andromede_cluster::net::{Multiaddr, NetConfig, NetHandle, PeerId, PeerRole, spawn};
 use andromede_cluster::placement::{Candidate, PlacementPolicy, place_shards, placement_key};
 use andromede_node::daemon::Daemon;
-use andromede_node::data_dir::DataDir;
 use futures::TryStreamExt;
 
 use crate::{assert_no_plaintext, daemon_config, listen_addr, start_daemon};
@@ -24,19 +21,13 @@ const MARKER: &[u8] = b"PLAINTEXT-MARKER-ANDROMEDE-7f3a";
 async fn an_object_spread_over_nodes_survives_a_stopped_node_and_stays_encrypted() {
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let mut daemons = vec![start_daemon(dirs[0].path()).await];
-    let secret_path = DataDir::new(dirs[0].path()).cluster_secret();
     for dir in &dirs[1..] {
-        std::fs::copy(&secret_path, DataDir::new(dir.path()).cluster_secret()).unwrap();
         daemons.push(start_daemon(dir.path()).await);
     }
 
-    let secret = ClusterSecret::load_file(&secret_path).unwrap();
-    let (client, _inbound): (NetHandle, _) = spawn(
-        Keypair::generate_ed25519(),
-        secret,
-        NetConfig::new(Role::Client),
-    )
-    .unwrap();
+    let (identity, admission) = crate::daemons::client_identity();
+    let (client, _inbound): (NetHandle, _) =
+        spawn(identity, admission, NetConfig::new(PeerRole::Client)).unwrap();
     let mut peers: Vec<PeerId> = Vec::new();
     for daemon in &daemons {
         peers.push(client.dial(listen_addr(daemon).await).await.unwrap());
@@ -121,12 +112,6 @@ async fn a_bootstrap_node_started_after_the_client_enters_its_view() {
     let second_dir = tempfile::tempdir().unwrap();
     let first = start_daemon(first_dir.path()).await;
     let first_addr = listen_addr(&first).await;
-    let secret_path = DataDir::new(first_dir.path()).cluster_secret();
-    std::fs::copy(
-        &secret_path,
-        DataDir::new(second_dir.path()).cluster_secret(),
-    )
-    .unwrap();
     // The second node's address, chosen now and served only later.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -134,11 +119,7 @@ async fn a_bootstrap_node_started_after_the_client_enters_its_view() {
         .unwrap()
         .port();
     let second_addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap();
-    let config = ClientConfig::new(
-        vec![first_addr, second_addr.clone()],
-        ClusterSecret::load_file(&secret_path).unwrap(),
-        MasterKey::generate(),
-    );
+    let config = crate::client_config(vec![first_addr, second_addr.clone()], MasterKey::generate());
     let client = Client::connect(config).await.unwrap();
     assert_eq!(client.nodes().len(), 1, "only the first node runs");
 

@@ -15,7 +15,16 @@ mod store;
 
 #[path = "../../../node/tests/daemons.rs"]
 mod daemons;
-use daemons::{daemon_config, files_under, listen_addr, passes, start_daemon};
+use daemons::{client_identity, daemon_config, files_under, listen_addr, passes, start_daemon};
+
+/// A client of the test clusters: a fresh identity certified by the test authority.
+fn client_config(
+    bootstrap: Vec<andromede_cluster::net::Multiaddr>,
+    master: andromede_client::MasterKey,
+) -> andromede_client::ClientConfig {
+    let (identity, admission) = client_identity();
+    andromede_client::ClientConfig::new(bootstrap, identity, admission, master)
+}
 
 /// Invariant 4: no file under any of `dirs` contains `marker`.
 fn assert_no_plaintext(dirs: &[tempfile::TempDir], marker: &[u8]) {

@@ -6,13 +6,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use andromede_client::{Client, ClientConfig, ClientError, MasterKey};
+use andromede_client::{Client, ClientError, MasterKey};
 use andromede_cluster::meta::key::{RecordKey, Table};
 use andromede_cluster::net::meta_message::{MetaRequest, MetaResponse, decode_meta_response};
-use andromede_cluster::net::{ClusterSecret, PeerId, Protocol};
+use andromede_cluster::net::{PeerId, Protocol};
 use andromede_cluster::{closest_members, partition_key};
 use andromede_node::daemon::Daemon;
-use andromede_node::data_dir::DataDir;
 
 use crate::objects::{body, bucket, get, put, start_cluster};
 use crate::{daemon_config, eventually, files_under, passes};
@@ -28,12 +27,10 @@ fn shard_files(dirs: &[tempfile::TempDir]) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replaced_and_deleted_versions_are_collected_after_the_grace_period() {
     let (dirs, daemons, first_addr) = start_cluster(&["FR", "FR", "FR", "FR"]).await;
-    let secret_file = DataDir::new(dirs[0].path()).cluster_secret();
     let master = MasterKey::generate();
     // Two writers of one tenant: one keeps replaced versions for an hour, one for a second.
     let connect = async |grace: Duration| {
-        let secret = ClusterSecret::load_file(&secret_file).unwrap();
-        let mut config = ClientConfig::new(vec![first_addr.clone()], secret, master.clone());
+        let mut config = crate::client_config(vec![first_addr.clone()], master.clone());
         config.gc_grace = grace;
         let client = Client::connect(config).await.unwrap();
         client
@@ -152,10 +149,8 @@ async fn replaced_and_deleted_versions_are_collected_after_the_grace_period() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_replica_that_was_down_catches_up_through_anti_entropy() {
     let (dirs, mut daemons, first_addr) = start_cluster(&["FR", "FR", "FR", "FR", "FR"]).await;
-    let secret = ClusterSecret::load_file(&DataDir::new(dirs[0].path()).cluster_secret()).unwrap();
-    let client = Client::connect(ClientConfig::new(
+    let client = Client::connect(crate::client_config(
         vec![first_addr.clone()],
-        secret,
         MasterKey::generate(),
     ))
     .await

@@ -10,9 +10,8 @@ use andromede_client::{
     BucketOptions, Client, ClientConfig, ClientError, ErasureParams, ListOptions, MasterKey,
     PutObjectOptions,
 };
-use andromede_cluster::net::{ClusterSecret, Multiaddr};
+use andromede_cluster::net::Multiaddr;
 use andromede_node::daemon::Daemon;
-use andromede_node::data_dir::DataDir;
 use futures::StreamExt;
 
 use crate::{assert_no_plaintext, daemon_config, listen_addr};
@@ -32,19 +31,16 @@ pub(crate) async fn start_cluster(
         .await
         .unwrap();
     let first_addr = listen_addr(&first).await;
-    let secret = DataDir::new(dirs[0].path()).cluster_secret();
     let mut daemons = vec![Some(first)];
     for (dir, jurisdiction) in dirs.iter().zip(jurisdictions).skip(1) {
-        std::fs::copy(&secret, DataDir::new(dir.path()).cluster_secret()).unwrap();
         let config = daemon_config(dir.path(), vec![first_addr.clone()], jurisdiction);
         daemons.push(Some(Daemon::start(config).await.unwrap()));
     }
     (dirs, daemons, first_addr)
 }
 
-pub(crate) async fn connect(dir: &std::path::Path, addr: Multiaddr, master: MasterKey) -> Client {
-    let secret = ClusterSecret::load_file(&DataDir::new(dir).cluster_secret()).unwrap();
-    Client::connect(ClientConfig::new(vec![addr], secret, master))
+pub(crate) async fn connect(addr: Multiaddr, master: MasterKey) -> Client {
+    Client::connect(crate::client_config(vec![addr], master))
         .await
         .unwrap()
 }
@@ -142,13 +138,13 @@ async fn six_node_cluster_serves_the_s3_like_api() {
     }
 
     let master = MasterKey::generate();
-    let client = connect(dirs[0].path(), first_addr.clone(), master.clone()).await;
+    let client = connect(first_addr.clone(), master.clone()).await;
     client
         .wait_for_nodes(6, Duration::from_secs(30))
         .await
         .unwrap();
     let other_addr = listen_addr(daemons[3].as_ref().unwrap()).await;
-    let other = connect(dirs[0].path(), other_addr, master.clone()).await;
+    let other = connect(other_addr, master.clone()).await;
     other
         .wait_for_nodes(6, Duration::from_secs(30))
         .await
@@ -324,17 +320,24 @@ async fn six_node_cluster_serves_the_s3_like_api() {
         "{message}"
     );
 
-    // A client with the wrong cluster secret cannot connect.
+    // A client certified by another authority cannot connect.
+    let stranger = andromede_cluster::authority::Authority::generate();
+    let identity = andromede_cluster::net::Keypair::generate_ed25519();
+    let spec = andromede_cluster::authority::CertificateSpec::new(
+        identity.public().to_peer_id(),
+        andromede_cluster::authority::PeerRole::Client,
+        "stranger",
+        Duration::from_secs(3600),
+    );
+    let admission = andromede_cluster::net::Admission::issued(&stranger, spec).unwrap();
     let wrong = ClientConfig::new(
         vec![first_addr.clone()],
-        ClusterSecret::generate(),
+        identity,
+        admission,
         master.clone(),
     );
     let error = Client::connect(wrong).await.unwrap_err();
-    assert!(
-        error.to_string().contains("cluster secrets differ"),
-        "{error}"
-    );
+    assert!(error.to_string().contains("not admitted"), "{error}");
 
     // Reads survive m = 2 stopped nodes (every rs42 object with segments loses 2 of its 6
     // shards); a PUT survives them too. Metadata stays readable even when both are

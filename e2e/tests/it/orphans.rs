@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
-use andromede_client::{Client, ClientConfig, MasterKey};
+use andromede_client::{Client, MasterKey};
 use andromede_cluster::manifest::Body;
 use andromede_cluster::net::message::{ShardRequest, ShardResponse, decode_shard_response};
-use andromede_cluster::net::{ClusterSecret, Multiaddr, PeerId, Protocol};
+use andromede_cluster::net::{Multiaddr, PeerId, Protocol};
 use andromede_cluster::shard::hash::shard_id;
 use andromede_cluster::{closest_members, partition_key};
 use andromede_node::daemon::{Daemon, DaemonConfig};
@@ -102,19 +102,16 @@ async fn only_unreferenced_shards_are_collected_and_only_when_every_node_answers
         .await
         .unwrap();
     let first_addr = listen_addr(&first).await;
-    let secret = DataDir::new(dirs[0].path()).cluster_secret();
     let mut daemons = vec![Some(first)];
     for dir in &dirs[1..] {
-        std::fs::copy(&secret, DataDir::new(dir.path()).cluster_secret()).unwrap();
         daemons.push(Some(
             Daemon::start(config(dir.path(), vec![first_addr.clone()]))
                 .await
                 .unwrap(),
         ));
     }
-    let client = Client::connect(ClientConfig::new(
+    let client = Client::connect(crate::client_config(
         vec![first_addr.clone()],
-        ClusterSecret::load_file(&secret).unwrap(),
         MasterKey::generate(),
     ))
     .await

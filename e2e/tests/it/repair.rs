@@ -9,10 +9,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use andromede_client::codec::CodecConfig;
-use andromede_client::{Client, ClientConfig, MasterKey};
+use andromede_client::{Client, MasterKey};
 use andromede_cluster::manifest::{Body, Manifest};
 use andromede_cluster::net::message::{ShardRequest, ShardResponse, decode_shard_response};
-use andromede_cluster::net::{ClusterSecret, Multiaddr, PeerId, Protocol};
+use andromede_cluster::net::{Multiaddr, PeerId, Protocol};
 use andromede_node::daemon::{Daemon, DaemonConfig};
 use andromede_node::data_dir::DataDir;
 
@@ -69,19 +69,14 @@ impl Cluster {
         first_config.capacity_bytes = capacity(0);
         let first = Daemon::start(first_config).await.unwrap();
         let first_addr = listen_addr(&first).await;
-        let secret = DataDir::new(dirs[0].path()).cluster_secret();
         let mut daemons = vec![Some(first)];
         for (i, dir) in dirs.iter().enumerate().skip(1) {
-            std::fs::copy(&secret, DataDir::new(dir.path()).cluster_secret()).unwrap();
             let mut config = config(dir.path(), vec![first_addr.clone()]);
             config.capacity_bytes = capacity(i);
             daemons.push(Some(Daemon::start(config).await.unwrap()));
         }
-        let mut client_config = ClientConfig::new(
-            vec![first_addr.clone()],
-            ClusterSecret::load_file(&secret).unwrap(),
-            MasterKey::generate(),
-        );
+        let mut client_config =
+            crate::client_config(vec![first_addr.clone()], MasterKey::generate());
         client_config.codec = CodecConfig {
             segment_bytes: SEGMENT as u64,
             ..CodecConfig::default()
@@ -157,8 +152,6 @@ impl Cluster {
     /// `None`) that joins through the first one; returns its index.
     pub(crate) async fn join_as(&mut self, identity: Option<&std::path::Path>) -> usize {
         let dir = tempfile::tempdir().unwrap();
-        let secret = DataDir::new(self.dirs[0].path()).cluster_secret();
-        std::fs::copy(&secret, DataDir::new(dir.path()).cluster_secret()).unwrap();
         if let Some(identity) = identity {
             std::fs::copy(identity, DataDir::new(dir.path()).identity_key()).unwrap();
         }

@@ -3,6 +3,8 @@
 //! the time dimension, so that a reboot or a blip (shorter than `down_after`) never
 //! starts a repair, and a peer that flaps faster than that is never declared down.
 //!
+//! A peer the authority revoked is down at once: its shards are rebuilt elsewhere.
+//!
 //! A peer this node does not know at all (a holder named by a manifest, forgotten by
 //! membership or never met) counts as unreachable from the first time someone asks about
 //! it. After this node starts, nobody is down before `down_after` has passed, whatever
@@ -89,6 +91,10 @@ impl Liveness {
     pub fn state(&self, peer: &PeerId) -> PeerState {
         if *peer == self.inner.local {
             return PeerState::Up;
+        }
+        // Revoked: its shards count as lost at once, whatever it answers.
+        if self.inner.membership.is_revoked(peer) {
+            return PeerState::Down;
         }
         let live = self
             .inner
@@ -184,6 +190,7 @@ impl Liveness {
             .map(|m| m.peer)
             .collect();
         peers.extend(self.lock().keys().copied());
+        peers.extend(self.inner.membership.revoked());
         peers.sort();
         peers.dedup();
         peers.retain(|p| self.is_down(p));

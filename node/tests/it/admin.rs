@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use andromede_cluster::admin::query_status;
 use andromede_node::daemon::Daemon;
-use andromede_node::data_dir::DataDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::{daemon_config, listen_addr};
@@ -20,11 +19,6 @@ async fn status_lists_the_peers_with_their_tags() {
     let mut config = daemon_config(a.path(), Vec::new(), "FR");
     config.admin = Some(admin);
     let first = Daemon::start(config).await.unwrap();
-    std::fs::copy(
-        DataDir::new(a.path()).cluster_secret(),
-        DataDir::new(b.path()).cluster_secret(),
-    )
-    .unwrap();
     let second = Daemon::start(daemon_config(
         b.path(),
         vec![listen_addr(&first).await],

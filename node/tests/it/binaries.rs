@@ -1,7 +1,7 @@
-//! The two binaries as a user runs them: `andromede-node init/run/status` for two nodes on
-//! 127.0.0.1, then the `andromede` command-line client against them (init, mb, ls, put,
-//! get, stat, rm, rb), bad arguments refused without writing anything, a wrong master key
-//! reported as such, and a clean stop on SIGTERM.
+//! The two binaries as a user runs them: `andromede-node init/invite/run/status` for two
+//! nodes on 127.0.0.1, then the `andromede` command-line client against them (init from a
+//! token, mb, ls, put, get, stat, rm, rb), bad arguments and tokens refused without
+//! writing anything, a wrong master key reported as such, and a clean stop on SIGTERM.
 #![allow(
     clippy::disallowed_methods,
     reason = "a synchronous test driving processes: there is no runtime to block"
@@ -177,14 +177,34 @@ fn node_and_client_binaries_work_end_to_end() {
         ],
     );
     assert!(out.contains("peer id: 12D3Koo"), "{out}");
-    let secret = d1.join("cluster.secret");
+    let authority_key = d1.join("authority.key");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&secret).unwrap().permissions().mode();
-        assert_eq!(mode & 0o077, 0, "the cluster secret is private");
+        let mode = std::fs::metadata(&authority_key)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "the authority key is private");
     }
-    // Second node: joins with a copy of the secret.
+    assert!(
+        !d1.join("cluster.secret").exists(),
+        "no shared secret any more"
+    );
+    // Second node: joins with a token from the authority.
+    let invite = |args: &[&str]| {
+        let mut all = vec!["invite", "--data", s1];
+        all.extend_from_slice(args);
+        ok(node, &all).trim().to_owned()
+    };
+    let node_token = invite(&["--node", "n2", "--zone", "b", "--jurisdiction", "FR"]);
+    let client_token = invite(&["--client", "laptop"]);
+    // A client's token does not make a node, a damaged one is refused: nothing written.
+    let error = fails(node, &["init", "--data", s2, "--join", &client_token]);
+    assert!(error.contains("node was expected"), "{error}");
+    let error = fails(node, &["init", "--data", s2, "--join", &node_token[..60]]);
+    assert!(error.contains("join token"), "{error}");
+    assert!(!d2.join("config.toml").exists());
     ok(
         node,
         &[
@@ -195,41 +215,31 @@ fn node_and_client_binaries_work_end_to_end() {
             &listen2,
             "--admin",
             &admin2,
-            "--zone",
-            "b",
-            "--bootstrap",
-            &listen1,
-            "--cluster-secret-file",
-            secret.to_str().unwrap(),
+            "--join",
+            &node_token,
         ],
     );
     let n1 = RunningNode::start(&d1);
     let n2 = RunningNode::start(&d2);
     let status = status_with_peers(&d1, 1);
     assert_eq!(status["zone"], "a");
-    let peer2 = status_with_peers(&d2, 1)["peer"].clone();
-    assert_eq!(status["peers"][0]["peer"], peer2);
+    let status2 = status_with_peers(&d2, 1);
+    assert_eq!(status["peers"][0]["peer"], status2["peer"]);
+    // The certified place of the invited node, as both see it.
+    assert_eq!(status2["jurisdiction"], "FR");
+    assert_eq!(status["peers"][0]["zone"], "b");
+    assert_eq!(status["peers"][0]["jurisdiction"], "FR");
 
     // The command-line client.
     let config = root.path().join("client.toml");
     let cfg = config.to_str().unwrap();
-    let secret_arg = secret.to_str().unwrap();
-    let client_init = |bootstrap: &str, out: &str| {
-        run(
-            &client,
-            &[
-                "init",
-                "--bootstrap",
-                bootstrap,
-                "--cluster-secret-file",
-                secret_arg,
-                "--out",
-                out,
-            ],
-        )
-    };
-    assert!(client_init(&listen1, cfg).status.success());
-    let again = client_init(&listen1, cfg);
+    let client_init =
+        |token: &str, out: &str| run(&client, &["init", "--join", token, "--out", out]);
+    let error = String::from_utf8_lossy(&client_init(&node_token, cfg).stderr).into_owned();
+    assert!(error.contains("client was expected"), "{error}");
+    assert!(!config.exists());
+    assert!(client_init(&client_token, cfg).status.success());
+    let again = client_init(&client_token, cfg);
     assert!(!again.status.success());
     let error = String::from_utf8_lossy(&again.stderr);
     assert!(error.contains("refusing to overwrite"), "{error}");
@@ -255,8 +265,9 @@ fn node_and_client_binaries_work_end_to_end() {
 
     // Another tenant's master key cannot read it.
     let other = root.path().join("other.toml");
+    let other_token = invite(&["--client", "other-tenant"]);
     assert!(
-        client_init(&listen2, other.to_str().unwrap())
+        client_init(&other_token, other.to_str().unwrap())
             .status
             .success()
     );

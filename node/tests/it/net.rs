@@ -5,26 +5,18 @@
 use andromede_cluster::net::message::{
     RemoteErrorCode, ShardRequest, ShardResponse, decode_shard_response,
 };
-use andromede_cluster::net::{
-    ClusterSecret, Keypair, NetConfig, NetHandle, PeerId, Protocol, Role, spawn,
-};
+use andromede_cluster::net::{NetConfig, NetHandle, PeerId, PeerRole, Protocol, spawn};
 use andromede_cluster::shard::hash::shard_id;
 use andromede_node::daemon::Daemon;
-use andromede_node::data_dir::DataDir;
 use andromede_proto::{Message, ShardId, pb};
 use bytes::Bytes;
 
 use crate::{listen_addr, start_daemon};
 
 /// A client swarm admitted to the daemon's cluster and connected to it.
-async fn connect_client(daemon: &Daemon, dir: &std::path::Path) -> (NetHandle, PeerId) {
-    let secret = ClusterSecret::load_file(&DataDir::new(dir).cluster_secret()).unwrap();
-    let (client, _inbound) = spawn(
-        Keypair::generate_ed25519(),
-        secret,
-        NetConfig::new(Role::Client),
-    )
-    .unwrap();
+async fn connect_client(daemon: &Daemon) -> (NetHandle, PeerId) {
+    let (identity, admission) = crate::daemons::client_identity();
+    let (client, _inbound) = spawn(identity, admission, NetConfig::new(PeerRole::Client)).unwrap();
     let peer = client.dial(listen_addr(daemon).await).await.unwrap();
     (client, peer)
 }
@@ -56,7 +48,7 @@ fn error_code(response: &ShardResponse) -> Option<RemoteErrorCode> {
 async fn shard_protocol_round_trip_against_a_real_node() {
     let dir = tempfile::tempdir().unwrap();
     let daemon = start_daemon(dir.path()).await;
-    let (client, node) = connect_client(&daemon, dir.path()).await;
+    let (client, node) = connect_client(&daemon).await;
     let data = Bytes::from(vec![42u8; 100_000]);
     let id = shard_id(&data);
     let other = ShardId([9; 32]);
@@ -110,7 +102,7 @@ async fn shard_protocol_round_trip_against_a_real_node() {
 async fn malformed_requests_get_errors_and_the_node_keeps_serving() {
     let dir = tempfile::tempdir().unwrap();
     let daemon = start_daemon(dir.path()).await;
-    let (client, node) = connect_client(&daemon, dir.path()).await;
+    let (client, node) = connect_client(&daemon).await;
 
     // Garbage, an empty message, a short id, a wrong hash, an oversize batch.
     assert_eq!(
@@ -163,7 +155,7 @@ async fn a_restarted_node_keeps_its_identity_and_shards() {
     let dir = tempfile::tempdir().unwrap();
     let daemon = start_daemon(dir.path()).await;
     let first_id = daemon.net().local_peer_id();
-    let (client, node) = connect_client(&daemon, dir.path()).await;
+    let (client, node) = connect_client(&daemon).await;
     let data = Bytes::from_static(b"durable");
     let id = shard_id(&data);
     call(
@@ -180,7 +172,7 @@ async fn a_restarted_node_keeps_its_identity_and_shards() {
 
     let daemon = start_daemon(dir.path()).await;
     assert_eq!(daemon.net().local_peer_id(), first_id);
-    let (client, node) = connect_client(&daemon, dir.path()).await;
+    let (client, node) = connect_client(&daemon).await;
     assert_eq!(
         call(&client, node, &ShardRequest::Get { id }).await,
         ShardResponse::Get { data }
@@ -197,7 +189,7 @@ async fn metadata_records_are_applied_and_listed_over_the_network() {
 
     let dir = tempfile::tempdir().unwrap();
     let daemon = start_daemon(dir.path()).await;
-    let (client, node) = connect_client(&daemon, dir.path()).await;
+    let (client, node) = connect_client(&daemon).await;
     let hlc = Hlc::system();
     let writer = WriterId::new(client.local_peer_id().to_bytes()).unwrap();
     let key = |k: &str| RecordKey {

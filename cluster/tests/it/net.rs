@@ -1,15 +1,17 @@
-//! In-process network: real swarms on 127.0.0.1 over real TCP. Admission lets peers with
-//! the cluster secret talk and keeps others out; peers told of one node find the rest.
+//! In-process network: real swarms on 127.0.0.1 over real TCP. Admission lets peers
+//! certified by the cluster's authority talk and keeps others out; peers told of one node
+//! find the rest.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use andromede_cluster::authority::{Authority, CertificateSpec, PeerRole};
 use andromede_cluster::net::message::{
     ShardRequest, ShardResponse, decode_shard_request, decode_shard_response,
 };
 use andromede_cluster::net::{
-    ClusterSecret, Keypair, Multiaddr, NetConfig, NetError, NetHandle, Protocol, Role, spawn,
+    Admission, Keypair, Multiaddr, NetConfig, NetError, NetHandle, Protocol, spawn,
 };
 use andromede_proto::ShardId;
 use bytes::Bytes;
@@ -18,12 +20,33 @@ const SHARD_BYTES: &[u8] = b"shard bytes served by the node";
 
 /// Starts a node on an ephemeral loopback port that answers `get` with [`SHARD_BYTES`].
 /// Returns its handle, its address and the count of requests its service saw.
-async fn start_node(secret_seed: &ClusterSecretFile) -> (NetHandle, Multiaddr, Arc<AtomicU64>) {
-    let mut config = NetConfig::new(Role::Node);
+pub(crate) async fn start_node(authority: &Authority) -> (NetHandle, Multiaddr, Arc<AtomicU64>) {
+    let (key, admission) = member(authority, PeerRole::Node);
+    start_node_as(key, admission).await
+}
+
+/// A fresh identity certified by `authority` in `role` for an hour.
+pub(crate) fn member(authority: &Authority, role: PeerRole) -> (Keypair, Admission) {
+    let key = Keypair::generate_ed25519();
+    let spec = CertificateSpec::new(
+        key.public().to_peer_id(),
+        role,
+        "m",
+        Duration::from_secs(3600),
+    );
+    let admission = Admission::issued(authority, spec).unwrap();
+    (key, admission)
+}
+
+/// [`start_node`] with a given identity and admission.
+pub(crate) async fn start_node_as(
+    key: Keypair,
+    admission: Admission,
+) -> (NetHandle, Multiaddr, Arc<AtomicU64>) {
+    let mut config = NetConfig::new(PeerRole::Node);
     config.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
     config.admission_timeout = Duration::from_secs(2);
-    let (handle, mut inbound) =
-        spawn(Keypair::generate_ed25519(), secret_seed.load(), config).unwrap();
+    let (handle, mut inbound) = spawn(key, admission, config).unwrap();
     let served = Arc::new(AtomicU64::new(0));
     let service = handle.clone();
     let counter = Arc::clone(&served);
@@ -52,27 +75,8 @@ async fn start_node(secret_seed: &ClusterSecretFile) -> (NetHandle, Multiaddr, A
     (handle, addr, served)
 }
 
-/// A cluster secret kept as a file, so several peers can load the same one.
-struct ClusterSecretFile {
-    _dir: tempfile::TempDir,
-    path: std::path::PathBuf,
-}
-
-impl ClusterSecretFile {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("cluster.secret");
-        ClusterSecret::create_file(&path).unwrap();
-        Self { _dir: dir, path }
-    }
-
-    fn load(&self) -> ClusterSecret {
-        ClusterSecret::load_file(&self.path).unwrap()
-    }
-}
-
 /// Polls `probe` every 50 ms for up to 20 s.
-async fn wait_for<T, F, Fut>(mut probe: F) -> T
+pub(crate) async fn wait_for<T, F, Fut>(mut probe: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -86,7 +90,7 @@ where
     panic!("condition not reached within 20 s");
 }
 
-async fn get(
+pub(crate) async fn get(
     from: &NetHandle,
     to: andromede_cluster::net::PeerId,
 ) -> Result<ShardResponse, NetError> {
@@ -98,10 +102,10 @@ async fn get(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn peers_with_the_cluster_secret_are_admitted_and_served() {
-    let secret = ClusterSecretFile::new();
-    let (a, a_addr, a_served) = start_node(&secret).await;
-    let (b, _, _) = start_node(&secret).await;
+async fn peers_certified_by_the_authority_are_admitted_and_served() {
+    let authority = Authority::generate();
+    let (a, a_addr, a_served) = start_node(&authority).await;
+    let (b, _, _) = start_node(&authority).await;
     let peer = b.dial(a_addr).await.unwrap();
     assert_eq!(peer, a.local_peer_id());
     assert_eq!(
@@ -126,9 +130,9 @@ async fn peers_with_the_cluster_secret_are_admitted_and_served() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_peer_with_another_secret_is_refused_and_served_nothing() {
-    let (a, a_addr, a_served) = start_node(&ClusterSecretFile::new()).await;
-    let (intruder, _, _) = start_node(&ClusterSecretFile::new()).await;
+async fn a_peer_of_another_authority_is_refused_and_served_nothing() {
+    let (a, a_addr, a_served) = start_node(&Authority::generate()).await;
+    let (intruder, _, _) = start_node(&Authority::generate()).await;
     let err = intruder.dial(a_addr).await.unwrap_err();
     assert!(
         matches!(
@@ -160,11 +164,11 @@ async fn a_peer_with_another_secret_is_refused_and_served_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_told_only_of_the_first_discover_each_other() {
-    let secret = ClusterSecretFile::new();
-    let (first, first_addr, _) = start_node(&secret).await;
+    let authority = Authority::generate();
+    let (first, first_addr, _) = start_node(&authority).await;
     let mut nodes = vec![first];
     for _ in 0..4 {
-        let (node, _, _) = start_node(&secret).await;
+        let (node, _, _) = start_node(&authority).await;
         node.dial(first_addr.clone()).await.unwrap();
         nodes.push(node);
     }
@@ -189,17 +193,18 @@ async fn nodes_told_only_of_the_first_discover_each_other() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_are_admitted_but_never_routed_to() {
-    let secret = ClusterSecretFile::new();
-    let (a, a_addr, _) = start_node(&secret).await;
+    let authority = Authority::generate();
+    let (a, a_addr, _) = start_node(&authority).await;
     // A client that listens (as a gateway might) still must not be routed to.
-    let mut config = NetConfig::new(Role::Client);
+    let mut config = NetConfig::new(PeerRole::Client);
     config.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
-    let (client, _inbound) = spawn(Keypair::generate_ed25519(), secret.load(), config).unwrap();
+    let (key, admission) = member(&authority, PeerRole::Client);
+    let (client, _inbound) = spawn(key, admission, config).unwrap();
     assert_eq!(
         client.dial(a_addr.clone()).await.unwrap(),
         a.local_peer_id()
     );
-    let (b, _, _) = start_node(&secret).await;
+    let (b, _, _) = start_node(&authority).await;
     b.dial(a_addr).await.unwrap();
     // A routes to node B (its identify arrived after the client's) but not to the client.
     let b_id = b.local_peer_id();
