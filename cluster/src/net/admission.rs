@@ -98,6 +98,14 @@ impl Admission {
         Self::new(certificate, Trust::new(authority.public()), &peer, role)
     }
 
+    /// An admission that presents `certificate` without checking that it admits this
+    /// peer: how a test plays a misbehaving peer (expired, or someone else's certificate)
+    /// to show that the other side refuses it. Never use it otherwise.
+    #[doc(hidden)]
+    pub fn unchecked(certificate: Certificate, trust: Trust) -> Self {
+        Self { certificate, trust }
+    }
+
     /// The certificate this peer presents.
     pub fn certificate(&self) -> &Certificate {
         &self.certificate

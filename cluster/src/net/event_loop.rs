@@ -88,16 +88,6 @@ pub fn spawn(
 ) -> Result<(NetHandle, mpsc::Receiver<InboundRequest>), NetError> {
     let setup = |e: &dyn std::fmt::Display| NetError::Setup(e.to_string());
     let local_peer_id = PeerId::from(key.public());
-    if admission.certificate().peer() != local_peer_id
-        || admission.certificate().role() != config.role
-    {
-        return Err(NetError::Setup(format!(
-            "the certificate is for the {} {}, this is the {} {local_peer_id}",
-            admission.certificate().role(),
-            admission.certificate().peer(),
-            config.role
-        )));
-    }
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
         .with_tcp(
