@@ -122,6 +122,8 @@ pub enum RemoteErrorCode {
     Invalid,
     /// The node's own failure.
     Internal,
+    /// Not allowed to the requester's role.
+    Forbidden,
     /// A code this build does not know.
     Unknown(i32),
 }
@@ -136,6 +138,7 @@ impl From<i32> for RemoteErrorCode {
             Ok(pb::ErrorCode::TooLarge) => Self::TooLarge,
             Ok(pb::ErrorCode::Invalid) => Self::Invalid,
             Ok(pb::ErrorCode::Internal) => Self::Internal,
+            Ok(pb::ErrorCode::Forbidden) => Self::Forbidden,
             Ok(pb::ErrorCode::Unspecified) | Err(_) => Self::Unknown(code),
         }
     }
@@ -151,6 +154,7 @@ impl From<RemoteErrorCode> for i32 {
             RemoteErrorCode::TooLarge => pb::ErrorCode::TooLarge,
             RemoteErrorCode::Invalid => pb::ErrorCode::Invalid,
             RemoteErrorCode::Internal => pb::ErrorCode::Internal,
+            RemoteErrorCode::Forbidden => pb::ErrorCode::Forbidden,
             RemoteErrorCode::Unknown(code) => return code,
         };
         pb_code.into()
@@ -261,6 +265,17 @@ pub fn decode_shard_request(bytes: Bytes) -> Result<ShardRequest, MessageError> 
 }
 
 impl ShardRequest {
+    /// The node-only request this is, if it is one: clients store and fetch shards; asking
+    /// what a node holds and deleting shards are the cluster's maintenance, refused from
+    /// a client certificate (DESIGN.md, "Trust model").
+    pub fn node_only(&self) -> Option<&'static str> {
+        match self {
+            Self::Put { .. } | Self::Get { .. } => None,
+            Self::Have { .. } => Some("asking which shards a node holds"),
+            Self::Delete { .. } => Some("deleting shards"),
+        }
+    }
+
     /// The wire form.
     pub fn encode(&self) -> Vec<u8> {
         let request = match self {

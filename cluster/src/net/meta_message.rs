@@ -208,6 +208,19 @@ fn check_count(count: usize, count_max: u64) -> Result<(), MessageError> {
 }
 
 impl MetaRequest {
+    /// The node-only request this is, if it is one: clients read and write bucket and
+    /// object records and ask for node information; anti-entropy and the holder and
+    /// reference queries of repair, drain and orphan collection are refused from a
+    /// client certificate (DESIGN.md, "Trust model").
+    pub fn node_only(&self) -> Option<&'static str> {
+        match self {
+            Self::Apply(_) | Self::Get(_) | Self::Scan { .. } | Self::Info => None,
+            Self::Compare { .. } => Some("anti-entropy"),
+            Self::Referenced { .. } => Some("asking which shards manifests reference"),
+            Self::HeldBy { .. } => Some("asking which manifests name a holder"),
+        }
+    }
+
     /// The wire form.
     pub fn encode(&self) -> Vec<u8> {
         let request = match self {

@@ -88,15 +88,17 @@ pub async fn serve(
                     return;
                 };
                 let bytes = std::mem::take(&mut request.request);
+                let role = request.role;
                 let response = match request.protocol {
                     Protocol::Shard => {
                         tokio::task::spawn_blocking(move || {
-                            handle_shard_request(&store, Bytes::from(bytes)).encode()
+                            handle_shard_request(&store, Bytes::from(bytes), role).encode()
                         })
                         .await
                     }
                     Protocol::Meta => {
-                        tokio::task::spawn_blocking(move || meta.answer(&bytes).encode()).await
+                        tokio::task::spawn_blocking(move || meta.answer(&bytes, role).encode())
+                            .await
                     }
                     // A protocol this node does not serve: dropping the channel fails the
                     // requester's call at once.

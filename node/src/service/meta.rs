@@ -4,6 +4,7 @@
 //! nothing. Apply answers only after the records are durable. Scan pages are cut by count
 //! (`limit`) and by bytes (so that the answer fits one message), with `more` set.
 
+use andromede_cluster::net::PeerRole;
 use std::collections::HashMap;
 
 use andromede_cluster::manifest::{Body, Manifest};
@@ -19,7 +20,7 @@ use andromede_cluster::{
 use andromede_proto::limits::{HELD_BY_COUNT_MAX, META_MESSAGE_BYTES_MAX, REFERENCED_IDS_MAX};
 use andromede_proto::{DecodeError, ShardId};
 use std::sync::Arc;
-use tracing::{debug, error};
+use tracing::{debug, error, warn};
 
 use crate::drain::Drain;
 use crate::meta::{MetaStore, RecordKey};
@@ -58,8 +59,8 @@ pub struct LocalMeta {
 
 impl LocalMeta {
     /// Answers one raw request from a peer (or this node). Blocking (disk I/O).
-    pub fn answer(&self, request: &[u8]) -> MetaResponse {
-        handle_meta_request(self.store.as_ref(), self, request)
+    pub fn answer(&self, request: &[u8], role: PeerRole) -> MetaResponse {
+        handle_meta_request(self.store.as_ref(), self, request, role)
     }
 }
 
@@ -90,7 +91,7 @@ impl LocalReplica for LocalMeta {
     }
 
     fn handle(&self, request: &MetaRequest) -> MetaResponse {
-        self.answer(&request.encode())
+        self.answer(&request.encode(), PeerRole::Node)
     }
 
     fn draining(&self) -> bool {
@@ -212,6 +213,7 @@ pub fn handle_meta_request(
     store: &dyn MetaStore,
     node: &dyn NodeView,
     request: &[u8],
+    role: PeerRole,
 ) -> MetaResponse {
     let request = match decode_meta_request(request) {
         Ok(request) => request,
@@ -228,6 +230,15 @@ pub fn handle_meta_request(
             };
         }
     };
+    if let (PeerRole::Client, Some(what)) = (role, request.node_only()) {
+        warn!(what, "node-only metadata request from a client refused");
+        return MetaResponse::Error {
+            code: RemoteErrorCode::Forbidden,
+            detail: format!(
+                "refused: {what} is for nodes only, and the requester is certified as a client"
+            ),
+        };
+    }
     let result = match request {
         MetaRequest::Info => Ok(MetaResponse::Info(node.info())),
         MetaRequest::HeldBy { holder } => held_by(store, node, &holder),
@@ -366,7 +377,7 @@ mod tests {
             .collect();
         let apply = MetaRequest::Apply(records);
         assert_eq!(
-            handle_meta_request(&store, &TestNode, &apply.encode()),
+            handle_meta_request(&store, &TestNode, &apply.encode(), PeerRole::Node),
             MetaResponse::Apply {
                 replaced: vec![true; 5]
             }
@@ -379,18 +390,18 @@ mod tests {
             limit,
         };
         let MetaResponse::Scan { records, more } =
-            handle_meta_request(&store, &TestNode, &scan(3).encode())
+            handle_meta_request(&store, &TestNode, &scan(3).encode(), PeerRole::Node)
         else {
             panic!()
         };
         assert_eq!((records.len(), more), (3, true));
         let MetaResponse::Scan { records, more } =
-            handle_meta_request(&store, &TestNode, &scan(5).encode())
+            handle_meta_request(&store, &TestNode, &scan(5).encode(), PeerRole::Node)
         else {
             panic!()
         };
         assert_eq!((records.len(), more), (5, false));
-        let garbage = handle_meta_request(&store, &TestNode, &[0xff, 0x01]);
+        let garbage = handle_meta_request(&store, &TestNode, &[0xff, 0x01], PeerRole::Node);
         assert!(matches!(
             garbage,
             MetaResponse::Error {
@@ -399,7 +410,7 @@ mod tests {
             }
         ));
         let MetaResponse::Scan { records, .. } =
-            handle_meta_request(&store, &TestNode, &scan(10).encode())
+            handle_meta_request(&store, &TestNode, &scan(10).encode(), PeerRole::Node)
         else {
             panic!()
         };
@@ -423,7 +434,7 @@ mod tests {
             ],
         };
         assert_eq!(
-            handle_meta_request(&store, &TestNode, &compare.encode()),
+            handle_meta_request(&store, &TestNode, &compare.encode(), PeerRole::Node),
             MetaResponse::Wanted(vec![false, true, true])
         );
     }

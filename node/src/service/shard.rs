@@ -5,18 +5,19 @@
 //! to protocol error codes that stay distinguishable for the requester (`NotFound`,
 //! `Corrupt`, `QuotaExceeded`, `TooLarge`, `Invalid`, `Internal`).
 
+use andromede_cluster::net::PeerRole;
 use andromede_cluster::net::message::{
     MessageError, RemoteErrorCode, ShardRequest, ShardResponse, decode_shard_request,
 };
 use andromede_proto::DecodeError;
 use bytes::Bytes;
-use tracing::{debug, error};
+use tracing::{debug, error, warn};
 
 use crate::error::StoreError;
 use crate::store::{PutOutcome, ShardStore};
 
 /// Answers one raw request. Blocking (disk I/O): run it on a blocking thread.
-pub fn handle_shard_request(store: &ShardStore, request: Bytes) -> ShardResponse {
+pub fn handle_shard_request(store: &ShardStore, request: Bytes, role: PeerRole) -> ShardResponse {
     let request = match decode_shard_request(request) {
         Ok(request) => request,
         Err(e) => {
@@ -24,6 +25,15 @@ pub fn handle_shard_request(store: &ShardStore, request: Bytes) -> ShardResponse
             return error_response(message_error_code(&e), e.to_string());
         }
     };
+    if let (PeerRole::Client, Some(what)) = (role, request.node_only()) {
+        warn!(what, "node-only shard request from a client refused");
+        return error_response(
+            RemoteErrorCode::Forbidden,
+            format!(
+                "refused: {what} is for nodes only, and the requester is certified as a client"
+            ),
+        );
+    }
     let result = match request {
         ShardRequest::Put { id, data } => store.put(&id, &data).map(|outcome| ShardResponse::Put {
             stored: outcome == PutOutcome::Stored,

@@ -21,6 +21,23 @@ async fn connect_client(daemon: &Daemon) -> (NetHandle, PeerId) {
     (client, peer)
 }
 
+/// A peer certified as a node (as the cluster's own maintenance asks), connected.
+async fn connect_node(daemon: &Daemon) -> (NetHandle, PeerId) {
+    let dir = tempfile::tempdir().unwrap();
+    crate::daemons::certify_node(dir.path(), "z", "FR");
+    let data = andromede_node::data_dir::DataDir::new(dir.path());
+    let identity = andromede_cluster::net::load_or_create_identity(&data.identity_key()).unwrap();
+    let admission = andromede_node::credentials::load_admission(
+        &data,
+        &crate::daemons::test_authority().public(),
+        &identity.public().to_peer_id(),
+    )
+    .unwrap();
+    let (node, _inbound) = spawn(identity, admission, NetConfig::new(PeerRole::Node)).unwrap();
+    let peer = node.dial(listen_addr(daemon).await).await.unwrap();
+    (node, peer)
+}
+
 async fn call(client: &NetHandle, node: PeerId, request: &ShardRequest) -> ShardResponse {
     let bytes = client
         .request(node, Protocol::Shard, request.encode())
@@ -48,7 +65,8 @@ fn error_code(response: &ShardResponse) -> Option<RemoteErrorCode> {
 async fn shard_protocol_round_trip_against_a_real_node() {
     let dir = tempfile::tempdir().unwrap();
     let daemon = start_daemon(dir.path()).await;
-    let (client, node) = connect_client(&daemon).await;
+    // `have` and `delete` are node-only: a peer node asks.
+    let (client, node) = connect_node(&daemon).await;
     let data = Bytes::from(vec![42u8; 100_000]);
     let id = shard_id(&data);
     let other = ShardId([9; 32]);
@@ -277,5 +295,84 @@ async fn metadata_records_are_applied_and_listed_over_the_network() {
         panic!("record not found")
     };
     assert_eq!(record.value, Some(Bytes::from_static(b"manifest-c")));
+    daemon.stop().await.unwrap();
+}
+
+/// A client certificate sending each node-only request gets a clear refusal, and nothing
+/// changes: the shard it tried to delete is still served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_only_requests_from_a_client_are_refused_and_change_nothing() {
+    use andromede_cluster::meta::key::Table;
+    use andromede_cluster::net::meta_message::{MetaRequest, MetaResponse, decode_meta_response};
+
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = start_daemon(dir.path()).await;
+    let (client, node) = connect_client(&daemon).await;
+    let data = Bytes::from_static(b"a shard a client stored");
+    let id = shard_id(&data);
+    assert_eq!(
+        call(
+            &client,
+            node,
+            &ShardRequest::Put {
+                id,
+                data: data.clone()
+            }
+        )
+        .await,
+        ShardResponse::Put { stored: true }
+    );
+    for request in [
+        ShardRequest::Delete { ids: vec![id] },
+        ShardRequest::Have { ids: vec![id] },
+    ] {
+        let answer = call(&client, node, &request).await;
+        assert_eq!(
+            error_code(&answer),
+            Some(RemoteErrorCode::Forbidden),
+            "{answer:?}"
+        );
+        let ShardResponse::Error { detail, .. } = answer else {
+            unreachable!()
+        };
+        assert!(detail.contains("certified as a client"), "{detail}");
+    }
+    assert_eq!(
+        call(&client, node, &ShardRequest::Get { id }).await,
+        ShardResponse::Get { data }
+    );
+    let holder = node.to_bytes();
+    for request in [
+        MetaRequest::Compare {
+            table: Table::Manifest,
+            partition: "photos".into(),
+            entries: Vec::new(),
+        },
+        MetaRequest::Referenced {
+            holder: holder.clone(),
+            start_after: None,
+        },
+        MetaRequest::HeldBy { holder },
+    ] {
+        let bytes = client
+            .request(node, Protocol::Meta, request.encode())
+            .await
+            .unwrap();
+        match decode_meta_response(&request, &bytes).unwrap() {
+            MetaResponse::Error { code, detail } => {
+                assert_eq!(code, RemoteErrorCode::Forbidden, "{detail}");
+                assert!(detail.contains("nodes only"), "{detail}");
+            }
+            other => panic!("{request:?} from a client answered {other:?}"),
+        }
+    }
+    // The same requests from a node are served.
+    let (peer_node, node_id) = connect_node(&daemon).await;
+    assert_eq!(
+        call(&peer_node, node_id, &ShardRequest::Have { ids: vec![id] }).await,
+        ShardResponse::Have {
+            present: vec![true]
+        }
+    );
     daemon.stop().await.unwrap();
 }
