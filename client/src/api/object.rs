@@ -262,7 +262,7 @@ impl Client {
             ),
         ];
         if let Some(old) = replaced {
-            records.push(self.garbage(bucket, &old.version_id)?);
+            records.push(self.garbage(bucket, key, &old.version_id)?);
         }
         self.meta.apply(bucket, records).await?;
         debug!(version = %version_id.short(), size = entry.size, moved = shards.replaced_holders(), "object committed");
@@ -279,7 +279,12 @@ impl Client {
         })
     }
 
-    fn garbage(&self, bucket: &str, version: &VersionId) -> Result<KeyedRecord, ClientError> {
+    fn garbage(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: &VersionId,
+    ) -> Result<KeyedRecord, ClientError> {
         let grace_ms = u64::try_from(self.gc_grace.as_millis()).unwrap_or(u64::MAX);
         Ok((
             RecordKey {
@@ -291,6 +296,7 @@ impl Client {
                 self.meta.version_after(None),
                 GarbageEntry {
                     due_ms: now_ms().saturating_add(grace_ms),
+                    key: key.to_owned(),
                 }
                 .encode(),
             ),
@@ -419,7 +425,7 @@ impl Client {
             .version_after(current.as_ref().map(|r| &r.version));
         let records = vec![
             (index, Record::tombstone(version)),
-            self.garbage(bucket, &entry.version_id)?,
+            self.garbage(bucket, key, &entry.version_id)?,
         ];
         self.meta.apply(bucket, records).await?;
         Ok(())

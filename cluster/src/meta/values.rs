@@ -146,10 +146,13 @@ impl ObjectEntry {
 }
 
 /// When a replaced or deleted version's shards and manifest may go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GarbageEntry {
     /// Not before this (ms since the Unix epoch).
     pub due_ms: u64,
+    /// The object key whose version it was (the collector checks that the key's index
+    /// entry no longer names the version).
+    pub key: String,
 }
 
 impl GarbageEntry {
@@ -158,6 +161,7 @@ impl GarbageEntry {
         Bytes::from(
             pb::GarbageEntry {
                 due_ms: self.due_ms,
+                key: self.key.clone(),
             }
             .encode_to_vec(),
         )
@@ -169,7 +173,10 @@ impl GarbageEntry {
     /// [`ValueError`].
     pub fn decode(bytes: &[u8]) -> Result<Self, ValueError> {
         let pb: pb::GarbageEntry = decode_bounded(bytes, VALUE_BYTES_MAX)?;
-        Ok(Self { due_ms: pb.due_ms })
+        Ok(Self {
+            due_ms: pb.due_ms,
+            key: pb.key,
+        })
     }
 }
 
@@ -193,7 +200,10 @@ mod tests {
             content_type: "text/plain".into(),
         };
         assert_eq!(ObjectEntry::decode(&entry.encode()).unwrap(), entry);
-        let garbage = GarbageEntry { due_ms: 99 };
+        let garbage = GarbageEntry {
+            due_ms: 99,
+            key: "photos/a.jpg".into(),
+        };
         assert_eq!(GarbageEntry::decode(&garbage.encode()).unwrap(), garbage);
 
         let zero_k = pb::BucketInfo {

@@ -141,6 +141,66 @@ async fn replaced_and_deleted_versions_are_collected_after_the_grace_period() {
         live_manifests, 3,
         "the manifests of `kept` (both) and of the latest `tiny` are live"
     );
+
+    // A garbage record for the *current* version of `kept`, due at once, applied
+    // directly to every node by an admitted client: the collectors refuse it (they check
+    // the object's index at quorum first) and delete nothing.
+    let current = client.head_object("gc-test", "kept").await.unwrap();
+    let forged = (
+        RecordKey {
+            table: Table::Garbage,
+            partition: "gc-test".into(),
+            sort: current.version_id.as_bytes().to_vec(),
+        },
+        andromede_cluster::meta::record::Record::live(
+            andromede_cluster::meta::record::Version {
+                timestamp: andromede_cluster::meta::hlc::Timestamp {
+                    wall_ms: u64::try_from(
+                        std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .unwrap()
+                            .as_millis(),
+                    )
+                    .unwrap(),
+                    logical: 0,
+                },
+                writer: andromede_cluster::meta::record::WriterId::new(vec![7u8; 8]).unwrap(),
+            },
+            andromede_cluster::meta::values::GarbageEntry {
+                due_ms: 0,
+                key: "kept".into(),
+            }
+            .encode(),
+        ),
+    );
+    for &peer in &peers {
+        let request = MetaRequest::Apply(vec![forged.clone()]);
+        let answer = client
+            .net()
+            .request(peer, Protocol::Meta, request.encode())
+            .await
+            .unwrap();
+        assert!(matches!(
+            decode_meta_response(&request, &answer).unwrap(),
+            MetaResponse::Apply { .. }
+        ));
+    }
+    let before: Vec<u64> = daemons.iter().flatten().map(|d| passes(d, "gc")).collect();
+    let ran = eventually(Duration::from_secs(30), async || {
+        daemons
+            .iter()
+            .flatten()
+            .zip(&before)
+            .all(|(d, before)| passes(d, "gc") >= before + 3)
+    })
+    .await;
+    assert!(ran, "the collectors did not run");
+    assert_eq!(
+        shard_files(&dirs),
+        6,
+        "a forged garbage record deleted shards"
+    );
+    assert_eq!(get(&client, "gc-test", "kept").await, body(300 * KIB, 2));
     for daemon in daemons.into_iter().flatten() {
         daemon.stop().await.unwrap();
     }

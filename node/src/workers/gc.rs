@@ -14,6 +14,11 @@
 //! replica that lost its metadata cannot cause live data to be collected. A version named
 //! by a garbage record cannot become current again: the record is written with an index
 //! entry whose version sorts after it, and the index is last-writer-wins.
+//!
+//! A garbage record is still only a claim (any admitted client can write one), so before
+//! it deletes anything the collector reads, at quorum, the index entry of the key the
+//! record names: a record for the version the index still calls current is refused and
+//! left in place (a warning says so), as is one that names no key.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,7 +28,7 @@ use andromede_cluster::MetaQuorum;
 use andromede_cluster::manifest::{Body, Manifest};
 use andromede_cluster::meta::key::{RecordKey, Table};
 use andromede_cluster::meta::record::Record;
-use andromede_cluster::meta::values::GarbageEntry;
+use andromede_cluster::meta::values::{GarbageEntry, ObjectEntry};
 use andromede_cluster::net::PeerId;
 use andromede_proto::ShardId;
 use bytes::Bytes;
@@ -68,6 +73,8 @@ pub struct GcReport {
     pub shards_deleted: u64,
     /// Due versions left for a later pass (a holder or replica did not answer).
     pub deferred: u64,
+    /// Garbage records refused: they name a version that is still current, or no key.
+    pub refused: u64,
 }
 
 /// Collects the garbage of the buckets this node is the first replica of.
@@ -138,15 +145,27 @@ impl GcWorker {
                     return Ok(report);
                 }
                 let Some(value) = &record.value else { continue };
-                let due = match GarbageEntry::decode(value) {
-                    Ok(entry) => entry.due_ms <= now_ms(),
+                let entry = match GarbageEntry::decode(value) {
+                    Ok(entry) => entry,
                     Err(error) => {
                         warn!(partition = %key.partition, %error, "unreadable garbage record left alone");
-                        false
+                        continue;
                     }
                 };
-                if !due || !self.quorum.leads(&key.partition, local) {
+                if entry.due_ms > now_ms() || !self.quorum.leads(&key.partition, local) {
                     continue;
+                }
+                match self.still_current(&key, &entry).await {
+                    Ok(false) => {}
+                    Ok(true) => {
+                        report.refused += 1;
+                        continue;
+                    }
+                    Err(error) => {
+                        debug!(bucket = %key.partition, %error, "version collection deferred");
+                        report.deferred += 1;
+                        continue;
+                    }
                 }
                 match self.collect(&key, &record).await {
                     Ok(deleted) => {
@@ -160,6 +179,38 @@ impl GcWorker {
                 }
             }
         }
+    }
+
+    /// Whether the garbage record `key` (`entry`) must be refused: its object's index
+    /// entry, read at quorum, still names the version, or it names no object.
+    async fn still_current(
+        &self,
+        key: &RecordKey,
+        entry: &GarbageEntry,
+    ) -> Result<bool, WorkerError> {
+        if entry.key.is_empty() {
+            warn!(bucket = %key.partition, "garbage record naming no object key refused");
+            return Ok(true);
+        }
+        let index_key = RecordKey {
+            table: Table::ObjectIndex,
+            partition: key.partition.clone(),
+            sort: entry.key.as_bytes().to_vec(),
+        };
+        let current = self.quorum.get(&index_key).await?;
+        let names_it = current
+            .as_ref()
+            .and_then(|record| record.value.as_ref())
+            .and_then(|value| ObjectEntry::decode(value).ok())
+            .is_some_and(|object| object.version_id.as_bytes() == key.sort.as_slice());
+        if names_it {
+            warn!(
+                bucket = %key.partition,
+                key = entry.key,
+                "garbage record names the current version of its object: refused, nothing deleted"
+            );
+        }
+        Ok(names_it)
     }
 
     /// Removes one version: its shards, then its manifest and garbage record.
