@@ -1,5 +1,7 @@
-//! A node that answers `Busy` is alive and stays in the live view; one that gives no
-//! answer is the one that leaves it (overload must not turn into replica-set churn).
+//! Membership views over real swarms: a node that answers `Busy` is alive and stays in
+//! the live view, one that gives no answer leaves it (overload must not turn into
+//! replica-set churn); the places a view holds are the certified ones, and one node
+//! announcing a huge cluster cannot keep a view from settling.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -96,5 +98,119 @@ async fn a_busy_node_stays_live_and_a_silent_one_does_not() {
     assert!(
         !is_live(&membership),
         "a node that gives no answer is not live"
+    );
+}
+
+/// A node answering its info requests with `info`, certified by `authority` as `spec`
+/// says; returns its address.
+async fn node_answering(
+    authority: &Authority,
+    zone: &str,
+    jurisdiction: &str,
+    info: NodeInfo,
+) -> andromede_cluster::net::Multiaddr {
+    let key = Keypair::generate_ed25519();
+    let spec = CertificateSpec::new(
+        key.public().to_peer_id(),
+        PeerRole::Node,
+        "n",
+        Duration::from_secs(3600),
+    )
+    .placed(zone, jurisdiction);
+    let admission = Admission::issued(authority, spec).unwrap();
+    let mut config = NetConfig::new(PeerRole::Node);
+    config.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
+    let (node, mut inbound) = spawn(key, admission, config).unwrap();
+    let service = node.clone();
+    tokio::spawn(async move {
+        while let Some(request) = inbound.recv().await {
+            let answer = MetaResponse::Info(info.clone()).encode();
+            if service.respond(request, answer).await.is_err() {
+                return;
+            }
+        }
+    });
+    for _ in 0..200 {
+        if let Some(addr) = node.listen_addrs().await.unwrap().into_iter().next() {
+            // The handle keeps the swarm running for the rest of the test.
+            std::mem::forget(node);
+            return addr;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("node never listened");
+}
+
+/// What placement and repair see of a node (its member entry) carries the zone and
+/// jurisdiction of its certificate, whatever it announces; and one node announcing a huge
+/// cluster does not keep a view from settling.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn places_come_from_certificates_and_one_node_cannot_stall_settling() {
+    let authority = Authority::generate();
+    let liar = node_answering(
+        &authority,
+        "rack-de",
+        "DE",
+        NodeInfo {
+            zone: "rack-fr".into(),
+            jurisdiction: "FR".into(),
+            live_nodes: 1_000_000,
+            ..NodeInfo::default()
+        },
+    )
+    .await;
+    let honest = node_answering(
+        &authority,
+        "rack-fr",
+        "FR",
+        NodeInfo {
+            zone: "rack-fr".into(),
+            jurisdiction: "FR".into(),
+            live_nodes: 2,
+            ..NodeInfo::default()
+        },
+    )
+    .await;
+    let key = Keypair::generate_ed25519();
+    let spec = CertificateSpec::new(
+        key.public().to_peer_id(),
+        PeerRole::Client,
+        "viewer",
+        Duration::from_secs(3600),
+    );
+    let (client, _inbound) = spawn(
+        key,
+        Admission::issued(&authority, spec).unwrap(),
+        NetConfig::new(PeerRole::Client),
+    )
+    .unwrap();
+    let liar_peer = client.dial(liar).await.unwrap();
+    client.dial(honest).await.unwrap();
+    let membership = Membership::start(
+        client,
+        MembershipConfig {
+            refresh_every: Duration::from_secs(3600),
+            info_timeout: Duration::from_secs(2),
+        },
+    );
+    let mut live = Vec::new();
+    for _ in 0..200 {
+        membership.refresh().await;
+        live = membership.live();
+        if live.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(live.len(), 2, "both nodes answered");
+    let seen = live.iter().find(|m| m.peer == liar_peer).unwrap();
+    assert_eq!(
+        (seen.info.zone.as_str(), seen.info.jurisdiction.as_str()),
+        ("rack-de", "DE"),
+        "the certified place, not the announced one"
+    );
+    assert!(
+        membership.is_settled(0),
+        "a view that holds both nodes is settled, whatever one of them claims"
     );
 }

@@ -9,6 +9,7 @@ mod holder_index;
 mod maintenance;
 mod objects;
 mod orphans;
+mod places;
 mod rebalance;
 mod repair;
 mod store;

@@ -72,25 +72,32 @@ impl RepairWorker {
         )
     }
 
-    /// The bucket's placement policy (any jurisdiction when the bucket record cannot be
-    /// read: its shards were placed under some policy, and rebuilding beats losing them).
-    pub(super) async fn policy(&self, bucket: &str) -> PlacementPolicy {
+    /// The bucket's placement policy, or `None` when its bucket record cannot be read
+    /// (no quorum, missing, undecodable). Placement fails closed: repair and rebalancing
+    /// of the bucket wait for the record rather than place shards "anywhere", which could
+    /// be outside the bucket's jurisdictions.
+    pub(super) async fn policy(&self, bucket: &str) -> Option<PlacementPolicy> {
         let key = RecordKey {
             table: Table::Bucket,
             partition: String::new(),
             sort: bucket.as_bytes().to_vec(),
         };
-        let jurisdictions = match self.quorum.get(&key).await {
+        let info = match self.quorum.get(&key).await {
             Ok(Some(Record {
                 value: Some(bytes), ..
-            })) => BucketInfo::decode(&bytes)
-                .map(|info| info.jurisdictions)
-                .unwrap_or_default(),
-            _ => Vec::new(),
+            })) => BucketInfo::decode(&bytes).ok(),
+            _ => None,
         };
-        PlacementPolicy {
-            jurisdictions,
+        let Some(info) = info else {
+            warn!(
+                bucket,
+                "the bucket's policy cannot be read: its repair and rebalancing wait"
+            );
+            return None;
+        };
+        Some(PlacementPolicy {
+            jurisdictions: info.jurisdictions,
             min_holders: 1,
-        }
+        })
     }
 }

@@ -21,7 +21,8 @@ impl RepairWorker {
     }
 
     /// The plans that need work, worst first (fewest healthy shards in a segment), each
-    /// with its bucket's placement policy.
+    /// with its bucket's placement policy; those whose policy cannot be read wait for a
+    /// later pass.
     pub(super) async fn jobs(
         &self,
         mut plans: Vec<Plan>,
@@ -31,8 +32,9 @@ impl RepairWorker {
         plans.sort_by_key(Plan::healthy_min);
         let mut jobs = Vec::with_capacity(plans.len());
         for plan in plans {
-            let policy = policies.get(self, &plan.key.partition).await;
-            jobs.push((plan, policy));
+            if let Some(policy) = policies.get(self, &plan.key.partition).await {
+                jobs.push((plan, policy));
+            }
         }
         jobs
     }

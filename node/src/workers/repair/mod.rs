@@ -137,12 +137,12 @@ impl Default for RepairConfig {
 /// The repair worker's shared status.
 pub type RepairStatusHandle = Arc<Mutex<RepairStatus>>;
 
-/// Bucket placement policies read during one pass.
+/// Bucket placement policies read during one pass (`None`: unreadable, the bucket waits).
 #[derive(Debug, Default)]
-struct Policies(BTreeMap<String, PlacementPolicy>);
+struct Policies(BTreeMap<String, Option<PlacementPolicy>>);
 
 impl Policies {
-    async fn get(&mut self, worker: &RepairWorker, bucket: &str) -> PlacementPolicy {
+    async fn get(&mut self, worker: &RepairWorker, bucket: &str) -> Option<PlacementPolicy> {
         if let Some(policy) = self.0.get(bucket) {
             return policy.clone();
         }
