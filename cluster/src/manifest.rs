@@ -12,7 +12,7 @@ use andromede_proto::limits::{
     MANIFEST_MOVES_MAX, MANIFEST_SHARD_IDS_MAX, SEAL_OVERHEAD_BYTES, SEGMENT_BYTES_MAX,
     SEGMENT_BYTES_MIN, USER_METADATA_BYTES_MAX,
 };
-use andromede_proto::{Message, ShardId, VersionId, decode_bounded, pb};
+use andromede_proto::{Message, RepeatedLimit, ShardId, VersionId, decode_bounded_counted, pb};
 use bytes::Bytes;
 
 use crate::error::ManifestError;
@@ -197,7 +197,30 @@ impl Manifest {
     /// rule is broken or the etag does not match.
     pub fn decode(bytes: &[u8]) -> Result<Self, ManifestError> {
         let limit = usize::try_from(MANIFEST_BYTES_MAX).unwrap_or(usize::MAX);
-        let pb: pb::Manifest = decode_bounded(bytes, limit)?;
+        // Counted on the wire before anything is built.
+        const LIMITS: &[RepeatedLimit] = &[
+            RepeatedLimit {
+                path: &[13, 1],
+                count_max: MANIFEST_SHARD_IDS_MAX,
+                what: "segments in a manifest",
+            },
+            RepeatedLimit {
+                path: &[13, 1, 2],
+                count_max: MANIFEST_SHARD_IDS_MAX,
+                what: "shard ids in a manifest",
+            },
+            RepeatedLimit {
+                path: &[11],
+                count_max: MANIFEST_SHARD_IDS_MAX,
+                what: "holders in a manifest",
+            },
+            RepeatedLimit {
+                path: &[14],
+                count_max: MANIFEST_MOVES_MAX,
+                what: "holder moves in a manifest",
+            },
+        ];
+        let pb: pb::Manifest = decode_bounded_counted(bytes, limit, LIMITS)?;
         Self::try_from(pb)
     }
 

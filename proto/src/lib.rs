@@ -26,6 +26,9 @@ pub mod pb {
     include!(concat!(env!("OUT_DIR"), "/andromede.v1.rs"));
 }
 
-pub use decode::{DecodeError, decode_bounded, decode_bounded_shared};
+pub use decode::{
+    DecodeError, RepeatedLimit, check_repeated, decode_bounded, decode_bounded_counted,
+    decode_bounded_shared, decode_bounded_shared_counted,
+};
 pub use ids::{BucketId, IdLengthError, ShardId, VersionId};
 pub use prost::Message;

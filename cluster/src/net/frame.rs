@@ -1,6 +1,7 @@
 //! Length-prefixed frames for request-response protocols: a 4-byte big-endian length, then
 //! the message. The length is checked against the protocol's limit before anything is
-//! allocated, so a peer cannot make us buffer more than the limit. Messages stay bytes
+//! allocated, so a peer cannot make us buffer more than the limit, and the buffer grows
+//! with the bytes that actually arrive. Messages stay bytes
 //! here; the receiver decodes them with `decode_bounded` into validated domain types.
 
 use std::io;
@@ -29,10 +30,28 @@ async fn read_frame<T: AsyncRead + Unpin + Send>(
             format!("frame of {len} bytes exceeds the limit of {bytes_max}"),
         ));
     }
-    let mut body = vec![0u8; len];
-    io.read_exact(&mut body).await?;
+    // Memory follows what arrives, never what was announced: the buffer doubles as it
+    // fills, up to `len` exactly, so a peer that announces 60 MiB and sends little
+    // costs little.
+    let mut body = Vec::with_capacity(len.min(FIRST_READ_BYTES));
+    while body.len() < len {
+        if body.len() == body.capacity() {
+            body.reserve_exact(body.capacity().min(len - body.len()));
+        }
+        let start = body.len();
+        let end = body.capacity().min(len);
+        body.resize(end, 0);
+        let read = io.read(&mut body[start..end]).await?;
+        body.truncate(start + read);
+        if read == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+    }
     Ok(body)
 }
+
+/// Bytes a frame's buffer starts with.
+const FIRST_READ_BYTES: usize = 64 * 1024;
 
 async fn write_frame<T: AsyncWrite + Unpin + Send>(
     io: &mut T,
@@ -124,6 +143,13 @@ mod tests {
             );
             // Truncated body.
             assert!(read_frame(&mut &wire[..6], 10).await.is_err());
+            // A large frame arrives whole, in pieces.
+            let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+            let mut wire = Vec::new();
+            write_frame(&mut futures::io::Cursor::new(&mut wire), &big, 1 << 20)
+                .await
+                .unwrap();
+            assert_eq!(read_frame(&mut &wire[..], 1 << 20).await.unwrap(), big);
             assert!(
                 write_frame(&mut futures::io::Cursor::new(Vec::new()), &[0u8; 11], 10)
                     .await

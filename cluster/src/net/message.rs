@@ -5,7 +5,10 @@
 
 use andromede_proto::limits::{SHARD_BATCH_IDS_MAX, SHARD_BYTES_MAX, SHARD_MESSAGE_BYTES_MAX};
 use andromede_proto::pb::{self, shard_request, shard_response};
-use andromede_proto::{DecodeError, IdLengthError, Message, ShardId, decode_bounded_shared};
+use andromede_proto::{
+    DecodeError, IdLengthError, Message, RepeatedLimit, ShardId, decode_bounded_shared,
+    decode_bounded_shared_counted,
+};
 use bytes::Bytes;
 
 /// Why a shard message was refused.
@@ -243,7 +246,20 @@ fn message_limit() -> usize {
 /// # Errors
 /// Any [`MessageError`]; nothing is partially accepted.
 pub fn decode_shard_request(bytes: Bytes) -> Result<ShardRequest, MessageError> {
-    let pb: pb::ShardRequest = decode_bounded_shared(bytes, message_limit())?;
+    // Id lists are counted on the wire first: 64 MiB of empty ids would cost gigabytes.
+    const LIMITS: &[RepeatedLimit] = &[
+        RepeatedLimit {
+            path: &[3, 1],
+            count_max: SHARD_BATCH_IDS_MAX,
+            what: "shard ids in a have request",
+        },
+        RepeatedLimit {
+            path: &[4, 1],
+            count_max: SHARD_BATCH_IDS_MAX,
+            what: "shard ids in a delete request",
+        },
+    ];
+    let pb: pb::ShardRequest = decode_bounded_shared_counted(bytes, message_limit(), LIMITS)?;
     match pb.request.ok_or(MessageError::Empty)? {
         shard_request::Request::Put(put) => {
             check_shard_bytes(&put.data)?;
@@ -467,7 +483,10 @@ mod tests {
         };
         assert!(matches!(
             decode_shard_request(Bytes::from(too_many.encode_to_vec())),
-            Err(MessageError::BatchTooLarge { count: 1025, .. })
+            Err(MessageError::Decode(DecodeError::TooMany {
+                count_max: 1024,
+                ..
+            }))
         ));
         assert!(matches!(
             decode_shard_request(Bytes::from_static(&[0xff, 0xff, 0xff])),

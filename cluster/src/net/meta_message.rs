@@ -7,7 +7,7 @@ use andromede_proto::limits::{
     REFERENCED_IDS_MAX, TAG_BYTES_MAX,
 };
 use andromede_proto::pb::{self, meta_request, meta_response};
-use andromede_proto::{Message, ShardId, decode_bounded};
+use andromede_proto::{Message, RepeatedLimit, ShardId, decode_bounded_counted};
 use bytes::Bytes;
 
 use super::message::{MessageError, RemoteErrorCode};
@@ -287,7 +287,20 @@ impl MetaRequest {
 /// # Errors
 /// Any [`MessageError`]; nothing is partially accepted.
 pub fn decode_meta_request(bytes: &[u8]) -> Result<MetaRequest, MessageError> {
-    let pb: pb::MetaRequest = decode_bounded(bytes, message_limit())?;
+    // Record lists are counted on the wire first: empty elements are 2 bytes there.
+    const LIMITS: &[RepeatedLimit] = &[
+        RepeatedLimit {
+            path: &[1, 1],
+            count_max: META_BATCH_RECORDS_MAX,
+            what: "records in an apply request",
+        },
+        RepeatedLimit {
+            path: &[5, 3],
+            count_max: META_BATCH_RECORDS_MAX,
+            what: "entries in a compare request",
+        },
+    ];
+    let pb: pb::MetaRequest = decode_bounded_counted(bytes, message_limit(), LIMITS)?;
     match pb.request.ok_or(MessageError::Empty)? {
         meta_request::Request::Apply(apply) => {
             check_count(apply.records.len(), META_BATCH_RECORDS_MAX)?;
@@ -433,7 +446,19 @@ pub fn decode_meta_response(
     request: &MetaRequest,
     bytes: &[u8],
 ) -> Result<MetaResponse, MessageError> {
-    let pb: pb::MetaResponse = decode_bounded(bytes, message_limit())?;
+    const LIMITS: &[RepeatedLimit] = &[
+        RepeatedLimit {
+            path: &[4, 1],
+            count_max: META_BATCH_RECORDS_MAX,
+            what: "records in a scan page",
+        },
+        RepeatedLimit {
+            path: &[7, 1],
+            count_max: REFERENCED_IDS_MAX,
+            what: "shard ids in a referenced page",
+        },
+    ];
+    let pb: pb::MetaResponse = decode_bounded_counted(bytes, message_limit(), LIMITS)?;
     let response = pb.response.ok_or(MessageError::Empty)?;
     match (request, response) {
         (_, meta_response::Response::Error(e)) => Ok(MetaResponse::Error {
@@ -651,7 +676,9 @@ mod tests {
         };
         assert!(matches!(
             decode_meta_request(&too_many.encode()),
-            Err(MessageError::BatchTooLarge { .. })
+            Err(MessageError::Decode(
+                andromede_proto::DecodeError::TooMany { .. }
+            ))
         ));
         let one = MetaRequest::Compare {
             table: Table::ObjectIndex,

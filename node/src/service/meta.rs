@@ -220,7 +220,9 @@ pub fn handle_meta_request(
         Err(e) => {
             debug!(error = %e, "malformed meta request refused");
             let code = match e {
-                MessageError::Decode(DecodeError::TooLarge { .. })
+                MessageError::Decode(
+                    DecodeError::TooLarge { .. } | DecodeError::TooMany { .. },
+                )
                 | MessageError::BatchTooLarge { .. } => RemoteErrorCode::TooLarge,
                 _ => RemoteErrorCode::Invalid,
             };

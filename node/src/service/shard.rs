@@ -61,7 +61,7 @@ fn error_response(code: RemoteErrorCode, detail: String) -> ShardResponse {
 
 fn message_error_code(e: &MessageError) -> RemoteErrorCode {
     match e {
-        MessageError::Decode(DecodeError::TooLarge { .. })
+        MessageError::Decode(DecodeError::TooLarge { .. } | DecodeError::TooMany { .. })
         | MessageError::BatchTooLarge { .. }
         | MessageError::ShardTooLarge { .. } => RemoteErrorCode::TooLarge,
         _ => RemoteErrorCode::Invalid,

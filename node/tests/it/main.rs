@@ -6,6 +6,7 @@
 
 mod admin;
 mod binaries;
+mod front_door;
 mod net;
 mod scrub;
 mod store;
