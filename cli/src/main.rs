@@ -123,6 +123,17 @@ enum ClusterCommand {
         /// BUCKET/KEY.
         target: String,
     },
+    /// Show where every shard of the current objects of BUCKET[/PREFIX] lives: holder,
+    /// its certified jurisdiction and zone, whether it still has the shard, and the node
+    /// failures each object survives. Exits with status 1 when a shard lies outside the
+    /// bucket's jurisdictions or an object survives fewer failures than its m.
+    Audit {
+        /// BUCKET or BUCKET/PREFIX.
+        path: String,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -235,6 +246,7 @@ async fn run_cluster(client: &Client, command: ClusterCommand) -> anyhow::Result
             }
             Ok(())
         }
+        ClusterCommand::Audit { path, json } => audit(client, &path, json).await,
         ClusterCommand::Rm { target } => {
             let (bucket, key) = split_target(&target)?;
             client.delete_object(bucket, key).await?;
@@ -242,6 +254,90 @@ async fn run_cluster(client: &Client, command: ClusterCommand) -> anyhow::Result
             Ok(())
         }
     }
+}
+
+async fn audit(client: &Client, path: &str, json: bool) -> anyhow::Result<()> {
+    let (bucket, prefix) = path.split_once('/').unwrap_or((path, ""));
+    let report = client.audit(bucket, prefix).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_audit(&report);
+    }
+    if report.summary.is_clean() {
+        Ok(())
+    } else {
+        Err(anyhow!(
+            "the audit found shards outside the bucket's policy or objects below their redundancy (see above)"
+        ))
+    }
+}
+
+fn print_audit(report: &andromede_client::AuditReport) {
+    let policy = if report.jurisdictions.is_empty() {
+        "any jurisdiction".to_owned()
+    } else {
+        report.jurisdictions.join(",")
+    };
+    println!("bucket {} ({policy})", report.bucket);
+    for object in &report.objects {
+        if let Some(error) = &object.error {
+            println!("{}: NOT AUDITED: {error}", object.key);
+            continue;
+        }
+        let survives = object.survives.map_or_else(
+            || "inline (kept with its metadata)".to_owned(),
+            |s| format!("survives {s} node failure(s), m={}", object.m),
+        );
+        println!(
+            "{}  {} bytes  k={} m={}  {survives}{}",
+            object.key,
+            object.size,
+            object.k,
+            object.m,
+            if object.survives.is_some_and(|s| s < i64::from(object.m)) {
+                "  DEGRADED"
+            } else {
+                ""
+            }
+        );
+        for shard in &object.shards {
+            let place = match (&shard.jurisdiction, &shard.zone) {
+                (Some(j), Some(z)) => format!("{j}/{z}"),
+                _ => "place unknown (not in view)".to_owned(),
+            };
+            let state = match shard.present {
+                Some(true) => "held",
+                Some(false) => "MISSING",
+                None => "UNREACHABLE",
+            };
+            println!(
+                "  segment {} shard {}  {}  {place}  {state}{}",
+                shard.segment,
+                shard.shard,
+                shard.holder,
+                if shard.outside_policy {
+                    "  OUTSIDE POLICY"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    let summary = &report.summary;
+    println!(
+        "summary: {} object(s), {} shard(s): {} outside policy, {} missing, {} unreachable; {} object(s) below their redundancy; worst object survives {} failure(s){}",
+        summary.objects,
+        summary.shards,
+        summary.shards_outside_policy,
+        summary.shards_missing,
+        summary.shards_unreachable,
+        summary.objects_below_m,
+        summary
+            .worst_survives
+            .map_or_else(|| "-".to_owned(), |w| w.to_string()),
+        if summary.is_clean() { " — clean" } else { "" }
+    );
 }
 
 /// `PATH` + `suffix`, absolute.

@@ -28,8 +28,8 @@ pub mod shards;
 
 pub use andromede_cluster::secret_file::SecretFileError;
 pub use api::{
-    BucketOptions, Client, ClientConfig, ClientError, GetObject, ListOptions, ListPage, ObjectInfo,
-    ObjectSummary, PutObjectOptions,
+    AuditReport, AuditSummary, BucketOptions, Client, ClientConfig, ClientError, GetObject,
+    ListOptions, ListPage, ObjectAudit, ObjectInfo, ObjectSummary, PutObjectOptions, ShardPlace,
 };
 pub use codec::{
     CodecConfig, EncodedShard, ErasureParams, MemoryShards, ObjectName, OpenedObject, PutOptions,

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use andromede_client::{Client, ClientConfig, MasterKey};
 use andromede_cluster::admin::{Status, admin_request, query_status};
-use andromede_cluster::authority::{AuthorityKey, Certificate, JoinToken, PeerRole, Trust};
+use andromede_cluster::authority::{Authority, CertificateSpec, JoinToken, PeerRole};
 use andromede_cluster::faults::PlantedBug;
-use andromede_cluster::net::{self, Admission, Multiaddr, PeerId};
+use andromede_cluster::net::{self, Admission, Keypair, Multiaddr, PeerId};
 use andromede_cluster::units::format_duration;
 use anyhow::{Context, anyhow, bail};
 use nix::sys::signal::Signal;
@@ -660,20 +660,21 @@ impl Testnet {
     }
 
     /// The configuration of a client of this testnet (every node as a bootstrap peer,
-    /// the testnet's master key).
+    /// the testnet's master key), with an identity of its own certified just now by the
+    /// testnet's authority: clients that run at once must not share a peer id.
     ///
     /// # Errors
-    /// The client's identity, certificate or master key cannot be read.
+    /// The authority key or master key cannot be read.
     pub fn client_config(&self) -> anyhow::Result<ClientConfig> {
-        let identity = net::load_or_create_identity(&self.dir.join(CLIENT_IDENTITY))?;
-        let certificate = Certificate::read_file(&self.dir.join(CLIENT_CERTIFICATE))?;
-        let authority: AuthorityKey = certificate.issuer()?;
-        let admission = Admission::new(
-            certificate,
-            Trust::new(authority),
-            &PeerId::from(identity.public()),
+        let authority = Authority::load_file(&self.node(0)?.dir.join(data_files::AUTHORITY_KEY))?;
+        let identity = Keypair::generate_ed25519();
+        let spec = CertificateSpec::new(
+            PeerId::from(identity.public()),
             PeerRole::Client,
-        )?;
+            "testnet-client",
+            Duration::from_secs(7 * 86_400),
+        );
+        let admission = Admission::issued(&authority, spec)?;
         let master = MasterKey::load_file(&self.dir.join("master.key"))?;
         let bootstrap: Vec<Multiaddr> = self
             .state

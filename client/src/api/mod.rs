@@ -7,6 +7,7 @@
 //! replicated on the nodes closest to a fixed id; a bucket's object index, manifests and
 //! garbage records on the nodes closest to the bucket's id.
 
+mod audit;
 mod bucket;
 mod error;
 mod list;
@@ -20,6 +21,7 @@ use bytes::Bytes;
 use libp2p::identity::Keypair;
 use tracing::{info, warn};
 
+pub use audit::{AuditReport, AuditSummary, ObjectAudit, ShardPlace};
 pub use bucket::BucketOptions;
 pub use error::ClientError;
 pub use list::{ListOptions, ListPage, ObjectSummary};

@@ -281,13 +281,13 @@ pub fn decode_shard_request(bytes: Bytes) -> Result<ShardRequest, MessageError> 
 }
 
 impl ShardRequest {
-    /// The node-only request this is, if it is one: clients store and fetch shards; asking
-    /// what a node holds and deleting shards are the cluster's maintenance, refused from
-    /// a client certificate (DESIGN.md, "Trust model").
+    /// The node-only request this is, if it is one: clients store and fetch shards, and
+    /// may ask whether a holder still has shards they could fetch (`andromede audit`);
+    /// deleting shards is the cluster's maintenance, refused from a client certificate
+    /// (DESIGN.md, "Trust model").
     pub fn node_only(&self) -> Option<&'static str> {
         match self {
-            Self::Put { .. } | Self::Get { .. } => None,
-            Self::Have { .. } => Some("asking which shards a node holds"),
+            Self::Put { .. } | Self::Get { .. } | Self::Have { .. } => None,
             Self::Delete { .. } => Some("deleting shards"),
         }
     }

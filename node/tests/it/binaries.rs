@@ -262,6 +262,17 @@ fn node_and_client_binaries_work_end_to_end() {
     assert!(stat.contains("2 node(s)"), "{stat}");
     let listing = cli(&["ls", "photos/2026/"]);
     assert!(listing.contains("2026/a.bin"), "{listing}");
+    // Where it lives: both holders, with their certified places; a clean audit exits 0.
+    let audit = cli(&["audit", "photos/2026/"]);
+    assert!(audit.contains("2026/a.bin"), "{audit}");
+    assert!(audit.contains("FR/b") && audit.contains("/a "), "{audit}");
+    assert!(audit.contains("clean"), "{audit}");
+    let json: serde_json::Value =
+        serde_json::from_str(&cli(&["audit", "photos", "--json"])).unwrap();
+    assert_eq!(json["summary"]["objects"], 1);
+    assert_eq!(json["summary"]["shards_outside_policy"], 0);
+    let error = fails(&client, &["--config", cfg, "audit", "nothere"]);
+    assert!(error.contains("nothere"), "{error}");
 
     // Another tenant's master key cannot read it.
     let other = root.path().join("other.toml");

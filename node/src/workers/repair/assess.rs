@@ -72,11 +72,11 @@ impl RepairWorker {
         )
     }
 
-    /// The bucket's placement policy, or `None` when its bucket record cannot be read
-    /// (no quorum, missing, undecodable). Placement fails closed: repair and rebalancing
-    /// of the bucket wait for the record rather than place shards "anywhere", which could
-    /// be outside the bucket's jurisdictions.
-    pub(super) async fn policy(&self, bucket: &str) -> Option<PlacementPolicy> {
+    /// The bucket's placement policy as its record says, read at quorum. Placement fails
+    /// closed: a bucket whose record cannot be read (no quorum, missing, undecodable)
+    /// waits for it rather than have its shards placed "anywhere", which could be outside
+    /// its jurisdictions.
+    pub(super) async fn policy(&self, bucket: &str) -> BucketPolicy {
         let key = RecordKey {
             table: Table::Bucket,
             partition: String::new(),
@@ -86,6 +86,8 @@ impl RepairWorker {
             Ok(Some(Record {
                 value: Some(bytes), ..
             })) => BucketInfo::decode(&bytes).ok(),
+            // Deleted at quorum: what is left of it is garbage awaiting collection.
+            Ok(Some(Record { value: None, .. })) => return BucketPolicy::Deleted,
             _ => None,
         };
         let Some(info) = info else {
@@ -93,10 +95,42 @@ impl RepairWorker {
                 bucket,
                 "the bucket's policy cannot be read: its repair and rebalancing wait"
             );
-            return None;
+            return BucketPolicy::Unreadable;
         };
-        Some(PlacementPolicy {
+        BucketPolicy::Known(PlacementPolicy {
             jurisdictions: info.jurisdictions,
+            min_holders: 1,
+        })
+    }
+
+    /// Where the shards of a version of a deleted bucket may move (a drain must move
+    /// them): only within the jurisdictions certified for the holders it already has,
+    /// so that a move never widens where its data is. `None` when no holder's place is
+    /// known.
+    pub(super) fn held_places(&self, manifest: &Manifest) -> Option<PlacementPolicy> {
+        let local = self.calls.local();
+        let members = self.membership.all();
+        let mut jurisdictions: Vec<String> = manifest
+            .holder_matrix()
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|bytes| PeerId::from_bytes(&bytes).ok())
+            .filter_map(|peer| {
+                if peer == local {
+                    Some(self.tags.jurisdiction.clone())
+                } else {
+                    members
+                        .iter()
+                        .find(|m| m.peer == peer)
+                        .map(|m| m.info.jurisdiction.clone())
+                }
+            })
+            .collect();
+        jurisdictions.sort();
+        jurisdictions.dedup();
+        (!jurisdictions.is_empty()).then_some(PlacementPolicy {
+            jurisdictions,
             min_holders: 1,
         })
     }

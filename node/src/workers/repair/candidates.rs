@@ -184,7 +184,9 @@ impl RepairWorker {
                 if rebalance_budget > 0 {
                     let targets = self.targets();
                     for plan in plans.iter_mut().filter(|p| !p.needs_repair()) {
-                        let Some(policy) = policies.get(self, &plan.key.partition).await else {
+                        let BucketPolicy::Known(policy) =
+                            policies.get(self, &plan.key.partition).await
+                        else {
                             continue;
                         };
                         let marked = mark_rebalance(plan, &targets, &policy, rebalance_budget);

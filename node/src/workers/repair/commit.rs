@@ -32,7 +32,12 @@ impl RepairWorker {
         plans.sort_by_key(Plan::healthy_min);
         let mut jobs = Vec::with_capacity(plans.len());
         for plan in plans {
-            if let Some(policy) = policies.get(self, &plan.key.partition).await {
+            let policy = match policies.get(self, &plan.key.partition).await {
+                BucketPolicy::Known(policy) => Some(policy),
+                BucketPolicy::Deleted => self.held_places(&plan.manifest),
+                BucketPolicy::Unreadable => None,
+            };
+            if let Some(policy) = policy {
                 jobs.push((plan, policy));
             }
         }

@@ -137,12 +137,24 @@ impl Default for RepairConfig {
 /// The repair worker's shared status.
 pub type RepairStatusHandle = Arc<Mutex<RepairStatus>>;
 
-/// Bucket placement policies read during one pass (`None`: unreadable, the bucket waits).
+/// What a bucket's record says about where its shards may go.
+#[derive(Debug, Clone)]
+enum BucketPolicy {
+    /// Its policy.
+    Known(PlacementPolicy),
+    /// The bucket is deleted: its versions are garbage; a drain still moves them, within
+    /// the jurisdictions they are already in (see `RepairWorker::held_places`).
+    Deleted,
+    /// The record cannot be read: the bucket waits.
+    Unreadable,
+}
+
+/// Bucket placement policies read during one pass.
 #[derive(Debug, Default)]
-struct Policies(BTreeMap<String, Option<PlacementPolicy>>);
+struct Policies(BTreeMap<String, BucketPolicy>);
 
 impl Policies {
-    async fn get(&mut self, worker: &RepairWorker, bucket: &str) -> Option<PlacementPolicy> {
+    async fn get(&mut self, worker: &RepairWorker, bucket: &str) -> BucketPolicy {
         if let Some(policy) = self.0.get(bucket) {
             return policy.clone();
         }
