@@ -573,6 +573,35 @@ impl Testnet {
         Ok(())
     }
 
+    /// Revokes node `i` as an operator does, where the authority key is (node 0's
+    /// directory): `andromede-node revoke --data NODE0 PEER`, which signs a newer
+    /// revocation list and hands it to a member.
+    ///
+    /// # Errors
+    /// An unknown node or peer id, or the command failing (its output is in the message).
+    pub fn revoke(&self, i: usize) -> anyhow::Result<()> {
+        let peer = self
+            .node(i)?
+            .peer
+            .clone()
+            .ok_or_else(|| anyhow!("node {i}'s peer id is not known yet"))?;
+        let output = std::process::Command::new(&self.state.node_bin)
+            .arg("revoke")
+            .arg("--data")
+            .arg(&self.node(0)?.dir)
+            .arg(&peer)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .context("starting andromede-node revoke")?;
+        if !output.status.success() {
+            bail!(
+                "revoking node {i} failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(())
+    }
+
     /// Node `i`'s status from its admin endpoint.
     ///
     /// # Errors
