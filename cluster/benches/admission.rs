@@ -3,7 +3,10 @@
 //! until both sides have admitted each other.
 //!
 //! `cargo bench -p andromede-cluster --bench admission`
-#![allow(clippy::unwrap_used, reason = "a benchmark: any failure is a bug to see")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "a benchmark: any failure is a bug to see"
+)]
 
 use std::time::Duration;
 

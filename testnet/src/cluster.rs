@@ -585,20 +585,13 @@ impl Testnet {
             .peer
             .clone()
             .ok_or_else(|| anyhow!("node {i}'s peer id is not known yet"))?;
-        let output = std::process::Command::new(&self.state.node_bin)
+        let mut command = std::process::Command::new(&self.state.node_bin);
+        command
             .arg("revoke")
             .arg("--data")
             .arg(&self.node(0)?.dir)
-            .arg(&peer)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .context("starting andromede-node revoke")?;
-        if !output.status.success() {
-            bail!(
-                "revoking node {i} failed: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
+            .arg(&peer);
+        crate::process::run_to_end(command, &format!("andromede-node revoke {peer}"))?;
         Ok(())
     }
 

@@ -103,15 +103,27 @@ pub fn invite(
             .args(["--jurisdiction", jurisdiction]),
         None => command.args(["--client", name]),
     };
+    run_to_end(
+        command,
+        &format!("andromede-node invite --data {}", authority_dir.display()),
+    )
+}
+
+/// Runs `command` (`what` names it in errors) to its end and returns its standard output,
+/// trimmed.
+///
+/// # Errors
+/// When it cannot start or fails; its output is in the message.
+pub fn run_to_end(mut command: Command, what: &str) -> anyhow::Result<String> {
     let output = command
         .stdin(Stdio::null())
         .output()
-        .with_context(|| format!("starting {}", binary.display()))?;
+        .with_context(|| format!("starting `{what}`"))?;
     if !output.status.success() {
         return Err(anyhow!(
-            "`andromede-node invite --data {}` failed: {}",
-            authority_dir.display(),
-            String::from_utf8_lossy(&output.stderr)
+            "`{what}` failed: {}{}",
+            String::from_utf8_lossy(&output.stderr),
+            String::from_utf8_lossy(&output.stdout)
         ));
     }
     Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
@@ -145,18 +157,10 @@ pub fn init_node(binary: &Path, dir: &Path, init: &NodeInit<'_>) -> anyhow::Resu
             .args(["--jurisdiction", jurisdiction]),
         Joining::Token(token) => command.args(["--join", token]),
     };
-    let output = command
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("starting {}", binary.display()))?;
-    if !output.status.success() {
-        return Err(anyhow!(
-            "`andromede-node init --data {}` failed: {}{}",
-            dir.display(),
-            String::from_utf8_lossy(&output.stderr),
-            String::from_utf8_lossy(&output.stdout)
-        ));
-    }
+    run_to_end(
+        command,
+        &format!("andromede-node init --data {}", dir.display()),
+    )?;
     let path = dir.join(data_files::CONFIG);
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;

@@ -255,13 +255,7 @@ impl EventLoop {
             Command::PushRevocations { peer, reply } => {
                 match self.admission.trust().revocations().signed().cloned() {
                     Some(signed) if self.admitted.contains_key(&peer) => {
-                        let request = TrustRequest::Revocations(signed).encode();
-                        let id = self
-                            .swarm
-                            .behaviour_mut()
-                            .services()
-                            .trust
-                            .send_request(&peer, request);
+                        let id = self.send_trust(&peer, TrustRequest::Revocations(signed));
                         self.trust_calls.insert(id, reply);
                     }
                     Some(_) => {
@@ -733,14 +727,17 @@ impl EventLoop {
             .map(|(peer, _)| *peer)
             .collect();
         for peer in nodes {
-            let request = TrustRequest::Revocations(signed.clone()).encode();
-            self.swarm
-                .behaviour_mut()
-                .services()
-                .trust
-                .send_request(&peer, request);
+            self.send_trust(&peer, TrustRequest::Revocations(signed.clone()));
         }
         Ok(())
+    }
+
+    fn send_trust(&mut self, peer: &PeerId, request: TrustRequest) -> OutboundRequestId {
+        self.swarm
+            .behaviour_mut()
+            .services()
+            .trust
+            .send_request(peer, request.encode())
     }
 
     /// An admitted peer presents a renewed certificate.
@@ -765,12 +762,7 @@ impl EventLoop {
         let renewed = self.admission.certificate().to_pb();
         let peers: Vec<PeerId> = self.admitted.keys().copied().collect();
         for peer in peers {
-            let request = TrustRequest::Renewed(renewed.clone()).encode();
-            self.swarm
-                .behaviour_mut()
-                .services()
-                .trust
-                .send_request(&peer, request);
+            self.send_trust(&peer, TrustRequest::Renewed(renewed.clone()));
         }
         info!(
             not_after = self.admission.certificate().not_after_unix(),
@@ -889,21 +881,11 @@ impl EventLoop {
             // Whoever holds the newer revocation list passes it on.
             let held = self.admission.trust().revocations().version();
             if revocations_version > held {
-                let request = TrustRequest::RevocationsNewerThan(held).encode();
-                self.swarm
-                    .behaviour_mut()
-                    .services()
-                    .trust
-                    .send_request(&peer, request);
+                self.send_trust(&peer, TrustRequest::RevocationsNewerThan(held));
             } else if revocations_version < held
                 && let Some(signed) = self.admission.trust().revocations().signed().cloned()
             {
-                let request = TrustRequest::Revocations(signed).encode();
-                self.swarm
-                    .behaviour_mut()
-                    .services()
-                    .trust
-                    .send_request(&peer, request);
+                self.send_trust(&peer, TrustRequest::Revocations(signed));
             }
         }
         for (protocol, request, reply) in self.queued.remove(&peer).unwrap_or_default() {

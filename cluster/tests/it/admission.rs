@@ -63,6 +63,13 @@ async fn assert_refused(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_of_another_authority_is_refused_and_served_nothing() {
+    let (node, addr, served) = start_node(&Authority::generate()).await;
+    let (intruder, _, _) = start_node(&Authority::generate()).await;
+    assert_refused(&node, addr, &served, &intruder).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_certificate_is_refused() {
     let authority = Authority::generate();
     let (node, addr, served) = start_node(&authority).await;

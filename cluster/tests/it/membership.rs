@@ -20,16 +20,7 @@ const ANSWER_NOTHING: u8 = 2;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_node_stays_live_and_a_silent_one_does_not() {
     let authority = Authority::generate();
-    let member = |role: PeerRole| {
-        let key = Keypair::generate_ed25519();
-        let spec = CertificateSpec::new(
-            key.public().to_peer_id(),
-            role,
-            "m",
-            Duration::from_secs(3600),
-        );
-        (key, Admission::issued(&authority, spec).unwrap())
-    };
+    let member = |role| crate::net::member(&authority, role);
 
     // A node whose answers the test chooses.
     let mut node_config = NetConfig::new(PeerRole::Node);
@@ -171,19 +162,8 @@ async fn places_come_from_certificates_and_one_node_cannot_stall_settling() {
         },
     )
     .await;
-    let key = Keypair::generate_ed25519();
-    let spec = CertificateSpec::new(
-        key.public().to_peer_id(),
-        PeerRole::Client,
-        "viewer",
-        Duration::from_secs(3600),
-    );
-    let (client, _inbound) = spawn(
-        key,
-        Admission::issued(&authority, spec).unwrap(),
-        NetConfig::new(PeerRole::Client),
-    )
-    .unwrap();
+    let (key, admission) = crate::net::member(&authority, PeerRole::Client);
+    let (client, _inbound) = spawn(key, admission, NetConfig::new(PeerRole::Client)).unwrap();
     let liar_peer = client.dial(liar).await.unwrap();
     client.dial(honest).await.unwrap();
     let membership = Membership::start(

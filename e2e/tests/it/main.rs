@@ -27,6 +27,42 @@ fn client_config(
     andromede_client::ClientConfig::new(bootstrap, identity, admission, master)
 }
 
+/// A client of the cluster at `addr`, once it sees `nodes` nodes.
+async fn connected_client(
+    addr: andromede_cluster::net::Multiaddr,
+    nodes: usize,
+) -> andromede_client::Client {
+    let client = andromede_client::Client::connect(client_config(
+        vec![addr],
+        andromede_client::MasterKey::generate(),
+    ))
+    .await
+    .unwrap();
+    client
+        .wait_for_nodes(nodes, std::time::Duration::from_secs(30))
+        .await
+        .unwrap();
+    client
+}
+
+/// Whether `worker` of every running daemon ran `more` passes after `before` (one count
+/// per running daemon, in order), waiting up to 30 s.
+async fn ran_passes(
+    daemons: &[Option<andromede_node::daemon::Daemon>],
+    worker: &str,
+    before: &[u64],
+    more: u64,
+) -> bool {
+    eventually(std::time::Duration::from_secs(30), async || {
+        daemons
+            .iter()
+            .flatten()
+            .zip(before)
+            .all(|(d, before)| passes(d, worker) >= before + more)
+    })
+    .await
+}
+
 /// Invariant 4: no file under any of `dirs` contains `marker`.
 fn assert_no_plaintext(dirs: &[tempfile::TempDir], marker: &[u8]) {
     for dir in dirs {

@@ -80,15 +80,10 @@ async fn replaced_and_deleted_versions_are_collected_after_the_grace_period() {
     );
     // Several more passes of every collector leave the version that is not due alone.
     let before: Vec<u64> = daemons.iter().flatten().map(|d| passes(d, "gc")).collect();
-    let ran = eventually(Duration::from_secs(30), async || {
-        daemons
-            .iter()
-            .flatten()
-            .zip(&before)
-            .all(|(d, before)| passes(d, "gc") >= before + 3)
-    })
-    .await;
-    assert!(ran, "the collectors did not run");
+    assert!(
+        crate::ran_passes(&daemons, "gc", &before, 3).await,
+        "the collectors did not run"
+    );
     assert_eq!(shard_files(&dirs), 6);
     let client = patient;
     assert_eq!(get(&client, "gc-test", "kept").await, body(300 * KIB, 2));
@@ -186,15 +181,10 @@ async fn replaced_and_deleted_versions_are_collected_after_the_grace_period() {
         ));
     }
     let before: Vec<u64> = daemons.iter().flatten().map(|d| passes(d, "gc")).collect();
-    let ran = eventually(Duration::from_secs(30), async || {
-        daemons
-            .iter()
-            .flatten()
-            .zip(&before)
-            .all(|(d, before)| passes(d, "gc") >= before + 3)
-    })
-    .await;
-    assert!(ran, "the collectors did not run");
+    assert!(
+        crate::ran_passes(&daemons, "gc", &before, 3).await,
+        "the collectors did not run"
+    );
     assert_eq!(
         shard_files(&dirs),
         6,

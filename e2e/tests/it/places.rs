@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use andromede_client::{Client, MasterKey};
 use andromede_cluster::manifest::Body;
 use andromede_cluster::meta::key::{RecordKey, Table};
 use andromede_cluster::meta::record::{Record, Version};
@@ -24,16 +23,7 @@ fn shard_files(dir: &tempfile::TempDir) -> usize {
 async fn repair_waits_when_the_bucket_policy_cannot_be_read() {
     let jurisdictions = ["FR", "FR", "FR", "DE", "DE", "DE"];
     let (dirs, mut daemons, first_addr) = start_cluster(&jurisdictions).await;
-    let client = Client::connect(crate::client_config(
-        vec![first_addr.clone()],
-        MasterKey::generate(),
-    ))
-    .await
-    .unwrap();
-    client
-        .wait_for_nodes(6, Duration::from_secs(30))
-        .await
-        .unwrap();
+    let client = crate::connected_client(first_addr.clone(), 6).await;
     client
         .create_bucket("fr-only", bucket(2, 1, &["FR"]))
         .await
@@ -105,16 +95,7 @@ async fn audit_reports_places_a_planted_violation_and_a_degraded_object() {
     use bytes::Bytes;
 
     let (dirs, mut daemons, first_addr) = start_cluster(&["FR", "FR", "FR", "DE"]).await;
-    let client = Client::connect(crate::client_config(
-        vec![first_addr.clone()],
-        MasterKey::generate(),
-    ))
-    .await
-    .unwrap();
-    client
-        .wait_for_nodes(4, Duration::from_secs(30))
-        .await
-        .unwrap();
+    let client = crate::connected_client(first_addr.clone(), 4).await;
     client
         .create_bucket("audited", bucket(2, 1, &["FR"]))
         .await

@@ -34,14 +34,6 @@ fn client_binary() -> PathBuf {
         .clone()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn run(program: &Path, args: &[&str]) -> Output {
     Command::new(program)
         .args(args)
@@ -135,10 +127,10 @@ fn node_and_client_binaries_work_end_to_end() {
     let d1 = root.path().join("n1");
     let d2 = root.path().join("n2");
     let (s1, s2) = (d1.to_str().unwrap(), d2.to_str().unwrap());
-    let listen1 = format!("/ip4/127.0.0.1/tcp/{}", free_port());
-    let listen2 = format!("/ip4/127.0.0.1/tcp/{}", free_port());
-    let admin1 = format!("127.0.0.1:{}", free_port());
-    let admin2 = format!("127.0.0.1:{}", free_port());
+    let listen1 = format!("/ip4/127.0.0.1/tcp/{}", crate::free_port());
+    let listen2 = format!("/ip4/127.0.0.1/tcp/{}", crate::free_port());
+    let admin1 = format!("127.0.0.1:{}", crate::free_port());
+    let admin2 = format!("127.0.0.1:{}", crate::free_port());
 
     // Bad arguments: a clear error, and nothing written.
     let bad = root.path().join("bad");

@@ -143,21 +143,13 @@ impl Drop for Killed {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_from_unadmitted_peers_is_never_read_and_the_node_keeps_serving() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("node");
-    let port = free_port();
+    let port = crate::free_port();
     let listen = format!("/ip4/127.0.0.1/tcp/{port}");
-    let admin = format!("127.0.0.1:{}", free_port());
+    let admin = format!("127.0.0.1:{}", crate::free_port());
     let log = std::fs::File::create(dir.path().join("node.log")).unwrap();
     let node = Killed(
         Command::new(NODE)

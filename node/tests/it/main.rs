@@ -16,6 +16,15 @@ use andromede_cluster::shard::hash::shard_id;
 use andromede_node::store::{IndexOptions, ShardStore, StoreConfig};
 use andromede_proto::ShardId;
 
+/// A loopback port free now (for a process the test starts).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A store in `dir` with `capacity_bytes`.
 fn open(dir: &std::path::Path, capacity_bytes: u64) -> ShardStore {
     try_open(dir, capacity_bytes).unwrap().0
