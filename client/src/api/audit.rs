@@ -61,9 +61,10 @@ pub struct ObjectAudit {
     pub m: u32,
     /// Every shard (none for an object kept inline in its metadata).
     pub shards: Vec<ShardPlace>,
-    /// Node failures it survives now: shards held in its worst segment minus `k`
-    /// (negative: unreadable now). `None` for an inline object (it lives with the
-    /// metadata replicas).
+    /// Node failures it survives now, in its worst segment: how many holders can fail
+    /// (the fullest first) before fewer than `k` held shards are left — the held shards
+    /// minus `k` when every shard has a holder of its own (negative: unreadable now).
+    /// `None` for an inline object (it lives with the metadata replicas).
     pub survives: Option<i64>,
     /// Why it could not be audited, if it could not.
     pub error: Option<String>,
@@ -178,19 +179,9 @@ impl Client {
         let shards = self.shard_places(&manifest, jurisdictions, places).await;
         let survives = match &manifest.body {
             Body::Inline(_) => None,
-            Body::Segments(segments) => {
-                let k = i64::from(manifest.params.k());
-                let worst = (0..segments.len() as u64)
-                    .map(|segment| {
-                        shards
-                            .iter()
-                            .filter(|s| s.segment == segment && s.present == Some(true))
-                            .count() as i64
-                    })
-                    .min()
-                    .unwrap_or(0);
-                Some(worst - k)
-            }
+            Body::Segments(segments) => (0..segments.len() as u64)
+                .map(|segment| survives(&shards, segment, usize::from(manifest.params.k())))
+                .min(),
         };
         ObjectAudit {
             key: key.to_owned(),
@@ -282,6 +273,35 @@ impl Client {
     }
 }
 
+/// Node failures `segment` survives: how many of its holders can fail, the fullest first,
+/// before fewer than `k` of its held shards are left. With one shard per holder this is
+/// the held shards minus `k`; shards doubled up on a holder count against it. Negative
+/// when fewer than `k` are held now.
+fn survives(shards: &[ShardPlace], segment: u64, k: usize) -> i64 {
+    let mut per_holder: HashMap<&str, usize> = HashMap::new();
+    for shard in shards
+        .iter()
+        .filter(|s| s.segment == segment && s.present == Some(true))
+    {
+        *per_holder.entry(shard.holder.as_str()).or_default() += 1;
+    }
+    let mut counts: Vec<usize> = per_holder.into_values().collect();
+    counts.sort_unstable_by(|a, b| b.cmp(a));
+    let mut left: usize = counts.iter().sum();
+    if left < k {
+        return i64::try_from(left).unwrap_or(0) - i64::try_from(k).unwrap_or(i64::MAX);
+    }
+    let mut failures = 0;
+    for count in counts {
+        if left - count < k {
+            break;
+        }
+        left -= count;
+        failures += 1;
+    }
+    failures
+}
+
 fn summarise(objects: &[ObjectAudit]) -> AuditSummary {
     let mut summary = AuditSummary::default();
     for object in objects {
@@ -310,4 +330,40 @@ fn summarise(objects: &[ObjectAudit]) -> AuditSummary {
         }
     }
     summary
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held(segment: u64, holder: &str) -> ShardPlace {
+        ShardPlace {
+            segment,
+            shard: 0,
+            holder: holder.into(),
+            jurisdiction: None,
+            zone: None,
+            present: Some(true),
+            outside_policy: false,
+        }
+    }
+
+    #[test]
+    fn survival_counts_holders_not_shards() {
+        // RS(4,2) on six holders: two failures.
+        let spread: Vec<ShardPlace> = ["a", "b", "c", "d", "e", "f"]
+            .iter()
+            .map(|h| held(0, h))
+            .collect();
+        assert_eq!(survives(&spread, 0, 4), 2);
+        // The same six shards on two holders: no failure at all.
+        let doubled: Vec<ShardPlace> = ["a", "a", "a", "b", "b", "b"]
+            .iter()
+            .map(|h| held(0, h))
+            .collect();
+        assert_eq!(survives(&doubled, 0, 4), 0);
+        // Three of six held: unreadable by one shard.
+        let missing: Vec<ShardPlace> = ["a", "b", "c"].iter().map(|h| held(0, h)).collect();
+        assert_eq!(survives(&missing, 0, 4), -1);
+    }
 }
