@@ -914,6 +914,8 @@ impl EventLoop {
         }
         self.admitted.remove(&peer);
         self.swarm.behaviour_mut().gate.close(&peer);
+        // Nor is it routed to, or handed out by our DHT answers, any more.
+        self.swarm.behaviour_mut().services().kad.remove_peer(&peer);
         let _ = self.swarm.disconnect_peer_id(peer);
         self.forget(peer, &NetError::NotAdmitted { peer });
     }
