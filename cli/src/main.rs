@@ -302,8 +302,15 @@ fn print_audit(report: &andromede_client::AuditReport) {
             }
         );
         for shard in &object.shards {
+            let or_dash = |s: &str| {
+                if s.is_empty() {
+                    "-".to_owned()
+                } else {
+                    s.to_owned()
+                }
+            };
             let place = match (&shard.jurisdiction, &shard.zone) {
-                (Some(j), Some(z)) => format!("{j}/{z}"),
+                (Some(j), Some(z)) => format!("{}/{}", or_dash(j), or_dash(z)),
                 _ => "place unknown (not in view)".to_owned(),
             };
             let state = match shard.present {

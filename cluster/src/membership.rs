@@ -140,15 +140,19 @@ impl Membership {
         self.inner.config.refresh_every
     }
 
-    /// Every known node, live or not, sorted by peer id.
+    /// Every known node, live or not, sorted by peer id; a node revoked since the last
+    /// refresh is left out at once.
     pub fn all(&self) -> Vec<Member> {
+        let revocations = self.inner.revocations.borrow();
         let mut all: Vec<Member> = self
             .inner
             .lock()
             .members
             .values()
+            .filter(|(m, _)| !revocations.revokes(&m.peer))
             .map(|(m, _)| m.clone())
             .collect();
+        drop(revocations);
         all.sort_by_key(|m| m.peer);
         all
     }

@@ -24,8 +24,13 @@ use tracing::info;
 use cli::{Cli, Command, InitArgs};
 
 fn main() -> ExitCode {
-    andromede_node::telemetry::init();
     let cli = Cli::parse();
+    // A running node logs what it does; a one-shot command (invite, revoke, status)
+    // only what went wrong.
+    andromede_node::telemetry::init(match cli.command {
+        Command::Run(_) => "info",
+        _ => "warn",
+    });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
