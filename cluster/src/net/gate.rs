@@ -99,7 +99,8 @@ impl<B> Gate<B> {
         }
     }
 
-    /// Closes `peer` for its next connections (it is disconnected by the caller).
+    /// Closes `peer` for its next connections (it is disconnected by the caller). A peer
+    /// whose last connection closes is closed by the gate itself.
     pub(crate) fn close(&mut self, peer: &PeerId) {
         self.open.remove(peer);
     }
@@ -207,6 +208,11 @@ impl<B: NetworkBehaviour> NetworkBehaviour for Gate<B> {
                     if connections.is_empty() {
                         self.connections.remove(&closed.peer_id);
                     }
+                }
+                // A peer with no connection left is admitted again from scratch: its
+                // certificate may have expired or been revoked meanwhile.
+                if closed.remaining_established == 0 {
+                    self.open.remove(&closed.peer_id);
                 }
             }
             FromSwarm::ListenFailure(failure) => {
@@ -340,5 +346,91 @@ impl<H: ConnectionHandler> ConnectionHandler for GateHandler<H> {
 
     fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<Option<Self::ToBehaviour>> {
         self.inner.poll_close(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use libp2p::swarm::dummy;
+
+    #[test]
+    fn unadmitted_connections_are_limited_per_address_and_in_total() {
+        let mut gate = Gate::new(
+            dummy::Behaviour,
+            GateLimits {
+                per_address: 2,
+                total: 3,
+            },
+        );
+        let local: Multiaddr = "/ip4/127.0.0.1/tcp/4100".parse().unwrap();
+        let a: Multiaddr = "/ip4/10.0.0.1/tcp/5000".parse().unwrap();
+        let b: Multiaddr = "/ip4/10.0.0.2/tcp/5000".parse().unwrap();
+        let mut next = 0;
+        let mut pending = |addr: &Multiaddr| {
+            next += 1;
+            gate.handle_pending_inbound_connection(ConnectionId::new_unchecked(next), &local, addr)
+                .is_ok()
+        };
+        assert!(pending(&a));
+        assert!(pending(&a));
+        assert!(!pending(&a), "a third from the same address");
+        assert!(pending(&b));
+        assert!(!pending(&b), "a fourth in total");
+    }
+
+    #[test]
+    fn a_peer_whose_connections_all_closed_is_admitted_again_from_scratch() {
+        use libp2p::core::ConnectedPoint;
+        use libp2p::core::transport::PortUse;
+        use libp2p::swarm::ConnectionClosed;
+
+        let mut gate = Gate::new(
+            dummy::Behaviour,
+            GateLimits {
+                per_address: 8,
+                total: 8,
+            },
+        );
+        let addr: Multiaddr = "/ip4/127.0.0.1/tcp/4100".parse().unwrap();
+        let peer = PeerId::random();
+        let first = ConnectionId::new_unchecked(1);
+        let state = |gate: &mut Gate<dummy::Behaviour>, id| {
+            gate.handle_established_outbound_connection(
+                id,
+                peer,
+                &addr,
+                Endpoint::Dialer,
+                PortUse::New,
+            )
+            .unwrap()
+            .state
+        };
+        assert_eq!(state(&mut gate, first), GateHandlerState::Closed);
+        gate.open(peer);
+        assert_eq!(
+            state(&mut gate, ConnectionId::new_unchecked(2)),
+            GateHandlerState::Open,
+            "a second connection of an admitted peer"
+        );
+        let endpoint = ConnectedPoint::Dialer {
+            address: addr.clone(),
+            role_override: Endpoint::Dialer,
+            port_use: PortUse::New,
+        };
+        for (id, remaining) in [(1, 1), (2, 0)] {
+            gate.on_swarm_event(FromSwarm::ConnectionClosed(ConnectionClosed {
+                peer_id: peer,
+                connection_id: ConnectionId::new_unchecked(id),
+                endpoint: &endpoint,
+                cause: None,
+                remaining_established: remaining,
+            }));
+        }
+        assert_eq!(
+            state(&mut gate, ConnectionId::new_unchecked(3)),
+            GateHandlerState::Closed,
+            "after its last connection closed, a peer waits for admission again"
+        );
     }
 }
