@@ -249,3 +249,43 @@ async fn a_revoked_node_is_dropped_by_every_node_and_stays_refused() {
             .contains(&c.local_peer_id())
     );
 }
+
+/// A renewed certificate is presented on the open connection: the other side takes it
+/// (its view of the peer shows the new validity) without a reconnection; one that does
+/// not fit (another peer's) is refused and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewed_certificate_is_taken_without_reconnecting() {
+    let authority = Authority::generate();
+    let (a, a_addr, _) = start_node(&authority).await;
+    let (key, admission) = member(&authority, PeerRole::Node);
+    let peer = key.public().to_peer_id();
+    let first_end = admission.certificate().not_after_unix();
+    let (b, _, _) = start_node_as(key, admission).await;
+    b.dial(a_addr).await.unwrap();
+    let renewed = authority
+        .certify(CertificateSpec::new(
+            peer,
+            PeerRole::Node,
+            "renewed",
+            Duration::from_secs(30 * 86_400),
+        ))
+        .unwrap();
+    assert!(renewed.not_after_unix() > first_end);
+    b.renew(renewed.clone()).await.unwrap();
+    wait_for(|| {
+        let a = a.clone();
+        async move {
+            a.certificates()
+                .await
+                .unwrap()
+                .iter()
+                .any(|c| c.peer() == peer && c.name() == "renewed")
+                .then_some(())
+        }
+    })
+    .await;
+    assert!(a.admitted_peers().await.unwrap().contains(&peer));
+    // Someone else's certificate is no renewal.
+    let (_, other) = member(&authority, PeerRole::Node);
+    assert!(b.renew(other.certificate().clone()).await.is_err());
+}
