@@ -15,7 +15,7 @@
 //! - [`placement`]: which peers hold the shards of a version.
 //! - [`manifest`]: the validated manifest of an object version and its persisted form.
 //! - [`shard`]: erasure coding and shard ids (blake3).
-//! - [`secret_file`]: secrets kept in mode-0600 files (cluster secret, identity, master key).
+//! - [`secret_file`]: secrets kept in mode-0600 files (authority key, identity, master key).
 //! - [`units`]: sizes (`10GiB`) and durations (`90s`) as people write them.
 //! - [`admin`]: the node's loopback admin endpoint: its requests, its answers and a client.
 //! - [`error`]: errors of the erasure code and the manifest.

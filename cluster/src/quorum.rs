@@ -50,7 +50,7 @@ pub const READ_GRACE: Duration = Duration::from_millis(200);
 pub enum QuorumError {
     /// No live node is known at all.
     #[error(
-        "no reachable node: check that the bootstrap node runs and that the cluster secret matches"
+        "no reachable node: check that the bootstrap node runs and that this peer's certificate is of its cluster"
     )]
     NoNodes,
     /// Too few replicas answered.

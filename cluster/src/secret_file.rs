@@ -1,4 +1,4 @@
-//! Secret files: a 32-byte secret (the master key, the cluster secret, a node's identity
+//! Secret files: a 32-byte secret (the master key, the authority key, a peer's identity
 //! seed) as a header line, hex and a hex checksum, mode 0600, created once and never
 //! overwritten, fsynced with its directory. Loading refuses files that other users can
 //! read, or that are of another kind or damaged.
@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 /// Length of every secret kept in a secret file.
 pub const SECRET_BYTES: usize = 32;
 
-/// Why a secret file (master key, cluster secret) could not be created or loaded.
+/// Why a secret file (master key, authority key, identity) could not be created or loaded.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SecretFileError {

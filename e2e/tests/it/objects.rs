@@ -1,7 +1,7 @@
 //! The S3-like client API against six real node daemons on 127.0.0.1 (real TCP, sled and
 //! shard files): discovery through one bootstrap node, round trips of every interesting
 //! size under RS(4,2) and RS(2,1), listings over 1000+ keys, reads through other nodes'
-//! replicas, node losses, jurisdiction policies, a wrong cluster secret, and no plaintext
+//! replicas, node losses, jurisdiction policies, a client of another authority, and no plaintext
 //! on any node's disk.
 
 use std::time::Duration;
