@@ -1,6 +1,8 @@
-//! The swarm task: owns the swarm, runs admission, forwards requests of admitted peers to
-//! the service, and answers the [`NetHandle`]'s commands. It never awaits a consumer: the
-//! inbound queue is fed with `try_send` and a full queue is answered `Busy`.
+//! The swarm task: owns the swarm, runs admission (certificates both ways, then opening
+//! the gate) and the trust exchange (revocation lists, renewals), forwards requests of
+//! admitted peers to the service with their certified role, and answers the
+//! [`NetHandle`]'s commands. It never awaits a consumer: the inbound queue is fed with
+//! `try_send`, and a full queue (in count or in bytes) is answered `Busy`.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

@@ -7,7 +7,8 @@
 //! receives requests from admitted peers as [`InboundRequest`]s on a bounded channel.
 //!
 //! - [`admission`]: admission by certificate and the trust exchange (revocations,
-//!   renewals); [`gate`] keeps every service closed to a connection until then.
+//!   renewals); the gate (`gate`) keeps every service closed to a connection until then
+//!   and limits unadmitted connections.
 //! - [`join`]: staying joined through the bootstrap addresses ([`join::JoinKeeper`]).
 //! - [`call`]: typed calls to a peer ([`call_shard`], [`call_meta`]) and their typed
 //!   errors ([`CallError`]): the one way to ask a peer something.
