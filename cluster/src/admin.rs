@@ -53,6 +53,23 @@ pub struct Status {
     /// Its background workers, by name.
     #[serde(default)]
     pub workers: Vec<WorkerStatus>,
+    /// Its certificate: the name it was certified with, and until when.
+    #[serde(default)]
+    pub certificate: Option<CertificateStatus>,
+    /// The version of the newest revocation list it holds (0: none).
+    #[serde(default)]
+    pub revocations_version: u64,
+}
+
+/// A node's certificate, as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateStatus {
+    /// The certified name.
+    pub name: String,
+    /// End of validity (seconds since the Unix epoch).
+    pub not_after_unix: u64,
+    /// The cluster's authority that signed it.
+    pub authority: String,
 }
 
 /// One known peer.

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use andromede_cluster::admin::{
-    ADMIN_REQUEST_BYTES_MAX, ADMIN_TIMEOUT, DrainProgress, PeerStatus, Status,
+    ADMIN_REQUEST_BYTES_MAX, ADMIN_TIMEOUT, CertificateStatus, DrainProgress, PeerStatus, Status,
 };
 use andromede_cluster::net::NetHandle;
 use andromede_cluster::{Membership, MetaQuorum};
@@ -107,6 +107,17 @@ impl AdminState {
             draining: self.drain.is_draining(),
             catching_up: self.catch_up.is_pending(),
             workers: self.workers.iter().map(StatusHandle::get).collect(),
+            certificate: {
+                let certificate = self.net.certificate();
+                Some(CertificateStatus {
+                    name: certificate.name().to_owned(),
+                    not_after_unix: certificate.not_after_unix(),
+                    authority: certificate
+                        .issuer()
+                        .map_or_else(|_| String::new(), |key| key.to_string()),
+                })
+            },
+            revocations_version: self.net.revocations().borrow().version(),
         }
     }
 }

@@ -220,6 +220,21 @@ async fn status(dir: &Path, json: bool) -> anyhow::Result<()> {
     for addr in &status.listen {
         println!("  listening on {addr}");
     }
+    if let Some(certificate) = &status.certificate {
+        let now = andromede_cluster::authority::unix_now();
+        let days_left = certificate.not_after_unix.saturating_sub(now) / 86_400;
+        println!(
+            "  certified as {:?} by {}, for {days_left} more day(s){}; revocation list version {}",
+            certificate.name,
+            certificate.authority,
+            if days_left < 14 {
+                " (RENEW IT: `andromede-node invite --peer` where the authority key is, then `renew` here)"
+            } else {
+                ""
+            },
+            status.revocations_version
+        );
+    }
     println!("{} peer(s):", status.peers.len());
     println!(
         "  {:<54} {:<12} {:<6} {:>16} {:>16}  reachable",

@@ -111,10 +111,12 @@ pub fn spawn(
     let (commands, command_rx) = mpsc::channel(NET_COMMAND_QUEUE_MAX);
     let (inbound_tx, inbound) = mpsc::channel(INBOUND_QUEUE_MAX);
     let (revocations_tx, revocations) = watch::channel(admission.trust().revocations().clone());
+    let (certificate_tx, certificate) = watch::channel(admission.certificate().clone());
     let event_loop = EventLoop {
         swarm,
         admission,
         revocations: revocations_tx,
+        certificate: certificate_tx,
         inbound_bytes: Arc::new(Semaphore::new(INBOUND_QUEUE_BYTES_MAX)),
         config,
         local_peer_id,
@@ -139,6 +141,7 @@ pub fn spawn(
             commands,
             local_peer_id,
             revocations,
+            certificate,
         },
         inbound,
     ))
@@ -169,6 +172,8 @@ struct EventLoop {
     admission: Admission,
     /// The newest revocation list, for the owner to keep on disk.
     revocations: watch::Sender<RevocationList>,
+    /// The certificate presented now.
+    certificate: watch::Sender<Certificate>,
     inbound_bytes: Arc<Semaphore>,
     config: NetConfig,
     local_peer_id: PeerId,
@@ -761,6 +766,7 @@ impl EventLoop {
         self.admission
             .renew(certificate, &self.local_peer_id)
             .map_err(|e| NetError::Setup(e.to_string()))?;
+        let _ = self.certificate.send(self.admission.certificate().clone());
         let renewed = self.admission.certificate().to_pb();
         let peers: Vec<PeerId> = self.admitted.keys().copied().collect();
         for peer in peers {

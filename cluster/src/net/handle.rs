@@ -127,6 +127,7 @@ pub struct NetHandle {
     pub(crate) commands: mpsc::Sender<Command>,
     pub(crate) local_peer_id: PeerId,
     pub(crate) revocations: watch::Receiver<RevocationList>,
+    pub(crate) certificate: watch::Receiver<Certificate>,
 }
 
 impl NetHandle {
@@ -237,6 +238,11 @@ impl NetHandle {
     pub async fn push_revocations(&self, peer: PeerId) -> Result<(), NetError> {
         self.call(|reply| Command::PushRevocations { peer, reply })
             .await?
+    }
+
+    /// The certificate this peer presents now (renewals replace it).
+    pub fn certificate(&self) -> Certificate {
+        self.certificate.borrow().clone()
     }
 
     /// The newest revocation list this peer holds, watched: the owner keeps it on disk.

@@ -236,8 +236,12 @@ fn node_and_client_binaries_work_end_to_end() {
     assert_eq!(status["zone"], "a");
     let status2 = status_with_peers(&d2, 1);
     assert_eq!(status["peers"][0]["peer"], status2["peer"]);
-    // The certified place of the invited node, as both see it.
+    // The certified place of the invited node, as both see it, and its certificate.
     assert_eq!(status2["jurisdiction"], "FR");
+    assert_eq!(status2["certificate"]["name"], "n2");
+    assert_eq!(status2["revocations_version"], 0);
+    let text = ok(node, &["status", "--data", s2]);
+    assert!(text.contains("certified as \"n2\""), "{text}");
     assert_eq!(status["peers"][0]["zone"], "b");
     assert_eq!(status["peers"][0]["jurisdiction"], "FR");
 
