@@ -16,7 +16,7 @@ fn authority() -> &'static Authority {
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(certificate) = Certificate::decode(data) {
-        let again = Certificate::decode(certificate.encoded()).expect("re-encoded certificate");
+        let again = Certificate::decode(&certificate.encoded()).expect("re-encoded certificate");
         assert_eq!(again, certificate);
         let trust = Trust::new(authority().public());
         assert!(trust.verify(&certificate, &certificate.peer(), 0).is_err());

@@ -123,13 +123,11 @@ pub struct CertificateSpec {
 /// nothing but shape.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Certificate {
-    encoded: Bytes,
     body: Bytes,
     signature: Bytes,
     authority: Vec<u8>,
     spec: CertificateSpec,
     serial: [u8; SERIAL_BYTES],
-    format: u32,
 }
 
 impl fmt::Debug for Certificate {
@@ -270,15 +268,12 @@ impl Certificate {
             not_after_unix: body.not_after_unix,
         };
         spec.check()?;
-        let encoded = Bytes::from(outer.encode_to_vec());
         Ok(Self {
-            encoded,
             body: outer.body,
             signature: outer.signature,
             authority: body.authority.to_vec(),
             spec,
             serial,
-            format: body.format,
         })
     }
 
@@ -290,9 +285,9 @@ impl Certificate {
         }
     }
 
-    /// Its encoding.
-    pub fn encoded(&self) -> &Bytes {
-        &self.encoded
+    /// Its encoding (for files; messages carry [`Certificate::to_pb`]).
+    pub fn encoded(&self) -> Vec<u8> {
+        self.to_pb().encode_to_vec()
     }
 
     /// Whether `authority` signed it (only the signature; see `Trust::verify`).
@@ -386,7 +381,7 @@ mod tests {
         let authority = Authority::generate();
         let peer = PeerId::random();
         let cert = authority.certify(spec(peer)).unwrap();
-        let again = Certificate::decode(cert.encoded()).unwrap();
+        let again = Certificate::decode(&cert.encoded()).unwrap();
         assert_eq!(again, cert);
         assert_eq!(again.peer(), peer);
         assert_eq!(again.jurisdiction(), "FR");

@@ -90,7 +90,7 @@ fn read_text(path: &Path, bytes_max: u64) -> Result<String, AuthorityFileError> 
 impl Certificate {
     /// The one-line text form.
     pub fn to_text(&self) -> String {
-        armour(CERTIFICATE_KIND, self.encoded())
+        armour(CERTIFICATE_KIND, &self.encoded())
     }
 
     /// Reads the text form (shape only; verify with `Trust::verify`).
