@@ -2,26 +2,22 @@
 //! the other commands read the config (`--config` or `ANDROMEDE_CONFIG`) and talk to the
 //! cluster through the client library.
 
-mod config;
-
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use andromede_client::{
-    BucketOptions, Client, ClientConfig, ErasureParams, ListOptions, MasterKey, PutObjectOptions,
+    BucketOptions, Client, ErasureParams, ListOptions, MasterKey, PutObjectOptions,
 };
-use andromede_cluster::authority::{
-    AuthorityKey, Certificate, JoinToken, PeerRole, Trust, unix_now,
-};
-use andromede_cluster::net::{self, Admission, Multiaddr, PeerId};
+use andromede_cluster::authority::{AuthorityKey, JoinToken, PeerRole, Trust, unix_now};
+use andromede_cluster::net::{self, Multiaddr, PeerId};
 use anyhow::{Context, anyhow};
 use clap::{Parser, Subcommand};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::io::{AsyncRead, AsyncWriteExt};
 
-use config::ClientFile;
+use andromede_client::ClientFile;
 
 /// The Andromède command-line client.
 #[derive(Debug, Parser)]
@@ -439,36 +435,8 @@ fn renew(config_path: &Path, token: &str) -> anyhow::Result<()> {
 }
 
 async fn connect(config_path: &Path) -> anyhow::Result<Client> {
-    let file = ClientFile::load(config_path)?;
-    let bootstrap = file
-        .bootstrap
-        .iter()
-        .map(|a| {
-            a.parse::<Multiaddr>()
-                .map_err(|e| anyhow!("bootstrap address '{a}': {e}"))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let authority: AuthorityKey = file
-        .authority
-        .parse()
-        .with_context(|| format!("client config {}", config_path.display()))?;
-    let identity = net::load_or_create_identity(&file.identity_file)?;
-    let certificate = Certificate::read_file(&file.certificate_file)?;
-    let admission = Admission::new(
-        certificate,
-        Trust::new(authority),
-        &PeerId::from(identity.public()),
-        PeerRole::Client,
-    )
-    .map_err(|e| {
-        anyhow!(
-            "{}: {e}; ask for a new one with `andromede-node invite --peer {} --client NAME`",
-            file.certificate_file.display(),
-            PeerId::from(identity.public())
-        )
-    })?;
-    let master = MasterKey::load_file(&file.master_key_file)?;
-    let client = Client::connect(ClientConfig::new(bootstrap, identity, admission, master))
+    let config = ClientFile::load(config_path)?.client_config(config_path)?;
+    let client = Client::connect(config)
         .await
         .context("connecting to the cluster")?;
     Ok(client)

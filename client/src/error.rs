@@ -102,6 +102,10 @@ pub enum CodecError {
     /// Reading the input failed.
     #[error("reading the object failed: {0}")]
     Read(std::io::Error),
+    /// The caller's [`crate::codec::FinishHook`] refused the body once it was read (a
+    /// digest that does not match): nothing was committed.
+    #[error("the object's body was refused: {0}")]
+    Refused(BoxError),
     /// The shard sink refused a segment.
     #[error("storing segment {segment} failed: {error}")]
     Sink {

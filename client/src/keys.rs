@@ -108,6 +108,15 @@ impl MasterKey {
     }
 
     /// Opens a wrapped data key; `None` if it does not authenticate with `aad` under this key.
+    /// The key listing ETags are sealed with: derived from the master key, so that a
+    /// listing opens every entry without reading a manifest.
+    pub(crate) fn listing_key(&self) -> DataKey {
+        DataKey(Zeroizing::new(blake3::derive_key(
+            "andromede listing etag key v1",
+            self.key.as_ref(),
+        )))
+    }
+
     pub(crate) fn unwrap_key(&self, wrapped: &[u8], aad: &[u8]) -> Option<DataKey> {
         if wrapped.len() != WRAPPED_KEY_BYTES {
             return None;

@@ -9,6 +9,7 @@
 //!   object codec"): segments, sealing, encoding, decoding, range reads, inline bodies.
 //! - [`shards`]: the codec's shard sink and source over the network ([`NetShards`]).
 //! - [`keys`]: the tenant master key file and per-version data keys.
+//! - [`config_file`]: the client config file every client program reads.
 //! - [`error`]: the error types.
 //!
 //! The library never prints; binaries own terminals and progress bars.
@@ -22,6 +23,7 @@
 
 pub mod api;
 pub mod codec;
+pub mod config_file;
 pub mod error;
 pub mod keys;
 pub mod shards;
@@ -32,9 +34,10 @@ pub use api::{
     ListOptions, ListPage, ObjectAudit, ObjectInfo, ObjectSummary, PutObjectOptions, ShardPlace,
 };
 pub use codec::{
-    CodecConfig, EncodedShard, ErasureParams, MemoryShards, ObjectName, OpenedObject, PutOptions,
-    ShardSink, ShardSource, encode_object, open_manifest,
+    BodyEnd, CodecConfig, EncodedShard, ErasureParams, FinishHook, MemoryShards, ObjectName,
+    OpenedObject, PutOptions, ShardSink, ShardSource, encode_object, open_manifest,
 };
+pub use config_file::{ClientFile, ConfigFileError};
 pub use error::{BoxError, CodecError};
 pub use keys::MasterKey;
 pub use shards::{HolderError, NetShards};

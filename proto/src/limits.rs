@@ -51,8 +51,11 @@ pub const META_BATCH_RECORDS_MAX: u64 = 1024;
 /// Most keys in one listing page (as S3).
 pub const LIST_KEYS_MAX: u64 = 1000;
 
-/// Largest encoded user metadata (S3 allows 2 KiB).
-pub const USER_METADATA_BYTES_MAX: u64 = 2 * 1024;
+/// Largest encoded user metadata: S3's 2 KiB of `x-amz-meta-*` plus what a gateway keeps
+/// beside it (content encoding, disposition, cache control, checksums).
+pub const USER_METADATA_BYTES_MAX: u64 = 8 * 1024;
+/// Largest sealed listing ETag in an object index entry (nonce, a multipart ETag, tag).
+pub const SEALED_ETAG_BYTES_MAX: u64 = 128;
 /// Largest content type.
 pub const CONTENT_TYPE_BYTES_MAX: u64 = 256;
 /// Largest object key (as S3).

@@ -46,7 +46,7 @@ pub struct ObjectSummary {
     pub key: String,
     /// Plaintext bytes.
     pub size: u64,
-    /// Content fingerprint (hex).
+    /// The ETag its writer gave, else the content fingerprint (hex).
     pub etag: String,
     /// When it was written (ms since the Unix epoch).
     pub modified_ms: u64,
@@ -143,9 +143,9 @@ impl Client {
                         source,
                     })?;
                 page.objects.push(ObjectSummary {
+                    etag: super::object::listed_etag(&self.master, bucket, &name, &entry),
                     key: name,
                     size: entry.size,
-                    etag: hex::encode(entry.etag),
                     modified_ms: entry.modified_ms,
                 });
                 page.next_continuation_token = Some(hex::encode(&key.sort));

@@ -13,18 +13,22 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use andromede_proto::VersionId;
-use andromede_proto::limits::SEAL_OVERHEAD_BYTES;
+use andromede_proto::limits::{SEAL_OVERHEAD_BYTES, SEALED_ETAG_BYTES_MAX};
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use libp2p::PeerId;
 use tokio::io::AsyncRead;
-use tracing::{debug, instrument};
+use tracing::{debug, instrument, warn};
 
 use super::names::validate_key;
 use super::{Client, ClientError, now_ms};
-use crate::codec::{ObjectName, OpenedObject, PutOptions, encode_object, new_version_id};
+use crate::codec::seal::{self, Purpose};
+use crate::codec::{
+    FinishHook, ObjectName, OpenedObject, PutOptions, encode_object, new_version_id,
+};
 use crate::error::CodecError;
+use crate::keys::MasterKey;
 use crate::shards::NetShards;
 use andromede_cluster::manifest::{Body, Manifest};
 use andromede_cluster::meta::key::{RecordKey, Table};
@@ -34,7 +38,7 @@ use andromede_cluster::net::meta_message::KeyedRecord;
 use andromede_cluster::placement::{Candidate, PlacementPolicy, place_shards, placement_key};
 
 /// What a PUT says about the object besides its bytes.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PutObjectOptions {
     /// MIME type.
     pub content_type: String,
@@ -42,6 +46,19 @@ pub struct PutObjectOptions {
     pub user_metadata: BTreeMap<String, String>,
     /// The object's size when known: placement then checks each peer has room for it.
     pub size_hint: Option<u64>,
+    /// Checks the body once read and adds what is known only then (see [`FinishHook`]).
+    pub finish: Option<FinishHook>,
+}
+
+impl std::fmt::Debug for PutObjectOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PutObjectOptions")
+            .field("content_type", &self.content_type)
+            .field("user_metadata", &self.user_metadata)
+            .field("size_hint", &self.size_hint)
+            .field("finish", &self.finish.is_some())
+            .finish()
+    }
 }
 
 impl Default for PutObjectOptions {
@@ -50,6 +67,7 @@ impl Default for PutObjectOptions {
             content_type: "application/octet-stream".into(),
             user_metadata: BTreeMap::new(),
             size_hint: None,
+            finish: None,
         }
     }
 }
@@ -65,7 +83,8 @@ pub struct ObjectInfo {
     pub version_id: VersionId,
     /// Plaintext bytes.
     pub size: u64,
-    /// Content fingerprint (hex).
+    /// The ETag its writer gave (an S3 gateway: the MD5), else the content fingerprint
+    /// (hex).
     pub etag: String,
     /// When it was written (ms since the Unix epoch).
     pub modified_ms: u64,
@@ -121,6 +140,52 @@ fn decode_entry(record: Option<&Record<Bytes>>) -> Result<Option<ObjectEntry>, C
                 })
         }
         None => Ok(None),
+    }
+}
+
+/// Seals the ETag a writer gave for listings (see [`ObjectEntry::sealed_etag`]).
+fn seal_etag(
+    master: &MasterKey,
+    bucket: &str,
+    key: &str,
+    version: &VersionId,
+    etag: &str,
+) -> Result<Bytes, ClientError> {
+    let aad = seal::object_aad(Purpose::ListingEtag, bucket, key, version, &[]);
+    let sealed = seal::seal(&master.listing_key(), &aad, etag.as_bytes())?;
+    if sealed.len() as u64 > SEALED_ETAG_BYTES_MAX {
+        return Err(ClientError::InvalidArgument(format!(
+            "an ETag of {} bytes is longer than the index keeps",
+            etag.len()
+        )));
+    }
+    Ok(Bytes::from(sealed))
+}
+
+/// The ETag an index entry shows: the one its writer sealed, else the content
+/// fingerprint. One that does not open (another master key, a damaged entry) shows the
+/// fingerprint too, with a warning: a listing is not refused for one entry.
+pub(super) fn listed_etag(
+    master: &MasterKey,
+    bucket: &str,
+    key: &str,
+    entry: &ObjectEntry,
+) -> String {
+    if entry.sealed_etag.is_empty() {
+        return hex::encode(entry.etag);
+    }
+    let aad = seal::object_aad(Purpose::ListingEtag, bucket, key, &entry.version_id, &[]);
+    match seal::open(&master.listing_key(), &aad, &entry.sealed_etag)
+        .and_then(|plain| String::from_utf8(plain).ok())
+    {
+        Some(etag) => etag,
+        None => {
+            warn!(
+                bucket,
+                key, "an index entry's sealed ETag does not open; showing its fingerprint"
+            );
+            hex::encode(entry.etag)
+        }
     }
 }
 
@@ -223,6 +288,7 @@ impl Client {
             user_metadata: options.user_metadata,
             params: bucket_info.params,
             version_id: Some(version_id),
+            finish: options.finish,
         };
         let encoded = encode_object(
             &self.codec,
@@ -237,12 +303,17 @@ impl Client {
         if matches!(manifest.body, Body::Segments(_)) {
             (manifest.holders, manifest.moves) = shards.placement();
         }
+        let sealed_etag = match &encoded.end.etag {
+            Some(etag) => seal_etag(&self.master, bucket, key, &version_id, etag)?,
+            None => Bytes::new(),
+        };
         let entry = ObjectEntry {
             version_id,
             size: manifest.size,
             etag: manifest.etag,
             modified_ms: now_ms(),
             content_type: manifest.content_type.clone(),
+            sealed_etag,
         };
         let mut records: Vec<KeyedRecord> = vec![
             (
@@ -271,7 +342,7 @@ impl Client {
             key: key.to_owned(),
             version_id,
             size: entry.size,
-            etag: hex::encode(entry.etag),
+            etag: encoded.end.etag.unwrap_or_else(|| hex::encode(entry.etag)),
             modified_ms: entry.modified_ms,
             content_type: entry.content_type,
             user_metadata: BTreeMap::new(),
@@ -340,14 +411,20 @@ impl Client {
         Ok((entry, opened))
     }
 
-    fn info(bucket: &str, key: &str, entry: &ObjectEntry, opened: &OpenedObject) -> ObjectInfo {
+    fn info(
+        &self,
+        bucket: &str,
+        key: &str,
+        entry: &ObjectEntry,
+        opened: &OpenedObject,
+    ) -> ObjectInfo {
         let manifest = opened.manifest();
         ObjectInfo {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
             version_id: entry.version_id,
             size: manifest.size,
-            etag: hex::encode(manifest.etag),
+            etag: listed_etag(&self.master, bucket, key, entry),
             modified_ms: entry.modified_ms,
             content_type: manifest.content_type.clone(),
             user_metadata: BTreeMap::new(),
@@ -362,7 +439,7 @@ impl Client {
     /// ([`CodecError::WrongMasterKey`]), a corrupt manifest, or a metadata failure.
     pub async fn head_object(&self, bucket: &str, key: &str) -> Result<ObjectInfo, ClientError> {
         let (entry, opened) = self.open(bucket, key).await?;
-        let mut info = Self::info(bucket, key, &entry, &opened);
+        let mut info = self.info(bucket, key, &entry, &opened);
         info.user_metadata = opened.user_metadata()?;
         Ok(info)
     }
@@ -392,7 +469,7 @@ impl Client {
         range: Option<Range<u64>>,
     ) -> Result<GetObject, ClientError> {
         let (entry, opened) = self.open(bucket, key).await?;
-        let mut info = Self::info(bucket, key, &entry, &opened);
+        let mut info = self.info(bucket, key, &entry, &opened);
         info.user_metadata = opened.user_metadata()?;
         if let Some(range) = &range
             && (range.start > range.end || range.start > info.size)
@@ -448,6 +525,7 @@ impl Client {
             content_type: source.info.content_type.clone(),
             user_metadata: source.info.user_metadata.clone(),
             size_hint: Some(source.info.size),
+            finish: None,
         };
         let reader = tokio_util::io::StreamReader::new(
             source

@@ -21,14 +21,14 @@ use tracing::{Instrument, debug, instrument};
 use super::seal::{self, Purpose};
 use super::segment::{read_segment, segment_buffer};
 use super::{CodecConfig, EncodedShard, ObjectName, ShardSink, blocking, inline};
-use crate::error::CodecError;
+use crate::error::{BoxError, CodecError};
 use crate::keys::{DataKey, MasterKey};
 use andromede_cluster::manifest::{Body, Manifest, SegmentEntry, compute_etag};
 use andromede_cluster::shard::erasure::{Erasure, ErasureParams};
 use andromede_cluster::shard::hash::shard_id;
 
 /// What a PUT says about the object besides its bytes.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PutOptions {
     /// MIME type.
     pub content_type: String,
@@ -39,6 +39,20 @@ pub struct PutOptions {
     /// The version's id, when the caller chose it first (placement depends on it);
     /// `None` draws a fresh random one.
     pub version_id: Option<VersionId>,
+    /// Called once the whole body is read and encoded, before the manifest is built.
+    pub finish: Option<FinishHook>,
+}
+
+impl std::fmt::Debug for PutOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PutOptions")
+            .field("content_type", &self.content_type)
+            .field("user_metadata", &self.user_metadata)
+            .field("params", &self.params)
+            .field("version_id", &self.version_id)
+            .field("finish", &self.finish.is_some())
+            .finish()
+    }
 }
 
 impl Default for PutOptions {
@@ -48,9 +62,26 @@ impl Default for PutOptions {
             user_metadata: BTreeMap::new(),
             params: ErasureParams::DEFAULT,
             version_id: None,
+            finish: None,
         }
     }
 }
+
+/// What a writer learns only once it has seen the whole body: digests computed on the
+/// way (an S3 gateway's MD5 and checksums), trailers that followed the body.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BodyEnd {
+    /// Added to the user metadata (sealed with it).
+    pub user_metadata: BTreeMap<String, String>,
+    /// The ETag listings and heads show for this version (sealed in its index entry);
+    /// `None`: the content fingerprint.
+    pub etag: Option<String>,
+}
+
+/// Checks a body once it is read (a digest the request announced) and says what to keep
+/// with it. An error refuses the object: nothing is committed
+/// ([`CodecError::Refused`]).
+pub type FinishHook = Arc<dyn Fn() -> Result<BodyEnd, BoxError> + Send + Sync>;
 
 /// The result of encoding one object.
 #[derive(Debug)]
@@ -59,6 +90,8 @@ pub struct Encoded {
     pub manifest: Manifest,
     /// Most segment buffers alive at once during the encode: the memory bound, observed.
     pub peak_buffered_segments: usize,
+    /// What the finish hook returned (default without one).
+    pub end: BodyEnd,
 }
 
 /// Encodes everything `reader` yields as a new version of `object`, sending shards to
@@ -90,12 +123,6 @@ where
     let version_id = options.version_id.unwrap_or_else(new_version_id);
     tracing::Span::current().record("version", version_id.short());
     let data_key = DataKey::generate();
-    let sealed_user_metadata = Bytes::from(inline::seal_user_metadata(
-        &data_key,
-        object,
-        &version_id,
-        &options.user_metadata,
-    )?);
 
     let segment_bytes =
         usize::try_from(config.segment_bytes).map_err(|_| CodecError::InvalidParameter {
@@ -130,6 +157,18 @@ where
         (size, Body::Segments(segments))
     };
 
+    let end = match &options.finish {
+        Some(finish) => finish().map_err(CodecError::Refused)?,
+        None => BodyEnd::default(),
+    };
+    let mut user_metadata = options.user_metadata.clone();
+    user_metadata.extend(end.user_metadata.clone());
+    let sealed_user_metadata = Bytes::from(inline::seal_user_metadata(
+        &data_key,
+        object,
+        &version_id,
+        &user_metadata,
+    )?);
     let etag = compute_etag(
         &version_id,
         size,
@@ -166,6 +205,7 @@ where
     Ok(Encoded {
         manifest,
         peak_buffered_segments: gauge.peak.load(Ordering::Relaxed),
+        end,
     })
 }
 

@@ -97,6 +97,7 @@ pub(crate) enum Purpose {
     Inline,
     UserMetadata,
     WrappedKey,
+    ListingEtag,
 }
 
 /// Associated data binding a manifest piece to bucket, key, version and any further
@@ -112,6 +113,7 @@ pub(crate) fn object_aad(
         Purpose::Inline => b"ANDRINL1",
         Purpose::UserMetadata => b"ANDRUMD1",
         Purpose::WrappedKey => b"ANDRKEY1",
+        Purpose::ListingEtag => b"ANDRETG1",
     };
     let mut aad = Vec::with_capacity(64 + bucket.len() + key.len());
     aad.extend_from_slice(tag);

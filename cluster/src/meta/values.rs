@@ -2,7 +2,7 @@
 //! object index entry and a garbage record hold. Replicas store them as opaque bytes;
 //! every reader decodes and checks them here, because replicas are not trusted.
 
-use andromede_proto::limits::{CONTENT_TYPE_BYTES_MAX, TAG_BYTES_MAX};
+use andromede_proto::limits::{CONTENT_TYPE_BYTES_MAX, SEALED_ETAG_BYTES_MAX, TAG_BYTES_MAX};
 use andromede_proto::{DecodeError, Message, VersionId, decode_bounded, pb};
 use bytes::Bytes;
 
@@ -104,6 +104,8 @@ pub struct ObjectEntry {
     pub modified_ms: u64,
     /// MIME type.
     pub content_type: String,
+    /// The listing ETag, sealed by the writer (empty when none); opaque to nodes.
+    pub sealed_etag: Bytes,
 }
 
 impl ObjectEntry {
@@ -116,6 +118,7 @@ impl ObjectEntry {
                 etag: Bytes::copy_from_slice(&self.etag),
                 modified_ms: self.modified_ms,
                 content_type: self.content_type.clone(),
+                sealed_etag: self.sealed_etag.clone(),
             }
             .encode_to_vec(),
         )
@@ -130,6 +133,9 @@ impl ObjectEntry {
         if pb.content_type.len() as u64 > CONTENT_TYPE_BYTES_MAX {
             return Err(ValueError::Invalid("content type too long".into()));
         }
+        if pb.sealed_etag.len() as u64 > SEALED_ETAG_BYTES_MAX {
+            return Err(ValueError::Invalid("sealed etag too long".into()));
+        }
         Ok(Self {
             version_id: VersionId::try_from(pb.version_id.as_ref())
                 .map_err(|e| ValueError::Invalid(e.to_string()))?,
@@ -141,6 +147,7 @@ impl ObjectEntry {
                 .map_err(|_| ValueError::Invalid("etag must be 32 bytes".into()))?,
             modified_ms: pb.modified_ms,
             content_type: pb.content_type,
+            sealed_etag: pb.sealed_etag,
         })
     }
 }
@@ -198,8 +205,12 @@ mod tests {
             etag: [9; 32],
             modified_ms: 5,
             content_type: "text/plain".into(),
+            sealed_etag: Bytes::from_static(b"sealed"),
         };
         assert_eq!(ObjectEntry::decode(&entry.encode()).unwrap(), entry);
+        let mut long = entry.clone();
+        long.sealed_etag = Bytes::from(vec![0; 129]);
+        assert!(ObjectEntry::decode(&long.encode()).is_err());
         let garbage = GarbageEntry {
             due_ms: 99,
             key: "photos/a.jpg".into(),
