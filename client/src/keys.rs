@@ -117,6 +117,14 @@ impl MasterKey {
         )))
     }
 
+    /// The key client-private values are sealed with (see `Client::put_private`).
+    pub(crate) fn private_key(&self) -> DataKey {
+        DataKey(Zeroizing::new(blake3::derive_key(
+            "andromede private value key v1",
+            self.key.as_ref(),
+        )))
+    }
+
     pub(crate) fn unwrap_key(&self, wrapped: &[u8], aad: &[u8]) -> Option<DataKey> {
         if wrapped.len() != WRAPPED_KEY_BYTES {
             return None;

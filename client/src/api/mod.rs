@@ -13,6 +13,7 @@ mod error;
 mod list;
 mod names;
 mod object;
+mod private;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -27,6 +28,7 @@ pub use error::ClientError;
 pub use list::{ListOptions, ListPage, ObjectSummary};
 pub use names::{validate_bucket_name, validate_key};
 pub use object::{GetObject, ObjectInfo, PutObjectOptions};
+pub use private::PRIVATE_VALUE_BYTES_MAX;
 
 use crate::codec::CodecConfig;
 use crate::keys::MasterKey;

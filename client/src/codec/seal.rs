@@ -98,6 +98,7 @@ pub(crate) enum Purpose {
     UserMetadata,
     WrappedKey,
     ListingEtag,
+    Private,
 }
 
 /// Associated data binding a manifest piece to bucket, key, version and any further
@@ -114,6 +115,7 @@ pub(crate) fn object_aad(
         Purpose::UserMetadata => b"ANDRUMD1",
         Purpose::WrappedKey => b"ANDRKEY1",
         Purpose::ListingEtag => b"ANDRETG1",
+        Purpose::Private => b"ANDRPRV1",
     };
     let mut aad = Vec::with_capacity(64 + bucket.len() + key.len());
     aad.extend_from_slice(tag);

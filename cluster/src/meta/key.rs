@@ -14,10 +14,15 @@ pub enum Table {
     Manifest = 3,
     /// Versions to collect (partition: bucket; sort key: version id) → when.
     Garbage = 4,
+    /// A client program's own small values, sealed by the client (partition: empty, so
+    /// they live with the bucket directory; sort key: the program's namespace, `/`, a
+    /// name). Nodes store and replicate them and never read them: the S3 gateway's
+    /// access keys live here.
+    Private = 5,
 }
 
 impl TryFrom<u32> for Table {
-    type Error = SecretFileError;
+    type Error = RecordKeyError;
 
     fn try_from(value: u32) -> Result<Self, Self::Error> {
         match value {
@@ -25,7 +30,8 @@ impl TryFrom<u32> for Table {
             2 => Ok(Self::ObjectIndex),
             3 => Ok(Self::Manifest),
             4 => Ok(Self::Garbage),
-            other => Err(SecretFileError::UnknownTable(other)),
+            5 => Ok(Self::Private),
+            other => Err(RecordKeyError::UnknownTable(other)),
         }
     }
 }
@@ -33,7 +39,7 @@ impl TryFrom<u32> for Table {
 /// A record key from a peer that breaks a rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum SecretFileError {
+pub enum RecordKeyError {
     /// A table number this build does not know.
     #[error("unknown metadata table {0}")]
     UnknownTable(u32),
@@ -64,8 +70,8 @@ impl RecordKey {
     /// Checks the partition and sort key lengths.
     ///
     /// # Errors
-    /// [`SecretFileError::TooLong`].
-    pub fn validate(&self) -> Result<(), SecretFileError> {
+    /// [`RecordKeyError::TooLong`].
+    pub fn validate(&self) -> Result<(), RecordKeyError> {
         check_len("partition", self.partition.len(), BUCKET_NAME_BYTES_MAX)?;
         validate_sort_key(&self.sort)
     }
@@ -74,14 +80,14 @@ impl RecordKey {
 /// Checks a sort key (or a listing bound) against the longest sort key.
 ///
 /// # Errors
-/// [`SecretFileError::TooLong`].
-pub fn validate_sort_key(sort: &[u8]) -> Result<(), SecretFileError> {
+/// [`RecordKeyError::TooLong`].
+pub fn validate_sort_key(sort: &[u8]) -> Result<(), RecordKeyError> {
     check_len("sort key", sort.len(), OBJECT_KEY_BYTES_MAX)
 }
 
-fn check_len(field: &'static str, bytes: usize, bytes_max: u64) -> Result<(), SecretFileError> {
+fn check_len(field: &'static str, bytes: usize, bytes_max: u64) -> Result<(), RecordKeyError> {
     if bytes as u64 > bytes_max {
-        return Err(SecretFileError::TooLong {
+        return Err(RecordKeyError::TooLong {
             field,
             bytes: bytes as u64,
             bytes_max,

@@ -52,7 +52,7 @@ pub enum MessageError {
     },
     /// A metadata record key that breaks a rule.
     #[error(transparent)]
-    Key(#[from] crate::meta::key::SecretFileError),
+    Key(#[from] crate::meta::key::RecordKeyError),
     /// A metadata record that breaks a rule.
     #[error(transparent)]
     Record(#[from] crate::meta::record::RecordError),

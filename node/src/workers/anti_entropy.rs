@@ -151,6 +151,7 @@ impl AntiEntropyWorker {
             Table::ObjectIndex,
             Table::Manifest,
             Table::Garbage,
+            Table::Private,
         ] {
             let mut after: Option<RecordKey> = None;
             loop {

@@ -6,7 +6,8 @@
 //! reach both the set with it and the set without it (see `MetaQuorum`).
 //!
 //! The copy reads each partition it now replicates page by page through quorum scans of
-//! the complete replicas (the bucket directory, then every bucket's object index,
+//! the complete replicas (the bucket directory and the client-private values beside it,
+//! then every bucket's object index,
 //! manifests and garbage list) and applies the merged records locally. A marker file,
 //! written durably before the new store is used and removed once the copy is done, keeps
 //! a node that crashes half-way catching up after its restart. When every peer is
@@ -202,6 +203,10 @@ impl CatchUpWorker {
         let mut report = CatchUpReport::default();
         let directory = self.replicates("");
         report.partitions += u64::from(directory);
+        // Client-private values live with the directory (partition "").
+        if directory {
+            self.copy_partition(Table::Private, "", &mut report).await?;
+        }
         let mut after: Option<Vec<u8>> = None;
         loop {
             let (buckets, more) = self
