@@ -1,1 +1,237 @@
-fn main() {}
+//! `andromede-gateway`: the S3-compatible gateway. `init` writes its config and the first
+//! access key, `run` serves S3, `key` manages access keys.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use andromede_client::{Client, ClientFile};
+use andromede_gateway::access::Access;
+use andromede_gateway::config::{GatewayFile, LISTEN_DEFAULT, REGION_DEFAULT};
+use andromede_gateway::keys::{AccessKey, Grant, KeyStore};
+use andromede_gateway::s3::Gateway;
+use andromede_gateway::server;
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use tracing::info;
+
+/// The Andromède S3 gateway: aws-cli, boto3, rclone, restic and every S3 SDK, on your
+/// cluster.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Writes a gateway config from a client config and creates the first access key
+    /// (every bucket, owner, may create buckets).
+    Init {
+        /// The client config the gateway reaches the cluster with (`andromede init`).
+        #[arg(long)]
+        client: PathBuf,
+        /// The gateway config to write.
+        #[arg(long, default_value = "gateway.toml")]
+        out: PathBuf,
+        /// Address to listen on (loopback unless told otherwise).
+        #[arg(long, default_value = LISTEN_DEFAULT)]
+        listen: SocketAddr,
+        /// Root domain for virtual-hosted-style requests (repeatable).
+        #[arg(long = "domain")]
+        domains: Vec<String>,
+        /// The region clients sign requests for.
+        #[arg(long, default_value = REGION_DEFAULT)]
+        region: String,
+    },
+    /// Serves S3 until Ctrl-C or SIGTERM.
+    Run {
+        /// The gateway config.
+        #[arg(long, default_value = "gateway.toml")]
+        config: PathBuf,
+        /// Listen here instead of the config's address.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Access keys: create, list, delete.
+    Key {
+        /// The gateway config.
+        #[arg(long, default_value = "gateway.toml", global = true)]
+        config: PathBuf,
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyCommand {
+    /// Creates a key and prints its secret (shown this once).
+    Create {
+        /// Who or what the key is for.
+        name: String,
+        /// BUCKET:read|write|owner; BUCKET may be `prefix*` or `*` (repeatable).
+        #[arg(long = "grant")]
+        grants: Vec<Grant>,
+        /// The key may create buckets (and owns those it creates).
+        #[arg(long)]
+        create_buckets: bool,
+    },
+    /// Lists keys (never their secrets).
+    List,
+    /// Deletes a key: other gateways stop taking it within 10 seconds.
+    Delete {
+        /// The access key id.
+        id: String,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let level = match cli.command {
+        Command::Run { .. } => "info",
+        _ => "warn",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: starting the runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn connect(client_config: &Path) -> anyhow::Result<Client> {
+    let config = ClientFile::load(client_config)?.client_config(client_config)?;
+    Client::connect(config)
+        .await
+        .context("connecting to the cluster")
+}
+
+fn print_key(key: &AccessKey, endpoint: &str) {
+    println!("access key id:     {}", key.id);
+    println!("secret access key: {}", key.secret);
+    println!("(the secret is shown this once: keep it now)");
+    println!();
+    println!("try it:");
+    println!(
+        "  AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY='{}' aws --endpoint-url {endpoint} s3 ls",
+        key.id, key.secret
+    );
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Init {
+            client,
+            out,
+            listen,
+            domains,
+            region,
+        } => {
+            if out.exists() {
+                bail!(
+                    "{} exists: a gateway config is never overwritten",
+                    out.display()
+                );
+            }
+            let client_path = std::path::absolute(&client).unwrap_or(client);
+            let file = GatewayFile {
+                client_config: client_path.clone(),
+                listen,
+                domains,
+                region,
+            };
+            file.check()?;
+            let cluster = connect(&client_path).await?;
+            let keys = KeyStore::new(cluster);
+            let key = AccessKey::generate(
+                "admin",
+                vec!["*:owner".parse().map_err(anyhow::Error::msg)?],
+                true,
+            );
+            keys.put(&key)
+                .await
+                .context("storing the first access key")?;
+            file.create(&out)?;
+            println!("wrote {}; start the gateway with:", out.display());
+            println!("  andromede-gateway run --config {}", out.display());
+            println!();
+            print_key(&key, &format!("http://{listen}"));
+            Ok(())
+        }
+        Command::Run { config, listen } => {
+            let file = GatewayFile::load(&config)?;
+            let listen = listen.unwrap_or(file.listen);
+            let client = connect(&file.client_config).await?;
+            let keys = Arc::new(KeyStore::new(client.clone()));
+            let gateway = Gateway::new(client, Arc::clone(&keys), file.region.clone());
+            let service = server::service(gateway, Access::new(keys), &file.domains)?;
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("listening on {listen}"))?;
+            let local = listener.local_addr()?;
+            info!(address = %local, region = %file.region, "serving S3");
+            println!("serving S3 on http://{local}");
+            server::serve(listener, service).await
+        }
+        Command::Key { config, command } => {
+            let file = GatewayFile::load(&config)?;
+            let keys = KeyStore::new(connect(&file.client_config).await?);
+            match command {
+                KeyCommand::Create {
+                    name,
+                    grants,
+                    create_buckets,
+                } => {
+                    if grants.is_empty() && !create_buckets {
+                        bail!(
+                            "a key with no grant can do nothing: give --grant BUCKET:PERMISSION or --create-buckets"
+                        );
+                    }
+                    let key = AccessKey::generate(&name, grants, create_buckets);
+                    keys.put(&key).await.context("storing the key")?;
+                    print_key(&key, &format!("http://{}", file.listen));
+                }
+                KeyCommand::List => {
+                    let mut all = keys.list().await?;
+                    all.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+                    println!("{:<22} {:<20} {:<8} grants", "id", "name", "create");
+                    for key in all {
+                        let grants: Vec<String> =
+                            key.grants.iter().map(ToString::to_string).collect();
+                        println!(
+                            "{:<22} {:<20} {:<8} {}",
+                            key.id,
+                            key.name,
+                            if key.create_buckets { "yes" } else { "no" },
+                            grants.join(" ")
+                        );
+                    }
+                }
+                KeyCommand::Delete { id } => {
+                    if !keys.delete(&id).await? {
+                        bail!("no access key {id}: see `andromede-gateway key list`");
+                    }
+                    println!("deleted {id}; other gateways stop taking it within 10 seconds");
+                }
+            }
+            Ok(())
+        }
+    }
+}

@@ -205,6 +205,11 @@ impl Client {
         self.membership.all()
     }
 
+    /// The id of the master key this client seals with (not secret: manifests carry it).
+    pub fn master_key_id(&self) -> [u8; crate::keys::MASTER_KEY_ID_BYTES] {
+        self.master.id()
+    }
+
     /// The network handle (for tools that speak the protocols directly).
     pub fn net(&self) -> &NetHandle {
         &self.net

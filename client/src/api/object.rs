@@ -90,7 +90,7 @@ pub struct ObjectInfo {
     pub modified_ms: u64,
     /// MIME type.
     pub content_type: String,
-    /// User metadata (empty from a PUT's answer).
+    /// User metadata (from a PUT's answer: only what its finish hook added).
     pub user_metadata: BTreeMap<String, String>,
     /// Distinct peers holding its shards (0 when inlined in its manifest).
     pub holders: usize,
@@ -345,7 +345,7 @@ impl Client {
             etag: encoded.end.etag.unwrap_or_else(|| hex::encode(entry.etag)),
             modified_ms: entry.modified_ms,
             content_type: entry.content_type,
-            user_metadata: BTreeMap::new(),
+            user_metadata: encoded.end.user_metadata,
             holders: distinct_holders(&manifest),
         })
     }
