@@ -7,7 +7,7 @@
 //! - [`access`]: SigV4 secrets and per-bucket grants.
 //! - [`keys`]: access keys, stored sealed in the cluster, cached briefly.
 //! - [`server`]: the HTTP listener and its limits.
-//! - [`config`]: `gateway.toml`.
+//! - [`config`]: the `gateway.toml` file.
 #![warn(
     clippy::unwrap_used,
     clippy::expect_used,

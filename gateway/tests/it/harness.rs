@@ -1,0 +1,193 @@
+//! A testnet, a gateway process serving it, and its first (admin) access key.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use andromede_testnet::cluster::{CLIENT_FILE, Testnet, UpOptions};
+
+/// An access key as `init` or `key create` printed it.
+#[derive(Debug, Clone)]
+pub(crate) struct Key {
+    pub(crate) id: String,
+    pub(crate) secret: String,
+}
+
+/// Reads the id and secret out of `init` / `key create` output.
+fn parse_key(stdout: &str) -> Key {
+    let field = |label: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(label))
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_else(|| panic!("no {label:?} in:\n{stdout}"))
+    };
+    Key {
+        id: field("access key id:"),
+        secret: field("secret access key:"),
+    }
+}
+
+/// A running gateway on a 3-node testnet; both stop on drop.
+pub(crate) struct Gateway {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) endpoint: String,
+    pub(crate) admin: Key,
+    config: PathBuf,
+    process: Child,
+    _testnet: Testnet,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+fn gateway_binary() -> &'static str {
+    env!("CARGO_BIN_EXE_andromede-gateway")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Gateway {
+    pub(crate) async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let options = UpOptions {
+            nodes: 3,
+            zones: 3,
+            k: 2,
+            m: 1,
+            membership_refresh: Duration::from_secs(1),
+            ..UpOptions::default()
+        };
+        let testnet = Testnet::up(&dir.path().join("testnet"), &options)
+            .await
+            .unwrap()
+            .kill_on_drop();
+        let client_config = dir.path().join("testnet").join(CLIENT_FILE);
+        let config = dir.path().join("gateway.toml");
+        let port = free_port();
+        let init = Command::new(gateway_binary())
+            .args(["init", "--client"])
+            .arg(&client_config)
+            .arg("--out")
+            .arg(&config)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&init.stdout).into_owned();
+        assert!(
+            init.status.success(),
+            "init failed: {stdout}{}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+        let admin = parse_key(&stdout);
+        let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
+        let process = Command::new(gateway_binary())
+            .args(["run", "--config"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let gateway = Self {
+            dir,
+            endpoint,
+            admin,
+            config,
+            process,
+            _testnet: testnet,
+        };
+        gateway.wait_listening(port).await;
+        gateway
+    }
+
+    async fn wait_listening(&self, port: u16) {
+        for _ in 0..600 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the gateway never listened:\n{}", self.log());
+    }
+
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("gateway.log")).unwrap_or_default()
+    }
+
+    /// `andromede-gateway key ARGS…` through the binary; its stdout.
+    pub(crate) fn key_command(&self, args: &[&str]) -> (bool, String) {
+        let out = Command::new(gateway_binary())
+            .arg("key")
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+
+    /// Creates a key through the binary.
+    pub(crate) fn create_key(&self, name: &str, grants: &[&str]) -> Key {
+        let mut args = vec!["create", name];
+        for grant in grants {
+            args.push("--grant");
+            args.push(grant);
+        }
+        let (ok, text) = self.key_command(&args);
+        assert!(ok, "key create failed: {text}");
+        parse_key(&text)
+    }
+
+    /// Runs a command with the endpoint and `key` in its environment (as the aws tools
+    /// read them); panics with its output unless it succeeds; returns its stdout.
+    pub(crate) fn run(&self, key: &Key, command: &mut Command) -> String {
+        let out = command
+            .env("S3_ENDPOINT", &self.endpoint)
+            .env("AWS_ACCESS_KEY_ID", &key.id)
+            .env("AWS_SECRET_ACCESS_KEY", &key.secret)
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env_remove("AWS_PROFILE")
+            .current_dir(self.dir.path())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{command:?} failed:\n{stdout}\n{}\ngateway log:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        stdout
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// A boto3 script of `tests/s3/`.
+pub(crate) fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/s3")
+        .join(name)
+}

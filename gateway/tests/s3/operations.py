@@ -1,0 +1,193 @@
+"""boto3 against an Andromède gateway: S3 operations and errors as AWS documents them.
+
+Environment: S3_ENDPOINT, AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (an admin key),
+READER_ID / READER_SECRET (a key with photos:read only).
+"""
+import base64
+import hashlib
+import os
+import sys
+
+import boto3
+import botocore
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+ENDPOINT = os.environ["S3_ENDPOINT"]
+
+
+def client(key_id=None, secret=None, **config):
+    return boto3.client(
+        "s3",
+        endpoint_url=ENDPOINT,
+        aws_access_key_id=key_id or os.environ["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=secret or os.environ["AWS_SECRET_ACCESS_KEY"],
+        region_name="us-east-1",
+        config=Config(retries={"max_attempts": 1}, **config),
+    )
+
+
+def error_of(call, *args, **kwargs):
+    try:
+        call(*args, **kwargs)
+    except ClientError as e:
+        return e.response["Error"]["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"]
+    raise AssertionError(f"{call.__name__} succeeded but should have failed")
+
+
+s3 = client()
+s3.create_bucket(Bucket="photos")
+assert error_of(s3.create_bucket, Bucket="photos") == ("BucketAlreadyOwnedByYou", 409)
+assert error_of(s3.create_bucket, Bucket="Bad_Name") == ("InvalidBucketName", 400)
+assert "photos" in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+s3.head_bucket(Bucket="photos")
+assert s3.get_bucket_versioning(Bucket="photos").get("Status") is None
+assert error_of(s3.head_bucket, Bucket="missing-bucket")[1] == 404
+
+# Put and get: bytes, ETag = MD5, metadata and headers kept.
+body = bytes(range(256)) * 4000  # 1 024 000 bytes: several segments
+put = s3.put_object(
+    Bucket="photos", Key="dir/one.bin", Body=body, ContentType="image/x-test",
+    Metadata={"mtime": "1700000000.25", "Owner": "me"},
+    ContentEncoding="identity", ContentDisposition='attachment; filename="one.bin"',
+    ContentLanguage="fr", CacheControl="max-age=60",
+)
+md5 = hashlib.md5(body).hexdigest()
+assert put["ETag"] == f'"{md5}"', put["ETag"]
+got = s3.get_object(Bucket="photos", Key="dir/one.bin")
+assert got["Body"].read() == body
+assert got["ETag"] == f'"{md5}"'
+assert got["ContentType"] == "image/x-test"
+assert got["Metadata"] == {"mtime": "1700000000.25", "owner": "me"}, got["Metadata"]
+assert got["ContentDisposition"] == 'attachment; filename="one.bin"'
+assert got["ContentLanguage"] == "fr" and got["CacheControl"] == "max-age=60"
+head = s3.head_object(Bucket="photos", Key="dir/one.bin")
+assert head["ContentLength"] == len(body) and head["ETag"] == f'"{md5}"'
+
+# Ranges, suffix ranges, past the end.
+r = s3.get_object(Bucket="photos", Key="dir/one.bin", Range="bytes=100-199")
+assert r["Body"].read() == body[100:200] and r["ContentRange"] == f"bytes 100-199/{len(body)}"
+r = s3.get_object(Bucket="photos", Key="dir/one.bin", Range="bytes=-10")
+assert r["Body"].read() == body[-10:]
+r = s3.get_object(Bucket="photos", Key="dir/one.bin", Range="bytes=1023990-")
+assert r["Body"].read() == body[1023990:]
+assert error_of(s3.get_object, Bucket="photos", Key="dir/one.bin", Range=f"bytes={len(body)}-") == ("InvalidRange", 416)
+
+# Conditional reads.
+assert error_of(s3.get_object, Bucket="photos", Key="dir/one.bin", IfMatch='"0000"') == ("PreconditionFailed", 412)
+assert error_of(s3.get_object, Bucket="photos", Key="dir/one.bin", IfNoneMatch=f'"{md5}"')[1] == 304
+s3.get_object(Bucket="photos", Key="dir/one.bin", IfMatch=f'"{md5}"')
+assert error_of(s3.get_object, Bucket="photos", Key="dir/one.bin", IfModifiedSince=head["LastModified"])[1] == 304
+r = s3.get_object(Bucket="photos", Key="dir/one.bin", ResponseContentType="text/plain", ResponseCacheControl="no-store")
+assert r["ContentType"] == "text/plain" and r["CacheControl"] == "no-store"
+
+# Conditional writes.
+assert error_of(s3.put_object, Bucket="photos", Key="dir/one.bin", Body=b"x", IfNoneMatch="*") == ("PreconditionFailed", 412)
+assert error_of(s3.put_object, Bucket="photos", Key="dir/one.bin", Body=b"x", IfMatch='"0000"') == ("PreconditionFailed", 412)
+s3.put_object(Bucket="photos", Key="new.txt", Body=b"first", IfNoneMatch="*")
+s3.put_object(Bucket="photos", Key="new.txt", Body=b"second", IfMatch=f'"{hashlib.md5(b"first").hexdigest()}"')
+assert s3.get_object(Bucket="photos", Key="new.txt")["Body"].read() == b"second"
+
+# Content-MD5 and checksums: a wrong one stores nothing.
+good = base64.b64encode(hashlib.md5(b"checked").digest()).decode()
+s3.put_object(Bucket="photos", Key="md5.txt", Body=b"checked", ContentMD5=good)
+assert error_of(s3.put_object, Bucket="photos", Key="bad.txt", Body=b"checked", ContentMD5=base64.b64encode(b"0" * 16).decode()) == ("BadDigest", 400)
+assert error_of(s3.head_object, Bucket="photos", Key="bad.txt")[1] == 404
+sha = base64.b64encode(hashlib.sha256(b"summed").digest()).decode()
+s3.put_object(Bucket="photos", Key="sum.txt", Body=b"summed", ChecksumSHA256=sha)
+h = s3.head_object(Bucket="photos", Key="sum.txt", ChecksumMode="ENABLED")
+assert h["ChecksumSHA256"] == sha, h
+assert error_of(s3.put_object, Bucket="photos", Key="bad.txt", Body=b"summed", ChecksumSHA256=base64.b64encode(b"1" * 32).decode()) == ("BadDigest", 400)
+s3.put_object(Bucket="photos", Key="crc.txt", Body=b"crc", ChecksumAlgorithm="CRC32")
+assert s3.head_object(Bucket="photos", Key="crc.txt", ChecksumMode="ENABLED").get("ChecksumCRC32")
+
+# Listings: v2 with delimiter and pagination, v1 with markers, url encoding, owner.
+for k in ["list/a", "list/b/1", "list/b/2", "list/c", "list/d é"]:
+    s3.put_object(Bucket="photos", Key=k, Body=k.encode())
+v2 = s3.list_objects_v2(Bucket="photos", Prefix="list/", Delimiter="/")
+assert [o["Key"] for o in v2["Contents"]] == ["list/a", "list/c", "list/d é"], v2
+assert [p["Prefix"] for p in v2["CommonPrefixes"]] == ["list/b/"]
+keys, token = [], None
+while True:
+    kw = {"ContinuationToken": token} if token else {}
+    page = s3.list_objects_v2(Bucket="photos", Prefix="list/", MaxKeys=2, FetchOwner=True, **kw)
+    keys += [o["Key"] for o in page.get("Contents", [])]
+    assert all("Owner" in o for o in page.get("Contents", []))
+    if not page["IsTruncated"]:
+        break
+    token = page["NextContinuationToken"]
+assert keys == ["list/a", "list/b/1", "list/b/2", "list/c", "list/d é"], keys
+after = s3.list_objects_v2(Bucket="photos", Prefix="list/", StartAfter="list/b/2")
+assert [o["Key"] for o in after["Contents"]] == ["list/c", "list/d é"]
+keys, marker = [], ""
+while True:
+    page = s3.list_objects(Bucket="photos", Prefix="list/", Delimiter="/", MaxKeys=1, Marker=marker)
+    keys += [o["Key"] for o in page.get("Contents", [])] + [p["Prefix"] for p in page.get("CommonPrefixes", [])]
+    if not page["IsTruncated"]:
+        break
+    marker = page["NextMarker"]
+assert keys == ["list/a", "list/b/", "list/c", "list/d é"], keys
+enc = s3.list_objects_v2(Bucket="photos", Prefix="list/d", EncodingType="url")
+# botocore decodes only when it asked for the encoding itself: here the raw form shows.
+assert [o["Key"] for o in enc["Contents"]] == ["list/d%20%C3%A9"], enc
+assert s3.list_objects_v2(Bucket="photos", MaxKeys=0)["KeyCount"] == 0
+
+# Copy: COPY keeps metadata, REPLACE replaces it; source conditions.
+s3.copy_object(Bucket="photos", Key="copy.bin", CopySource="photos/dir/one.bin")
+c = s3.head_object(Bucket="photos", Key="copy.bin")
+assert c["ETag"] == f'"{md5}"' and c["Metadata"] == {"mtime": "1700000000.25", "owner": "me"}
+s3.copy_object(Bucket="photos", Key="copy2.bin", CopySource="photos/dir/one.bin", MetadataDirective="REPLACE", Metadata={"new": "yes"}, ContentType="text/x-new")
+c2 = s3.head_object(Bucket="photos", Key="copy2.bin")
+assert c2["Metadata"] == {"new": "yes"} and c2["ContentType"] == "text/x-new"
+assert s3.get_object(Bucket="photos", Key="copy2.bin")["Body"].read() == body
+assert error_of(s3.copy_object, Bucket="photos", Key="c3", CopySource="photos/dir/one.bin", CopySourceIfMatch='"0000"') == ("PreconditionFailed", 412)
+assert error_of(s3.copy_object, Bucket="photos", Key="dir/one.bin", CopySource="photos/dir/one.bin")[0] == "InvalidRequest"
+
+# Multi-delete, quiet and not.
+out = s3.delete_objects(Bucket="photos", Delete={"Objects": [{"Key": "list/a"}, {"Key": "list/c"}, {"Key": "never-was"}]})
+assert sorted(d["Key"] for d in out["Deleted"]) == ["list/a", "list/c", "never-was"]
+out = s3.delete_objects(Bucket="photos", Delete={"Objects": [{"Key": "list/b/1"}], "Quiet": True})
+assert not out.get("Deleted") and not out.get("Errors")
+assert [o["Key"] for o in s3.list_objects_v2(Bucket="photos", Prefix="list/")["Contents"]] == ["list/b/2", "list/d é"]
+s3.delete_object(Bucket="photos", Key="list/b/2")
+assert error_of(s3.get_object, Bucket="photos", Key="list/b/2") == ("NoSuchKey", 404)
+assert error_of(s3.delete_bucket, Bucket="photos") == ("BucketNotEmpty", 409)
+
+# Who may do what.
+reader = client(os.environ["READER_ID"], os.environ["READER_SECRET"])
+assert reader.get_object(Bucket="photos", Key="dir/one.bin")["Body"].read() == body
+assert error_of(reader.put_object, Bucket="photos", Key="no", Body=b"no") == ("AccessDenied", 403)
+assert error_of(reader.delete_object, Bucket="photos", Key="dir/one.bin") == ("AccessDenied", 403)
+assert error_of(reader.create_bucket, Bucket="readers-own") == ("AccessDenied", 403)
+assert [b["Name"] for b in reader.list_buckets()["Buckets"]] == ["photos"]
+wrong = client(os.environ["AWS_ACCESS_KEY_ID"], "x" * 40)
+assert error_of(wrong.list_buckets) == ("SignatureDoesNotMatch", 403)
+assert error_of(client("AKANDNOSUCHKEY000000", "y" * 40).list_buckets) == ("InvalidAccessKeyId", 403)
+anonymous = boto3.client("s3", endpoint_url=ENDPOINT, region_name="us-east-1", config=Config(signature_version=botocore.UNSIGNED))
+assert error_of(anonymous.list_objects_v2, Bucket="photos") == ("AccessDenied", 403)
+assert error_of(s3.get_bucket_policy, Bucket="photos") == ("NotImplemented", 501)
+
+# Presigned GET and PUT (SigV4 query authentication), used by a plain HTTP client.
+import urllib.request
+s3 = client(signature_version="s3v4")
+url = s3.generate_presigned_url("get_object", Params={"Bucket": "photos", "Key": "dir/one.bin"}, ExpiresIn=300)
+assert urllib.request.urlopen(url).read() == body
+url = s3.generate_presigned_url("put_object", Params={"Bucket": "photos", "Key": "presigned.txt"}, ExpiresIn=300)
+req = urllib.request.Request(url, data=b"via presigned put", method="PUT")
+urllib.request.urlopen(req).read()
+assert s3.get_object(Bucket="photos", Key="presigned.txt")["Body"].read() == b"via presigned put"
+url = s3.generate_presigned_url("get_object", Params={"Bucket": "photos", "Key": "dir/one.bin"}, ExpiresIn=1)
+import time
+time.sleep(2)
+try:
+    urllib.request.urlopen(url)
+    raise AssertionError("an expired presigned URL worked")
+except urllib.error.HTTPError as e:
+    assert e.code == 403, e.code
+
+# The bucket empties and goes.
+for o in s3.list_objects_v2(Bucket="photos")["Contents"]:
+    s3.delete_object(Bucket="photos", Key=o["Key"])
+s3.delete_bucket(Bucket="photos")
+assert error_of(s3.head_bucket, Bucket="photos")[1] == 404
+print("operations: all passed")
