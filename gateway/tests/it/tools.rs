@@ -35,7 +35,9 @@ async fn aws_cli_sync_ls_and_rm() {
     for (name, len) in files {
         let path = up.join(name);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        let bytes: Vec<u8> = (0..len).map(|i| u8::try_from(i * 31 % 251).unwrap()).collect();
+        let bytes: Vec<u8> = (0..len)
+            .map(|i| u8::try_from(i * 31 % 251).unwrap())
+            .collect();
         std::fs::write(path, bytes).unwrap();
     }
     let aws = |args: &[&str]| {
