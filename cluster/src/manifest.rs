@@ -9,8 +9,8 @@
 
 use andromede_proto::limits::{
     CONTENT_TYPE_BYTES_MAX, INLINE_BYTES_MAX, MANIFEST_BYTES_MAX, MANIFEST_FORMAT_VERSION,
-    MANIFEST_MOVES_MAX, MANIFEST_SHARD_IDS_MAX, SEAL_OVERHEAD_BYTES, SEGMENT_BYTES_MAX,
-    SEGMENT_BYTES_MIN, USER_METADATA_BYTES_MAX,
+    MANIFEST_MOVES_MAX, MANIFEST_PARTS_MAX, MANIFEST_SHARD_IDS_MAX, SEAL_OVERHEAD_BYTES,
+    SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN, USER_METADATA_BYTES_MAX,
 };
 use andromede_proto::{Message, RepeatedLimit, ShardId, VersionId, decode_bounded_counted, pb};
 use bytes::Bytes;
@@ -70,6 +70,18 @@ pub enum Body {
     Inline(Bytes),
     /// In shards, segment by segment.
     Segments(Vec<SegmentEntry>),
+    /// In other versions, one after the other (a multipart upload's parts): each its own
+    /// manifest, in the same bucket, for the same object key.
+    Parts(Vec<PartRef>),
+}
+
+/// One part of an assembled object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartRef {
+    /// The part's own version (its manifest's key).
+    pub version_id: VersionId,
+    /// Its plaintext bytes.
+    pub size: u64,
 }
 
 /// One segment: its plaintext length and its `k + m` shard ids, data shards first.
@@ -93,6 +105,7 @@ impl std::fmt::Debug for Body {
         match self {
             Self::Inline(sealed) => write!(f, "Inline({} sealed bytes)", sealed.len()),
             Self::Segments(segments) => write!(f, "Segments({})", segments.len()),
+            Self::Parts(parts) => write!(f, "Parts({})", parts.len()),
         }
     }
 }
@@ -102,6 +115,7 @@ impl std::fmt::Debug for Manifest {
         let (body, pieces) = match &self.body {
             Body::Inline(sealed) => ("inline", sealed.len()),
             Body::Segments(segments) => ("segments", segments.len()),
+            Body::Parts(parts) => ("parts", parts.len()),
         };
         f.debug_struct("Manifest")
             .field("version_id", &self.version_id)
@@ -219,6 +233,11 @@ impl Manifest {
                 count_max: MANIFEST_MOVES_MAX,
                 what: "holder moves in a manifest",
             },
+            RepeatedLimit {
+                path: &[15, 1],
+                count_max: MANIFEST_PARTS_MAX,
+                what: "parts in a manifest",
+            },
         ];
         let pb: pb::Manifest = decode_bounded_counted(bytes, limit, LIMITS)?;
         Self::try_from(pb)
@@ -229,11 +248,19 @@ impl Manifest {
         pb::Manifest::from(self).encode_to_vec()
     }
 
-    /// Number of segments (0 for inline objects).
+    /// Number of segments (0 for inline and assembled objects).
     pub fn segment_count(&self) -> u64 {
         match &self.body {
-            Body::Inline(_) => 0,
+            Body::Inline(_) | Body::Parts(_) => 0,
             Body::Segments(segments) => segments.len() as u64,
+        }
+    }
+
+    /// The parts of an assembled object (empty for others).
+    pub fn parts(&self) -> &[PartRef] {
+        match &self.body {
+            Body::Parts(parts) => parts,
+            _ => &[],
         }
     }
 }
@@ -264,6 +291,13 @@ pub fn compute_etag(
                 for id in &segment.shard_ids {
                     hasher.update(id.as_bytes());
                 }
+            }
+        }
+        Body::Parts(parts) => {
+            hasher.update(b"parts");
+            for part in parts {
+                hasher.update(part.version_id.as_bytes());
+                hasher.update(&part.size.to_le_bytes());
             }
         }
     }
@@ -355,6 +389,12 @@ impl TryFrom<pb::Manifest> for Manifest {
                 pb.segment_bytes,
                 params,
             )?),
+            pb::manifest::Body::Parts(list) => {
+                if !pb.holders.is_empty() || !moves.is_empty() {
+                    return Err(corrupt("an assembled object names shard holders"));
+                }
+                Body::Parts(validate_parts(list.parts, pb.size)?)
+            }
         };
         if compute_etag(&version_id, pb.size, params, pb.segment_bytes, &body) != etag {
             return Err(corrupt("etag does not match the manifest's contents"));
@@ -374,6 +414,34 @@ impl TryFrom<pb::Manifest> for Manifest {
             body,
         })
     }
+}
+
+fn validate_parts(parts: Vec<pb::PartRef>, size: u64) -> Result<Vec<PartRef>, ManifestError> {
+    if parts.is_empty() || parts.len() as u64 > MANIFEST_PARTS_MAX {
+        return Err(corrupt(format!(
+            "an assembled object has 1 to {MANIFEST_PARTS_MAX} parts, not {}",
+            parts.len()
+        )));
+    }
+    let parts = parts
+        .into_iter()
+        .map(|p| {
+            Ok(PartRef {
+                version_id: VersionId(fixed(&p.version_id, "part version id")?),
+                size: p.size,
+            })
+        })
+        .collect::<Result<Vec<_>, ManifestError>>()?;
+    let total = parts
+        .iter()
+        .try_fold(0u64, |sum, p| sum.checked_add(p.size))
+        .ok_or_else(|| corrupt("part sizes overflow"))?;
+    if total != size {
+        return Err(corrupt(format!(
+            "parts add up to {total} bytes, the manifest says {size}"
+        )));
+    }
+    Ok(parts)
 }
 
 fn validate_segments(
@@ -444,6 +512,15 @@ impl From<&Manifest> for pb::Manifest {
                             .iter()
                             .map(|id| Bytes::copy_from_slice(id.as_bytes()))
                             .collect(),
+                    })
+                    .collect(),
+            }),
+            Body::Parts(parts) => pb::manifest::Body::Parts(pb::PartList {
+                parts: parts
+                    .iter()
+                    .map(|p| pb::PartRef {
+                        version_id: Bytes::copy_from_slice(p.version_id.as_bytes()),
+                        size: p.size,
                     })
                     .collect(),
             }),

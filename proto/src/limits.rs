@@ -37,6 +37,8 @@ pub const MANIFEST_BYTES_MAX: u64 = MANIFEST_SHARD_IDS_MAX * 40 + 1024 * 1024;
 
 /// Most holder moves in one manifest (one per holder that failed during an upload).
 pub const MANIFEST_MOVES_MAX: u64 = 1024;
+/// Most parts an assembled (multipart) object has, as S3.
+pub const MANIFEST_PARTS_MAX: u64 = 10_000;
 
 /// Largest value of one metadata record (a manifest is the largest kind).
 pub const META_VALUE_BYTES_MAX: u64 = MANIFEST_BYTES_MAX;

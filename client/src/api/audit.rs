@@ -178,7 +178,7 @@ impl Client {
         };
         let shards = self.shard_places(&manifest, jurisdictions, places).await;
         let survives = match &manifest.body {
-            Body::Inline(_) => None,
+            Body::Inline(_) | Body::Parts(_) => None,
             Body::Segments(segments) => (0..segments.len() as u64)
                 .map(|segment| survives(&shards, segment, usize::from(manifest.params.k())))
                 .min(),

@@ -54,6 +54,41 @@ pub enum ClientError {
         /// The key.
         key: String,
     },
+    /// No such multipart upload (never started, completed, aborted, or expired).
+    #[error(
+        "multipart upload {upload} of {bucket}/{key} does not exist (completed, aborted or expired?)"
+    )]
+    NoSuchUpload {
+        /// The bucket.
+        bucket: String,
+        /// The key.
+        key: String,
+        /// The upload id.
+        upload: String,
+    },
+    /// A part named in a completion was not uploaded, or not with that ETag.
+    #[error("part {part_number}: {reason}")]
+    InvalidPart {
+        /// The part.
+        part_number: u32,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A completion's parts are not in ascending order.
+    #[error("the list of parts was not in ascending order")]
+    InvalidPartOrder,
+    /// A part other than the last is smaller than the minimum.
+    #[error(
+        "part {part_number} is {size} bytes; every part but the last must be at least {min} bytes"
+    )]
+    EntityTooSmall {
+        /// The part.
+        part_number: u32,
+        /// Its size.
+        size: u64,
+        /// The minimum.
+        min: u64,
+    },
     /// Metadata replicas could not be reached in sufficient number.
     #[error(transparent)]
     Quorum(#[from] QuorumError),

@@ -11,6 +11,7 @@ mod audit;
 mod bucket;
 mod error;
 mod list;
+mod multipart;
 mod names;
 mod object;
 mod private;
@@ -26,6 +27,10 @@ pub use audit::{AuditReport, AuditSummary, ObjectAudit, ShardPlace};
 pub use bucket::BucketOptions;
 pub use error::ClientError;
 pub use list::{ListOptions, ListPage, ObjectSummary};
+pub use multipart::{
+    CompletedPart, MULTIPART_EXPIRY_DEFAULT, PART_BYTES_MAX, PART_BYTES_MIN, PART_NUMBER_MAX,
+    PartInfo, UploadSummary,
+};
 pub use names::{validate_bucket_name, validate_key};
 pub use object::{GetObject, ObjectInfo, PutObjectOptions};
 pub use private::PRIVATE_VALUE_BYTES_MAX;
@@ -55,6 +60,8 @@ pub struct ClientConfig {
     pub codec: CodecConfig,
     /// How long replaced and deleted versions' shards are kept before collection.
     pub gc_grace: Duration,
+    /// How long an incomplete multipart upload is kept before its parts are collected.
+    pub multipart_expiry: Duration,
     /// Time a metadata request may take.
     pub request_timeout: Duration,
     /// Time `connect` waits for a first node.
@@ -87,6 +94,7 @@ impl ClientConfig {
             master,
             codec: CodecConfig::default(),
             gc_grace: Duration::from_secs(15 * 60),
+            multipart_expiry: MULTIPART_EXPIRY_DEFAULT,
             request_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(10),
             membership: MembershipConfig::default(),
@@ -107,6 +115,7 @@ pub struct Client {
     master: Arc<MasterKey>,
     codec: CodecConfig,
     gc_grace: Duration,
+    multipart_expiry: Duration,
     /// Redials bootstrap addresses this client is not connected to; stops with the last
     /// clone of the client.
     _joined: Arc<JoinKeeper>,
@@ -188,6 +197,7 @@ impl Client {
             master: Arc::new(config.master),
             codec: config.codec,
             gc_grace: config.gc_grace,
+            multipart_expiry: config.multipart_expiry,
             _joined: Arc::new(joined),
         })
     }

@@ -23,6 +23,7 @@ use tracing::{debug, instrument, warn};
 
 use super::names::validate_key;
 use super::{Client, ClientError, now_ms};
+use crate::codec::BodyEnd;
 use crate::codec::seal::{self, Purpose};
 use crate::codec::{
     FinishHook, ObjectName, OpenedObject, PutOptions, encode_object, new_version_id,
@@ -30,7 +31,7 @@ use crate::codec::{
 use crate::error::CodecError;
 use crate::keys::MasterKey;
 use crate::shards::NetShards;
-use andromede_cluster::manifest::{Body, Manifest};
+use andromede_cluster::manifest::{Body, Manifest, PartRef};
 use andromede_cluster::meta::key::{RecordKey, Table};
 use andromede_cluster::meta::record::Record;
 use andromede_cluster::meta::values::{BucketInfo, GarbageEntry, ObjectEntry};
@@ -113,7 +114,7 @@ impl std::fmt::Debug for GetObject {
     }
 }
 
-fn index_key(bucket: &str, key: &str) -> RecordKey {
+pub(super) fn index_key(bucket: &str, key: &str) -> RecordKey {
     RecordKey {
         table: Table::ObjectIndex,
         partition: bucket.to_owned(),
@@ -121,7 +122,7 @@ fn index_key(bucket: &str, key: &str) -> RecordKey {
     }
 }
 
-fn manifest_key(bucket: &str, version: &VersionId) -> RecordKey {
+pub(super) fn manifest_key(bucket: &str, version: &VersionId) -> RecordKey {
     RecordKey {
         table: Table::Manifest,
         partition: bucket.to_owned(),
@@ -129,7 +130,9 @@ fn manifest_key(bucket: &str, version: &VersionId) -> RecordKey {
     }
 }
 
-fn decode_entry(record: Option<&Record<Bytes>>) -> Result<Option<ObjectEntry>, ClientError> {
+pub(super) fn decode_entry(
+    record: Option<&Record<Bytes>>,
+) -> Result<Option<ObjectEntry>, ClientError> {
     match record.and_then(|r| r.value.as_ref()) {
         Some(value) => {
             ObjectEntry::decode(value)
@@ -144,7 +147,7 @@ fn decode_entry(record: Option<&Record<Bytes>>) -> Result<Option<ObjectEntry>, C
 }
 
 /// Seals the ETag a writer gave for listings (see [`ObjectEntry::sealed_etag`]).
-fn seal_etag(
+pub(super) fn seal_etag(
     master: &MasterKey,
     bucket: &str,
     key: &str,
@@ -187,6 +190,18 @@ pub(super) fn listed_etag(
             hex::encode(entry.etag)
         }
     }
+}
+
+/// Opens an ETag sealed by [`seal_etag`] for `version`; `None` if it does not open.
+pub(super) fn open_etag(
+    master: &MasterKey,
+    bucket: &str,
+    key: &str,
+    version: &VersionId,
+    sealed: &[u8],
+) -> Option<String> {
+    let aad = seal::object_aad(Purpose::ListingEtag, bucket, key, version, &[]);
+    seal::open(&master.listing_key(), &aad, sealed).and_then(|plain| String::from_utf8(plain).ok())
 }
 
 fn distinct_holders(manifest: &Manifest) -> usize {
@@ -252,6 +267,47 @@ impl Client {
         })
     }
 
+    /// Encodes everything `reader` yields as version `version_id` of `bucket/key` and
+    /// stores its shards on their holders: the manifest returned has its placement
+    /// filled in, with what the finish hook said and how many holders were replaced on
+    /// the way. Nothing is committed: the caller writes the manifest.
+    pub(super) async fn store_version<R>(
+        &self,
+        bucket_info: &BucketInfo,
+        bucket: &str,
+        key: &str,
+        version_id: VersionId,
+        reader: R,
+        options: PutObjectOptions,
+    ) -> Result<(Manifest, BodyEnd, usize), ClientError>
+    where
+        R: AsyncRead + Unpin + Send,
+    {
+        let chosen = self.place(bucket_info, &version_id, options.size_hint)?;
+        let shards = NetShards::for_upload(self.net.clone(), chosen.holders, chosen.spares);
+        let put = PutOptions {
+            content_type: options.content_type,
+            user_metadata: options.user_metadata,
+            params: bucket_info.params,
+            version_id: Some(version_id),
+            finish: options.finish,
+        };
+        let encoded = encode_object(
+            &self.codec,
+            &self.master,
+            &ObjectName::new(bucket, key),
+            &put,
+            reader,
+            &shards,
+        )
+        .await?;
+        let mut manifest = encoded.manifest;
+        if matches!(manifest.body, Body::Segments(_)) {
+            (manifest.holders, manifest.moves) = shards.placement();
+        }
+        Ok((manifest, encoded.end, shards.replaced_holders()))
+    }
+
     /// Stores everything `reader` yields as the new version of `bucket/key`.
     /// Acknowledged (returns) only once every shard is fsynced on its holder and the
     /// manifest is on a write quorum of the bucket's replicas.
@@ -281,29 +337,10 @@ impl Client {
         let replaced = decode_entry(current.as_ref())?;
 
         let version_id = new_version_id();
-        let chosen = self.place(&bucket_info, &version_id, options.size_hint)?;
-        let shards = NetShards::for_upload(self.net.clone(), chosen.holders, chosen.spares);
-        let put = PutOptions {
-            content_type: options.content_type,
-            user_metadata: options.user_metadata,
-            params: bucket_info.params,
-            version_id: Some(version_id),
-            finish: options.finish,
-        };
-        let encoded = encode_object(
-            &self.codec,
-            &self.master,
-            &ObjectName::new(bucket, key),
-            &put,
-            reader,
-            &shards,
-        )
-        .await?;
-        let mut manifest = encoded.manifest;
-        if matches!(manifest.body, Body::Segments(_)) {
-            (manifest.holders, manifest.moves) = shards.placement();
-        }
-        let sealed_etag = match &encoded.end.etag {
+        let (manifest, end, moved) = self
+            .store_version(&bucket_info, bucket, key, version_id, reader, options)
+            .await?;
+        let sealed_etag = match &end.etag {
             Some(etag) => seal_etag(&self.master, bucket, key, &version_id, etag)?,
             None => Bytes::new(),
         };
@@ -336,21 +373,21 @@ impl Client {
             records.push(self.garbage(bucket, key, &old.version_id)?);
         }
         self.meta.apply(bucket, records).await?;
-        debug!(version = %version_id.short(), size = entry.size, moved = shards.replaced_holders(), "object committed");
+        debug!(version = %version_id.short(), size = entry.size, moved, "object committed");
         Ok(ObjectInfo {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
             version_id,
             size: entry.size,
-            etag: encoded.end.etag.unwrap_or_else(|| hex::encode(entry.etag)),
+            etag: end.etag.unwrap_or_else(|| hex::encode(entry.etag)),
             modified_ms: entry.modified_ms,
             content_type: entry.content_type,
-            user_metadata: encoded.end.user_metadata,
+            user_metadata: end.user_metadata,
             holders: distinct_holders(&manifest),
         })
     }
 
-    fn garbage(
+    pub(super) fn garbage(
         &self,
         bucket: &str,
         key: &str,
@@ -368,6 +405,7 @@ impl Client {
                 GarbageEntry {
                     due_ms: now_ms().saturating_add(grace_ms),
                     key: key.to_owned(),
+                    upload: false,
                 }
                 .encode(),
             ),
@@ -479,9 +517,73 @@ impl Client {
                 range.start, range.end, info.size
             )));
         }
+        if let Body::Parts(parts) = &opened.manifest().body {
+            let body = self.read_parts(bucket, key, parts.clone(), range.unwrap_or(0..info.size));
+            return Ok(GetObject { info, body });
+        }
         let source = Arc::new(NetShards::for_manifest(self.net.clone(), opened.manifest()));
         let body = Arc::new(opened).read(&self.codec, range, source);
         Ok(GetObject { info, body })
+    }
+
+    /// The bytes `range` of an assembled object: each part it overlaps opened (its
+    /// manifest read at quorum and authenticated for this object) and read in turn.
+    fn read_parts(
+        &self,
+        bucket: &str,
+        key: &str,
+        parts: Vec<PartRef>,
+        range: Range<u64>,
+    ) -> BoxStream<'static, Result<Bytes, CodecError>> {
+        let mut slices = Vec::new();
+        let mut start = 0u64;
+        for part in parts {
+            let end = start + part.size;
+            if end > range.start && start < range.end {
+                let within = range.start.max(start) - start..range.end.min(end) - start;
+                slices.push((part, within));
+            }
+            start = end;
+        }
+        let client = self.clone();
+        let (bucket, key) = (bucket.to_owned(), key.to_owned());
+        futures::stream::iter(slices)
+            .then(move |(part, within)| {
+                let client = client.clone();
+                let (bucket, key) = (bucket.clone(), key.clone());
+                async move { client.open_part(&bucket, &key, &part, within).await }
+            })
+            .try_flatten()
+            .boxed()
+    }
+
+    /// Opens one part of an assembled object and streams `within` of it.
+    async fn open_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        part: &PartRef,
+        within: Range<u64>,
+    ) -> Result<BoxStream<'static, Result<Bytes, CodecError>>, CodecError> {
+        let corrupt = |reason: String| CodecError::ManifestCorrupt { reason };
+        let bytes = self
+            .meta
+            .get(&manifest_key(bucket, &part.version_id))
+            .await
+            .map_err(|e| corrupt(format!("reading part {}: {e}", part.version_id.short())))?
+            .and_then(|r| r.value)
+            .ok_or_else(|| corrupt(format!("part {} is missing", part.version_id.short())))?;
+        let manifest = Manifest::decode(&bytes)?;
+        if manifest.version_id != part.version_id || manifest.size != part.size {
+            return Err(corrupt("a replica answered another part's manifest".into()));
+        }
+        if matches!(manifest.body, Body::Parts(_)) {
+            return Err(corrupt("a part is itself assembled".into()));
+        }
+        let opened =
+            crate::codec::open_manifest(&self.master, &ObjectName::new(bucket, key), manifest)?;
+        let source = Arc::new(NetShards::for_manifest(self.net.clone(), opened.manifest()));
+        Ok(Arc::new(opened).read(&self.codec, Some(within), source))
     }
 
     /// Deletes an object (a tombstone; its shards go after the grace period). Deleting a

@@ -137,6 +137,13 @@ impl OpenedObject {
                 .filter(|item| future::ready(!matches!(item, Ok(b) if b.is_empty())))
                 .boxed();
         }
+        if matches!(self.manifest.body, Body::Parts(_)) {
+            let error = CodecError::ManifestCorrupt {
+                reason: "an assembled object is read part by part, through its parts' manifests"
+                    .into(),
+            };
+            return stream::once(future::ready(Err(error))).boxed();
+        }
         let depth = config.pipeline_depth.max(1);
         let span = tracing::Span::current();
         stream::iter(plan(self.manifest.size, self.manifest.segment_bytes, range))

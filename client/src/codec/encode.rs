@@ -209,6 +209,66 @@ where
     })
 }
 
+/// The manifest of an object assembled from versions stored before (a multipart
+/// upload's parts, each its own manifest for the same object): a new data key seals the
+/// user metadata, and the wrapped key binds the part list through the etag. No byte of
+/// the parts is read or re-encoded.
+///
+/// # Errors
+/// Oversize names or metadata, no parts, or too many.
+pub fn assemble_manifest(
+    master: &MasterKey,
+    object: &ObjectName,
+    version_id: VersionId,
+    options: &PutOptions,
+    segment_bytes: u64,
+    parts: Vec<andromede_cluster::manifest::PartRef>,
+) -> Result<Manifest, CodecError> {
+    check_names(object, options)?;
+    if parts.is_empty() || parts.len() as u64 > andromede_proto::limits::MANIFEST_PARTS_MAX {
+        return Err(CodecError::InvalidParameter {
+            field: "parts",
+            value: parts.len() as u64,
+            allowed: "1 to 10 000",
+        });
+    }
+    let data_key = DataKey::generate();
+    let sealed_user_metadata = Bytes::from(inline::seal_user_metadata(
+        &data_key,
+        object,
+        &version_id,
+        &options.user_metadata,
+    )?);
+    let size = parts.iter().map(|p| p.size).sum();
+    let body = Body::Parts(parts);
+    let etag = compute_etag(&version_id, size, options.params, segment_bytes, &body);
+    let aad = seal::object_aad(
+        Purpose::WrappedKey,
+        &object.bucket,
+        &object.key,
+        &version_id,
+        &[
+            &etag,
+            options.content_type.as_bytes(),
+            &sealed_user_metadata,
+        ],
+    );
+    Ok(Manifest {
+        version_id,
+        size,
+        etag,
+        content_type: options.content_type.clone(),
+        master_key_id: master.id(),
+        wrapped_key: Bytes::from(master.wrap(&data_key, &aad)?),
+        sealed_user_metadata,
+        params: options.params,
+        segment_bytes,
+        holders: Vec::new(),
+        moves: Vec::new(),
+        body,
+    })
+}
+
 /// A fresh random version id (128 bits: collisions are not a concern).
 pub fn new_version_id() -> VersionId {
     let mut bytes = [0u8; VersionId::LEN];

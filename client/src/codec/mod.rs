@@ -31,7 +31,9 @@ use bytes::Bytes;
 
 pub use andromede_cluster::shard::{Erasure, ErasureParams};
 pub use decode::{OpenedObject, open_manifest};
-pub use encode::{BodyEnd, Encoded, FinishHook, PutOptions, encode_object, new_version_id};
+pub use encode::{
+    BodyEnd, Encoded, FinishHook, PutOptions, assemble_manifest, encode_object, new_version_id,
+};
 pub use memory::MemoryShards;
 
 use crate::error::{BoxError, CodecError};

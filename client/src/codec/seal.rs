@@ -99,6 +99,7 @@ pub(crate) enum Purpose {
     WrappedKey,
     ListingEtag,
     Private,
+    UploadMetadata,
 }
 
 /// Associated data binding a manifest piece to bucket, key, version and any further
@@ -116,6 +117,7 @@ pub(crate) fn object_aad(
         Purpose::WrappedKey => b"ANDRKEY1",
         Purpose::ListingEtag => b"ANDRETG1",
         Purpose::Private => b"ANDRPRV1",
+        Purpose::UploadMetadata => b"ANDRUPL1",
     };
     let mut aad = Vec::with_capacity(64 + bucket.len() + key.len());
     aad.extend_from_slice(tag);

@@ -19,6 +19,12 @@ pub enum Table {
     /// name). Nodes store and replicate them and never read them: the S3 gateway's
     /// access keys live here.
     Private = 5,
+    /// Multipart uploads in progress (partition: bucket; sort key: object key, 0x00,
+    /// 16-byte upload id) → what the object will be.
+    Upload = 6,
+    /// Their parts (partition: bucket; sort key: upload id, 4-byte big-endian part
+    /// number) → the part's version.
+    Part = 7,
 }
 
 impl TryFrom<u32> for Table {
@@ -31,6 +37,8 @@ impl TryFrom<u32> for Table {
             3 => Ok(Self::Manifest),
             4 => Ok(Self::Garbage),
             5 => Ok(Self::Private),
+            6 => Ok(Self::Upload),
+            7 => Ok(Self::Part),
             other => Err(RecordKeyError::UnknownTable(other)),
         }
     }
@@ -77,13 +85,16 @@ impl RecordKey {
     }
 }
 
-/// Checks a sort key (or a listing bound) against the longest sort key.
+/// Checks a sort key (or a listing bound) against [`SORT_KEY_BYTES_MAX`].
 ///
 /// # Errors
 /// [`RecordKeyError::TooLong`].
 pub fn validate_sort_key(sort: &[u8]) -> Result<(), RecordKeyError> {
-    check_len("sort key", sort.len(), OBJECT_KEY_BYTES_MAX)
+    check_len("sort key", sort.len(), SORT_KEY_BYTES_MAX)
 }
+
+/// The longest sort key: an upload record's (an object key, a separator, an upload id).
+pub const SORT_KEY_BYTES_MAX: u64 = OBJECT_KEY_BYTES_MAX + 1 + 16;
 
 fn check_len(field: &'static str, bytes: usize, bytes_max: u64) -> Result<(), RecordKeyError> {
     if bytes as u64 > bytes_max {

@@ -160,6 +160,8 @@ pub struct GarbageEntry {
     /// The object key whose version it was (the collector checks that the key's index
     /// entry no longer names the version).
     pub key: String,
+    /// The record names a multipart upload (its id is the sort key), not a version.
+    pub upload: bool,
 }
 
 impl GarbageEntry {
@@ -169,6 +171,7 @@ impl GarbageEntry {
             pb::GarbageEntry {
                 due_ms: self.due_ms,
                 key: self.key.clone(),
+                upload: self.upload,
             }
             .encode_to_vec(),
         )
@@ -183,6 +186,94 @@ impl GarbageEntry {
         Ok(Self {
             due_ms: pb.due_ms,
             key: pb.key,
+            upload: pb.upload,
+        })
+    }
+}
+
+/// A multipart upload in progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadEntry {
+    /// When it was created (ms since the Unix epoch).
+    pub initiated_ms: u64,
+    /// The object's MIME type.
+    pub content_type: String,
+    /// The object's metadata, sealed by the client; opaque to nodes.
+    pub sealed_metadata: Bytes,
+}
+
+impl UploadEntry {
+    /// The stored form.
+    pub fn encode(&self) -> Bytes {
+        Bytes::from(
+            pb::UploadEntry {
+                initiated_ms: self.initiated_ms,
+                content_type: self.content_type.clone(),
+                sealed_metadata: self.sealed_metadata.clone(),
+            }
+            .encode_to_vec(),
+        )
+    }
+
+    /// Decodes a stored upload record.
+    ///
+    /// # Errors
+    /// [`ValueError`].
+    pub fn decode(bytes: &[u8]) -> Result<Self, ValueError> {
+        let pb: pb::UploadEntry = decode_bounded(bytes, VALUE_BYTES_MAX)?;
+        if pb.content_type.len() as u64 > CONTENT_TYPE_BYTES_MAX {
+            return Err(ValueError::Invalid("content type too long".into()));
+        }
+        Ok(Self {
+            initiated_ms: pb.initiated_ms,
+            content_type: pb.content_type,
+            sealed_metadata: pb.sealed_metadata,
+        })
+    }
+}
+
+/// The latest version uploaded for one part of a multipart upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartEntry {
+    /// The part's version (its manifest's key).
+    pub version_id: VersionId,
+    /// Plaintext bytes.
+    pub size: u64,
+    /// When it was uploaded (ms since the Unix epoch).
+    pub modified_ms: u64,
+    /// Its ETag, sealed by the client.
+    pub sealed_etag: Bytes,
+}
+
+impl PartEntry {
+    /// The stored form.
+    pub fn encode(&self) -> Bytes {
+        Bytes::from(
+            pb::PartEntry {
+                version_id: Bytes::copy_from_slice(self.version_id.as_bytes()),
+                size: self.size,
+                modified_ms: self.modified_ms,
+                sealed_etag: self.sealed_etag.clone(),
+            }
+            .encode_to_vec(),
+        )
+    }
+
+    /// Decodes a stored part record.
+    ///
+    /// # Errors
+    /// [`ValueError`].
+    pub fn decode(bytes: &[u8]) -> Result<Self, ValueError> {
+        let pb: pb::PartEntry = decode_bounded(bytes, VALUE_BYTES_MAX)?;
+        if pb.sealed_etag.len() as u64 > SEALED_ETAG_BYTES_MAX {
+            return Err(ValueError::Invalid("sealed etag too long".into()));
+        }
+        Ok(Self {
+            version_id: VersionId::try_from(pb.version_id.as_ref())
+                .map_err(|e| ValueError::Invalid(e.to_string()))?,
+            size: pb.size,
+            modified_ms: pb.modified_ms,
+            sealed_etag: pb.sealed_etag,
         })
     }
 }
@@ -214,8 +305,25 @@ mod tests {
         let garbage = GarbageEntry {
             due_ms: 99,
             key: "photos/a.jpg".into(),
+            upload: true,
         };
         assert_eq!(GarbageEntry::decode(&garbage.encode()).unwrap(), garbage);
+        let upload = UploadEntry {
+            initiated_ms: 3,
+            content_type: "text/plain".into(),
+            sealed_metadata: Bytes::from_static(b"sealed"),
+        };
+        assert_eq!(UploadEntry::decode(&upload.encode()).unwrap(), upload);
+        let part = PartEntry {
+            version_id: VersionId([4; 16]),
+            size: 5 << 20,
+            modified_ms: 9,
+            sealed_etag: Bytes::from_static(b"etag"),
+        };
+        assert_eq!(PartEntry::decode(&part.encode()).unwrap(), part);
+        let mut long_part = part.clone();
+        long_part.sealed_etag = Bytes::from(vec![0; 129]);
+        assert!(PartEntry::decode(&long_part.encode()).is_err());
 
         let zero_k = pb::BucketInfo {
             k: 0,

@@ -164,6 +164,7 @@ async fn replaced_and_deleted_versions_are_collected_after_the_grace_period() {
             andromede_cluster::meta::values::GarbageEntry {
                 due_ms: 0,
                 key: "kept".into(),
+                upload: false,
             }
             .encode(),
         ),

@@ -43,6 +43,9 @@ const SHA1: &str = "s3:checksum-sha1";
 const SHA256: &str = "s3:checksum-sha256";
 
 impl Attributes {
+    /// Where the part count of an assembled object is kept.
+    pub(crate) const PARTS_KEY: &'static str = PARTS;
+
     /// The caller's `x-amz-meta-*` entries, checked against S3's size limit.
     pub(crate) fn with_user(metadata: Option<Metadata>) -> S3Result<Self> {
         let user: BTreeMap<String, String> = metadata

@@ -38,6 +38,8 @@ struct Digests {
     md5: Option<Md5>,
     checksums: Option<ChecksumHasher>,
     bytes: u64,
+    /// The checksums once the body is checked.
+    computed: Checksum,
 }
 
 /// Hashes a body as it passes; [`Digesting::finish_hook`] checks it at the end.
@@ -89,6 +91,7 @@ impl Digesting {
                 md5: Some(Md5::new()),
                 checksums: Some(checksums),
                 bytes: 0,
+                computed: Checksum::default(),
             })),
             expected: Arc::new(expected),
         }
@@ -117,6 +120,14 @@ impl Digesting {
             }
             Ok(chunk)
         })
+    }
+
+    /// The checksums of the body, once checked (empty before).
+    pub(crate) fn computed(&self) -> Checksum {
+        self.state
+            .lock()
+            .map(|d| d.computed.clone())
+            .unwrap_or_default()
     }
 
     /// Checks the body once read: `Content-MD5`, every checksum given as a header or a
@@ -229,6 +240,9 @@ impl Digesting {
                     format!("the {name} checksum you specified did not match what we received"),
                 ));
             }
+        }
+        if let Ok(mut digests) = self.state.lock() {
+            digests.computed = computed.clone();
         }
         let attrs = Attributes {
             checksum: computed,

@@ -37,6 +37,10 @@ pub(crate) fn s3_error(error: ClientError) -> S3Error {
         ClientError::BucketExists { .. } => S3ErrorCode::BucketAlreadyOwnedByYou,
         ClientError::BucketNotEmpty { .. } => S3ErrorCode::BucketNotEmpty,
         ClientError::NoSuchKey { .. } => S3ErrorCode::NoSuchKey,
+        ClientError::NoSuchUpload { .. } => S3ErrorCode::NoSuchUpload,
+        ClientError::InvalidPart { .. } => S3ErrorCode::InvalidPart,
+        ClientError::InvalidPartOrder => S3ErrorCode::InvalidPartOrder,
+        ClientError::EntityTooSmall { .. } => S3ErrorCode::EntityTooSmall,
         ClientError::Codec(CodecError::Refused(refused)) => {
             if let Some(body) = refused.downcast_ref::<BodyError>() {
                 return S3Error::with_message(body.code.clone(), body.message.clone());

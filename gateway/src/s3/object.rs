@@ -33,7 +33,7 @@ fn unix_seconds(ts: &Timestamp) -> i64 {
     time::OffsetDateTime::from(ts.clone()).unix_timestamp()
 }
 
-fn http_date(ts: &Timestamp) -> Option<String> {
+pub(crate) fn http_date(ts: &Timestamp) -> Option<String> {
     let mut out = Vec::new();
     ts.format(TimestampFormat::HttpDate, &mut out).ok()?;
     String::from_utf8(out).ok()
@@ -555,7 +555,7 @@ impl Gateway {
 }
 
 /// Checksum algorithms an `aws-chunked` body's trailers will carry (`x-amz-trailer`).
-fn trailer_algorithms(headers: &http::HeaderMap) -> Vec<String> {
+pub(crate) fn trailer_algorithms(headers: &http::HeaderMap) -> Vec<String> {
     headers
         .get_all("x-amz-trailer")
         .iter()

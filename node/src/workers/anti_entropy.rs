@@ -152,6 +152,8 @@ impl AntiEntropyWorker {
             Table::Manifest,
             Table::Garbage,
             Table::Private,
+            Table::Upload,
+            Table::Part,
         ] {
             let mut after: Option<RecordKey> = None;
             loop {

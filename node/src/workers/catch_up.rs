@@ -7,7 +7,7 @@
 //!
 //! The copy reads each partition it now replicates page by page through quorum scans of
 //! the complete replicas (the bucket directory and the client-private values beside it,
-//! then every bucket's object index,
+//! then every bucket's object index, multipart uploads and parts,
 //! manifests and garbage list) and applies the merged records locally. A marker file,
 //! written durably before the new store is used and removed once the copy is done, keeps
 //! a node that crashes half-way catching up after its restart. When every peer is
@@ -221,7 +221,13 @@ impl CatchUpWorker {
                     continue;
                 };
                 if self.replicates(&bucket) {
-                    for table in [Table::ObjectIndex, Table::Manifest, Table::Garbage] {
+                    for table in [
+                        Table::ObjectIndex,
+                        Table::Manifest,
+                        Table::Garbage,
+                        Table::Upload,
+                        Table::Part,
+                    ] {
                         self.copy_partition(table, &bucket, &mut report).await?;
                     }
                     report.partitions += 1;

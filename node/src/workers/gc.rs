@@ -17,8 +17,15 @@
 //!
 //! A garbage record is still only a claim (any admitted client can write one), so before
 //! it deletes anything the collector reads, at quorum, the index entry of the key the
-//! record names: a record for the version the index still calls current is refused and
+//! record names, and that version's manifest: a record for the version the index still
+//! calls current, or for one of the parts that version is assembled from, is refused and
 //! left in place (a warning says so), as is one that names no key.
+//!
+//! An assembled (multipart) version is collected with its parts, each a manifest of its
+//! own. A garbage record may also name a multipart upload (written when it starts, due
+//! at its expiry; brought forward by an abort or a completion): the collector then
+//! collects each of its part versions that the key's current version does not use, and
+//! removes the part records and the upload record.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -28,7 +35,7 @@ use andromede_cluster::MetaQuorum;
 use andromede_cluster::manifest::{Body, Manifest};
 use andromede_cluster::meta::key::{RecordKey, Table};
 use andromede_cluster::meta::record::Record;
-use andromede_cluster::meta::values::{GarbageEntry, ObjectEntry};
+use andromede_cluster::meta::values::{GarbageEntry, ObjectEntry, PartEntry};
 use andromede_cluster::net::PeerId;
 use andromede_proto::ShardId;
 use bytes::Bytes;
@@ -46,6 +53,8 @@ use crate::meta::MetaStore;
 const PAGE_RECORDS: usize = 256;
 /// Bytes of garbage records per page at most (they are a few bytes each).
 const PAGE_BYTES: usize = 1 << 20;
+/// Part records read per page when an upload is collected.
+const PART_PAGE_RECORDS: u32 = 256;
 /// Versions collected per pass at most, so that a pass ends and the next one resumes.
 const VERSIONS_PER_PASS_MAX: u64 = 10_000;
 
@@ -167,7 +176,7 @@ impl GcWorker {
                         continue;
                     }
                 }
-                match self.collect(&key, &record).await {
+                match self.collect(&key, &entry, &record).await {
                     Ok(deleted) => {
                         report.collected += 1;
                         report.shards_deleted += deleted;
@@ -181,8 +190,44 @@ impl GcWorker {
         }
     }
 
+    /// The version the key's index entry names now, and the parts that version is
+    /// assembled from (read at quorum): what no garbage record may take.
+    async fn current(&self, bucket: &str, key: &str) -> Result<Vec<[u8; 16]>, WorkerError> {
+        let index_key = RecordKey {
+            table: Table::ObjectIndex,
+            partition: bucket.to_owned(),
+            sort: key.as_bytes().to_vec(),
+        };
+        let Some(object) = self
+            .quorum
+            .get(&index_key)
+            .await?
+            .and_then(|record| record.value)
+            .and_then(|value| ObjectEntry::decode(&value).ok())
+        else {
+            return Ok(Vec::new());
+        };
+        let mut kept = vec![*object.version_id.as_bytes()];
+        let manifest_key = RecordKey {
+            table: Table::Manifest,
+            partition: bucket.to_owned(),
+            sort: object.version_id.as_bytes().to_vec(),
+        };
+        if let Some(bytes) = self.quorum.get(&manifest_key).await?.and_then(|r| r.value) {
+            match Manifest::decode(&bytes) {
+                Ok(manifest) => {
+                    kept.extend(manifest.parts().iter().map(|p| *p.version_id.as_bytes()))
+                }
+                // Its parts cannot be told: keep every version of the key for now.
+                Err(error) => return Err(WorkerError::Manifest(error)),
+            }
+        }
+        Ok(kept)
+    }
+
     /// Whether the garbage record `key` (`entry`) must be refused: its object's index
-    /// entry, read at quorum, still names the version, or it names no object.
+    /// entry, read at quorum, still names the version or a version assembled from it, or
+    /// the record names no object.
     async fn still_current(
         &self,
         key: &RecordKey,
@@ -192,65 +237,162 @@ impl GcWorker {
             warn!(bucket = %key.partition, "garbage record naming no object key refused");
             return Ok(true);
         }
-        let index_key = RecordKey {
-            table: Table::ObjectIndex,
-            partition: key.partition.clone(),
-            sort: entry.key.as_bytes().to_vec(),
-        };
-        let current = self.quorum.get(&index_key).await?;
-        let names_it = current
-            .as_ref()
-            .and_then(|record| record.value.as_ref())
-            .and_then(|value| ObjectEntry::decode(value).ok())
-            .is_some_and(|object| object.version_id.as_bytes() == key.sort.as_slice());
+        if entry.upload {
+            // Upload records name no version: each part is checked as it is collected.
+            return Ok(false);
+        }
+        let kept = self.current(&key.partition, &entry.key).await?;
+        let names_it = kept.iter().any(|v| v.as_slice() == key.sort.as_slice());
         if names_it {
             warn!(
                 bucket = %key.partition,
                 key = entry.key,
-                "garbage record names the current version of its object: refused, nothing deleted"
+                "garbage record names the current version of its object (or one of its parts): refused, nothing deleted"
             );
         }
         Ok(names_it)
     }
 
-    /// Removes one version: its shards, then its manifest and garbage record.
+    /// Removes what a garbage record names, then the record: a version (and the parts
+    /// it was assembled from), or a multipart upload.
     async fn collect(
         &self,
         garbage: &RecordKey,
+        entry: &GarbageEntry,
         record: &Record<Bytes>,
     ) -> Result<u64, WorkerError> {
         let _repair_waits = self.lock.lock().await;
+        let deleted = if entry.upload {
+            self.collect_upload(garbage, entry).await?
+        } else {
+            self.collect_version(&garbage.partition, &garbage.sort)
+                .await?
+        };
+        self.quorum
+            .apply(
+                &garbage.partition,
+                vec![(
+                    garbage.clone(),
+                    Record::tombstone(self.quorum.version_after(Some(&record.version))),
+                )],
+            )
+            .await?;
+        Ok(deleted)
+    }
+
+    /// Deletes one version's shards, then its manifest; an assembled version's parts
+    /// first. Idempotent: a version already gone costs one read.
+    async fn collect_version(&self, bucket: &str, version: &[u8]) -> Result<u64, WorkerError> {
         let manifest_key = RecordKey {
             table: Table::Manifest,
-            ..garbage.clone()
+            partition: bucket.to_owned(),
+            sort: version.to_vec(),
         };
-        let manifest = self.quorum.get(&manifest_key).await?;
+        let Some(manifest) = self.quorum.get(&manifest_key).await? else {
+            return Ok(0);
+        };
+        let Some(bytes) = &manifest.value else {
+            return Ok(0);
+        };
         let mut deleted = 0;
-        let mut records = vec![(
-            garbage.clone(),
-            Record::tombstone(self.quorum.version_after(Some(&record.version))),
-        )];
-        if let Some(manifest) = manifest
-            && let Some(bytes) = &manifest.value
-        {
-            // A manifest that does not decode names no shards we could trust: it
-            // is removed with its record (nothing can read it either).
-            match Manifest::decode(bytes) {
-                Ok(decoded) => {
-                    for (holder, ids) in shards_by_holder(&decoded)? {
-                        deleted += self.shards.delete(holder, &ids).await?;
-                    }
+        // A manifest that does not decode names no shards we could trust: it is removed
+        // with its record (nothing can read it either).
+        match Manifest::decode(bytes) {
+            Ok(decoded) => {
+                for part in decoded.parts() {
+                    deleted +=
+                        Box::pin(self.collect_version(bucket, part.version_id.as_bytes())).await?;
                 }
-                Err(error) => {
-                    warn!(bucket = %garbage.partition, %error, "undecodable manifest collected without its shards")
+                for (holder, ids) in shards_by_holder(&decoded)? {
+                    deleted += self.shards.delete(holder, &ids).await?;
                 }
             }
-            records.push((
-                manifest_key,
-                Record::tombstone(self.quorum.version_after(Some(&manifest.version))),
-            ));
+            Err(error) => {
+                warn!(bucket, %error, "undecodable manifest collected without its shards")
+            }
         }
-        self.quorum.apply(&garbage.partition, records).await?;
+        self.quorum
+            .apply(
+                bucket,
+                vec![(
+                    manifest_key,
+                    Record::tombstone(self.quorum.version_after(Some(&manifest.version))),
+                )],
+            )
+            .await?;
+        Ok(deleted)
+    }
+
+    /// Ends a multipart upload (aborted, expired, or completed): every part version the
+    /// key's current version does not use is collected, then the part records and the
+    /// upload record go.
+    async fn collect_upload(
+        &self,
+        garbage: &RecordKey,
+        entry: &GarbageEntry,
+    ) -> Result<u64, WorkerError> {
+        let bucket = &garbage.partition;
+        let upload_id = &garbage.sort;
+        let kept = self.current(bucket, &entry.key).await?;
+        let mut deleted = 0;
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let page = self
+                .quorum
+                .scan(
+                    Table::Part,
+                    bucket,
+                    upload_id,
+                    after.as_deref(),
+                    PART_PAGE_RECORDS,
+                )
+                .await?;
+            let mut tombstones = Vec::new();
+            for (key, record) in &page.records {
+                after = Some(key.sort.clone());
+                let Some(value) = &record.value else { continue };
+                match PartEntry::decode(value) {
+                    Ok(part) if !kept.contains(part.version_id.as_bytes()) => {
+                        deleted += self
+                            .collect_version(bucket, part.version_id.as_bytes())
+                            .await?;
+                    }
+                    Ok(_) => {}
+                    Err(error) => warn!(bucket, %error, "undecodable part record removed"),
+                }
+                tombstones.push((
+                    key.clone(),
+                    Record::tombstone(self.quorum.version_after(Some(&record.version))),
+                ));
+            }
+            if !tombstones.is_empty() {
+                self.quorum.apply(bucket, tombstones).await?;
+            }
+            if !page.more {
+                break;
+            }
+        }
+        let mut sort = entry.key.as_bytes().to_vec();
+        sort.push(0);
+        sort.extend_from_slice(upload_id);
+        let upload_key = RecordKey {
+            table: Table::Upload,
+            partition: bucket.clone(),
+            sort,
+        };
+        if let Some(upload) = self.quorum.get(&upload_key).await?
+            && !upload.is_tombstone()
+        {
+            self.quorum
+                .apply(
+                    bucket,
+                    vec![(
+                        upload_key,
+                        Record::tombstone(self.quorum.version_after(Some(&upload.version))),
+                    )],
+                )
+                .await?;
+        }
         Ok(deleted)
     }
 }

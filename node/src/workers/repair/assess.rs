@@ -54,7 +54,9 @@ impl RepairWorker {
                 return None;
             }
         };
-        if matches!(manifest.body, Body::Inline(_)) {
+        // Inline and assembled objects have no shards of their own (an assembled
+        // object's parts are manifests of their own, repaired as such).
+        if !matches!(manifest.body, Body::Segments(_)) {
             return None;
         }
         let can_spread = target_count >= manifest.params.shard_count();

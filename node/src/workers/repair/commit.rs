@@ -163,7 +163,7 @@ impl RepairWorker {
                             plan_ref.manifest.params.shard_bytes(s.sealed_bytes())
                                 * plan_ref.missing[segment].len() as u64
                         }),
-                        Body::Inline(_) => 0,
+                        Body::Inline(_) | Body::Parts(_) => 0,
                     };
                     let Ok(_slot) = self.segment_slots.acquire().await else {
                         return (segment, Err(WorkerError::Stopping));

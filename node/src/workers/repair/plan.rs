@@ -86,7 +86,7 @@ impl Plan {
                 .shard_ids
                 .get(usize::from(index))
                 .copied(),
-            Body::Inline(_) => None,
+            Body::Inline(_) | Body::Parts(_) => None,
         }
     }
 }
@@ -176,7 +176,7 @@ pub(super) async fn assess(
         list.iter()
             .filter_map(|&(s, j)| match &manifest.body {
                 Body::Segments(segments) => segments.get(s)?.shard_ids.get(usize::from(j)).copied(),
-                Body::Inline(_) => None,
+                Body::Inline(_) | Body::Parts(_) => None,
             })
             .collect()
     };
@@ -280,7 +280,7 @@ pub(super) fn destinations(
             .iter()
             .map(|s| plan.manifest.params.shard_bytes(s.sealed_bytes()))
             .sum(),
-        Body::Inline(_) => 0,
+        Body::Inline(_) | Body::Parts(_) => 0,
     };
     // Replacements are chosen per segment, against the holders that stay in that very
     // segment (rows differ once a PUT failed over or a repair moved shards: choosing

@@ -50,7 +50,8 @@ pub(super) async fn rebuild_segment(
                 what: "its segment is not in the manifest",
             })?
         }
-        andromede_cluster::manifest::Body::Inline(_) => return Ok(Rebuilt::default()),
+        andromede_cluster::manifest::Body::Inline(_)
+        | andromede_cluster::manifest::Body::Parts(_) => return Ok(Rebuilt::default()),
     };
     // A shard is at most `SHARD_BYTES_MAX` (64 MiB + 40): it fits in a usize.
     let shard_bytes =
