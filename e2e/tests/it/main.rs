@@ -7,6 +7,7 @@
 mod cluster;
 mod holder_index;
 mod maintenance;
+mod multipart;
 mod objects;
 mod orphans;
 mod places;
