@@ -26,10 +26,11 @@ async fn boto3_operations_and_errors() {
 async fn aws_cli_sync_ls_and_rm() {
     let gateway = Gateway::start().await;
     let up = gateway.path().join("up");
+    // The largest is above the aws CLI's 8 MiB multipart threshold.
     let files = [
         ("a.txt", 10usize),
         ("dir/b.bin", 300_000),
-        ("dir/sub/c.bin", 1_000_000),
+        ("dir/sub/c.bin", 20_000_000),
         ("dir/sub/ü é.txt", 5),
     ];
     for (name, len) in files {
@@ -49,7 +50,13 @@ async fn aws_cli_sync_ls_and_rm() {
         gateway.run(&gateway.admin, &mut command)
     };
     aws(&["s3", "mb", "s3://tree"]);
-    aws(&["s3", "sync", up.to_str().unwrap(), "s3://tree/backup"]);
+    aws(&[
+        "s3",
+        "sync",
+        "--no-progress",
+        up.to_str().unwrap(),
+        "s3://tree/backup",
+    ]);
     let listed = aws(&["s3", "ls", "--recursive", "s3://tree"]);
     for (name, len) in files {
         let line = listed
@@ -59,7 +66,46 @@ async fn aws_cli_sync_ls_and_rm() {
         assert!(line.contains(&format!(" {len} ")), "{line}");
     }
     let down = gateway.path().join("down");
-    aws(&["s3", "sync", "s3://tree/backup", down.to_str().unwrap()]);
+    aws(&[
+        "s3",
+        "sync",
+        "--no-progress",
+        "s3://tree/backup",
+        down.to_str().unwrap(),
+    ]);
+    // A multipart ETag for the large file, the MD5 for the others.
+    let head = aws(&[
+        "s3api",
+        "head-object",
+        "--bucket",
+        "tree",
+        "--key",
+        "backup/dir/sub/c.bin",
+    ]);
+    assert!(head.contains("-3\\\""), "{head}");
+    // `aws s3 cp` up and down of the large file alone.
+    let single = gateway.path().join("single.bin");
+    std::fs::copy(up.join("dir/sub/c.bin"), &single).unwrap();
+    aws(&[
+        "s3",
+        "cp",
+        "--no-progress",
+        single.to_str().unwrap(),
+        "s3://tree/single.bin",
+    ]);
+    let back = gateway.path().join("single.back");
+    aws(&[
+        "s3",
+        "cp",
+        "--no-progress",
+        "s3://tree/single.bin",
+        back.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read(&single).unwrap(),
+        std::fs::read(&back).unwrap()
+    );
+    aws(&["s3", "rm", "s3://tree/single.bin"]);
     for (name, _) in files {
         assert_eq!(
             std::fs::read(up.join(name)).unwrap(),

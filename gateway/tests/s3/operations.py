@@ -153,6 +153,58 @@ s3.delete_object(Bucket="photos", Key="list/b/2")
 assert error_of(s3.get_object, Bucket="photos", Key="list/b/2") == ("NoSuchKey", 404)
 assert error_of(s3.delete_bucket, Bucket="photos") == ("BucketNotEmpty", 409)
 
+# Multipart: parts, listing, bad completions (nothing changes), completion, ranges.
+MIB = 1 << 20
+parts_data = [bytes([i]) * (5 * MIB) for i in (1, 2)] + [b"tail" * 1000]
+up = s3.create_multipart_upload(Bucket="photos", Key="mp.bin", ContentType="application/x-mp", Metadata={"mtime": "42"})
+uid = up["UploadId"]
+etags = []
+for n, data in enumerate(parts_data, start=1):
+    r = s3.upload_part(Bucket="photos", Key="mp.bin", UploadId=uid, PartNumber=n, Body=data)
+    assert r["ETag"] == f'"{hashlib.md5(data).hexdigest()}"'
+    etags.append(r["ETag"])
+listed = s3.list_parts(Bucket="photos", Key="mp.bin", UploadId=uid)
+assert [p["PartNumber"] for p in listed["Parts"]] == [1, 2, 3]
+assert [p["Size"] for p in listed["Parts"]] == [len(d) for d in parts_data]
+page = s3.list_parts(Bucket="photos", Key="mp.bin", UploadId=uid, MaxParts=2)
+assert page["IsTruncated"] and page["NextPartNumberMarker"] == 2
+uploads = s3.list_multipart_uploads(Bucket="photos")["Uploads"]
+assert [(u["Key"], u["UploadId"]) for u in uploads] == [("mp.bin", uid)]
+def complete(parts, **kw):
+    return s3.complete_multipart_upload(Bucket="photos", Key="mp.bin", UploadId=uid, MultipartUpload={"Parts": parts}, **kw)
+assert error_of(complete, [{"PartNumber": 2, "ETag": etags[1]}, {"PartNumber": 1, "ETag": etags[0]}]) == ("InvalidPartOrder", 400)
+assert error_of(complete, [{"PartNumber": 1, "ETag": etags[0]}, {"PartNumber": 2, "ETag": '"00000000000000000000000000000000"'}]) == ("InvalidPart", 400)
+assert error_of(complete, [{"PartNumber": 1, "ETag": etags[0]}, {"PartNumber": 4, "ETag": etags[1]}]) == ("InvalidPart", 400)
+assert error_of(complete, [{"PartNumber": 3, "ETag": etags[2]}, {"PartNumber": 2, "ETag": etags[1]}])[0] == "InvalidPartOrder"
+s3.put_object(Bucket="photos", Key="mp.bin", Body=b"placeholder")
+assert error_of(complete, [{"PartNumber": n + 1, "ETag": e} for n, e in enumerate(etags)], IfNoneMatch="*") == ("PreconditionFailed", 412)
+done = complete([{"PartNumber": n + 1, "ETag": e} for n, e in enumerate(etags)])
+expected_etag = hashlib.md5(b"".join(hashlib.md5(d).digest() for d in parts_data)).hexdigest() + "-3"
+assert done["ETag"] == f'"{expected_etag}"', done
+whole = b"".join(parts_data)
+got = s3.get_object(Bucket="photos", Key="mp.bin")
+assert got["Body"].read() == whole and got["ETag"] == f'"{expected_etag}"'
+assert got["ContentType"] == "application/x-mp" and got["Metadata"] == {"mtime": "42"}
+assert s3.head_object(Bucket="photos", Key="mp.bin")["PartsCount"] == 3
+r = s3.get_object(Bucket="photos", Key="mp.bin", Range=f"bytes={5 * MIB - 10}-{5 * MIB + 9}")
+assert r["Body"].read() == whole[5 * MIB - 10:5 * MIB + 10]
+assert error_of(s3.list_parts, Bucket="photos", Key="mp.bin", UploadId=uid) == ("NoSuchUpload", 404)
+assert not s3.list_multipart_uploads(Bucket="photos").get("Uploads")
+# UploadPartCopy with a range, then abort.
+up2 = s3.create_multipart_upload(Bucket="photos", Key="mp2.bin")["UploadId"]
+r = s3.upload_part_copy(Bucket="photos", Key="mp2.bin", UploadId=up2, PartNumber=1, CopySource="photos/mp.bin", CopySourceRange=f"bytes={5 * MIB - 100}-{5 * MIB + 99}")
+assert r["CopyPartResult"]["ETag"] == f'"{hashlib.md5(whole[5 * MIB - 100:5 * MIB + 100]).hexdigest()}"'
+assert error_of(s3.upload_part_copy, Bucket="photos", Key="mp2.bin", UploadId=up2, PartNumber=2, CopySource="photos/mp.bin", CopySourceRange=f"bytes=0-{len(whole)}") == ("InvalidRange", 416)
+s3.complete_multipart_upload(Bucket="photos", Key="mp2.bin", UploadId=up2, MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": r["CopyPartResult"]["ETag"]}]})
+assert s3.get_object(Bucket="photos", Key="mp2.bin")["Body"].read() == whole[5 * MIB - 100:5 * MIB + 100]
+up3 = s3.create_multipart_upload(Bucket="photos", Key="mp3.bin")["UploadId"]
+s3.upload_part(Bucket="photos", Key="mp3.bin", UploadId=up3, PartNumber=1, Body=b"abandoned")
+s3.abort_multipart_upload(Bucket="photos", Key="mp3.bin", UploadId=up3)
+assert error_of(s3.upload_part, Bucket="photos", Key="mp3.bin", UploadId=up3, PartNumber=2, Body=b"x") == ("NoSuchUpload", 404)
+assert error_of(s3.abort_multipart_upload, Bucket="photos", Key="mp3.bin", UploadId="00" * 16) == ("NoSuchUpload", 404)
+assert error_of(s3.upload_part, Bucket="photos", Key="mp3.bin", UploadId=up3, PartNumber=10001, Body=b"x")[1] == 400
+assert error_of(s3.head_object, Bucket="photos", Key="mp3.bin")[1] == 404
+
 # Who may do what.
 reader = client(os.environ["READER_ID"], os.environ["READER_SECRET"])
 assert reader.get_object(Bucket="photos", Key="dir/one.bin")["Body"].read() == body
