@@ -34,8 +34,8 @@ pub use api::{
     ListOptions, ListPage, ObjectAudit, ObjectInfo, ObjectSummary, PutObjectOptions, ShardPlace,
 };
 pub use codec::{
-    BodyEnd, CodecConfig, EncodedShard, ErasureParams, FinishHook, MemoryShards, ObjectName,
-    OpenedObject, PutOptions, ShardSink, ShardSource, encode_object, open_manifest,
+    BodyEnd, CodecConfig, EncodedShard, ErasureParams, FinishHook, MemoryBudget, MemoryShards,
+    ObjectName, OpenedObject, PutOptions, ShardSink, ShardSource, encode_object, open_manifest,
 };
 pub use config_file::{ClientFile, ConfigFileError};
 pub use error::{BoxError, CodecError};

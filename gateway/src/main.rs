@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use andromede_client::{Client, ClientFile};
+use andromede_client::{Client, ClientFile, MemoryBudget};
 use andromede_gateway::access::Access;
 use andromede_gateway::config::{GatewayFile, LISTEN_DEFAULT, REGION_DEFAULT};
 use andromede_gateway::keys::{AccessKey, Grant, KeyStore};
@@ -117,7 +117,8 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn connect(client_config: &Path) -> anyhow::Result<Client> {
-    let config = ClientFile::load(client_config)?.client_config(client_config)?;
+    let mut config = ClientFile::load(client_config)?.client_config(client_config)?;
+    config.codec.memory = Some(MemoryBudget::new(server::CODEC_MEMORY_BYTES));
     Client::connect(config)
         .await
         .context("connecting to the cluster")

@@ -146,9 +146,21 @@ impl OpenedObject {
         }
         let depth = config.pipeline_depth.max(1);
         let span = tracing::Span::current();
+        let budget = config.memory.clone();
+        let memory = super::segment_memory(self.manifest.segment_bytes, self.manifest.params);
         stream::iter(plan(self.manifest.size, self.manifest.segment_bytes, range))
             .map(move |slice| {
-                decode_slice(Arc::clone(&self), slice, Arc::clone(&source)).instrument(span.clone())
+                let (object, source, budget) =
+                    (Arc::clone(&self), Arc::clone(&source), budget.clone());
+                async move {
+                    // Counted before the segment's shards are fetched.
+                    let _permit = match &budget {
+                        Some(budget) => Some(budget.acquire(memory).await),
+                        None => None,
+                    };
+                    decode_slice(object, slice, source).await
+                }
+                .instrument(span.clone())
             })
             .buffered(depth)
             .scan(false, |failed, item| {

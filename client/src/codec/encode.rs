@@ -130,9 +130,13 @@ where
             value: config.segment_bytes,
             allowed: "fits in memory",
         })?;
-    let gauge = Arc::new(BufferGauge::default());
+    let gauge = Arc::new(BufferGauge {
+        budget: config.memory.clone(),
+        segment_memory: super::segment_memory(config.segment_bytes, options.params),
+        ..BufferGauge::default()
+    });
+    let first_guard = gauge.acquire().await;
     let mut first = segment_buffer(segment_bytes, options.params.k());
-    let first_guard = gauge.acquire();
     let first_bytes = read_segment(&mut reader, &mut first, segment_bytes)
         .await
         .map_err(CodecError::Read)?;
@@ -297,24 +301,34 @@ fn check_names(object: &ObjectName, options: &PutOptions) -> Result<(), CodecErr
     Ok(())
 }
 
-/// Counts segment buffers alive, and the most ever alive at once.
+/// Counts segment buffers alive, and the most ever alive at once; charges each to the
+/// process's memory budget, if any, before it is allocated.
 #[derive(Debug, Default)]
 struct BufferGauge {
     alive: AtomicUsize,
     peak: AtomicUsize,
+    budget: Option<super::MemoryBudget>,
+    segment_memory: u64,
 }
 
 impl BufferGauge {
-    fn acquire(self: &Arc<Self>) -> BufferGuard {
+    async fn acquire(self: &Arc<Self>) -> BufferGuard {
+        let permit = match &self.budget {
+            Some(budget) => Some(budget.acquire(self.segment_memory).await),
+            None => None,
+        };
         let now = self.alive.fetch_add(1, Ordering::Relaxed) + 1;
         self.peak.fetch_max(now, Ordering::Relaxed);
-        BufferGuard(Arc::clone(self))
+        BufferGuard(Arc::clone(self), permit)
     }
 }
 
 /// Held for as long as a segment's buffer (or its shards) is alive.
 #[derive(Debug)]
-struct BufferGuard(Arc<BufferGauge>);
+struct BufferGuard(
+    Arc<BufferGauge>,
+    #[allow(dead_code, reason = "held for its drop")] Option<super::BudgetPermit>,
+);
 
 impl Drop for BufferGuard {
     fn drop(&mut self) {
@@ -363,7 +377,7 @@ impl SegmentPipeline {
                         Some(first) => first,
                         None if ended => return Ok::<_, CodecError>(None),
                         None => {
-                            let guard = gauge.acquire();
+                            let guard = gauge.acquire().await;
                             let mut buf = segment_buffer(segment_bytes, k);
                             let n = read_segment(&mut reader, &mut buf, segment_bytes)
                                 .await

@@ -10,8 +10,9 @@
 //!   its hash; any `k` valid shards per segment suffice.
 //!
 //! Memory is bounded by segment size × (pipeline depth + 2) × (k+m)/k, whatever the object
-//! size. The codec never does I/O itself beyond the reader, sink and source it is given.
+//! size; with a [`MemoryBudget`], all encodes and decodes together stay within it. The codec never does I/O itself beyond the reader, sink and source it is given.
 
+mod budget;
 mod decode;
 mod encode;
 mod inline;
@@ -30,6 +31,7 @@ use andromede_proto::limits::{
 use bytes::Bytes;
 
 pub use andromede_cluster::shard::{Erasure, ErasureParams};
+pub use budget::{BudgetPermit, MemoryBudget};
 pub use decode::{OpenedObject, open_manifest};
 pub use encode::{
     BodyEnd, Encoded, FinishHook, PutOptions, assemble_manifest, encode_object, new_version_id,
@@ -47,6 +49,9 @@ pub struct CodecConfig {
     pub inline_bytes_max: u64,
     /// Segments encoded or decoded concurrently (and so held in memory at once).
     pub pipeline_depth: usize,
+    /// A budget every encode and decode of this process counts its segment buffers
+    /// against (see [`MemoryBudget`]); `None`: each is bounded by `pipeline_depth` alone.
+    pub memory: Option<MemoryBudget>,
 }
 
 impl Default for CodecConfig {
@@ -55,6 +60,7 @@ impl Default for CodecConfig {
             segment_bytes: SEGMENT_BYTES_DEFAULT,
             inline_bytes_max: INLINE_BYTES_DEFAULT,
             pipeline_depth: std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8)),
+            memory: None,
         }
     }
 }
@@ -153,6 +159,12 @@ pub trait ShardSource: Send + Sync + 'static {
         shard_index: u8,
         id: ShardId,
     ) -> impl Future<Output = Result<Bytes, BoxError>> + Send;
+}
+
+/// What one segment's buffers take at most: the sealed segment, its parity, slack.
+pub(crate) fn segment_memory(segment_bytes: u64, params: ErasureParams) -> u64 {
+    let sealed = segment_bytes + andromede_proto::limits::SEAL_OVERHEAD_BYTES;
+    sealed.div_ceil(u64::from(params.k())) * params.shard_count() as u64 + 4096
 }
 
 /// Runs CPU-bound codec work off the async threads.

@@ -36,6 +36,7 @@ pub(crate) fn config() -> CodecConfig {
         segment_bytes: SEGMENT,
         inline_bytes_max: INLINE,
         pipeline_depth: 2,
+        memory: None,
     }
 }
 

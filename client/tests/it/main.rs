@@ -4,6 +4,7 @@
     reason = "test data generators truncate integers on purpose"
 )]
 
+mod budget;
 mod codec_props;
 mod helpers;
 mod holders;

@@ -41,6 +41,7 @@ fn manifest_on(holders: [&'static [u8]; 3]) -> Bytes {
         segment_bytes: 64 * 1024,
         inline_bytes_max: 16 * 1024,
         pipeline_depth: 1,
+        memory: None,
     };
     let options = andromede_client::PutOptions {
         params: andromede_client::ErasureParams::new(2, 1).unwrap(),
