@@ -1,6 +1,6 @@
 //! The gateway's config file (`andromede-gateway init` writes it, `run` and `key` read
 //! it): which client config to reach the cluster with, where to listen, the root domains
-//! of virtual-hosted-style addressing, and the region it answers for.
+//! of virtual-hosted-style addressing, the region it answers for, and TLS.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -29,6 +29,12 @@ pub struct GatewayFile {
     /// The region requests are signed for.
     #[serde(default = "region_default")]
     pub region: String,
+    /// PEM certificate chain: serve HTTPS (with `tls_key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_certificate: Option<PathBuf>,
+    /// PEM private key of `tls_certificate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
 }
 
 fn region_default() -> String {
@@ -51,6 +57,8 @@ impl GatewayFile {
             toml::from_str(&text).map_err(|e| anyhow!("gateway config {}: {e}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         file.client_config = base.join(&file.client_config);
+        file.tls_certificate = file.tls_certificate.map(|p| base.join(p));
+        file.tls_key = file.tls_key.map(|p| base.join(p));
         file.check()
             .with_context(|| format!("gateway config {}", path.display()))?;
         Ok(file)
@@ -61,6 +69,9 @@ impl GatewayFile {
     /// # Errors
     /// What is wrong, in words.
     pub fn check(&self) -> anyhow::Result<()> {
+        if self.tls_certificate.is_some() != self.tls_key.is_some() {
+            bail!("tls_certificate and tls_key go together: give both or neither");
+        }
         for domain in &self.domains {
             if domain.is_empty() || domain.contains(['/', ':', ' ']) {
                 bail!("domain {domain:?} is not a host name");

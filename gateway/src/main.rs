@@ -45,6 +45,12 @@ enum Command {
         /// The region clients sign requests for.
         #[arg(long, default_value = REGION_DEFAULT)]
         region: String,
+        /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+        #[arg(long, requires = "tls_key")]
+        tls_certificate: Option<PathBuf>,
+        /// The PEM private key of --tls-certificate.
+        #[arg(long, requires = "tls_certificate")]
+        tls_key: Option<PathBuf>,
     },
     /// Serves S3 until Ctrl-C or SIGTERM.
     Run {
@@ -144,6 +150,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             listen,
             domains,
             region,
+            tls_certificate,
+            tls_key,
         } => {
             if out.exists() {
                 bail!(
@@ -152,13 +160,24 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 );
             }
             let client_path = std::path::absolute(&client).unwrap_or(client);
+            let absolute = |p: PathBuf| std::path::absolute(&p).unwrap_or(p);
             let file = GatewayFile {
                 client_config: client_path.clone(),
                 listen,
                 domains,
                 region,
+                tls_certificate: tls_certificate.map(absolute),
+                tls_key: tls_key.map(absolute),
             };
             file.check()?;
+            if let (Some(certificate), Some(key)) = (&file.tls_certificate, &file.tls_key) {
+                server::tls_acceptor(certificate, key)?;
+            }
+            let scheme = if file.tls_certificate.is_some() {
+                "https"
+            } else {
+                "http"
+            };
             let cluster = connect(&client_path).await?;
             let keys = KeyStore::new(cluster);
             let key = AccessKey::generate(
@@ -173,7 +192,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("wrote {}; start the gateway with:", out.display());
             println!("  andromede-gateway run --config {}", out.display());
             println!();
-            print_key(&key, &format!("http://{listen}"));
+            print_key(&key, &format!("{scheme}://{listen}"));
             Ok(())
         }
         Command::Run { config, listen } => {
@@ -183,13 +202,18 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let keys = Arc::new(KeyStore::new(client.clone()));
             let gateway = Gateway::new(client, Arc::clone(&keys), file.region.clone());
             let service = server::service(gateway, Access::new(keys), &file.domains)?;
+            let tls = match (&file.tls_certificate, &file.tls_key) {
+                (Some(certificate), Some(key)) => Some(server::tls_acceptor(certificate, key)?),
+                _ => None,
+            };
+            let scheme = if tls.is_some() { "https" } else { "http" };
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("listening on {listen}"))?;
             let local = listener.local_addr()?;
-            info!(address = %local, region = %file.region, "serving S3");
-            println!("serving S3 on http://{local}");
-            server::serve(listener, service).await
+            info!(address = %local, region = %file.region, tls = tls.is_some(), "serving S3");
+            println!("serving S3 on {scheme}://{local}");
+            server::serve(listener, service, tls).await
         }
         Command::Key { config, command } => {
             let file = GatewayFile::load(&config)?;
@@ -207,7 +231,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     }
                     let key = AccessKey::generate(&name, grants, create_buckets);
                     keys.put(&key).await.context("storing the key")?;
-                    print_key(&key, &format!("http://{}", file.listen));
+                    let scheme = if file.tls_certificate.is_some() {
+                        "https"
+                    } else {
+                        "http"
+                    };
+                    print_key(&key, &format!("{scheme}://{}", file.listen));
                 }
                 KeyCommand::List => {
                     let mut all = keys.list().await?;

@@ -14,7 +14,7 @@ use anyhow::Context;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use s3s::config::{S3Config, StaticConfigProvider};
-use s3s::host::MultiDomain;
+use s3s::host::{S3Host, VirtualHost};
 use s3s::service::{S3Service, S3ServiceBuilder};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -37,6 +37,8 @@ pub const HEAD_BYTES_MAX: usize = 64 * 1024;
 pub const XML_BODY_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// Idle time after which TCP keep-alive probes start.
 const TCP_KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+/// Time a client has to complete its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time in-flight requests get to finish on shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -50,7 +52,7 @@ pub fn service(gateway: Gateway, access: Access, domains: &[String]) -> anyhow::
     builder.set_auth(access.clone());
     builder.set_access(access);
     if !domains.is_empty() {
-        builder.set_host(MultiDomain::new(domains).context("the configured domains")?);
+        builder.set_host(RootDomains::new(domains)?);
     }
     let mut config = S3Config::default();
     config.xml_max_body_size = XML_BODY_BYTES_MAX;
@@ -58,11 +60,67 @@ pub fn service(gateway: Gateway, access: Access, domains: &[String]) -> anyhow::
     Ok(builder.build())
 }
 
-/// Serves `service` on `listener` until Ctrl-C or SIGTERM.
+/// Virtual-hosted-style addressing under configured root domains: `BUCKET.DOMAIN[:PORT]`
+/// names a bucket, `DOMAIN[:PORT]` and every other host (an IP address, `localhost`, a
+/// name outside the domains) address path-style. The port never matters.
+#[derive(Debug)]
+struct RootDomains(Vec<String>);
+
+impl RootDomains {
+    fn new(domains: &[String]) -> anyhow::Result<Self> {
+        let domains: Vec<String> = domains.iter().map(|d| d.to_ascii_lowercase()).collect();
+        for domain in &domains {
+            let valid = !domain.is_empty()
+                && domain.split('.').all(|label| {
+                    !label.is_empty()
+                        && label
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                });
+            if !valid {
+                anyhow::bail!(
+                    "{domain:?} is not a domain name (labels of letters, digits and '-')"
+                );
+            }
+        }
+        Ok(Self(domains))
+    }
+}
+
+impl S3Host for RootDomains {
+    fn parse_host_header<'a>(&'a self, host: &'a str) -> s3s::S3Result<VirtualHost<'a>> {
+        let name = match host.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => host,
+        };
+        for domain in &self.0 {
+            if name.eq_ignore_ascii_case(domain) {
+                return Ok(VirtualHost::new(domain.as_str()));
+            }
+            if let Some(bucket) = name
+                .len()
+                .checked_sub(domain.len() + 1)
+                .filter(|&at| {
+                    name.as_bytes()[at] == b'.' && name[at + 1..].eq_ignore_ascii_case(domain)
+                })
+                .map(|at| &name[..at])
+            {
+                return Ok(VirtualHost::new(domain.as_str()).with_bucket(bucket));
+            }
+        }
+        Ok(VirtualHost::new(name))
+    }
+}
+
+/// Serves `service` on `listener` (over TLS with `tls`) until Ctrl-C or SIGTERM.
 ///
 /// # Errors
 /// The signal handlers cannot be installed.
-pub async fn serve(listener: TcpListener, service: S3Service) -> anyhow::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    service: S3Service,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> anyhow::Result<()> {
     let mut http = ConnBuilder::new(TokioExecutor::new());
     http.http1()
         .keep_alive(true)
@@ -89,14 +147,44 @@ pub async fn serve(listener: TcpListener, service: S3Service) -> anyhow::Result<
             _ = terminate.recv() => break,
         };
         tune(&stream, peer);
-        let conn = http.serve_connection(TokioIo::new(stream), service.clone());
-        let conn = graceful.watch(conn.into_owned());
-        tokio::spawn(async move {
-            if let Err(error) = conn.await {
-                debug!(%peer, %error, "connection ended with an error");
+        match &tls {
+            None => {
+                let conn = http.serve_connection(TokioIo::new(stream), service.clone());
+                let conn = graceful.watch(conn.into_owned());
+                tokio::spawn(async move {
+                    if let Err(error) = conn.await {
+                        debug!(%peer, %error, "connection ended with an error");
+                    }
+                    drop(slot);
+                });
             }
-            drop(slot);
-        });
+            Some(acceptor) => {
+                // The handshake runs in the connection's task, bounded in time, so a
+                // slow or silent client holds only its own slot.
+                let (acceptor, http, service) = (acceptor.clone(), http.clone(), service.clone());
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    let handshake =
+                        tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+                    let stream = match handshake.await {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(error)) => {
+                            debug!(%peer, %error, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    let conn = http.serve_connection(TokioIo::new(stream), service);
+                    if let Err(error) = watcher.watch(conn.into_owned()).await {
+                        debug!(%peer, %error, "connection ended with an error");
+                    }
+                    drop(slot);
+                });
+            }
+        }
     }
     info!("shutting down: waiting for requests in flight");
     tokio::select! {
@@ -113,5 +201,65 @@ fn tune(stream: &tokio::net::TcpStream, peer: SocketAddr) {
     let keepalive = socket2::TcpKeepalive::new().with_time(TCP_KEEPALIVE_IDLE);
     if let Err(error) = socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive) {
         debug!(%peer, %error, "TCP keep-alive not set");
+    }
+}
+
+/// A TLS acceptor from PEM files: a certificate chain and its private key.
+///
+/// # Errors
+/// A file that cannot be read, holds no certificate or key, or a key that does not fit
+/// the certificate.
+pub fn tls_acceptor(
+    certificate: &std::path::Path,
+    key: &std::path::Path,
+) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_file_iter(certificate)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| {
+            anyhow::anyhow!("reading the TLS certificate {}: {e}", certificate.display())
+        })?;
+    if chain.is_empty() {
+        anyhow::bail!("{} holds no PEM certificate", certificate.display());
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| anyhow::anyhow!("reading the TLS key {}: {e}", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .context("the TLS key does not fit the certificate")?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_domains_take_the_bucket_from_the_host_and_leave_other_hosts_path_style() {
+        let domains = RootDomains::new(&["s3.example.org".to_owned()]).unwrap();
+        let bucket = |host| {
+            domains
+                .parse_host_header(host)
+                .unwrap()
+                .bucket()
+                .map(str::to_owned)
+        };
+        assert_eq!(bucket("photos.s3.example.org:9000"), Some("photos".into()));
+        assert_eq!(
+            bucket("my.dotted.bucket.S3.Example.org"),
+            Some("my.dotted.bucket".into())
+        );
+        assert_eq!(bucket("s3.example.org:9000"), None);
+        assert_eq!(bucket("127.0.0.1:9000"), None);
+        assert_eq!(bucket("localhost"), None);
+        assert_eq!(bucket("xs3.example.org"), None);
+        assert!(RootDomains::new(&["bad domain".to_owned()]).is_err());
+        assert!(RootDomains::new(&["a..b".to_owned()]).is_err());
     }
 }

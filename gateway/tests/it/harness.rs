@@ -57,8 +57,22 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// How to start a gateway.
+#[derive(Debug, Default)]
+pub(crate) struct StartOptions {
+    /// Serve HTTPS with a certificate made for 127.0.0.1 and localhost (its PEM is
+    /// `ca.pem` in the gateway's directory).
+    pub(crate) tls: bool,
+    /// Root domains for virtual-hosted-style requests.
+    pub(crate) domains: Vec<String>,
+}
+
 impl Gateway {
     pub(crate) async fn start() -> Self {
+        Self::start_with(StartOptions::default()).await
+    }
+
+    pub(crate) async fn start_with(start: StartOptions) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let options = UpOptions {
             nodes: 3,
@@ -75,14 +89,31 @@ impl Gateway {
         let client_config = dir.path().join("testnet").join(CLIENT_FILE);
         let config = dir.path().join("gateway.toml");
         let port = free_port();
-        let init = Command::new(gateway_binary())
-            .args(["init", "--client"])
+        let mut init = Command::new(gateway_binary());
+        init.args(["init", "--client"])
             .arg(&client_config)
             .arg("--out")
             .arg(&config)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .output()
+            .args(["--listen", &format!("127.0.0.1:{port}")]);
+        for domain in &start.domains {
+            init.args(["--domain", domain]);
+        }
+        if start.tls {
+            let certified = rcgen::generate_simple_self_signed(vec![
+                "localhost".to_owned(),
+                "127.0.0.1".to_owned(),
+            ])
             .unwrap();
+            let certificate = dir.path().join("ca.pem");
+            let key = dir.path().join("key.pem");
+            std::fs::write(&certificate, certified.cert.pem()).unwrap();
+            std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
+            init.arg("--tls-certificate")
+                .arg(&certificate)
+                .arg("--tls-key")
+                .arg(&key);
+        }
+        let init = init.output().unwrap();
         let stdout = String::from_utf8_lossy(&init.stdout).into_owned();
         assert!(
             init.status.success(),
@@ -98,7 +129,8 @@ impl Gateway {
             .stderr(log)
             .spawn()
             .unwrap();
-        let endpoint = format!("http://127.0.0.1:{port}");
+        let scheme = if start.tls { "https" } else { "http" };
+        let endpoint = format!("{scheme}://127.0.0.1:{port}");
         let gateway = Self {
             dir,
             endpoint,
@@ -162,6 +194,11 @@ impl Gateway {
     pub(crate) fn run(&self, key: &Key, command: &mut Command) -> String {
         let out = command
             .env("S3_ENDPOINT", &self.endpoint)
+            .env(
+                "S3_PORT",
+                self.endpoint.rsplit(':').next().unwrap_or_default(),
+            )
+            .env("AWS_CA_BUNDLE", self.dir.path().join("ca.pem"))
             .env("AWS_ACCESS_KEY_ID", &key.id)
             .env("AWS_SECRET_ACCESS_KEY", &key.secret)
             .env("AWS_DEFAULT_REGION", "us-east-1")

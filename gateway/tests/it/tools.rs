@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use crate::harness::{Gateway, script};
+use crate::harness::{Gateway, StartOptions, script};
 
 /// boto3: buckets, objects, ranges, conditions, metadata, checksums, listings, copies,
 /// multi-delete, and the errors (see the script's own assertions).
@@ -145,4 +145,25 @@ async fn aws_cli_sync_ls_and_rm() {
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
     panic!("a deleted key still works after 30 s: {last:?}");
+}
+
+/// HTTPS with the configured certificate, verified by boto3 and the aws CLI; virtual-hosted
+/// style requests under a configured root domain beside path-style ones.
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_and_virtual_hosted_addressing() {
+    let gateway = Gateway::start_with(StartOptions {
+        tls: true,
+        domains: vec!["s3.test".to_owned()],
+    })
+    .await;
+    assert!(gateway.endpoint.starts_with("https://"));
+    let out = gateway.run(
+        &gateway.admin,
+        Command::new("python3").arg(script("addressing.py")),
+    );
+    assert!(out.contains("addressing: all passed"), "{out}");
+    let mut aws = Command::new("aws");
+    aws.args(["--endpoint-url", &gateway.endpoint, "s3", "ls"]);
+    let listed = gateway.run(&gateway.admin, &mut aws);
+    assert!(listed.contains("hosted"), "{listed}");
 }
