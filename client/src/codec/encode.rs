@@ -281,6 +281,20 @@ pub fn new_version_id() -> VersionId {
 }
 
 fn check_names(object: &ObjectName, options: &PutOptions) -> Result<(), CodecError> {
+    // User metadata is sealed once the body is read (a finish hook may add to it); its
+    // size is checked before anything is read, and again when it is sealed.
+    let metadata_bytes: usize = options
+        .user_metadata
+        .iter()
+        .map(|(k, v)| k.len() + v.len())
+        .sum();
+    if metadata_bytes as u64 > andromede_proto::limits::USER_METADATA_BYTES_MAX {
+        return Err(CodecError::TooLarge {
+            field: "user metadata",
+            bytes: metadata_bytes as u64,
+            bytes_max: andromede_proto::limits::USER_METADATA_BYTES_MAX,
+        });
+    }
     for (field, value, bytes_max) in [
         ("bucket name", &object.bucket, BUCKET_NAME_BYTES_MAX),
         ("object key", &object.key, OBJECT_KEY_BYTES_MAX),

@@ -152,7 +152,7 @@ fn oversize_names_and_metadata_are_refused_before_reading() {
             }
         ));
         let mut big_meta = options(2, 1);
-        big_meta.user_metadata.insert("k".into(), "v".repeat(3000));
+        big_meta.user_metadata.insert("k".into(), "v".repeat(9000));
         let err = encode_with(&config(), &master, &object(), &big_meta, b"x", &shards)
             .await
             .unwrap_err();
