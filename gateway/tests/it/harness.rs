@@ -198,7 +198,14 @@ impl Gateway {
                 "S3_PORT",
                 self.endpoint.rsplit(':').next().unwrap_or_default(),
             )
-            .env("AWS_CA_BUNDLE", self.dir.path().join("ca.pem"))
+            // The gateway's own certificate when it serves TLS; none otherwise (a bundle
+            // set by the machine makes rclone's S3 client refuse its own transport).
+            .env_remove("AWS_CA_BUNDLE")
+            .envs(
+                Some(self.dir.path().join("ca.pem"))
+                    .filter(|ca| ca.exists())
+                    .map(|ca| ("AWS_CA_BUNDLE", ca)),
+            )
             .env("AWS_ACCESS_KEY_ID", &key.id)
             .env("AWS_SECRET_ACCESS_KEY", &key.secret)
             .env("AWS_DEFAULT_REGION", "us-east-1")

@@ -167,3 +167,148 @@ async fn tls_and_virtual_hosted_addressing() {
     let listed = gateway.run(&gateway.admin, &mut aws);
     assert!(listed.contains("hosted"), "{listed}");
 }
+
+/// A small tree with files of several sizes (one above 8 MiB) and distinct
+/// modification times.
+fn make_tree(root: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let files: Vec<(String, Vec<u8>)> = [
+        ("notes.txt", 12usize),
+        ("photos/2026/a.jpg", 700_000),
+        ("photos/2026/b.jpg", 9_500_000),
+        ("empty", 0),
+        ("deep/er/still/c.bin", 70_000),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, (name, len))| {
+        let bytes = (0..*len)
+            .map(|j| u8::try_from((j * 7 + i * 13) % 256).unwrap())
+            .collect();
+        ((*name).to_owned(), bytes)
+    })
+    .collect();
+    for (i, (name, bytes)) in files.iter().enumerate() {
+        let path = root.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+        let mtime = std::time::SystemTime::UNIX_EPOCH
+            + std::time::Duration::from_secs(1_600_000_000 + 86_400 * i as u64);
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+    }
+    files
+}
+
+/// rclone: sync a tree up, `rclone check` it (sizes and MD5s), modification times kept
+/// (rclone keeps them in `x-amz-meta-mtime`), and sync it back down byte for byte.
+#[tokio::test(flavor = "multi_thread")]
+async fn rclone_sync_check_and_modification_times() {
+    let gateway = Gateway::start().await;
+    let up = gateway.path().join("rclone-up");
+    let files = make_tree(&up);
+    let rclone = |args: &[&str]| {
+        let mut command = Command::new("rclone");
+        command
+            .args(args)
+            .env("RCLONE_CONFIG_GW_TYPE", "s3")
+            .env("RCLONE_CONFIG_GW_PROVIDER", "Other")
+            .env("RCLONE_CONFIG_GW_ENDPOINT", &gateway.endpoint)
+            .env("RCLONE_CONFIG_GW_ACCESS_KEY_ID", &gateway.admin.id)
+            .env("RCLONE_CONFIG_GW_SECRET_ACCESS_KEY", &gateway.admin.secret)
+            .env("RCLONE_CONFIG_GW_REGION", "us-east-1")
+            .env("RCLONE_CONFIG", "/dev/null");
+        gateway.run(&gateway.admin, &mut command)
+    };
+    rclone(&["mkdir", "gw:synced"]);
+    rclone(&["sync", up.to_str().unwrap(), "gw:synced/tree"]);
+    rclone(&["check", up.to_str().unwrap(), "gw:synced/tree"]);
+    let listed = rclone(&["lsjson", "-R", "--files-only", "gw:synced/tree"]);
+    let listed: Vec<serde_json::Value> = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed.len(), files.len(), "{listed:?}");
+    for (i, (name, bytes)) in files.iter().enumerate() {
+        let entry = listed
+            .iter()
+            .find(|e| e["Path"] == name.as_str())
+            .unwrap_or_else(|| panic!("{name} not listed"));
+        assert_eq!(entry["Size"], bytes.len());
+        let expected = 1_600_000_000 + 86_400 * i as i64;
+        let mod_time = entry["ModTime"].as_str().unwrap();
+        let shown =
+            time::OffsetDateTime::parse(mod_time, &time::format_description::well_known::Rfc3339)
+                .unwrap();
+        assert_eq!(shown.unix_timestamp(), expected, "{name}: {mod_time}");
+    }
+    let down = gateway.path().join("rclone-down");
+    rclone(&["sync", "gw:synced/tree", down.to_str().unwrap()]);
+    for (name, bytes) in &files {
+        assert_eq!(&std::fs::read(down.join(name)).unwrap(), bytes, "{name}");
+    }
+    // A changed file is found by check, and sync puts it right.
+    std::fs::write(up.join("notes.txt"), b"changed").unwrap();
+    let mut check = Command::new("rclone");
+    check
+        .args(["check", up.to_str().unwrap(), "gw:synced/tree"])
+        .env("RCLONE_CONFIG_GW_TYPE", "s3")
+        .env("RCLONE_CONFIG_GW_PROVIDER", "Other")
+        .env("RCLONE_CONFIG_GW_ENDPOINT", &gateway.endpoint)
+        .env("RCLONE_CONFIG_GW_ACCESS_KEY_ID", &gateway.admin.id)
+        .env("RCLONE_CONFIG_GW_SECRET_ACCESS_KEY", &gateway.admin.secret)
+        .env("RCLONE_CONFIG", "/dev/null")
+        .env_remove("AWS_CA_BUNDLE");
+    assert!(
+        !check.output().unwrap().status.success(),
+        "check missed a change"
+    );
+    rclone(&["sync", up.to_str().unwrap(), "gw:synced/tree"]);
+    rclone(&["check", up.to_str().unwrap(), "gw:synced/tree"]);
+}
+
+/// restic: init a repository in a bucket, back a tree up, check the repository (reading
+/// all its data), restore, and compare the restored tree byte for byte.
+#[tokio::test(flavor = "multi_thread")]
+async fn restic_backup_check_and_restore() {
+    let gateway = Gateway::start().await;
+    let source = gateway.path().join("restic-source");
+    let files = make_tree(&source);
+    let restic = |args: &[&str]| {
+        let mut command = Command::new("restic");
+        command
+            .args(args)
+            .env(
+                "RESTIC_REPOSITORY",
+                format!("s3:{}/backups/restic", gateway.endpoint),
+            )
+            .env("RESTIC_PASSWORD", "correct horse battery staple")
+            .env("RESTIC_CACHE_DIR", gateway.path().join("restic-cache"));
+        gateway.run(&gateway.admin, &mut command)
+    };
+    let mut mb = Command::new("aws");
+    mb.args([
+        "--endpoint-url",
+        &gateway.endpoint,
+        "s3",
+        "mb",
+        "s3://backups",
+    ]);
+    gateway.run(&gateway.admin, &mut mb);
+    restic(&["init"]);
+    restic(&["backup", source.to_str().unwrap()]);
+    restic(&["check", "--read-data"]);
+    let target = gateway.path().join("restic-restored");
+    restic(&["restore", "latest", "--target", target.to_str().unwrap()]);
+    let restored = target.join(source.strip_prefix("/").unwrap());
+    for (name, bytes) in &files {
+        assert_eq!(
+            &std::fs::read(restored.join(name)).unwrap(),
+            bytes,
+            "{name}"
+        );
+    }
+    let snapshots = restic(&["snapshots", "--json"]);
+    let snapshots: Vec<serde_json::Value> = serde_json::from_str(&snapshots).unwrap();
+    assert_eq!(snapshots.len(), 1);
+}
