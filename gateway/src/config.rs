@@ -1,9 +1,11 @@
 //! The gateway's config file (`andromede-gateway init` writes it, `run` and `key` read
 //! it): which client config to reach the cluster with, where to listen, the root domains
-//! of virtual-hosted-style addressing, the region it answers for, and TLS.
+//! of virtual-hosted-style addressing, the region it answers for, how long incomplete
+//! multipart uploads are kept, and TLS.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use serde::{Deserialize, Serialize};
@@ -29,12 +31,23 @@ pub struct GatewayFile {
     /// The region requests are signed for.
     #[serde(default = "region_default")]
     pub region: String,
+    /// How long an incomplete multipart upload is kept before its parts are collected
+    /// ("7d", "12h", ...).
+    #[serde(
+        default = "multipart_expiry_default",
+        with = "andromede_cluster::units::serde_duration"
+    )]
+    pub multipart_expiry: Duration,
     /// PEM certificate chain: serve HTTPS (with `tls_key`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_certificate: Option<PathBuf>,
     /// PEM private key of `tls_certificate`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_key: Option<PathBuf>,
+}
+
+fn multipart_expiry_default() -> Duration {
+    andromede_client::api::MULTIPART_EXPIRY_DEFAULT
 }
 
 fn region_default() -> String {
@@ -71,6 +84,9 @@ impl GatewayFile {
     pub fn check(&self) -> anyhow::Result<()> {
         if self.tls_certificate.is_some() != self.tls_key.is_some() {
             bail!("tls_certificate and tls_key go together: give both or neither");
+        }
+        if self.multipart_expiry < Duration::from_secs(2 * 3600) {
+            bail!("multipart_expiry must be at least 2h (uploads are refused an hour before it)");
         }
         for domain in &self.domains {
             if domain.is_empty() || domain.contains(['/', ':', ' ']) {

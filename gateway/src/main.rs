@@ -45,6 +45,9 @@ enum Command {
         /// The region clients sign requests for.
         #[arg(long, default_value = REGION_DEFAULT)]
         region: String,
+        /// Incomplete multipart uploads are collected after this long.
+        #[arg(long, default_value = "7d", value_parser = andromede_cluster::units::parse_duration)]
+        multipart_expiry: std::time::Duration,
         /// Serve HTTPS with this PEM certificate chain (with --tls-key).
         #[arg(long, requires = "tls_key")]
         tls_certificate: Option<PathBuf>,
@@ -122,8 +125,12 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-async fn connect(client_config: &Path) -> anyhow::Result<Client> {
+async fn connect(
+    client_config: &Path,
+    multipart_expiry: std::time::Duration,
+) -> anyhow::Result<Client> {
     let mut config = ClientFile::load(client_config)?.client_config(client_config)?;
+    config.multipart_expiry = multipart_expiry;
     config.codec.memory = Some(MemoryBudget::new(server::CODEC_MEMORY_BYTES));
     Client::connect(config)
         .await
@@ -152,6 +159,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             region,
             tls_certificate,
             tls_key,
+            multipart_expiry,
         } => {
             if out.exists() {
                 bail!(
@@ -166,6 +174,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 listen,
                 domains,
                 region,
+                multipart_expiry,
                 tls_certificate: tls_certificate.map(absolute),
                 tls_key: tls_key.map(absolute),
             };
@@ -178,7 +187,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             } else {
                 "http"
             };
-            let cluster = connect(&client_path).await?;
+            let cluster = connect(&client_path, file.multipart_expiry).await?;
             let keys = KeyStore::new(cluster);
             let key = AccessKey::generate(
                 "admin",
@@ -198,7 +207,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Run { config, listen } => {
             let file = GatewayFile::load(&config)?;
             let listen = listen.unwrap_or(file.listen);
-            let client = connect(&file.client_config).await?;
+            let client = connect(&file.client_config, file.multipart_expiry).await?;
             let keys = Arc::new(KeyStore::new(client.clone()));
             let gateway = Gateway::new(client, Arc::clone(&keys), file.region.clone());
             let service = server::service(gateway, Access::new(keys), &file.domains)?;
@@ -217,7 +226,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Key { config, command } => {
             let file = GatewayFile::load(&config)?;
-            let keys = KeyStore::new(connect(&file.client_config).await?);
+            let keys = KeyStore::new(connect(&file.client_config, file.multipart_expiry).await?);
             match command {
                 KeyCommand::Create {
                     name,

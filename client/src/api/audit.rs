@@ -176,13 +176,49 @@ impl Client {
                 };
             }
         };
-        let shards = self.shard_places(&manifest, jurisdictions, places).await;
-        let survives = match &manifest.body {
-            Body::Inline(_) | Body::Parts(_) => None,
-            Body::Segments(segments) => (0..segments.len() as u64)
-                .map(|segment| survives(&shards, segment, usize::from(manifest.params.k())))
-                .min(),
-        };
+        // An assembled object: every part's shards, numbered as one run of segments.
+        let mut pieces = vec![manifest.clone()];
+        if let Body::Parts(parts) = &manifest.body {
+            pieces.clear();
+            for part in parts {
+                match self.open_part_manifest(bucket, key, part).await {
+                    Ok(opened) => pieces.push(opened.manifest().clone()),
+                    Err(error) => {
+                        return ObjectAudit {
+                            key: key.to_owned(),
+                            version: hex::encode(manifest.version_id.as_bytes()),
+                            size: manifest.size,
+                            k: u32::from(manifest.params.k()),
+                            m: u32::from(manifest.params.m()),
+                            shards: Vec::new(),
+                            survives: None,
+                            error: Some(error.to_string()),
+                        };
+                    }
+                }
+            }
+        }
+        let mut shards = Vec::new();
+        let mut survives_min: Option<i64> = None;
+        let mut first_segment = 0u64;
+        for piece in &pieces {
+            let mut piece_shards = self.shard_places(piece, jurisdictions, places).await;
+            if let Body::Segments(segments) = &piece.body {
+                let piece_min = (0..segments.len() as u64)
+                    .map(|segment| survives(&piece_shards, segment, usize::from(piece.params.k())))
+                    .min();
+                survives_min = match (survives_min, piece_min) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+            for place in &mut piece_shards {
+                place.segment += first_segment;
+            }
+            first_segment += piece.segment_count();
+            shards.extend(piece_shards);
+        }
+        let survives = survives_min;
         ObjectAudit {
             key: key.to_owned(),
             version: hex::encode(manifest.version_id.as_bytes()),

@@ -557,14 +557,14 @@ impl Client {
             .boxed()
     }
 
-    /// Opens one part of an assembled object and streams `within` of it.
-    async fn open_part(
+    /// One part of an assembled object, its manifest read at quorum and authenticated for
+    /// this object (a replica cannot serve another part, or another object's).
+    pub(super) async fn open_part_manifest(
         &self,
         bucket: &str,
         key: &str,
         part: &PartRef,
-        within: Range<u64>,
-    ) -> Result<BoxStream<'static, Result<Bytes, CodecError>>, CodecError> {
+    ) -> Result<OpenedObject, CodecError> {
         let corrupt = |reason: String| CodecError::ManifestCorrupt { reason };
         let bytes = self
             .meta
@@ -580,8 +580,18 @@ impl Client {
         if matches!(manifest.body, Body::Parts(_)) {
             return Err(corrupt("a part is itself assembled".into()));
         }
-        let opened =
-            crate::codec::open_manifest(&self.master, &ObjectName::new(bucket, key), manifest)?;
+        crate::codec::open_manifest(&self.master, &ObjectName::new(bucket, key), manifest)
+    }
+
+    /// Opens one part of an assembled object and streams `within` of it.
+    async fn open_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        part: &PartRef,
+        within: Range<u64>,
+    ) -> Result<BoxStream<'static, Result<Bytes, CodecError>>, CodecError> {
+        let opened = self.open_part_manifest(bucket, key, part).await?;
         let source = Arc::new(NetShards::for_manifest(self.net.clone(), opened.manifest()));
         Ok(Arc::new(opened).read(&self.codec, Some(within), source))
     }

@@ -169,6 +169,20 @@ async fn multipart_parts_are_assembled_kept_while_used_and_collected_after() {
         client.head_object("mpu", "big").await.unwrap().etag,
         info.etag
     );
+    // The audit walks the parts: two one-segment parts, three shards each, all held.
+    let audit = client.audit("mpu", "big").await.unwrap();
+    let big = &audit.objects[0];
+    assert_eq!(big.error, None);
+    assert_eq!(big.shards.len(), 6);
+    assert!(big.shards.iter().all(|s| s.present == Some(true)));
+    assert_eq!(
+        big.shards
+            .iter()
+            .map(|s| s.segment)
+            .collect::<std::collections::BTreeSet<_>>(),
+        [0, 1].into()
+    );
+    assert_eq!(big.survives, Some(1));
 
     // Parts 1 and 2 (latest) are one segment each: 3 shards each stay; the rest goes.
     let collected = eventually(Duration::from_secs(90), async || shard_files(&dirs) == 6).await;
