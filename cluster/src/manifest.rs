@@ -50,6 +50,9 @@ pub struct Manifest {
     pub moves: Vec<HolderMove>,
     /// Where the bytes are.
     pub body: Body,
+    /// The version whose shards this one reuses (a copy inside the cluster): its
+    /// segments are sealed under that version's id. `None`: its own.
+    pub sealed_as: Option<VersionId>,
 }
 
 /// From segment `from_segment` on, shard `shard_index` is held by `holder`.
@@ -248,6 +251,11 @@ impl Manifest {
         pb::Manifest::from(self).encode_to_vec()
     }
 
+    /// The version id the segments are sealed under (bound into each segment's seal).
+    pub fn seal_id(&self) -> VersionId {
+        self.sealed_as.unwrap_or(self.version_id)
+    }
+
     /// Number of segments (0 for inline and assembled objects).
     pub fn segment_count(&self) -> u64 {
         match &self.body {
@@ -269,6 +277,7 @@ impl Manifest {
 /// determines its bytes. Costs no pass over the plaintext.
 pub fn compute_etag(
     version_id: &VersionId,
+    sealed_as: Option<&VersionId>,
     size: u64,
     params: ErasureParams,
     segment_bytes: u64,
@@ -276,6 +285,11 @@ pub fn compute_etag(
 ) -> [u8; 32] {
     let mut hasher = blake3::Hasher::new_derive_key("andromede etag v1");
     hasher.update(version_id.as_bytes());
+    // Only when present, so that the etags of versions sealed as themselves are unchanged.
+    if let Some(sealed_as) = sealed_as {
+        hasher.update(b"sealed-as");
+        hasher.update(sealed_as.as_bytes());
+    }
     hasher.update(&size.to_le_bytes());
     hasher.update(&[params.k(), params.m()]);
     hasher.update(&segment_bytes.to_le_bytes());
@@ -396,7 +410,23 @@ impl TryFrom<pb::Manifest> for Manifest {
                 Body::Parts(validate_parts(list.parts, pb.size)?)
             }
         };
-        if compute_etag(&version_id, pb.size, params, pb.segment_bytes, &body) != etag {
+        let sealed_as = if pb.sealed_as.is_empty() {
+            None
+        } else {
+            if !matches!(body, Body::Segments(_)) {
+                return Err(corrupt("only a segmented version reuses another's shards"));
+            }
+            Some(VersionId(fixed(&pb.sealed_as, "sealed-as version id")?))
+        };
+        if compute_etag(
+            &version_id,
+            sealed_as.as_ref(),
+            pb.size,
+            params,
+            pb.segment_bytes,
+            &body,
+        ) != etag
+        {
             return Err(corrupt("etag does not match the manifest's contents"));
         }
         Ok(Self {
@@ -412,6 +442,7 @@ impl TryFrom<pb::Manifest> for Manifest {
             holders: pb.holders,
             moves,
             body,
+            sealed_as,
         })
     }
 }
@@ -550,6 +581,10 @@ impl From<&Manifest> for pb::Manifest {
                 })
                 .collect(),
             body: Some(body),
+            sealed_as: m
+                .sealed_as
+                .map(|v| Bytes::copy_from_slice(v.as_bytes()))
+                .unwrap_or_default(),
         }
     }
 }

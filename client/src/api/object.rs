@@ -647,6 +647,124 @@ impl Client {
         self.put_object(dst_bucket, dst_key, reader, options).await
     }
 
+    /// Copies version `expected` of `src_bucket/src_key` to `dst_bucket/dst_key` without
+    /// moving a byte: the new version reuses the source's shards (its data key wrapped
+    /// again for the new name, `content_type` and `user_metadata` sealed for it, `etag`
+    /// as its listing ETag). `Ok(None)` when that cannot be done and the caller should
+    /// copy by re-encoding: the source is inline or assembled, its current version is not
+    /// `expected`, the destination bucket has another erasure code, or a holder is not
+    /// certified in a jurisdiction the destination allows.
+    ///
+    /// Before the copy is committed, a shared-seal record in the source's bucket tells the
+    /// collectors to leave the shards to the collection of unreferenced shards.
+    ///
+    /// # Errors
+    /// As [`Client::head_object`] and [`Client::put_object`]'s commit.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "a copy names both ends and what it keeps"
+    )]
+    pub async fn copy_object_reusing(
+        &self,
+        src_bucket: &str,
+        src_key: &str,
+        expected: &VersionId,
+        dst_bucket: &str,
+        dst_key: &str,
+        content_type: &str,
+        user_metadata: &BTreeMap<String, String>,
+        etag: &str,
+    ) -> Result<Option<ObjectInfo>, ClientError> {
+        validate_key(dst_key)?;
+        let (entry, opened) = self.open(src_bucket, src_key).await?;
+        if entry.version_id != *expected || !matches!(opened.manifest().body, Body::Segments(_)) {
+            return Ok(None);
+        }
+        let index = index_key(dst_bucket, dst_key);
+        let (dst_info, current) = tokio::try_join!(self.head_bucket(dst_bucket), async {
+            Ok(self.meta.get(&index).await?)
+        })?;
+        let source = opened.manifest();
+        if dst_info.params != source.params {
+            return Ok(None);
+        }
+        if !dst_info.jurisdictions.is_empty() {
+            let places: std::collections::HashMap<Vec<u8>, String> = self
+                .membership
+                .all()
+                .into_iter()
+                .map(|m| (m.peer.to_bytes(), m.info.jurisdiction))
+                .collect();
+            let allowed = source.distinct_holders().iter().all(|holder| {
+                places
+                    .get(holder.as_ref())
+                    .is_some_and(|j| dst_info.jurisdictions.contains(j))
+            });
+            if !allowed {
+                return Ok(None);
+            }
+        }
+        let version_id = new_version_id();
+        let manifest = opened.rewrap(
+            &self.master,
+            &ObjectName::new(dst_bucket, dst_key),
+            version_id,
+            content_type,
+            user_metadata,
+        )?;
+        let seal = manifest.seal_id();
+        let marker = (
+            RecordKey {
+                table: Table::Shared,
+                partition: src_bucket.to_owned(),
+                sort: seal.as_bytes().to_vec(),
+            },
+            Record::live(self.meta.version_after(None), Bytes::new()),
+        );
+        self.meta.apply(src_bucket, vec![marker]).await?;
+        let replaced = decode_entry(current.as_ref())?;
+        let entry = ObjectEntry {
+            version_id,
+            size: manifest.size,
+            etag: manifest.etag,
+            modified_ms: now_ms(),
+            content_type: manifest.content_type.clone(),
+            sealed_etag: seal_etag(&self.master, dst_bucket, dst_key, &version_id, etag)?,
+        };
+        let mut records: Vec<KeyedRecord> = vec![
+            (
+                manifest_key(dst_bucket, &version_id),
+                Record::live(
+                    self.meta.version_after(None),
+                    Bytes::from(manifest.encode()),
+                ),
+            ),
+            (
+                index,
+                Record::live(
+                    self.meta
+                        .version_after(current.as_ref().map(|r| &r.version)),
+                    entry.encode(),
+                ),
+            ),
+        ];
+        if let Some(old) = replaced {
+            records.push(self.garbage(dst_bucket, dst_key, &old.version_id)?);
+        }
+        self.meta.apply(dst_bucket, records).await?;
+        Ok(Some(ObjectInfo {
+            bucket: dst_bucket.to_owned(),
+            key: dst_key.to_owned(),
+            version_id,
+            size: entry.size,
+            etag: etag.to_owned(),
+            modified_ms: entry.modified_ms,
+            content_type: entry.content_type,
+            user_metadata: user_metadata.clone(),
+            holders: distinct_holders(&manifest),
+        }))
+    }
+
     /// Reads a whole object into memory (small objects, tests).
     ///
     /// # Errors

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::Arc;
 
-use andromede_proto::ShardId;
+use andromede_proto::{ShardId, VersionId};
 use bytes::{Bytes, BytesMut};
 use futures::stream::{self, BoxStream};
 use futures::{StreamExt, future};
@@ -87,6 +87,68 @@ pub fn open_manifest(
 }
 
 impl OpenedObject {
+    /// A new version `version_id` of `object` with this version's bytes, made without
+    /// touching them: same segments, shards and holders, the same data key wrapped again
+    /// for the new name (and `content_type`, `user_metadata` sealed for it). The new
+    /// manifest says which version its segments are sealed under (`sealed_as`).
+    ///
+    /// # Errors
+    /// [`CodecError::InvalidParameter`] unless this version is segmented (inline bodies
+    /// are bound to their name: copy those by re-encoding), oversize metadata.
+    pub fn rewrap(
+        &self,
+        master: &MasterKey,
+        object: &ObjectName,
+        version_id: VersionId,
+        content_type: &str,
+        user_metadata: &BTreeMap<String, String>,
+    ) -> Result<Manifest, CodecError> {
+        if !matches!(self.manifest.body, Body::Segments(_)) {
+            return Err(CodecError::InvalidParameter {
+                field: "copy source",
+                value: self.manifest.size,
+                allowed: "a segmented version (inline and assembled ones are re-encoded)",
+            });
+        }
+        let sealed_user_metadata = bytes::Bytes::from(inline::seal_user_metadata(
+            &self.data_key,
+            object,
+            &version_id,
+            user_metadata,
+        )?);
+        let sealed_as = self.manifest.seal_id();
+        let etag = andromede_cluster::manifest::compute_etag(
+            &version_id,
+            Some(&sealed_as),
+            self.manifest.size,
+            self.manifest.params,
+            self.manifest.segment_bytes,
+            &self.manifest.body,
+        );
+        let aad = seal::object_aad(
+            Purpose::WrappedKey,
+            &object.bucket,
+            &object.key,
+            &version_id,
+            &[&etag, content_type.as_bytes(), &sealed_user_metadata],
+        );
+        Ok(Manifest {
+            version_id,
+            size: self.manifest.size,
+            etag,
+            content_type: content_type.to_owned(),
+            master_key_id: master.id(),
+            wrapped_key: bytes::Bytes::from(master.wrap(&self.data_key, &aad)?),
+            sealed_user_metadata,
+            params: self.manifest.params,
+            segment_bytes: self.manifest.segment_bytes,
+            holders: self.manifest.holders.clone(),
+            moves: self.manifest.moves.clone(),
+            body: self.manifest.body.clone(),
+            sealed_as: Some(sealed_as),
+        })
+    }
+
     /// The authenticated manifest.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
@@ -329,7 +391,7 @@ fn open_segment(
     index: u64,
     mut sealed: BytesMut,
 ) -> Result<Bytes, CodecError> {
-    let aad = seal::segment_aad(&object.manifest.version_id, index);
+    let aad = seal::segment_aad(&object.manifest.seal_id(), index);
     let plain = seal::open_in_place(&object.data_key, &aad, &mut sealed)
         .ok_or(CodecError::SegmentAuthentication { segment: index })?;
     Ok(sealed.freeze().slice(plain))

@@ -175,6 +175,7 @@ where
     )?);
     let etag = compute_etag(
         &version_id,
+        None,
         size,
         options.params,
         config.segment_bytes,
@@ -204,6 +205,7 @@ where
         holders: Vec::new(),
         moves: Vec::new(),
         body,
+        sealed_as: None,
     };
     debug!(size, segments = manifest.segment_count(), "object encoded");
     Ok(Encoded {
@@ -245,7 +247,14 @@ pub fn assemble_manifest(
     )?);
     let size = parts.iter().map(|p| p.size).sum();
     let body = Body::Parts(parts);
-    let etag = compute_etag(&version_id, size, options.params, segment_bytes, &body);
+    let etag = compute_etag(
+        &version_id,
+        None,
+        size,
+        options.params,
+        segment_bytes,
+        &body,
+    );
     let aad = seal::object_aad(
         Purpose::WrappedKey,
         &object.bucket,
@@ -270,6 +279,7 @@ pub fn assemble_manifest(
         holders: Vec::new(),
         moves: Vec::new(),
         body,
+        sealed_as: None,
     })
 }
 

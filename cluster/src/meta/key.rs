@@ -25,6 +25,10 @@ pub enum Table {
     /// Their parts (partition: bucket; sort key: upload id, 4-byte big-endian part
     /// number) → the part's version.
     Part = 7,
+    /// Versions whose shards a copy reuses (partition: bucket; sort key: the version id
+    /// the segments are sealed under) → an empty value. The collector leaves the shards
+    /// of such a version to the collection of unreferenced shards.
+    Shared = 8,
 }
 
 impl TryFrom<u32> for Table {
@@ -39,6 +43,7 @@ impl TryFrom<u32> for Table {
             5 => Ok(Self::Private),
             6 => Ok(Self::Upload),
             7 => Ok(Self::Part),
+            8 => Ok(Self::Shared),
             other => Err(RecordKeyError::UnknownTable(other)),
         }
     }

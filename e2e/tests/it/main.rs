@@ -5,6 +5,7 @@
 )]
 
 mod cluster;
+mod copy;
 mod holder_index;
 mod maintenance;
 mod multipart;

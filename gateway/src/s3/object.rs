@@ -495,9 +495,9 @@ impl Gateway {
             ));
         }
         let _lock = self.locks.lock(&input.bucket, &input.key).await;
-        let source = self
+        let head = self
             .client
-            .get_object(src_bucket, src_key, None)
+            .head_object(src_bucket, src_key)
             .await
             .map_err(s3_error)?;
         Conditions {
@@ -506,8 +506,8 @@ impl Gateway {
             if_modified_since: input.copy_source_if_modified_since,
             if_unmodified_since: input.copy_source_if_unmodified_since,
         }
-        .check(&source.info, S3ErrorCode::PreconditionFailed)?;
-        let source_attrs = Attributes::from_metadata(source.info.user_metadata.clone());
+        .check(&head, S3ErrorCode::PreconditionFailed)?;
+        let source_attrs = Attributes::from_metadata(head.user_metadata.clone());
         let (attrs, content_type) = if replace {
             let mut attrs = Attributes::with_user(input.metadata)?;
             attrs.content_encoding = input.content_encoding;
@@ -516,14 +516,53 @@ impl Gateway {
             attrs.cache_control = input.cache_control;
             attrs.expires = input.expires.as_ref().and_then(http_date);
             attrs.checksum = source_attrs.checksum.clone();
+            attrs.parts = source_attrs.parts;
             let content_type = input
                 .content_type
                 .unwrap_or_else(|| "binary/octet-stream".to_owned());
             (attrs, content_type)
         } else {
-            (source_attrs, source.info.content_type.clone())
+            (source_attrs, head.content_type.clone())
         };
-        // The copy is written whole: one part, its ETag the MD5 of its bytes.
+        // Inside the cluster: the source's shards, reused (nothing is read or written but
+        // metadata); its ETag holds, the bytes being the same.
+        if let Some(info) = self
+            .client
+            .copy_object_reusing(
+                src_bucket,
+                src_key,
+                &head.version_id,
+                &input.bucket,
+                &input.key,
+                &content_type,
+                &attrs.to_metadata(),
+                &head.etag,
+            )
+            .await
+            .map_err(s3_error)?
+        {
+            return Ok(S3Response::new(CopyObjectOutput {
+                copy_object_result: Some(CopyObjectResult {
+                    e_tag: Some(etag(&info.etag)),
+                    last_modified: Some(timestamp(info.modified_ms)),
+                    ..CopyObjectResult::default()
+                }),
+                ..CopyObjectOutput::default()
+            }));
+        }
+        // Otherwise (an inline or assembled source, another erasure code or jurisdiction
+        // at the destination) the bytes are re-encoded: one part, its ETag their MD5.
+        let source = self
+            .client
+            .get_object(src_bucket, src_key, None)
+            .await
+            .map_err(s3_error)?;
+        if source.info.version_id != head.version_id {
+            return Err(S3Error::with_message(
+                S3ErrorCode::PreconditionFailed,
+                "the source changed while it was being copied; try again",
+            ));
+        }
         let attrs = Attributes {
             parts: None,
             ..attrs

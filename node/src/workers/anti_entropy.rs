@@ -154,6 +154,7 @@ impl AntiEntropyWorker {
             Table::Private,
             Table::Upload,
             Table::Part,
+            Table::Shared,
         ] {
             let mut after: Option<RecordKey> = None;
             loop {

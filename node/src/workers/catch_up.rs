@@ -227,6 +227,7 @@ impl CatchUpWorker {
                         Table::Garbage,
                         Table::Upload,
                         Table::Part,
+                        Table::Shared,
                     ] {
                         self.copy_partition(table, &bucket, &mut report).await?;
                     }

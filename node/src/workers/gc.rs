@@ -21,6 +21,10 @@
 //! calls current, or for one of the parts that version is assembled from, is refused and
 //! left in place (a warning says so), as is one that names no key.
 //!
+//! A version whose shards a copy shares (it is a copy, or was copied: a shared-seal
+//! record says so) loses its manifest only; its shards go with the collection of
+//! unreferenced shards, which proves no live manifest names them first.
+//!
 //! An assembled (multipart) version is collected with its parts, each a manifest of its
 //! own. A garbage record may also name a multipart upload (written when it starts, due
 //! at its expiry; brought forward by an abort or a completion): the collector then
@@ -45,7 +49,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::runner::{StatusHandle, WorkerContext};
 use super::shard_calls::ShardCalls;
-use super::{MaintenanceLock, every, now_ms, table_page};
+use super::{MaintenanceLock, every, now_ms, shards_may_be_shared, table_page};
 use crate::error::WorkerError;
 use crate::meta::MetaStore;
 
@@ -303,8 +307,12 @@ impl GcWorker {
                     deleted +=
                         Box::pin(self.collect_version(bucket, part.version_id.as_bytes())).await?;
                 }
-                for (holder, ids) in shards_by_holder(&decoded)? {
-                    deleted += self.shards.delete(holder, &ids).await?;
+                if shards_may_be_shared(&self.quorum, bucket, &decoded).await? {
+                    debug!(bucket, version = %decoded.version_id.short(), "a copy shares these shards: left to the collection of unreferenced shards");
+                } else {
+                    for (holder, ids) in shards_by_holder(&decoded)? {
+                        deleted += self.shards.delete(holder, &ids).await?;
+                    }
                 }
             }
             Err(error) => {

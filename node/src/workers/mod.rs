@@ -69,3 +69,26 @@ pub(crate) async fn table_page(
         .await?
         .map_err(WorkerError::from)
 }
+
+/// Whether other versions may reference `manifest`'s shards: it is a copy reusing another
+/// version's shards, or a copy reuses its own (a shared-seal record in its bucket, read at
+/// quorum). Such shards are never deleted with one version; the collection of
+/// unreferenced shards takes them once no live manifest names them.
+pub(crate) async fn shards_may_be_shared(
+    quorum: &andromede_cluster::MetaQuorum,
+    bucket: &str,
+    manifest: &andromede_cluster::manifest::Manifest,
+) -> Result<bool, WorkerError> {
+    if manifest.sealed_as.is_some() {
+        return Ok(true);
+    }
+    let marker = RecordKey {
+        table: Table::Shared,
+        partition: bucket.to_owned(),
+        sort: manifest.version_id.as_bytes().to_vec(),
+    };
+    Ok(quorum
+        .get(&marker)
+        .await?
+        .is_some_and(|record| !record.is_tombstone()))
+}

@@ -267,6 +267,16 @@ impl RepairWorker {
         match current {
             Some(record) if record.version == plan.version && !record.is_tombstone() => {}
             Some(record) if record.is_tombstone() => {
+                if crate::workers::shards_may_be_shared(
+                    &self.quorum,
+                    &plan.key.partition,
+                    &plan.manifest,
+                )
+                .await?
+                {
+                    // Another version may name the same shards: orphans, proven later.
+                    return Ok(false);
+                }
                 let mut by_peer: BTreeMap<PeerId, Vec<andromede_proto::ShardId>> = BTreeMap::new();
                 for (peer, id) in new_on {
                     by_peer.entry(*peer).or_default().push(*id);
