@@ -7,6 +7,7 @@
 //! concurrency 8, and the gateway's peak RSS (VmHWM) under 8 concurrent 1 GiB uploads.
 //! `BENCH_LARGE_MIB` (256), `BENCH_SMALL_OPS` (1000), `BENCH_RSS_UPLOADS` (8) and
 //! `BENCH_RSS_MIB` (1024) change the sizes; `BENCH_RSS_UPLOADS=0` skips that phase.
+//! The node binary is the release one: `cargo build --release -p andromede-node` first.
 #![allow(clippy::print_stdout, clippy::print_stderr, clippy::unwrap_used)]
 
 use std::process::{Command, Stdio};

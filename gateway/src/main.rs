@@ -98,9 +98,11 @@ enum KeyCommand {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // s3s logs every refused request at error level (a 404 included): ours say what
+    // matters.
     let level = match cli.command {
-        Command::Run { .. } => "info",
-        _ => "warn",
+        Command::Run { .. } => "info,s3s::ops=off",
+        _ => "warn,s3s::ops=off",
     };
     tracing_subscriber::fmt()
         .with_env_filter(

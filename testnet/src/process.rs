@@ -36,6 +36,45 @@ pub fn node_binary(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
     ))
 }
 
+/// Builds the workspace's tests (`cargo test --workspace --no-run`: inside a
+/// `cargo test --workspace` run it has nothing left to do) and returns the node binary
+/// that build made. For test binaries that start node processes: the binary is then the
+/// one of this very source tree, never a stale one.
+///
+/// Cargo's per-test variables are removed from the build's environment: build scripts
+/// that watch them (ring watches `CARGO_MANIFEST_DIR` and `CARGO_PKG_*`) would rerun and
+/// relink the test binaries that are running.
+///
+/// # Errors
+/// The build fails, or leaves no node binary.
+pub fn build_workspace_node() -> anyhow::Result<PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut build = Command::new(cargo);
+    build.args(["test", "--workspace", "--no-run", "--quiet"]);
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if [
+            "CARGO_PKG_",
+            "CARGO_MANIFEST_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+            "CARGO_PRIMARY_",
+            "CARGO_TARGET_TMPDIR",
+            "OUT_DIR",
+        ]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+        {
+            build.env_remove(name.as_ref());
+        }
+    }
+    let status = build.status().context("running cargo")?;
+    if !status.success() {
+        anyhow::bail!("building the workspace's tests failed");
+    }
+    node_binary(None)
+}
+
 /// A node's data directory as the node binary lays it out (README, "Configuration"):
 /// the testnet reads and edits these files as an operator would.
 pub mod data_files {

@@ -45,6 +45,15 @@ impl Drop for Gateway {
     }
 }
 
+/// The node binary of this source tree, built once per test binary (see
+/// `andromede_testnet::process::build_workspace_node`).
+fn node_binary() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| andromede_testnet::process::build_workspace_node().unwrap())
+        .clone()
+}
+
 fn gateway_binary() -> &'static str {
     env!("CARGO_BIN_EXE_andromede-gateway")
 }
@@ -80,6 +89,7 @@ impl Gateway {
             k: 2,
             m: 1,
             membership_refresh: Duration::from_secs(1),
+            node_bin: Some(node_binary()),
             ..UpOptions::default()
         };
         let testnet = Testnet::up(&dir.path().join("testnet"), &options)

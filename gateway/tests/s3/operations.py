@@ -219,23 +219,52 @@ anonymous = boto3.client("s3", endpoint_url=ENDPOINT, region_name="us-east-1", c
 assert error_of(anonymous.list_objects_v2, Bucket="photos") == ("AccessDenied", 403)
 assert error_of(s3.get_bucket_policy, Bucket="photos") == ("NotImplemented", 501)
 
-# Presigned GET and PUT (SigV4 query authentication), used by a plain HTTP client.
-import urllib.request
+# Presigned GET and PUT (SigV4 query authentication), used by curl.
+import subprocess
+import time
 s3 = client(signature_version="s3v4")
+
+
+def curl(*args):
+    out = subprocess.run(["curl", "-s", "-w", "\n%{http_code}", *args], capture_output=True, check=True)
+    body, _, code = out.stdout.rpartition(b"\n")
+    return int(code), body
+
+
 url = s3.generate_presigned_url("get_object", Params={"Bucket": "photos", "Key": "dir/one.bin"}, ExpiresIn=300)
-assert urllib.request.urlopen(url).read() == body
+assert curl(url) == (200, body)
 url = s3.generate_presigned_url("put_object", Params={"Bucket": "photos", "Key": "presigned.txt"}, ExpiresIn=300)
-req = urllib.request.Request(url, data=b"via presigned put", method="PUT")
-urllib.request.urlopen(req).read()
+code, _ = curl("-X", "PUT", "--data-binary", "via presigned put", url)
+assert code == 200, code
 assert s3.get_object(Bucket="photos", Key="presigned.txt")["Body"].read() == b"via presigned put"
 url = s3.generate_presigned_url("get_object", Params={"Bucket": "photos", "Key": "dir/one.bin"}, ExpiresIn=1)
-import time
 time.sleep(2)
-try:
-    urllib.request.urlopen(url)
-    raise AssertionError("an expired presigned URL worked")
-except urllib.error.HTTPError as e:
-    assert e.code == 403, e.code
+code, answer = curl(url)
+assert code == 403 and b"AccessDenied" in answer, (code, answer)
+tampered = s3.generate_presigned_url("get_object", Params={"Bucket": "photos", "Key": "dir/one.bin"}, ExpiresIn=300)
+code, answer = curl(tampered.replace("dir/one.bin", "dir/two.bin"))
+assert code == 403 and b"SignatureDoesNotMatch" in answer, (code, answer)
+
+# A clock too far off (an hour late; the gateway allows 15 minutes).
+import datetime
+import botocore.auth
+real_now = botocore.auth.get_current_datetime
+botocore.auth.get_current_datetime = lambda *a, **k: real_now(*a, **k) - datetime.timedelta(hours=1)
+assert error_of(client().list_buckets) == ("RequestTimeTooSkewed", 403)
+botocore.auth.get_current_datetime = real_now
+s3.list_buckets()
+
+# Malformed XML in a signed request.
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+raw_url = f"{ENDPOINT}/photos?delete"
+payload = b"<Delete><Object><Key>unclosed</Object>"
+request = AWSRequest(method="POST", url=raw_url, data=payload, headers={"Content-MD5": base64.b64encode(hashlib.md5(payload).digest()).decode(), "x-amz-content-sha256": hashlib.sha256(payload).hexdigest()})
+SigV4Auth(boto3.Session().get_credentials(), "s3", "us-east-1").add_auth(request)
+prepared = request.prepare()
+code, answer = curl("-X", "POST", *sum([["-H", f"{k}: {v}"] for k, v in prepared.headers.items()], []), "--data-binary", payload.decode(), raw_url)
+assert code == 400 and b"MalformedXML" in answer, (code, answer)
+assert s3.head_object(Bucket="photos", Key="dir/one.bin")["ContentLength"] == len(body)
 
 # The bucket empties and goes.
 for o in s3.list_objects_v2(Bucket="photos")["Contents"]:

@@ -17,32 +17,7 @@ pub(crate) fn node_binary() -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BUILT
         .get_or_init(|| {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let mut build = Command::new(cargo);
-            build.args(["test", "--workspace", "--no-run", "--quiet"]);
-            // Cargo sets these for the running test; build scripts that watch them (ring
-            // watches CARGO_MANIFEST_DIR and CARGO_PKG_*) would rerun and relink the very
-            // test binaries that are running (one of them respawns itself).
-            for (name, _) in std::env::vars_os() {
-                let name = name.to_string_lossy();
-                if [
-                    "CARGO_PKG_",
-                    "CARGO_MANIFEST_",
-                    "CARGO_CRATE_",
-                    "CARGO_BIN_",
-                    "CARGO_PRIMARY_",
-                    "CARGO_TARGET_TMPDIR",
-                    "OUT_DIR",
-                ]
-                .iter()
-                .any(|prefix| name.starts_with(prefix))
-                {
-                    build.env_remove(name.as_ref());
-                }
-            }
-            let status = build.status().unwrap();
-            assert!(status.success(), "building the workspace's tests failed");
-            let binary = andromede_testnet::process::node_binary(None).unwrap();
+            let binary = andromede_testnet::process::build_workspace_node().unwrap();
             let version = Command::new(&binary).arg("--version").output().unwrap();
             assert!(
                 String::from_utf8_lossy(&version.stdout).contains("fault-injection"),
