@@ -224,28 +224,6 @@ impl Testnet {
         }
         let master_path = dir.join("master.key");
         MasterKey::create_file(&master_path)?;
-        // The testnet's client: certified like any other, its files beside client.toml.
-        let token = JoinToken::decode(&invite(&node_bin, &authority_dir, "testnet-client", None)?)?;
-        let secret = token
-            .identity_secret()
-            .ok_or_else(|| anyhow!("the client token carries no identity"))?;
-        net::create_identity_file(&dir.join(CLIENT_IDENTITY), secret)?;
-        token
-            .certificate()
-            .write_file(&dir.join(CLIENT_CERTIFICATE))?;
-        let client_file = format!(
-            "authority = {:?}\nbootstrap = [{}]\nidentity_file = {:?}\ncertificate_file = {:?}\nmaster_key_file = {:?}\n",
-            token.authority().to_string(),
-            nodes
-                .iter()
-                .map(|n| format!("{:?}", n.listen))
-                .collect::<Vec<_>>()
-                .join(", "),
-            dir.join(CLIENT_IDENTITY).display().to_string(),
-            dir.join(CLIENT_CERTIFICATE).display().to_string(),
-            master_path.display().to_string(),
-        );
-        std::fs::write(dir.join(CLIENT_FILE), client_file)?;
         let mut testnet = Self {
             children: (0..nodes.len()).map(|_| None).collect(),
             dir,
@@ -261,6 +239,8 @@ impl Testnet {
             kill_on_drop: false,
         };
         testnet.save()?;
+        // The testnet's client: certified like any other, its files beside client.toml.
+        testnet.new_client_file("client", "testnet-client")?;
         for i in 0..opts.nodes {
             testnet.start(i)?;
         }
@@ -671,6 +651,35 @@ impl Testnet {
             }
         }
         out
+    }
+
+    /// Writes `DIR/STEM.toml`, the config of a new client certified as `name` by the
+    /// testnet's authority (`andromede-node invite`), its identity and certificate beside
+    /// it, with every node as a bootstrap peer and the testnet's master key: for a program
+    /// that needs a client identity of its own (a second gateway). Returns its path.
+    ///
+    /// # Errors
+    /// The invitation fails, or a file exists or cannot be written.
+    pub fn new_client_file(&self, stem: &str, name: &str) -> anyhow::Result<PathBuf> {
+        let authority_dir = &self.node(0)?.dir;
+        let token = JoinToken::decode(&invite(&self.state.node_bin, authority_dir, name, None)?)?;
+        let secret = token
+            .identity_secret()
+            .ok_or_else(|| anyhow!("the client token carries no identity"))?;
+        let identity = self.dir.join(format!("{stem}.identity.key"));
+        let certificate = self.dir.join(format!("{stem}.certificate"));
+        net::create_identity_file(&identity, secret)?;
+        token.certificate().write_file(&certificate)?;
+        let path = self.dir.join(format!("{stem}.toml"));
+        andromede_client::ClientFile {
+            authority: token.authority().to_string(),
+            bootstrap: self.state.nodes.iter().map(|n| n.listen.clone()).collect(),
+            identity_file: identity,
+            certificate_file: certificate,
+            master_key_file: self.dir.join("master.key"),
+        }
+        .create(&path)?;
+        Ok(path)
     }
 
     /// A client of this testnet (the master key of `DIR/master.key`).

@@ -35,7 +35,7 @@ pub(crate) struct Gateway {
     pub(crate) admin: Key,
     config: PathBuf,
     process: Child,
-    _testnet: Testnet,
+    testnet: Testnet,
 }
 
 impl Drop for Gateway {
@@ -147,7 +147,7 @@ impl Gateway {
             admin,
             config,
             process,
-            _testnet: testnet,
+            testnet,
         };
         gateway.wait_listening(port).await;
         gateway
@@ -164,6 +164,50 @@ impl Gateway {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         panic!("the gateway never listened:\n{}", self.log());
+    }
+
+    /// A second gateway on the same cluster, with a client identity of its own (every
+    /// gateway needs one) and the same master key: it serves the same keys and buckets.
+    pub(crate) async fn second(&self) -> Second {
+        let client_config = self
+            .testnet
+            .new_client_file("gateway-2", "gateway-2")
+            .unwrap();
+        let port = free_port();
+        let config = self.dir.path().join("gateway-2.toml");
+        andromede_gateway::config::GatewayFile {
+            client_config,
+            listen: format!("127.0.0.1:{port}").parse().unwrap(),
+            domains: Vec::new(),
+            region: "us-east-1".into(),
+            multipart_expiry: andromede_client::api::MULTIPART_EXPIRY_DEFAULT,
+            tls_certificate: None,
+            tls_key: None,
+        }
+        .create(&config)
+        .unwrap();
+        let log = std::fs::File::create(self.dir.path().join("gateway-2.log")).unwrap();
+        let process = Command::new(gateway_binary())
+            .args(["run", "--config"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let second = Second {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            process,
+        };
+        for _ in 0..600 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return second;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the second gateway never listened");
     }
 
     pub(crate) fn log(&self) -> String {
@@ -236,6 +280,19 @@ impl Gateway {
 
     pub(crate) fn path(&self) -> &Path {
         self.dir.path()
+    }
+}
+
+/// A second gateway process; stops on drop.
+pub(crate) struct Second {
+    pub(crate) endpoint: String,
+    process: Child,
+}
+
+impl Drop for Second {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
     }
 }
 
