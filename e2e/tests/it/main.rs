@@ -90,3 +90,69 @@ async fn eventually(within: std::time::Duration, mut check: impl AsyncFnMut() ->
     }
     check().await
 }
+
+/// Shard files under the test nodes' stores.
+fn shard_files(dirs: &[tempfile::TempDir]) -> usize {
+    dirs.iter()
+        .map(|d| files_under(&d.path().join("store").join("shards"), ".shard").len())
+        .sum()
+}
+
+/// A garbage record for `version` of `bucket/key`, due at once, written as an admitted
+/// client could, straight to every running daemon (no quorum, no checks): what the
+/// collectors must refuse when it names something still in use.
+async fn apply_forged_garbage(
+    client: &andromede_client::Client,
+    daemons: &[Option<andromede_node::daemon::Daemon>],
+    bucket: &str,
+    key: &str,
+    version: &andromede_proto::VersionId,
+) {
+    use andromede_cluster::meta::record::{Record, Version, WriterId};
+    use andromede_cluster::net::meta_message::{MetaRequest, MetaResponse, decode_meta_response};
+    let wall_ms = u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap();
+    let forged = (
+        andromede_cluster::meta::key::RecordKey {
+            table: andromede_cluster::meta::key::Table::Garbage,
+            partition: bucket.into(),
+            sort: version.as_bytes().to_vec(),
+        },
+        Record::live(
+            Version {
+                timestamp: andromede_cluster::meta::hlc::Timestamp {
+                    wall_ms,
+                    logical: 0,
+                },
+                writer: WriterId::new(vec![7u8; 8]).unwrap(),
+            },
+            andromede_cluster::meta::values::GarbageEntry {
+                due_ms: 0,
+                key: key.into(),
+                upload: false,
+            }
+            .encode(),
+        ),
+    );
+    for daemon in daemons.iter().flatten() {
+        let request = MetaRequest::Apply(vec![forged.clone()]);
+        let answer = client
+            .net()
+            .request(
+                daemon.net().local_peer_id(),
+                andromede_cluster::net::Protocol::Meta,
+                request.encode(),
+            )
+            .await
+            .unwrap();
+        assert!(matches!(
+            decode_meta_response(&request, &answer).unwrap(),
+            MetaResponse::Apply { .. }
+        ));
+    }
+}

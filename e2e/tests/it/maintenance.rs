@@ -14,15 +14,9 @@ use andromede_cluster::{closest_members, partition_key};
 use andromede_node::daemon::Daemon;
 
 use crate::objects::{body, bucket, get, put, start_cluster};
-use crate::{daemon_config, eventually, files_under, passes};
+use crate::{daemon_config, eventually, passes, shard_files};
 
 const KIB: usize = 1 << 10;
-
-fn shard_files(dirs: &[tempfile::TempDir]) -> usize {
-    dirs.iter()
-        .map(|d| files_under(&d.path().join("store").join("shards"), ".shard").len())
-        .sum()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replaced_and_deleted_versions_are_collected_after_the_grace_period() {
@@ -141,46 +135,7 @@ async fn replaced_and_deleted_versions_are_collected_after_the_grace_period() {
     // directly to every node by an admitted client: the collectors refuse it (they check
     // the object's index at quorum first) and delete nothing.
     let current = client.head_object("gc-test", "kept").await.unwrap();
-    let forged = (
-        RecordKey {
-            table: Table::Garbage,
-            partition: "gc-test".into(),
-            sort: current.version_id.as_bytes().to_vec(),
-        },
-        andromede_cluster::meta::record::Record::live(
-            andromede_cluster::meta::record::Version {
-                timestamp: andromede_cluster::meta::hlc::Timestamp {
-                    wall_ms: u64::try_from(
-                        std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .unwrap()
-                            .as_millis(),
-                    )
-                    .unwrap(),
-                    logical: 0,
-                },
-                writer: andromede_cluster::meta::record::WriterId::new(vec![7u8; 8]).unwrap(),
-            },
-            andromede_cluster::meta::values::GarbageEntry {
-                due_ms: 0,
-                key: "kept".into(),
-                upload: false,
-            }
-            .encode(),
-        ),
-    );
-    for &peer in &peers {
-        let request = MetaRequest::Apply(vec![forged.clone()]);
-        let answer = client
-            .net()
-            .request(peer, Protocol::Meta, request.encode())
-            .await
-            .unwrap();
-        assert!(matches!(
-            decode_meta_response(&request, &answer).unwrap(),
-            MetaResponse::Apply { .. }
-        ));
-    }
+    crate::apply_forged_garbage(&client, &daemons, "gc-test", "kept", &current.version_id).await;
     let before: Vec<u64> = daemons.iter().flatten().map(|d| passes(d, "gc")).collect();
     assert!(
         crate::ran_passes(&daemons, "gc", &before, 3).await,

@@ -8,21 +8,12 @@ use std::time::Duration;
 
 use andromede_client::api::CompletedPart;
 use andromede_client::{Client, ClientError, MasterKey, PutObjectOptions};
-use andromede_cluster::meta::key::{RecordKey, Table};
-use andromede_cluster::net::meta_message::{MetaRequest, decode_meta_response};
-use andromede_cluster::net::{PeerId, Protocol};
 
 use crate::objects::{body, bucket, start_cluster};
-use crate::{eventually, files_under};
+use crate::{eventually, shard_files};
 
 const KIB: usize = 1 << 10;
 const MIB: usize = 1 << 20;
-
-fn shard_files(dirs: &[tempfile::TempDir]) -> usize {
-    dirs.iter()
-        .map(|d| files_under(&d.path().join("store").join("shards"), ".shard").len())
-        .sum()
-}
 
 async fn part(client: &Client, key: &str, upload: &str, number: u32, data: &[u8]) -> String {
     client
@@ -192,48 +183,7 @@ async fn multipart_parts_are_assembled_kept_while_used_and_collected_after() {
     // collectors see that the current version uses it and refuse.
     let manifest = client.object_manifest("mpu", "big").await.unwrap();
     let part_one = manifest.parts()[0].version_id;
-    let forged = (
-        RecordKey {
-            table: Table::Garbage,
-            partition: "mpu".into(),
-            sort: part_one.as_bytes().to_vec(),
-        },
-        andromede_cluster::meta::record::Record::live(
-            andromede_cluster::meta::record::Version {
-                timestamp: andromede_cluster::meta::hlc::Timestamp {
-                    wall_ms: u64::try_from(
-                        std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .unwrap()
-                            .as_millis(),
-                    )
-                    .unwrap(),
-                    logical: 0,
-                },
-                writer: andromede_cluster::meta::record::WriterId::new(vec![7u8; 8]).unwrap(),
-            },
-            andromede_cluster::meta::values::GarbageEntry {
-                due_ms: 0,
-                key: "big".into(),
-                upload: false,
-            }
-            .encode(),
-        ),
-    );
-    let peers: Vec<PeerId> = daemons
-        .iter()
-        .flatten()
-        .map(|d| d.net().local_peer_id())
-        .collect();
-    for &peer in &peers {
-        let request = MetaRequest::Apply(vec![forged.clone()]);
-        let answer = client
-            .net()
-            .request(peer, Protocol::Meta, request.encode())
-            .await
-            .unwrap();
-        decode_meta_response(&request, &answer).unwrap();
-    }
+    crate::apply_forged_garbage(&client, &daemons, "mpu", "big", &part_one).await;
     let before: Vec<u64> = daemons
         .iter()
         .flatten()
