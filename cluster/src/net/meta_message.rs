@@ -624,7 +624,7 @@ mod tests {
         let long_key = MetaRequest::Get(RecordKey {
             table: Table::ObjectIndex,
             partition: "b".into(),
-            sort: vec![b'k'; 1025],
+            sort: vec![b'k'; crate::meta::key::SORT_KEY_BYTES_MAX as usize + 1],
         });
         assert!(matches!(
             decode_meta_request(&long_key.encode()),
@@ -694,7 +694,10 @@ mod tests {
                 table: 2,
                 partition: "b".into(),
                 entries: vec![pb::VersionedKey {
-                    sort: Bytes::from(vec![b'k'; 1025]),
+                    sort: Bytes::from(vec![
+                        b'k';
+                        crate::meta::key::SORT_KEY_BYTES_MAX as usize + 1
+                    ]),
                     version: Some(record(1, None).version.to_pb()),
                 }],
             })),
