@@ -184,3 +184,108 @@ proptest! {
         prop_assert_eq!(output, input);
     }
 }
+
+/// An assembled (multipart) manifest: every flipped byte fails to decode or to open.
+#[test]
+fn flipping_any_byte_of_an_assembled_manifest_is_detected() {
+    let master = MasterKey::generate();
+    let parts = vec![
+        andromede_cluster::manifest::PartRef {
+            version_id: andromede_proto::VersionId([1; 16]),
+            size: 5 << 20,
+        },
+        andromede_cluster::manifest::PartRef {
+            version_id: andromede_proto::VersionId([2; 16]),
+            size: 123,
+        },
+    ];
+    let manifest = andromede_client::codec::assemble_manifest(
+        &master,
+        &object(),
+        andromede_proto::VersionId([3; 16]),
+        &options(2, 1),
+        SEGMENT,
+        parts,
+    )
+    .unwrap();
+    assert_eq!(manifest.size, (5 << 20) + 123);
+    let bytes = manifest.encode();
+    let opens = |bytes: &[u8]| {
+        andromede_cluster::Manifest::decode(bytes)
+            .ok()
+            .and_then(|m| open_manifest(&master, &object(), m).ok())
+    };
+    assert!(opens(&bytes).is_some());
+    for at in 0..bytes.len() {
+        for mask in [0x01u8, 0x80] {
+            let mut bad = bytes.clone();
+            bad[at] ^= mask;
+            assert!(opens(&bad).is_none(), "flip at {at} went unnoticed");
+        }
+    }
+    // Another object's name does not open it.
+    assert!(open_manifest(&master, &ObjectName::new("bucket", "other"), manifest).is_err());
+}
+
+/// A copy made in place (the data key re-wrapped for a new name, the shards reused)
+/// reads back the same bytes under its own name only; any flipped byte of it, its
+/// `sealed_as` included, gives the original bytes or an error.
+#[test]
+fn a_rewrapped_copy_reads_the_same_shards_and_is_bound_to_its_name() {
+    let rt = runtime();
+    let master = MasterKey::generate();
+    let input = data(2 * SEGMENT + 7, 5);
+    let shards = Arc::new(MemoryShards::new());
+    let encoded = rt.block_on(encode(&master, &input, 2, 1, &shards));
+    let source = open_manifest(&master, &object(), encoded.manifest.clone()).unwrap();
+    let copy_name = ObjectName::new("elsewhere", "copied");
+    let copy = source
+        .rewrap(
+            &master,
+            &copy_name,
+            andromede_proto::VersionId([9; 16]),
+            "text/x-copy",
+            &std::collections::BTreeMap::from([("k".to_owned(), "v".to_owned())]),
+        )
+        .unwrap();
+    assert_eq!(copy.sealed_as, Some(encoded.manifest.version_id));
+    let read = |bytes: &[u8], name: &ObjectName| -> Result<Vec<u8>, String> {
+        let manifest = andromede_cluster::Manifest::decode(bytes).map_err(|e| e.to_string())?;
+        let opened = Arc::new(open_manifest(&master, name, manifest).map_err(|e| e.to_string())?);
+        let chunks: Vec<bytes::Bytes> = rt
+            .block_on(futures::TryStreamExt::try_collect(opened.read(
+                &config(),
+                None,
+                Arc::clone(&shards),
+            )))
+            .map_err(|e: CodecError| e.to_string())?;
+        Ok(chunks.concat())
+    };
+    let bytes = copy.encode();
+    assert_eq!(read(&bytes, &copy_name).unwrap(), input);
+    assert!(
+        read(&bytes, &object()).is_err(),
+        "the copy opened under the source's name"
+    );
+    for at in 0..bytes.len() {
+        let mut bad = bytes.clone();
+        bad[at] ^= 0x01;
+        if let Ok(output) = read(&bad, &copy_name) {
+            assert_eq!(output, input, "flip at {at} returned other bytes");
+        }
+    }
+    // Only a segmented version is copied in place.
+    let small = rt.block_on(encode(&master, b"tiny", 2, 1, &shards));
+    let small = open_manifest(&master, &object(), small.manifest).unwrap();
+    assert!(
+        small
+            .rewrap(
+                &master,
+                &copy_name,
+                andromede_proto::VersionId([8; 16]),
+                "t",
+                &Default::default()
+            )
+            .is_err()
+    );
+}
