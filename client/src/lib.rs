@@ -31,7 +31,8 @@ pub mod shards;
 pub use andromede_cluster::secret_file::SecretFileError;
 pub use api::{
     AuditReport, AuditSummary, BucketOptions, Client, ClientConfig, ClientError, GetObject,
-    ListOptions, ListPage, ObjectAudit, ObjectInfo, ObjectSummary, PutObjectOptions, ShardPlace,
+    ListOptions, ListPage, ObjectAudit, ObjectInfo, ObjectReader, ObjectSummary, PutObjectOptions,
+    ShardPlace,
 };
 pub use codec::{
     BodyEnd, CodecConfig, EncodedShard, ErasureParams, FinishHook, MemoryBudget, MemoryShards,

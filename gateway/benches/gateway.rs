@@ -196,17 +196,28 @@ fn main() {
                 .to_owned()
         };
         let (id, secret) = (field("access key id:"), field("secret access key:"));
-        let mut gateway = Command::new(gateway_bin)
-            .args(["run", "--config"])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
         let endpoint = format!("http://127.0.0.1:{port}");
-        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        // A fresh gateway process for each phase: each phase's peak RSS is its own.
+        let start_gateway = async || {
+            let gateway = Command::new(gateway_bin)
+                .args(["run", "--config"])
+                .arg(&config)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            gateway
+        };
+        let stop = |mut gateway: std::process::Child| {
+            let peak = peak_rss_mib(gateway.id());
+            let _ = gateway.kill();
+            let _ = gateway.wait();
+            peak
+        };
+        let gateway = start_gateway().await;
         let made = Command::new("aws")
             .args(["--endpoint-url", &endpoint, "s3", "mb", "s3://s3bench"])
             .env("AWS_ACCESS_KEY_ID", &id)
@@ -216,18 +227,22 @@ fn main() {
             .output()
             .unwrap();
         assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
-        eprintln!("gateway (boto3): {large_mib} MiB ×3, {count} × 4 KiB at concurrency 8");
+        eprintln!("gateway (boto3): {large_mib} MiB ×3");
         let large = s3_phase(&endpoint, &id, &secret, &["large", &large_mib.to_string(), "3"]);
+        let rss_large = stop(gateway);
+        let gateway = start_gateway().await;
+        eprintln!("gateway (boto3): {count} × 4 KiB at concurrency 8");
         let small = s3_phase(&endpoint, &id, &secret, &["small", &count.to_string(), "8"]);
-        let rss_before = peak_rss_mib(gateway.id());
-        let rss = (rss_uploads > 0).then(|| {
+        let rss_small = stop(gateway);
+        let rss = if rss_uploads > 0 {
+            let gateway = start_gateway().await;
             eprintln!("gateway: {rss_uploads} concurrent uploads of {rss_mib} MiB");
             let args = ["rss", &rss_uploads.to_string(), &rss_mib.to_string()];
-            s3_phase(&endpoint, &id, &secret, &args)
-        });
-        let rss_after = peak_rss_mib(gateway.id());
-        let _ = gateway.kill();
-        let _ = gateway.wait();
+            let result = s3_phase(&endpoint, &id, &secret, &args);
+            Some((result, stop(gateway)))
+        } else {
+            None
+        };
 
         let g = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap_or(0.0);
         println!("| measure | native client | gateway (boto3) | gateway / native |");
@@ -241,12 +256,14 @@ fn main() {
         row("PUT 4 KiB ×1000, c=8", n_small_put, g(&small, "put_ops_s"), "ops/s");
         row("GET 4 KiB ×1000, c=8", n_small_get, g(&small, "get_ops_s"), "ops/s");
         println!();
-        println!("gateway peak RSS before the concurrent uploads: {rss_before:.0} MiB");
-        if let Some(rss) = rss {
+        println!("gateway peak RSS (a fresh process per phase):");
+        println!("- {large_mib} MiB PUT and GET ×3 (boto3, 10 threads): {rss_large:.0} MiB");
+        println!("- {count} × 4 KiB PUT and GET at concurrency 8: {rss_small:.0} MiB");
+        if let Some((result, peak)) = rss {
             println!(
-                "gateway peak RSS after {rss_uploads} concurrent {rss_mib} MiB uploads: {rss_after:.0} MiB ({:.0} MiB/s aggregate, {:.0} s)",
-                g(&rss, "mib_s"),
-                g(&rss, "seconds")
+                "- {rss_uploads} concurrent {rss_mib} MiB uploads: {peak:.0} MiB ({:.0} MiB/s aggregate, {:.0} s)",
+                g(&result, "mib_s"),
+                g(&result, "seconds")
             );
         }
     });

@@ -26,7 +26,7 @@ use crate::s3::Gateway;
 /// Segment buffers of every upload and download in flight together (the codec counts
 /// each segment before allocating it, see `andromede_client::MemoryBudget`): what keeps
 /// the gateway's memory bounded whatever the number and size of the objects in flight.
-pub const CODEC_MEMORY_BYTES: u64 = 96 * 1024 * 1024;
+pub const CODEC_MEMORY_BYTES: u64 = 128 * 1024 * 1024;
 /// Connections served at once; more wait in the listen backlog.
 pub const CONNECTIONS_MAX: usize = 512;
 /// Headers in one request at most.

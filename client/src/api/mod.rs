@@ -32,7 +32,7 @@ pub use multipart::{
     PartInfo, UploadSummary,
 };
 pub use names::{validate_bucket_name, validate_key};
-pub use object::{GetObject, ObjectInfo, PutObjectOptions};
+pub use object::{GetObject, ObjectInfo, ObjectReader, PutObjectOptions};
 pub use private::PRIVATE_VALUE_BYTES_MAX;
 
 use crate::codec::CodecConfig;

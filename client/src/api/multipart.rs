@@ -523,6 +523,7 @@ impl Client {
             params: bucket_info.params,
             version_id: Some(version_id),
             finish: None,
+            size_hint: None,
         };
         let manifest = assemble_manifest(
             &self.master,

@@ -97,6 +97,56 @@ pub struct ObjectInfo {
     pub holders: usize,
 }
 
+/// An opened object version, not read yet ([`Client::open_object`]).
+pub struct ObjectReader {
+    client: Client,
+    /// What the version is (user metadata included).
+    pub info: ObjectInfo,
+    opened: OpenedObject,
+}
+
+impl std::fmt::Debug for ObjectReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectReader")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ObjectReader {
+    /// Streams the version, or the byte range `range` of it.
+    ///
+    /// # Errors
+    /// [`ClientError::InvalidArgument`] for a range that starts after the object's end.
+    pub fn read(self, range: Option<Range<u64>>) -> Result<GetObject, ClientError> {
+        let info = self.info;
+        if let Some(range) = &range
+            && (range.start > range.end || range.start > info.size)
+        {
+            return Err(ClientError::InvalidArgument(format!(
+                "range {}..{} is outside the object's {} bytes",
+                range.start, range.end, info.size
+            )));
+        }
+        let client = self.client;
+        if let Body::Parts(parts) = &self.opened.manifest().body {
+            let body = client.read_parts(
+                &info.bucket,
+                &info.key,
+                parts.clone(),
+                range.unwrap_or(0..info.size),
+            );
+            return Ok(GetObject { info, body });
+        }
+        let source = Arc::new(NetShards::for_manifest(
+            client.net.clone(),
+            self.opened.manifest(),
+        ));
+        let body = Arc::new(self.opened).read(&client.codec, range, source);
+        Ok(GetObject { info, body })
+    }
+}
+
 /// An object being read: what it is, and its bytes as they are decoded. Every chunk is
 /// verified plaintext; an error ends the stream. Never wrong bytes.
 pub struct GetObject {
@@ -291,6 +341,7 @@ impl Client {
             params: bucket_info.params,
             version_id: Some(version_id),
             finish: options.finish,
+            size_hint: options.size_hint,
         };
         let encoded = encode_object(
             &self.codec,
@@ -506,24 +557,24 @@ impl Client {
         key: &str,
         range: Option<Range<u64>>,
     ) -> Result<GetObject, ClientError> {
+        self.open_object(bucket, key).await?.read(range)
+    }
+
+    /// Opens the latest version of `bucket/key` (its index entry and manifest, read at
+    /// quorum and authenticated) without reading any byte: what it is is known before
+    /// the caller chooses a range or checks its conditions, at no further round trip.
+    ///
+    /// # Errors
+    /// As [`Client::head_object`].
+    pub async fn open_object(&self, bucket: &str, key: &str) -> Result<ObjectReader, ClientError> {
         let (entry, opened) = self.open(bucket, key).await?;
         let mut info = self.info(bucket, key, &entry, &opened);
         info.user_metadata = opened.user_metadata()?;
-        if let Some(range) = &range
-            && (range.start > range.end || range.start > info.size)
-        {
-            return Err(ClientError::InvalidArgument(format!(
-                "range {}..{} is outside the object's {} bytes",
-                range.start, range.end, info.size
-            )));
-        }
-        if let Body::Parts(parts) = &opened.manifest().body {
-            let body = self.read_parts(bucket, key, parts.clone(), range.unwrap_or(0..info.size));
-            return Ok(GetObject { info, body });
-        }
-        let source = Arc::new(NetShards::for_manifest(self.net.clone(), opened.manifest()));
-        let body = Arc::new(opened).read(&self.codec, range, source);
-        Ok(GetObject { info, body })
+        Ok(ObjectReader {
+            client: self.clone(),
+            info,
+            opened,
+        })
     }
 
     /// The bytes `range` of an assembled object: each part it overlaps opened (its

@@ -209,15 +209,25 @@ impl OpenedObject {
         let depth = config.pipeline_depth.max(1);
         let span = tracing::Span::current();
         let budget = config.memory.clone();
-        let memory = super::segment_memory(self.manifest.segment_bytes, self.manifest.params);
         stream::iter(plan(self.manifest.size, self.manifest.segment_bytes, range))
             .map(move |slice| {
                 let (object, source, budget) =
                     (Arc::clone(&self), Arc::clone(&source), budget.clone());
                 async move {
-                    // Counted before the segment's shards are fetched.
+                    // Counted before the segment's shards are fetched, for its own size
+                    // (the last segment is shorter).
                     let _permit = match &budget {
-                        Some(budget) => Some(budget.acquire(memory).await),
+                        Some(budget) => {
+                            let plain = object
+                                .manifest
+                                .size
+                                .saturating_sub(slice.index * object.manifest.segment_bytes);
+                            let memory = super::segment_memory(
+                                plain.min(object.manifest.segment_bytes),
+                                object.manifest.params,
+                            );
+                            Some(budget.acquire(memory).await)
+                        }
                         None => None,
                     };
                     decode_slice(object, slice, source).await

@@ -41,6 +41,9 @@ pub struct PutOptions {
     pub version_id: Option<VersionId>,
     /// Called once the whole body is read and encoded, before the manifest is built.
     pub finish: Option<FinishHook>,
+    /// The body's size when known: a small body is counted against the memory budget
+    /// for what it is, not for a whole segment.
+    pub size_hint: Option<u64>,
 }
 
 impl std::fmt::Debug for PutOptions {
@@ -51,6 +54,7 @@ impl std::fmt::Debug for PutOptions {
             .field("params", &self.params)
             .field("version_id", &self.version_id)
             .field("finish", &self.finish.is_some())
+            .field("size_hint", &self.size_hint)
             .finish()
     }
 }
@@ -63,6 +67,7 @@ impl Default for PutOptions {
             params: ErasureParams::DEFAULT,
             version_id: None,
             finish: None,
+            size_hint: None,
         }
     }
 }
@@ -135,7 +140,15 @@ where
         segment_memory: super::segment_memory(config.segment_bytes, options.params),
         ..BufferGauge::default()
     });
-    let first_guard = gauge.acquire().await;
+    let first_guard = match options.size_hint {
+        // A body known to be smaller than a segment is counted for its size.
+        Some(size) if size < config.segment_bytes => {
+            gauge
+                .acquire_bytes(super::segment_memory(size, options.params))
+                .await
+        }
+        _ => gauge.acquire().await,
+    };
     let mut first = segment_buffer(segment_bytes, options.params.k());
     let first_bytes = read_segment(&mut reader, &mut first, segment_bytes)
         .await
@@ -337,8 +350,12 @@ struct BufferGauge {
 
 impl BufferGauge {
     async fn acquire(self: &Arc<Self>) -> BufferGuard {
+        self.acquire_bytes(self.segment_memory).await
+    }
+
+    async fn acquire_bytes(self: &Arc<Self>, bytes: u64) -> BufferGuard {
         let permit = match &self.budget {
-            Some(budget) => Some(budget.acquire(self.segment_memory).await),
+            Some(budget) => Some(budget.acquire(bytes).await),
             None => None,
         };
         let now = self.alive.fetch_add(1, Ordering::Relaxed) + 1;

@@ -161,10 +161,12 @@ pub trait ShardSource: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Bytes, BoxError>> + Send;
 }
 
-/// What one segment's buffers take at most: the sealed segment, its parity, slack.
+/// What one segment takes while it is in flight: the sealed segment and its parity, and
+/// as much again for the request frames its shards are copied into on the way to (or
+/// from) their holders.
 pub(crate) fn segment_memory(segment_bytes: u64, params: ErasureParams) -> u64 {
     let sealed = segment_bytes + andromede_proto::limits::SEAL_OVERHEAD_BYTES;
-    sealed.div_ceil(u64::from(params.k())) * params.shard_count() as u64 + 4096
+    2 * sealed.div_ceil(u64::from(params.k())) * params.shard_count() as u64 + 4096
 }
 
 /// Runs CPU-bound codec work off the async threads.

@@ -14,8 +14,8 @@ use crate::helpers::{SEGMENT, config, data, object, options, runtime};
 fn concurrent_encodes_stay_within_a_shared_budget() {
     runtime().block_on(async {
         let master = MasterKey::generate();
-        // RS(2,1) segments of 64 KiB: a segment's buffers are ~96 KiB; room for two.
-        let budget = MemoryBudget::new(2 * 100 * 1024);
+        // RS(2,1) segments of 64 KiB: a segment in flight counts ~196 KiB; room for two.
+        let budget = MemoryBudget::new(2 * 200 * 1024);
         let config = CodecConfig {
             pipeline_depth: 4,
             memory: Some(budget.clone()),

@@ -262,9 +262,9 @@ impl Gateway {
                 "GetObject by part number is not supported",
             ));
         }
-        let head = self
+        let reader = self
             .client
-            .head_object(&input.bucket, &input.key)
+            .open_object(&input.bucket, &input.key)
             .await
             .map_err(s3_error)?;
         Conditions {
@@ -273,20 +273,9 @@ impl Gateway {
             if_modified_since: input.if_modified_since,
             if_unmodified_since: input.if_unmodified_since,
         }
-        .check(&head, S3ErrorCode::NotModified)?;
-        let range = requested_range(input.range.as_ref(), head.size)?;
-        let object = self
-            .client
-            .get_object(&input.bucket, &input.key, range.clone())
-            .await
-            .map_err(s3_error)?;
-        // The version read must be the one whose conditions were checked.
-        if object.info.version_id != head.version_id {
-            return Err(S3Error::with_message(
-                S3ErrorCode::PreconditionFailed,
-                "the object changed while it was being read; try again",
-            ));
-        }
+        .check(&reader.info, S3ErrorCode::NotModified)?;
+        let range = requested_range(input.range.as_ref(), reader.info.size)?;
+        let object = reader.read(range.clone()).map_err(s3_error)?;
         let described = Described::new(object.info);
         let checksum = match range {
             Some(_) => Checksum::default(),
