@@ -624,7 +624,7 @@ mod tests {
         let long_key = MetaRequest::Get(RecordKey {
             table: Table::ObjectIndex,
             partition: "b".into(),
-            sort: vec![b'k'; crate::meta::key::SORT_KEY_BYTES_MAX as usize + 1],
+            sort: vec![b'k'; usize::try_from(crate::meta::key::SORT_KEY_BYTES_MAX).unwrap() + 1],
         });
         assert!(matches!(
             decode_meta_request(&long_key.encode()),
@@ -696,7 +696,9 @@ mod tests {
                 entries: vec![pb::VersionedKey {
                     sort: Bytes::from(vec![
                         b'k';
-                        crate::meta::key::SORT_KEY_BYTES_MAX as usize + 1
+                        usize::try_from(crate::meta::key::SORT_KEY_BYTES_MAX)
+                            .unwrap()
+                            + 1
                     ]),
                     version: Some(record(1, None).version.to_pb()),
                 }],
