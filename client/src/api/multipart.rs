@@ -27,7 +27,7 @@ use md5::Digest as _;
 use tokio::io::AsyncRead;
 
 use super::names::validate_key;
-use super::object::{decode_entry, index_key, manifest_key, open_etag, seal_etag};
+use super::object::{index_key, manifest_key, open_etag, seal_etag};
 use super::{Client, ClientError, ObjectInfo, PutObjectOptions, now_ms};
 use crate::codec::seal::{self, Purpose};
 use crate::codec::{ObjectName, PutOptions, assemble_manifest, new_version_id};
@@ -542,23 +542,8 @@ impl Client {
             content_type: manifest.content_type.clone(),
             sealed_etag: seal_etag(&self.master, bucket, key, &version_id, &etag)?,
         };
-        let replaced = decode_entry(current.as_ref())?;
-        let mut records: Vec<KeyedRecord> = vec![
-            (
-                manifest_key(bucket, &version_id),
-                Record::live(
-                    self.meta.version_after(None),
-                    Bytes::from(manifest.encode()),
-                ),
-            ),
-            (
-                index,
-                Record::live(
-                    self.meta
-                        .version_after(current.as_ref().map(|r| &r.version)),
-                    entry.encode(),
-                ),
-            ),
+        let mut records = self.commit_records(bucket, key, &manifest, &entry, current.as_ref())?;
+        records.extend([
             (
                 upload_key(bucket, key, &id),
                 Record::tombstone(self.meta.version_after(Some(&upload_record.version))),
@@ -571,10 +556,7 @@ impl Client {
                 self.meta.version_after(None),
                 now.saturating_add(ms(self.gc_grace)),
             ),
-        ];
-        if let Some(old) = replaced {
-            records.push(self.garbage(bucket, key, &old.version_id)?);
-        }
+        ]);
         self.meta.apply(bucket, records).await?;
         Ok(ObjectInfo {
             bucket: bucket.to_owned(),

@@ -385,7 +385,6 @@ impl Client {
         let (bucket_info, current) = tokio::try_join!(self.head_bucket(bucket), async {
             Ok(self.meta.get(&index).await?)
         })?;
-        let replaced = decode_entry(current.as_ref())?;
 
         let version_id = new_version_id();
         let (manifest, end, moved) = self
@@ -403,26 +402,7 @@ impl Client {
             content_type: manifest.content_type.clone(),
             sealed_etag,
         };
-        let mut records: Vec<KeyedRecord> = vec![
-            (
-                manifest_key(bucket, &version_id),
-                Record::live(
-                    self.meta.version_after(None),
-                    Bytes::from(manifest.encode()),
-                ),
-            ),
-            (
-                index,
-                Record::live(
-                    self.meta
-                        .version_after(current.as_ref().map(|r| &r.version)),
-                    entry.encode(),
-                ),
-            ),
-        ];
-        if let Some(old) = replaced {
-            records.push(self.garbage(bucket, key, &old.version_id)?);
-        }
+        let records = self.commit_records(bucket, key, &manifest, &entry, current.as_ref())?;
         self.meta.apply(bucket, records).await?;
         debug!(version = %version_id.short(), size = entry.size, moved, "object committed");
         Ok(ObjectInfo {
@@ -436,6 +416,39 @@ impl Client {
             user_metadata: end.user_metadata,
             holders: distinct_holders(&manifest),
         })
+    }
+
+    /// What commits a new version of `bucket/key`, in one quorum write: its manifest,
+    /// the index entry (versioned after `current`, the entry it replaces), and a garbage
+    /// record for the replaced version.
+    pub(super) fn commit_records(
+        &self,
+        bucket: &str,
+        key: &str,
+        manifest: &Manifest,
+        entry: &ObjectEntry,
+        current: Option<&Record<Bytes>>,
+    ) -> Result<Vec<KeyedRecord>, ClientError> {
+        let mut records: Vec<KeyedRecord> = vec![
+            (
+                manifest_key(bucket, &manifest.version_id),
+                Record::live(
+                    self.meta.version_after(None),
+                    Bytes::from(manifest.encode()),
+                ),
+            ),
+            (
+                index_key(bucket, key),
+                Record::live(
+                    self.meta.version_after(current.map(|r| &r.version)),
+                    entry.encode(),
+                ),
+            ),
+        ];
+        if let Some(old) = decode_entry(current)? {
+            records.push(self.garbage(bucket, key, &old.version_id)?);
+        }
+        Ok(records)
     }
 
     pub(super) fn garbage(
@@ -773,7 +786,6 @@ impl Client {
             Record::live(self.meta.version_after(None), Bytes::new()),
         );
         self.meta.apply(src_bucket, vec![marker]).await?;
-        let replaced = decode_entry(current.as_ref())?;
         let entry = ObjectEntry {
             version_id,
             size: manifest.size,
@@ -782,26 +794,8 @@ impl Client {
             content_type: manifest.content_type.clone(),
             sealed_etag: seal_etag(&self.master, dst_bucket, dst_key, &version_id, etag)?,
         };
-        let mut records: Vec<KeyedRecord> = vec![
-            (
-                manifest_key(dst_bucket, &version_id),
-                Record::live(
-                    self.meta.version_after(None),
-                    Bytes::from(manifest.encode()),
-                ),
-            ),
-            (
-                index,
-                Record::live(
-                    self.meta
-                        .version_after(current.as_ref().map(|r| &r.version)),
-                    entry.encode(),
-                ),
-            ),
-        ];
-        if let Some(old) = replaced {
-            records.push(self.garbage(dst_bucket, dst_key, &old.version_id)?);
-        }
+        let records =
+            self.commit_records(dst_bucket, dst_key, &manifest, &entry, current.as_ref())?;
         self.meta.apply(dst_bucket, records).await?;
         Ok(Some(ObjectInfo {
             bucket: dst_bucket.to_owned(),

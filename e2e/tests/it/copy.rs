@@ -5,8 +5,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use andromede_client::{Client, MasterKey};
-
 use crate::objects::{body, bucket, get, put, start_cluster};
 use crate::{eventually, shard_files};
 
@@ -15,13 +13,7 @@ const KIB: usize = 1 << 10;
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_copy_reuses_shards_and_outlives_its_source() {
     let (dirs, daemons, first_addr) = start_cluster(&["FR", "FR", "FR", "FR"]).await;
-    let mut config = crate::client_config(vec![first_addr], MasterKey::generate());
-    config.gc_grace = Duration::from_secs(1);
-    let client = Client::connect(config).await.unwrap();
-    client
-        .wait_for_nodes(4, Duration::from_secs(30))
-        .await
-        .unwrap();
+    let client = crate::hasty_client(first_addr, 4).await;
     client
         .create_bucket("copies", bucket(2, 1, &[]))
         .await

@@ -91,6 +91,22 @@ async fn eventually(within: std::time::Duration, mut check: impl AsyncFnMut() ->
     check().await
 }
 
+/// A client of the cluster at `addr` that keeps replaced versions for one second, once
+/// it sees `nodes` nodes.
+async fn hasty_client(
+    addr: andromede_cluster::net::Multiaddr,
+    nodes: usize,
+) -> andromede_client::Client {
+    let mut config = client_config(vec![addr], andromede_client::MasterKey::generate());
+    config.gc_grace = std::time::Duration::from_secs(1);
+    let client = andromede_client::Client::connect(config).await.unwrap();
+    client
+        .wait_for_nodes(nodes, std::time::Duration::from_secs(30))
+        .await
+        .unwrap();
+    client
+}
+
 /// Shard files under the test nodes' stores.
 fn shard_files(dirs: &[tempfile::TempDir]) -> usize {
     dirs.iter()

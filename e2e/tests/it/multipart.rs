@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use andromede_client::api::CompletedPart;
-use andromede_client::{Client, ClientError, MasterKey, PutObjectOptions};
+use andromede_client::{Client, ClientError, PutObjectOptions};
 
 use crate::objects::{body, bucket, start_cluster};
 use crate::{eventually, shard_files};
@@ -47,13 +47,7 @@ async fn read_range(client: &Client, key: &str, range: std::ops::Range<u64>) -> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn multipart_parts_are_assembled_kept_while_used_and_collected_after() {
     let (dirs, daemons, first_addr) = start_cluster(&["FR", "FR", "FR", "FR"]).await;
-    let mut config = crate::client_config(vec![first_addr], MasterKey::generate());
-    config.gc_grace = Duration::from_secs(1);
-    let client = Client::connect(config).await.unwrap();
-    client
-        .wait_for_nodes(4, Duration::from_secs(30))
-        .await
-        .unwrap();
+    let client = crate::hasty_client(first_addr, 4).await;
     client
         .create_bucket("mpu", bucket(2, 1, &[]))
         .await

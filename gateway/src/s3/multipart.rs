@@ -12,7 +12,7 @@ use andromede_client::PutObjectOptions;
 use andromede_client::api::CompletedPart;
 use s3s::dto::{
     AbortMultipartUploadInput, AbortMultipartUploadOutput, Checksum, CompleteMultipartUploadInput,
-    CompleteMultipartUploadOutput, CopyPartResult, CopySource, CreateMultipartUploadInput,
+    CompleteMultipartUploadOutput, CopyPartResult, CreateMultipartUploadInput,
     CreateMultipartUploadOutput, ListMultipartUploadsInput, ListMultipartUploadsOutput,
     ListPartsInput, ListPartsOutput, MultipartUpload, Part, StreamingBlob, UploadPartCopyInput,
     UploadPartCopyOutput, UploadPartInput, UploadPartOutput,
@@ -25,8 +25,8 @@ use super::Gateway;
 use super::attrs::Attributes;
 use super::body::{Digesting, Expected};
 use super::errors::s3_error;
-use super::object::{Conditions, etag, http_date, timestamp, trailer_algorithms};
-use crate::keys::{AccessKey, Permission};
+use super::object::{Conditions, copy_source, etag, http_date, timestamp, trailer_algorithms};
+use crate::keys::AccessKey;
 
 /// Parts or uploads one listing returns at most (as S3).
 pub const LIST_PARTS_MAX: usize = 1000;
@@ -147,29 +147,7 @@ impl Gateway {
         let key = req.extensions.get::<AccessKey>().cloned();
         let input = req.input;
         let number = part_number(input.part_number)?;
-        let CopySource::Bucket {
-            bucket: src_bucket,
-            key: src_key,
-            version_id,
-        } = &input.copy_source
-        else {
-            return Err(S3Error::with_message(
-                S3ErrorCode::NotImplemented,
-                "copying from an access point is not supported",
-            ));
-        };
-        if version_id.as_deref().is_some_and(|v| v != "null") {
-            return Err(S3Error::with_message(
-                S3ErrorCode::NotImplemented,
-                "buckets are not versioned: a copy source takes no versionId",
-            ));
-        }
-        if !key.is_some_and(|k| k.allows(src_bucket, Permission::Read)) {
-            return Err(S3Error::with_message(
-                S3ErrorCode::AccessDenied,
-                format!("this key may not read bucket {src_bucket}"),
-            ));
-        }
+        let (src_bucket, src_key) = copy_source(&input.copy_source, key.as_ref())?;
         let head = self
             .client
             .head_object(src_bucket, src_key)

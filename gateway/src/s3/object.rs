@@ -450,34 +450,12 @@ impl Gateway {
     ) -> S3Result<S3Response<CopyObjectOutput>> {
         let key = req.extensions.get::<crate::keys::AccessKey>().cloned();
         let input = req.input;
-        let CopySource::Bucket {
-            bucket: src_bucket,
-            key: src_key,
-            version_id,
-        } = &input.copy_source
-        else {
-            return Err(S3Error::with_message(
-                S3ErrorCode::NotImplemented,
-                "copying from an access point is not supported",
-            ));
-        };
-        if version_id.as_deref().is_some_and(|v| v != "null") {
-            return Err(S3Error::with_message(
-                S3ErrorCode::NotImplemented,
-                "buckets are not versioned: a copy source takes no versionId",
-            ));
-        }
-        if !key.is_some_and(|k| k.allows(src_bucket, Permission::Read)) {
-            return Err(S3Error::with_message(
-                S3ErrorCode::AccessDenied,
-                format!("this key may not read bucket {src_bucket}"),
-            ));
-        }
+        let (src_bucket, src_key) = copy_source(&input.copy_source, key.as_ref())?;
         let replace = input
             .metadata_directive
             .as_ref()
             .is_some_and(|d| d.as_str() == s3s::dto::MetadataDirective::REPLACE);
-        if !replace && src_bucket.as_ref() == input.bucket && src_key.as_ref() == input.key {
+        if !replace && src_bucket == input.bucket && src_key == input.key {
             return Err(S3Error::with_message(
                 S3ErrorCode::InvalidRequest,
                 "this copy request is illegal because it is trying to copy an object to itself without changing the object's metadata",
@@ -580,6 +558,37 @@ impl Gateway {
             ..CopyObjectOutput::default()
         }))
     }
+}
+
+/// The bucket and key a copy reads, once `key` may read that bucket.
+pub(crate) fn copy_source<'a>(
+    source: &'a CopySource,
+    key: Option<&crate::keys::AccessKey>,
+) -> S3Result<(&'a str, &'a str)> {
+    let CopySource::Bucket {
+        bucket,
+        key: object,
+        version_id,
+    } = source
+    else {
+        return Err(S3Error::with_message(
+            S3ErrorCode::NotImplemented,
+            "copying from an access point is not supported",
+        ));
+    };
+    if version_id.as_deref().is_some_and(|v| v != "null") {
+        return Err(S3Error::with_message(
+            S3ErrorCode::NotImplemented,
+            "buckets are not versioned: a copy source takes no versionId",
+        ));
+    }
+    if !key.is_some_and(|k| k.allows(bucket, Permission::Read)) {
+        return Err(S3Error::with_message(
+            S3ErrorCode::AccessDenied,
+            format!("this key may not read bucket {bucket}"),
+        ));
+    }
+    Ok((bucket, object))
 }
 
 /// Checksum algorithms an `aws-chunked` body's trailers will carry (`x-amz-trailer`).
