@@ -274,13 +274,14 @@ impl Client {
                 "a part is at most {PART_BYTES_MAX} bytes"
             )));
         }
-        let (bucket_info, upload) = tokio::try_join!(
-            self.head_bucket(bucket),
-            self.upload(bucket, key, upload_id)
-        )?;
-        let (id, _, _) = upload;
+        let id = parse_upload_id(bucket, key, upload_id)?;
         let part = part_key(bucket, &id, part_number);
-        let previous = self.meta.get(&part).await?;
+        // Independent quorum reads: one round trip.
+        let (bucket_info, _, previous) = tokio::try_join!(
+            self.head_bucket(bucket),
+            self.upload(bucket, key, upload_id),
+            async { Ok(self.meta.get(&part).await?) }
+        )?;
         let version_id = new_version_id();
         let (manifest, end, _) = self
             .store_version(&bucket_info, bucket, key, version_id, reader, options)

@@ -4,7 +4,7 @@ use std::ops::Range;
 use std::time::{Duration, SystemTime};
 
 use andromede_client::{ClientError, ObjectInfo, PutObjectOptions};
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use s3s::dto::{
     Checksum, CopyObjectInput, CopyObjectOutput, CopyObjectResult, CopySource, DeleteObjectInput,
     DeleteObjectOutput, DeleteObjectsInput, DeleteObjectsOutput, DeletedObject, ETag,
@@ -23,6 +23,8 @@ use crate::keys::Permission;
 
 /// Keys one DeleteObjects request names at most (as S3).
 pub const DELETE_OBJECTS_MAX: usize = 1000;
+/// Keys of one DeleteObjects request deleted at once.
+const DELETE_OBJECTS_IN_FLIGHT: usize = 16;
 
 /// S3's `Last-Modified` of a version (HTTP dates have whole seconds).
 pub(crate) fn timestamp(ms: u64) -> Timestamp {
@@ -413,28 +415,36 @@ impl Gateway {
             .await
             .map_err(s3_error)?;
         let quiet = input.delete.quiet.unwrap_or(false);
+        let bucket = input.bucket.as_str();
+        // Keys are deleted DELETE_OBJECTS_IN_FLIGHT at a time, each under its key's lock.
+        let outcomes: Vec<(String, Result<(), S3Error>)> = futures::stream::iter(objects)
+            .map(|object| async move {
+                let _lock = self.locks.lock(bucket, &object.key).await;
+                let result = self
+                    .client
+                    .delete_object(bucket, &object.key)
+                    .await
+                    .map_err(s3_error);
+                (object.key, result)
+            })
+            .buffered(DELETE_OBJECTS_IN_FLIGHT)
+            .collect()
+            .await;
         let mut deleted = Vec::new();
         let mut errors = Vec::new();
-        for object in objects {
-            let _lock = self.locks.lock(&input.bucket, &object.key).await;
-            match self.client.delete_object(&input.bucket, &object.key).await {
-                Ok(()) => {
-                    if !quiet {
-                        deleted.push(DeletedObject {
-                            key: Some(object.key),
-                            ..DeletedObject::default()
-                        });
-                    }
-                }
-                Err(e) => {
-                    let e = s3_error(e);
-                    errors.push(s3s::dto::Error {
-                        code: Some(e.code().as_str().to_owned()),
-                        key: Some(object.key),
-                        message: e.message().map(str::to_owned),
-                        version_id: None,
-                    });
-                }
+        for (key, result) in outcomes {
+            match result {
+                Ok(()) if quiet => {}
+                Ok(()) => deleted.push(DeletedObject {
+                    key: Some(key),
+                    ..DeletedObject::default()
+                }),
+                Err(e) => errors.push(s3s::dto::Error {
+                    code: Some(e.code().as_str().to_owned()),
+                    key: Some(key),
+                    message: e.message().map(str::to_owned),
+                    version_id: None,
+                }),
             }
         }
         Ok(S3Response::new(DeleteObjectsOutput {
