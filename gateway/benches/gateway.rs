@@ -8,6 +8,8 @@
 //! `BENCH_LARGE_MIB` (256), `BENCH_SMALL_OPS` (1000), `BENCH_RSS_UPLOADS` (8) and
 //! `BENCH_RSS_MIB` (1024) change the sizes; `BENCH_RSS_UPLOADS=0` skips that phase.
 //! The node binary is the release one: `cargo build --release -p andromede-node` first.
+//! The concurrent uploads write 12 GiB of shards to the testnet's directory (under the
+//! system's temporary directory): leave ~16 GiB free, or lower `BENCH_RSS_MIB`.
 #![allow(clippy::print_stdout, clippy::print_stderr, clippy::unwrap_used)]
 
 use std::process::{Command, Stdio};
