@@ -66,6 +66,26 @@ impl Attributes {
         })
     }
 
+    /// What a write request gives: its `x-amz-meta-*` entries and content headers
+    /// (`expires` already as the HTTP date to return).
+    pub(crate) fn from_request(
+        metadata: Option<Metadata>,
+        content_encoding: Option<String>,
+        content_disposition: Option<String>,
+        content_language: Option<String>,
+        cache_control: Option<String>,
+        expires: Option<String>,
+    ) -> S3Result<Self> {
+        Ok(Self {
+            content_encoding,
+            content_disposition,
+            content_language,
+            cache_control,
+            expires,
+            ..Self::with_user(metadata)?
+        })
+    }
+
     /// The sealed-metadata form.
     pub(crate) fn to_metadata(&self) -> BTreeMap<String, String> {
         let mut out = self.user.clone();

@@ -60,12 +60,14 @@ impl Gateway {
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
         let input = req.input;
-        let mut attrs = Attributes::with_user(input.metadata)?;
-        attrs.content_encoding = input.content_encoding;
-        attrs.content_disposition = input.content_disposition;
-        attrs.content_language = input.content_language;
-        attrs.cache_control = input.cache_control;
-        attrs.expires = input.expires.as_ref().and_then(http_date);
+        let attrs = Attributes::from_request(
+            input.metadata,
+            input.content_encoding,
+            input.content_disposition,
+            input.content_language,
+            input.cache_control,
+            input.expires.as_ref().and_then(http_date),
+        )?;
         let options = PutObjectOptions {
             content_type: input
                 .content_type

@@ -146,12 +146,14 @@ impl Gateway {
         let trailers = req.trailing_headers.clone();
         let announced = trailer_algorithms(&req.headers);
         let input = req.input;
-        let mut attrs = Attributes::with_user(input.metadata)?;
-        attrs.content_encoding = input.content_encoding;
-        attrs.content_disposition = input.content_disposition;
-        attrs.content_language = input.content_language;
-        attrs.cache_control = input.cache_control;
-        attrs.expires = input.expires.as_ref().and_then(http_date);
+        let attrs = Attributes::from_request(
+            input.metadata,
+            input.content_encoding,
+            input.content_disposition,
+            input.content_language,
+            input.cache_control,
+            input.expires.as_ref().and_then(http_date),
+        )?;
         let mut algorithms = announced;
         algorithms.extend(input.checksum_algorithm.map(|a| a.as_str().to_owned()));
         let expected = Expected {
@@ -486,12 +488,14 @@ impl Gateway {
         .check(&head, S3ErrorCode::PreconditionFailed)?;
         let source_attrs = Attributes::from_metadata(head.user_metadata.clone());
         let (attrs, content_type) = if replace {
-            let mut attrs = Attributes::with_user(input.metadata)?;
-            attrs.content_encoding = input.content_encoding;
-            attrs.content_disposition = input.content_disposition;
-            attrs.content_language = input.content_language;
-            attrs.cache_control = input.cache_control;
-            attrs.expires = input.expires.as_ref().and_then(http_date);
+            let mut attrs = Attributes::from_request(
+                input.metadata,
+                input.content_encoding,
+                input.content_disposition,
+                input.content_language,
+                input.cache_control,
+                input.expires.as_ref().and_then(http_date),
+            )?;
             attrs.checksum = source_attrs.checksum.clone();
             attrs.parts = source_attrs.parts;
             let content_type = input
