@@ -59,6 +59,16 @@ pub struct Status {
     /// The version of the newest revocation list it holds (0: none).
     #[serde(default)]
     pub revocations_version: u64,
+    /// Members of the roster (this node included).
+    #[serde(default)]
+    pub roster_members: u64,
+    /// Of them, those it reaches (itself included).
+    #[serde(default)]
+    pub roster_reachable: u64,
+    /// Why destructive work waits, when this node reaches no majority of the roster
+    /// (cut off, or on the minority side of a partition).
+    #[serde(default)]
+    pub minority: Option<String>,
 }
 
 /// A node's certificate, as `status` shows it.

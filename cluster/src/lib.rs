@@ -8,6 +8,7 @@
 //!   messages of the shard and metadata protocols, the swarm actor ([`net::spawn`]) and its
 //!   [`net::NetHandle`].
 //! - [`membership`]: which nodes exist, what they offer, and which answer.
+//! - [`roster`]: the certified members, their addresses, kept on disk and spread.
 //! - [`replicas`]: replica sets of metadata partitions and quorum sizes.
 //! - [`quorum`]: quorum reads, writes and scans of metadata records, with read repair.
 //! - [`meta`]: metadata records — keys and tables, hybrid-logical-clock versions,
@@ -41,13 +42,17 @@ pub mod net;
 pub mod placement;
 pub mod quorum;
 pub mod replicas;
+pub mod roster;
 pub mod secret_file;
 pub mod shard;
 pub mod units;
 
 pub use error::{ErasureError, ManifestError};
 pub use manifest::{Body, HolderMove, Manifest, SegmentEntry};
-pub use membership::{Member, Membership, MembershipConfig};
+pub use membership::{Member, Membership, MembershipConfig, RosterReach};
 pub use quorum::{LocalReplica, MetaQuorum, QuorumError, READ_GRACE, ReplicaError, ScanPage};
-pub use replicas::{REPLICAS, closest_members, partition_key, quorum_size, with_local};
+pub use replicas::{
+    REPLICA_FAILURES_TOLERATED, REPLICAS, closest_members, partition_key, read_quorum, with_local,
+    write_quorum,
+};
 pub use shard::{Erasure, ErasureParams, shard_id, verify_shard};

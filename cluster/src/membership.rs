@@ -1,17 +1,22 @@
-//! [`Membership`]: the nodes this peer knows, what each says about itself (zone,
-//! jurisdiction, capacity) and whether it answered lately.
+//! [`Membership`]: the cluster's members — its roster (DESIGN.md, "Metadata") — what each
+//! says about itself (zone, jurisdiction, capacity) and whether it answered lately.
 //!
-//! Nodes come from the Kademlia routing table (only admitted nodes enter it); each is
-//! asked for its [`NodeInfo`] on every refresh, at most `INFO_CONCURRENCY_MAX` at once. A
-//! node that does not answer, or that failed a request since, is not live until it answers
-//! again. Refreshes run in the background every `refresh_every` and on demand.
+//! The members are the [`Roster`]: every node with a valid, unrevoked node certificate,
+//! reachable or not. It grows from the certificates of the nodes this peer is admitted
+//! to and from the rosters of its peers (each announces its roster's digest in its node
+//! info; a different digest is fetched and merged), and a node keeps it on disk so that
+//! a restart finds its peers without its bootstrap list. Every member is asked for its
+//! [`NodeInfo`] on every refresh, at most `INFO_CONCURRENCY_MAX` at once; one that does
+//! not answer, or that failed a request since, is not live until it answers again.
+//! Refreshes run in the background every `refresh_every` and on demand.
 //!
 //! What placement and repair trust comes from certificates, never from what a node says:
-//! a member's zone and jurisdiction are those its certificate names (a node without one
-//! in this view is not a member yet), and a revoked node leaves the view at once and is
-//! reported by [`Membership::is_revoked`] so that liveness counts it down.
+//! a member's zone and jurisdiction are those its certificate names, and a revoked node
+//! leaves the roster at once and is reported by [`Membership::is_revoked`] so that
+//! liveness counts it down.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,16 +25,19 @@ use libp2p::PeerId;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tracing::debug;
+use tracing::{debug, info, warn};
 
-use crate::authority::{Certificate, PeerRole, RevocationList};
+use crate::authority::{AuthorityKey, PeerRole, RevocationList, Trust, unix_now};
 use crate::net::message::MessageError;
 use crate::net::meta_message::{MetaRequest, MetaResponse, NodeInfo};
 use crate::net::{CallError, NetError, NetHandle, call_meta};
 use crate::placement::{PlacementKey, placement_key};
+use crate::roster::{Roster, RosterEntry};
 
 /// Info requests in flight at once during a refresh.
 const INFO_CONCURRENCY_MAX: usize = 32;
+/// Peers asked for their roster per refresh at most (when their digest differs).
+const ROSTER_FETCHES_PER_REFRESH: usize = 2;
 
 /// How membership is kept fresh.
 #[derive(Debug, Clone)]
@@ -67,6 +75,36 @@ pub struct Member {
     pub handing_off: bool,
 }
 
+/// How much of the roster a view reaches (see [`Membership::reach`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RosterReach {
+    /// Members of the roster.
+    pub members: usize,
+    /// Of them, those this view reaches (this node included when it is a member).
+    pub reachable: usize,
+}
+
+impl RosterReach {
+    /// Whether a strict majority of the roster is reachable. A node that is not (cut off
+    /// from the others, or on the minority side of a partition) writes nothing
+    /// destructive: collection, repair's manifest rewrites and drain wait.
+    pub fn majority(&self) -> bool {
+        2 * self.reachable > self.members
+    }
+
+    /// Why destructive work waits, when it does.
+    pub fn minority_reason(&self) -> Option<String> {
+        (!self.majority()).then(|| {
+            format!(
+                "this node reaches {} of the roster's {} members, {} needed: collection, repair and drain write nothing until it reaches a majority",
+                self.reachable,
+                self.members,
+                self.members / 2 + 1
+            )
+        })
+    }
+}
+
 /// Refreshes after a member finished catching up during which writes still reach the
 /// replica sets without it: every other view has refreshed by then, so a reader that
 /// still leaves it out meets every write.
@@ -74,15 +112,24 @@ const HANDOFF_GRACE: u32 = 3;
 
 #[derive(Debug, Default)]
 struct State {
+    /// What each member last said, and when it last answered.
     members: HashMap<PeerId, (Member, Instant)>,
     /// When this view saw each member finish catching up (kept `HANDOFF_GRACE`).
     caught_up: HashMap<PeerId, Instant>,
+    /// The certified members.
+    roster: Roster,
+    /// Its digest, as node info announces it.
+    digest: [u8; 32],
 }
 
 #[derive(Debug)]
 struct Inner {
     net: NetHandle,
     revocations: watch::Receiver<RevocationList>,
+    /// The cluster's authority, which certified this peer (and so every member).
+    authority: Option<AuthorityKey>,
+    /// Where a node keeps its roster (clients keep it in memory).
+    roster_file: Option<PathBuf>,
     config: MembershipConfig,
     state: Mutex<State>,
 }
@@ -105,13 +152,62 @@ impl Drop for AbortOnDrop {
 }
 
 impl Membership {
-    /// Starts tracking the nodes `net` routes to, refreshing in the background.
+    /// Starts tracking the cluster's members as a client sees them (the roster in
+    /// memory, learnt from the nodes), refreshing in the background.
     pub fn start(net: NetHandle, config: MembershipConfig) -> Self {
+        Self::start_with(net, config, None, Roster::new())
+    }
+
+    /// Starts tracking the members as a node does: the roster kept in `roster_file`,
+    /// loaded now (members that expired or were revoked meanwhile left out) and written
+    /// whenever it changes; the addresses it holds are handed to the swarm at once, so
+    /// a restarted node finds its peers without a bootstrap list.
+    ///
+    /// # Errors
+    /// [`RosterError`](crate::roster::RosterError) when the file exists but cannot be
+    /// read as a roster.
+    pub async fn start_node(
+        net: NetHandle,
+        config: MembershipConfig,
+        roster_file: PathBuf,
+    ) -> Result<Self, crate::roster::RosterError> {
+        let authority = net.certificate().issuer().ok();
+        let roster = match &authority {
+            Some(authority) => {
+                let mut trust = Trust::new(authority.clone());
+                trust.update(net.revocations().borrow().clone());
+                Roster::load(&roster_file, &trust, unix_now())?
+            }
+            None => Roster::new(),
+        };
+        let local = net.local_peer_id();
+        for entry in roster.entries().filter(|e| e.peer() != local) {
+            let _ = net.add_addresses(entry.peer(), entry.addrs.clone()).await;
+        }
+        if !roster.is_empty() {
+            info!(members = roster.len(), "roster loaded");
+        }
+        Ok(Self::start_with(net, config, Some(roster_file), roster))
+    }
+
+    fn start_with(
+        net: NetHandle,
+        config: MembershipConfig,
+        roster_file: Option<PathBuf>,
+        roster: Roster,
+    ) -> Self {
+        let digest = roster.digest();
         let inner = Arc::new(Inner {
             revocations: net.revocations(),
+            authority: net.certificate().issuer().ok(),
             net,
+            roster_file,
             config,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                roster,
+                digest,
+                ..State::default()
+            }),
         });
         let weak = Arc::downgrade(&inner);
         let refresher = tokio::spawn(async move {
@@ -140,21 +236,48 @@ impl Membership {
         self.inner.config.refresh_every
     }
 
-    /// Every known node, live or not, sorted by peer id; a node revoked since the last
-    /// refresh is left out at once.
+    /// Every member of the roster, live or not, sorted by peer id; a node revoked since
+    /// the last refresh is left out at once. A member that never answered this view has
+    /// its certificate's place and no capacity.
     pub fn all(&self) -> Vec<Member> {
         let revocations = self.inner.revocations.borrow();
-        let mut all: Vec<Member> = self
-            .inner
-            .lock()
-            .members
-            .values()
-            .filter(|(m, _)| !revocations.revokes(&m.peer))
-            .map(|(m, _)| m.clone())
+        let state = self.inner.lock();
+        let local = self.inner.net.local_peer_id();
+        let all: Vec<Member> = state
+            .roster
+            .entries()
+            .filter(|e| e.peer() != local && !revocations.revokes(&e.peer()))
+            .map(|e| match state.members.get(&e.peer()) {
+                Some((member, _)) => member.clone(),
+                None => Member {
+                    peer: e.peer(),
+                    key: placement_key(&e.peer().to_bytes()),
+                    info: NodeInfo {
+                        zone: e.certificate.zone().to_owned(),
+                        jurisdiction: e.certificate.jurisdiction().to_owned(),
+                        ..NodeInfo::default()
+                    },
+                    live: false,
+                    handing_off: false,
+                },
+            })
             .collect();
-        drop(revocations);
-        all.sort_by_key(|m| m.peer);
         all
+    }
+
+    /// The roster's entries (this node's own included), to answer a peer asking for them.
+    pub fn roster(&self) -> Vec<RosterEntry> {
+        self.inner.lock().roster.entries().cloned().collect()
+    }
+
+    /// The roster's digest, as node info announces it.
+    pub fn roster_digest(&self) -> [u8; 32] {
+        self.inner.lock().digest
+    }
+
+    /// How many members the roster holds (this node included when it is one).
+    pub fn roster_len(&self) -> usize {
+        self.inner.lock().roster.len()
     }
 
     /// The live nodes, sorted by peer id.
@@ -162,6 +285,28 @@ impl Membership {
         let mut live = self.all();
         live.retain(|m| m.live);
         live
+    }
+
+    /// How much of the roster this view reaches: members live in it (plus this node when
+    /// it is a member) out of the roster's members.
+    pub fn reach(&self) -> RosterReach {
+        let local = self.inner.net.local_peer_id();
+        let state = self.inner.lock();
+        let revocations = self.inner.revocations.borrow();
+        let members: Vec<PeerId> = state
+            .roster
+            .entries()
+            .map(RosterEntry::peer)
+            .filter(|p| !revocations.revokes(p))
+            .collect();
+        let reachable = members
+            .iter()
+            .filter(|p| **p == local || state.members.get(p).is_some_and(|(m, _)| m.live))
+            .count();
+        RosterReach {
+            members: members.len(),
+            reachable,
+        }
     }
 
     /// Records that `peer` failed a request: not live until it answers a refresh.
@@ -251,99 +396,210 @@ impl Inner {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The trust certificates are checked against now (none for a peer whose own
+    /// certificate names no valid authority: it then learns no roster).
+    fn trust(&self) -> Option<Trust> {
+        let mut trust = Trust::new(self.authority.clone()?);
+        trust.update(self.revocations.borrow().clone());
+        Some(trust)
+    }
+
     async fn refresh(&self) {
-        let Ok(peers) = self.net.routed_peers().await else {
+        let Ok(routed) = self.net.routed_peers().await else {
             return;
         };
+        let local = self.net.local_peer_id();
+        let trust = self.trust();
+        let now_unix = unix_now();
+        // The certificates of the nodes admitted (and this node's own) join the roster.
+        let admitted = self.net.certificates().await.unwrap_or_default();
+        let own = self.roster_file.is_some().then(|| self.net.certificate());
+        let own_addrs = match own {
+            Some(_) => self.net.listen_addrs().await.unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let mut roster_changed = false;
+        if let Some(trust) = &trust {
+            let mut state = self.lock();
+            let learnt: Vec<RosterEntry> = admitted
+                .into_iter()
+                .chain(own)
+                .filter(|c| c.role() == PeerRole::Node)
+                .map(|certificate| RosterEntry {
+                    certificate,
+                    addrs: Vec::new(),
+                    addrs_unix: 0,
+                })
+                .collect();
+            let merged = state.roster.merge_all(learnt, Some(local), trust, now_unix);
+            roster_changed |= merged.changed();
+            if self.roster_file.is_some() {
+                let before = state.roster.digest();
+                state.roster.set_own_addrs(&local, own_addrs, now_unix);
+                roster_changed |= state.roster.digest() != before;
+            }
+            let gone = state.roster.drop_invalid(trust, now_unix);
+            for peer in &gone {
+                info!(%peer, "member left the roster (revoked, retired or its certificate expired)");
+            }
+            roster_changed |= !gone.is_empty();
+        }
+        // Every member is asked, and every routed node (it may bring a certificate).
+        let mut peers: Vec<PeerId> = self
+            .lock()
+            .roster
+            .entries()
+            .map(RosterEntry::peer)
+            .filter(|p| *p != local)
+            .collect();
+        for peer in routed {
+            if !peers.contains(&peer) {
+                peers.push(peer);
+            }
+        }
         let answers: Vec<(PeerId, Result<NodeInfo, CallError>)> = futures::stream::iter(peers)
             .map(|peer| async move { (peer, self.ask_info(peer).await) })
             .buffer_unordered(INFO_CONCURRENCY_MAX)
             .collect()
             .await;
-        // Asked after the answers: asking connects, and connecting admits.
-        let certified: HashMap<PeerId, Certificate> = self
-            .net
-            .certificates()
-            .await
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|c| c.role() == PeerRole::Node)
-            .map(|c| (c.peer(), c))
+        // Rosters that differ from ours are fetched from a few of the peers holding them.
+        let ours = self.lock().digest;
+        let differing: Vec<PeerId> = answers
+            .iter()
+            .filter_map(|(peer, info)| {
+                let digest = info.as_ref().ok()?.roster_digest?;
+                (digest != ours).then_some(*peer)
+            })
+            .take(ROSTER_FETCHES_PER_REFRESH)
             .collect();
-        let revocations = self.revocations.borrow().clone();
-        let now = Instant::now();
-        let grace = self.config.refresh_every * HANDOFF_GRACE;
-        let mut state = self.lock();
-        state.members.retain(|peer, _| !revocations.revokes(peer));
-        state
-            .caught_up
-            .retain(|_, at| now.duration_since(*at) < grace);
-        for (peer, info) in answers {
-            if revocations.revokes(&peer) {
-                continue;
-            }
-            match info {
-                Ok(mut info) => {
-                    // The certified place, never the announced one.
-                    let certified_place = certified
-                        .get(&peer)
-                        .map(|c| (c.zone().to_owned(), c.jurisdiction().to_owned()))
-                        .or_else(|| {
-                            state
-                                .members
-                                .get(&peer)
-                                .map(|(m, _)| (m.info.zone.clone(), m.info.jurisdiction.clone()))
-                        });
-                    let Some((zone, jurisdiction)) = certified_place else {
-                        debug!(%peer, "node answered without a certificate in this view yet");
-                        continue;
-                    };
-                    if (&zone, &jurisdiction) != (&info.zone, &info.jurisdiction) {
-                        debug!(%peer, announced_zone = info.zone, announced_jurisdiction = info.jurisdiction, zone, jurisdiction, "node announces another place than its certificate's; the certificate's is used");
-                    }
-                    info.zone = zone;
-                    info.jurisdiction = jurisdiction;
-                    let was_catching_up = state
-                        .members
-                        .get(&peer)
-                        .is_some_and(|(m, _)| m.info.catching_up);
-                    if was_catching_up && !info.catching_up {
-                        debug!(%peer, "node caught up: its replica sets change");
-                        state.caught_up.insert(peer, now);
-                    }
-                    let handing_off = info.catching_up || state.caught_up.contains_key(&peer);
-                    let member = Member {
-                        peer,
-                        key: placement_key(&peer.to_bytes()),
-                        info,
-                        live: true,
-                        handing_off,
-                    };
-                    state.members.insert(peer, (member, now));
+        if let Some(trust) = &trust {
+            for peer in differing {
+                let Ok(entries) = self.ask_roster(peer).await else {
+                    continue;
+                };
+                let merged = self
+                    .lock()
+                    .roster
+                    .merge_all(entries, Some(peer), trust, now_unix);
+                if merged.refused > 0 {
+                    debug!(%peer, refused = merged.refused, "roster entries refused");
                 }
-                // No answer: the peer may be down.
-                Err(error) if error.is_unreachable() => {
-                    debug!(%peer, %error, "node info request failed");
-                    if let Some((member, _)) = state.members.get_mut(&peer) {
-                        member.live = false;
-                    }
-                }
-                // It answered (busy, a refusal, a bad answer): it is up, and keeps the
-                // info it last gave; a busy replica must not turn into replica-set churn.
-                Err(error) => {
-                    debug!(%peer, %error, "node info not given, the node is up");
-                    if let Some((_, seen)) = state.members.get_mut(&peer) {
-                        *seen = now;
-                    }
-                }
+                roster_changed |= merged.changed();
             }
         }
-        // Nodes not heard of for a long time leave the view (they are still in the
-        // manifests that name them).
-        let forget_after = self.config.refresh_every * 60;
-        state
-            .members
-            .retain(|_, (m, seen)| m.live || now.duration_since(*seen) < forget_after);
+        let now = Instant::now();
+        let grace = self.config.refresh_every * HANDOFF_GRACE;
+        let revocations = self.revocations.borrow().clone();
+        let mut unreachable: Vec<RosterEntry> = Vec::new();
+        {
+            let mut state = self.lock();
+            state.members.retain(|peer, _| !revocations.revokes(peer));
+            state
+                .caught_up
+                .retain(|_, at| now.duration_since(*at) < grace);
+            for (peer, info) in answers {
+                if revocations.revokes(&peer) {
+                    continue;
+                }
+                match info {
+                    Ok(mut info) => {
+                        // The certified place, never the announced one.
+                        let Some(entry) = state.roster.get(&peer) else {
+                            debug!(%peer, "node answered without a certificate in this view yet");
+                            continue;
+                        };
+                        let (zone, jurisdiction) = (
+                            entry.certificate.zone().to_owned(),
+                            entry.certificate.jurisdiction().to_owned(),
+                        );
+                        if (&zone, &jurisdiction) != (&info.zone, &info.jurisdiction) {
+                            debug!(%peer, announced_zone = info.zone, announced_jurisdiction = info.jurisdiction, zone, jurisdiction, "node announces another place than its certificate's; the certificate's is used");
+                        }
+                        info.zone = zone;
+                        info.jurisdiction = jurisdiction;
+                        let was_catching_up = state
+                            .members
+                            .get(&peer)
+                            .is_some_and(|(m, _)| m.info.catching_up);
+                        if was_catching_up && !info.catching_up {
+                            debug!(%peer, "node caught up: its replica sets change");
+                            state.caught_up.insert(peer, now);
+                        }
+                        let handing_off = info.catching_up || state.caught_up.contains_key(&peer);
+                        let member = Member {
+                            peer,
+                            key: placement_key(&peer.to_bytes()),
+                            info,
+                            live: true,
+                            handing_off,
+                        };
+                        state.members.insert(peer, (member, now));
+                    }
+                    // No answer: the peer may be down.
+                    Err(error) if error.is_unreachable() => {
+                        debug!(%peer, %error, "node info request failed");
+                        if let Some((member, _)) = state.members.get_mut(&peer) {
+                            member.live = false;
+                        }
+                        if let Some(entry) = state.roster.get(&peer) {
+                            unreachable.push(entry.clone());
+                        }
+                    }
+                    // It answered (busy, a refusal, a bad answer): it is up, and keeps the
+                    // info it last gave; a busy replica must not turn into replica-set churn.
+                    Err(error) => {
+                        debug!(%peer, %error, "node info not given, the node is up");
+                        if let Some((_, seen)) = state.members.get_mut(&peer) {
+                            *seen = now;
+                        }
+                    }
+                }
+            }
+            // Only members are tracked; the roster says who they are.
+            let State {
+                members, roster, ..
+            } = &mut *state;
+            members.retain(|peer, _| roster.contains(peer));
+            if roster_changed {
+                state.digest = state.roster.digest();
+            }
+        }
+        // Members not reached: the swarm dials them at the addresses the roster holds.
+        for entry in unreachable {
+            if !entry.addrs.is_empty() {
+                let _ = self.net.add_addresses(entry.peer(), entry.addrs).await;
+            }
+        }
+        if roster_changed {
+            self.save_roster().await;
+        }
+    }
+
+    /// Writes the roster to its file (nodes only), off the async workers.
+    async fn save_roster(&self) {
+        let Some(path) = self.roster_file.clone() else {
+            return;
+        };
+        let roster = self.lock().roster.clone();
+        let saved = tokio::task::spawn_blocking(move || roster.save(&path)).await;
+        match saved {
+            Ok(Ok(())) => debug!("roster saved"),
+            Ok(Err(error)) => {
+                warn!(%error, "roster not saved; a restart will need the bootstrap list")
+            }
+            Err(error) => warn!(%error, "roster not saved"),
+        }
+    }
+
+    async fn ask_roster(&self, peer: PeerId) -> Result<Vec<RosterEntry>, CallError> {
+        let request = MetaRequest::Roster;
+        match call_meta(&self.net, peer, &request, self.config.info_timeout).await? {
+            MetaResponse::Roster(entries) => Ok(entries),
+            _ => Err(CallError::BadAnswer {
+                peer,
+                error: MessageError::Mismatch("a roster request answered with another kind"),
+            }),
+        }
     }
 
     async fn ask_info(&self, peer: PeerId) -> Result<NodeInfo, CallError> {

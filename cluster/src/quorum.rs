@@ -1,18 +1,18 @@
 //! [`MetaQuorum`]: reads and writes of metadata records on a partition's replicas, with
-//! quorums (DESIGN.md: `W = R = 2` of 3, fewer replicas in smaller clusters) and read
-//! repair.
+//! quorums (DESIGN.md, "Metadata": the `REPLICAS = 5` roster members closest to the
+//! partition, a majority to write, enough to meet it to read) and read repair.
 //!
 //! - A write goes to every replica at once (each request its own task, so the slowest
 //!   still receives it) and returns once a write quorum has made it durable.
-//! - Replicas are the `REPLICAS` live nodes closest to the partition; when one fails a
-//!   request (it may have gone down since membership last looked), the next closest live
-//!   node is asked in its place, up to `REPLICAS` stand-ins.
+//! - Replicas are roster members, reachable or not: a replica that fails is not replaced
+//!   by another node, so a peer that reaches too few of a set gets
+//!   [`QuorumError::NoQuorum`] ("no quorum: 2 of 5 replicas of bucket X reachable"),
+//!   never an answer from a minority. Members this view knows to be down are not asked
+//!   (they count as failed at once) unless the set cannot reach its quorum without them.
 //! - A read asks every replica and returns the last-writer-wins merge of every answer
 //!   that arrives before the last one or `READ_GRACE` after a read quorum, whichever is
 //!   first; replicas that answered with an older record (or none) are sent the winner in
-//!   the background. Waiting past the quorum matters when replicas are down: the set then
-//!   includes the next live nodes, which may not hold the record yet, and the one
-//!   surviving replica that does must be heard.
+//!   the background.
 //! - A scan merges one page from each replica of a read quorum: the merged page stops at
 //!   the smallest last key among pages that have more, so no key is skipped.
 //! - Replica-set changes (DESIGN.md, "Metadata"): a node whose metadata store is new
@@ -39,7 +39,9 @@ use crate::meta::record::{Record, Version, WriterId, merge};
 use crate::net::message::RemoteErrorCode;
 use crate::net::meta_message::{KeyedRecord, MetaRequest, MetaResponse};
 use crate::net::{CallError, NetHandle, call_meta};
-use crate::replicas::{REPLICAS, closest_members, partition_key, quorum_size, with_local};
+use crate::replicas::{
+    REPLICAS, closest_members, partition_key, read_quorum, with_local, write_quorum,
+};
 
 /// How long a read waits for the remaining replicas once a quorum has answered.
 pub const READ_GRACE: Duration = Duration::from_millis(200);
@@ -48,23 +50,36 @@ pub const READ_GRACE: Duration = Duration::from_millis(200);
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum QuorumError {
-    /// No live node is known at all.
+    /// No member is known at all.
     #[error(
         "no reachable node: check that the bootstrap node runs and that this peer's certificate is of its cluster"
     )]
     NoNodes,
-    /// Too few replicas answered.
+    /// Too few of a partition's replicas answered.
     #[error(
-        "only {reached} of {needed} metadata replicas answered ({last}): retry once more nodes are up"
+        "no quorum: {reachable} of {replicas} replicas of {} reachable, {needed} needed ({last}); retry once more of them are up",
+        describe_partition(.partition)
     )]
-    Unavailable {
+    NoQuorum {
+        /// The partition (a bucket; empty: the bucket directory).
+        partition: String,
+        /// Replicas in its set.
+        replicas: usize,
+        /// Replicas that answered.
+        reachable: usize,
         /// Answers needed.
         needed: usize,
-        /// Answers received.
-        reached: usize,
         /// The last failure.
         last: String,
     },
+}
+
+fn describe_partition(partition: &str) -> String {
+    if partition.is_empty() {
+        "the bucket directory".to_owned()
+    } else {
+        format!("bucket {partition}")
+    }
 }
 
 /// Why one replica gave no usable answer to one request.
@@ -106,29 +121,23 @@ enum Access {
 /// A replica set a request goes to.
 #[derive(Debug)]
 struct ReplicaSet {
-    /// Closest first: the set, then its stand-ins.
-    candidates: Vec<PeerId>,
+    /// Its members, closest first (at most `REPLICAS`).
+    replicas: Vec<PeerId>,
     /// Whether the request needs a quorum of it (otherwise its answers are only merged).
     counted: bool,
-}
-
-impl ReplicaSet {
-    fn replicas(&self) -> &[PeerId] {
-        &self.candidates[..self.candidates.len().min(REPLICAS)]
-    }
 }
 
 /// One replica set's progress during a request.
 #[derive(Debug)]
 struct SetProgress {
-    /// The replicas asked for this set (stand-ins join as replicas fail).
+    /// Its members.
     members: Vec<PeerId>,
-    /// Who stands in next, closest first.
-    stand_ins: Vec<PeerId>,
     /// Answers this set needs.
     needed: usize,
     /// Answers from its members.
     answered: usize,
+    /// Members that failed, or were not asked because this view knows them down.
+    failed: usize,
 }
 
 impl SetProgress {
@@ -136,16 +145,9 @@ impl SetProgress {
         self.answered >= self.needed
     }
 
-    /// Takes the next stand-in that has not failed already into the set.
-    fn next_stand_in(&mut self, failed: &[PeerId]) -> Option<PeerId> {
-        while !self.stand_ins.is_empty() {
-            let peer = self.stand_ins.remove(0);
-            if !failed.contains(&peer) && !self.members.contains(&peer) {
-                self.members.push(peer);
-                return Some(peer);
-            }
-        }
-        None
+    /// Whether the members still to answer can no longer make the quorum.
+    fn lost(&self) -> bool {
+        self.members.len().saturating_sub(self.failed) < self.needed
     }
 }
 
@@ -210,13 +212,13 @@ impl MetaQuorum {
         self
     }
 
-    /// Acknowledgements a write to `asked` replicas needs.
-    fn write_quorum(&self, asked: usize) -> usize {
+    /// Acknowledgements a write to a set of `replicas` needs.
+    fn write_quorum(&self, replicas: usize) -> usize {
         #[cfg(feature = "fault-injection")]
         if self.planted == Some(crate::faults::PlantedBug::WriteQuorumOne) {
-            return asked.min(1);
+            return replicas.min(1);
         }
-        quorum_size(asked)
+        write_quorum(replicas)
     }
 
     /// The same, for a node that is itself a replica: `local` counts as a live member
@@ -227,25 +229,28 @@ impl MetaQuorum {
         self
     }
 
-    /// Whether `peer` is the first replica of `partition` in this view: the one node that
-    /// runs the partition's maintenance (repair, garbage collection), so that two nodes
-    /// do not rewrite the same manifests at once.
+    /// Whether `peer` is the first replica of `partition` that this view sees live: the
+    /// one node that runs the partition's maintenance (repair, garbage collection), so
+    /// that two nodes do not rewrite the same manifests at once. (Two views that differ
+    /// may both lead for a while; their writes still need a quorum each.)
     pub fn leads(&self, partition: &str, peer: PeerId) -> bool {
-        self.replicas(partition).first() == Some(&peer)
+        let live: Vec<PeerId> = self.membership.live().iter().map(|m| m.peer).collect();
+        let local = self.local.as_ref().map(|l| l.peer());
+        self.replicas(partition)
+            .into_iter()
+            .find(|p| Some(*p) == local || live.contains(p))
+            == Some(peer)
     }
 
-    /// The replica set of `partition` as this process sees it now: the `REPLICAS` live
-    /// nodes closest to it that are not catching up (this node included when it is a
-    /// replica), closest first. Reads count only these; the first owns repair.
+    /// The replica set of `partition` as this process sees it now: the `REPLICAS` roster
+    /// members closest to it that are not catching up (this node included when it is a
+    /// replica), reachable or not, closest first. Reads count these.
     pub fn replicas(&self, partition: &str) -> Vec<PeerId> {
-        let mut replicas = self
-            .sets(partition, Access::Read)
+        self.sets(partition, Access::Read)
             .ok()
             .and_then(|sets| sets.into_iter().next())
-            .map(|set| set.candidates)
-            .unwrap_or_default();
-        replicas.truncate(REPLICAS);
-        replicas
+            .map(|set| set.replicas)
+            .unwrap_or_default()
     }
 
     /// Every node a write to `partition` goes to: the replica set, and while the set
@@ -253,7 +258,7 @@ impl MetaQuorum {
     pub fn write_targets(&self, partition: &str) -> Vec<PeerId> {
         let mut targets: Vec<PeerId> = Vec::new();
         for set in self.sets(partition, Access::Write).unwrap_or_default() {
-            for peer in set.candidates.into_iter().take(REPLICAS) {
+            for peer in set.replicas {
                 if !targets.contains(&peer) {
                     targets.push(peer);
                 }
@@ -275,8 +280,8 @@ impl MetaQuorum {
         self.ask(peer, Arc::new(request)).await
     }
 
-    /// The replica sets a request on `partition` goes to, every one as live nodes closest
-    /// first: its `REPLICAS`, then as many stand-ins.
+    /// The replica sets a request on `partition` goes to, each its `REPLICAS` roster
+    /// members closest first, reachable or not.
     ///
     /// Every request counts the set known to be complete: nodes catching up left out
     /// (DESIGN.md, "Metadata": reads consult the set known to be complete). While a
@@ -290,16 +295,16 @@ impl MetaQuorum {
     /// # Errors
     /// [`QuorumError::NoNodes`].
     fn sets(&self, partition: &str, access: Access) -> Result<Vec<ReplicaSet>, QuorumError> {
-        let mut members = self.membership.live();
+        let mut members = self.membership.all();
         if let Some(local) = &self.local {
             members = with_local(members, local.peer(), local.draining(), local.catching_up());
         }
         let target = partition_key(partition);
         let closest = |keep: &dyn Fn(&Member) -> bool| {
             let kept: Vec<Member> = members.iter().filter(|m| keep(m)).cloned().collect();
-            let mut candidates = closest_members(&kept, &target);
-            candidates.truncate(2 * REPLICAS);
-            candidates
+            let mut replicas = closest_members(&kept, &target);
+            replicas.truncate(REPLICAS);
+            replicas
         };
         let mut complete = closest(&|m| !m.info.catching_up);
         if complete.is_empty() {
@@ -310,7 +315,7 @@ impl MetaQuorum {
             return Err(QuorumError::NoNodes);
         }
         let mut sets = vec![ReplicaSet {
-            candidates: complete,
+            replicas: complete,
             counted: true,
         }];
         // (set, counted): the set without any node whose replica sets are changing
@@ -318,14 +323,10 @@ impl MetaQuorum {
         // with every newcomer counts for writes and is asked, uncounted, by reads.
         let old = closest(&|m| !m.handing_off);
         let new = closest(&|_| true);
-        for (set, counted) in [(old, true), (new, access == Access::Write)] {
-            let replicas = &set[..set.len().min(REPLICAS)];
-            let known = sets.iter().any(|s| s.replicas() == replicas);
+        for (replicas, counted) in [(old, true), (new, access == Access::Write)] {
+            let known = sets.iter().any(|s| s.replicas == replicas);
             if !replicas.is_empty() && !known {
-                sets.push(ReplicaSet {
-                    candidates: set,
-                    counted,
-                });
+                sets.push(ReplicaSet { replicas, counted });
             }
         }
         Ok(sets)
@@ -389,11 +390,15 @@ impl MetaQuorum {
         tokio::spawn(async move { (peer, this.ask(peer, request).await) })
     }
 
-    /// Sends `request` to every replica of each of `partition`'s sets (see
-    /// [`MetaQuorum::sets`]) and returns the successful answers once every set has a
-    /// quorum, plus (with `grace`, for reads) those that arrive within `grace` after it;
-    /// the other requests run on. A replica that fails is replaced, in each set it was
-    /// in, by that set's next stand-in.
+    /// Sends `request` to the replicas of each of `partition`'s sets (see
+    /// [`MetaQuorum::sets`]) and returns the successful answers once every counted set
+    /// has its quorum, plus (with `grace`, for reads) those that arrive within `grace`
+    /// after it; the other requests run on. Members this view knows to be down are
+    /// asked only when their set cannot reach its quorum without them.
+    ///
+    /// # Errors
+    /// [`QuorumError::NoQuorum`] as soon as a counted set can no longer reach its
+    /// quorum.
     async fn gather(
         &self,
         partition: &str,
@@ -405,45 +410,54 @@ impl MetaQuorum {
         } else {
             Access::Write
         };
-        let mut sets: Vec<SetProgress> = self
-            .sets(partition, access)?
-            .into_iter()
-            .map(|set| {
-                let asked = set.candidates.len().min(REPLICAS);
-                let needed = match (set.counted, access) {
-                    (false, _) => 0,
-                    (true, Access::Read) => quorum_size(asked),
-                    (true, Access::Write) => self.write_quorum(asked),
-                };
-                let stand_ins = if set.counted {
-                    set.candidates[asked..].to_vec()
-                } else {
-                    Vec::new()
-                };
-                SetProgress {
-                    members: set.candidates[..asked].to_vec(),
-                    stand_ins,
-                    needed,
-                    answered: 0,
-                }
-            })
-            .collect();
-        let request = Arc::new(request);
-        let mut asked: Vec<PeerId> = Vec::new();
-        let mut pending = FuturesUnordered::new();
-        for set in &sets {
-            for &peer in &set.members {
-                if !asked.contains(&peer) {
-                    asked.push(peer);
-                    pending.push(self.spawn_ask(peer, &request));
+        let sets = self.sets(partition, access)?;
+        let mut up: Vec<PeerId> = self.membership.live().iter().map(|m| m.peer).collect();
+        if let Some(local) = &self.local {
+            up.push(local.peer());
+        }
+        let mut progress: Vec<SetProgress> = Vec::with_capacity(sets.len());
+        let mut to_ask: Vec<PeerId> = Vec::new();
+        for set in sets {
+            let n = set.replicas.len();
+            let needed = match (set.counted, access) {
+                (false, _) => 0,
+                (true, Access::Read) => read_quorum(n),
+                (true, Access::Write) => self.write_quorum(n),
+            };
+            let reachable = set.replicas.iter().filter(|p| up.contains(p)).count();
+            // Down in this view: not asked, unless the quorum needs them (the view may
+            // be a refresh behind a member that came back).
+            let ask_all = reachable < needed;
+            for peer in &set.replicas {
+                if (ask_all || up.contains(peer)) && !to_ask.contains(peer) {
+                    to_ask.push(*peer);
                 }
             }
+            progress.push(SetProgress {
+                members: set.replicas,
+                needed,
+                answered: 0,
+                failed: 0,
+            });
         }
-        let mut answers: Vec<(PeerId, MetaResponse)> = Vec::with_capacity(asked.len());
-        let mut failed: Vec<PeerId> = Vec::new();
+        for set in &mut progress {
+            set.failed = set.members.iter().filter(|p| !to_ask.contains(p)).count();
+        }
+        let request = Arc::new(request);
+        let mut pending: FuturesUnordered<_> = to_ask
+            .iter()
+            .map(|peer| self.spawn_ask(*peer, &request))
+            .collect();
+        let mut answers: Vec<(PeerId, MetaResponse)> = Vec::with_capacity(to_ask.len());
         let mut last = String::from("no answer");
         let mut deadline: Option<tokio::time::Instant> = None;
+        if progress.iter().all(SetProgress::reached) && grace.is_none() {
+            return Ok(answers);
+        }
         loop {
+            if let Some(short) = progress.iter().find(|s| s.lost()) {
+                return Err(self.no_quorum(partition, short, last));
+            }
             let next = match deadline {
                 Some(deadline) => match tokio::time::timeout_at(deadline, pending.next()).await {
                     Ok(next) => next,
@@ -459,46 +473,48 @@ impl MetaQuorum {
                     continue;
                 }
             };
-            match answer {
+            let succeeded = match answer {
                 Ok(response) => {
                     answers.push((peer, response));
-                    for set in sets.iter_mut().filter(|s| s.members.contains(&peer)) {
-                        set.answered += 1;
-                    }
+                    true
                 }
                 Err(e) => {
                     last = e.to_string();
-                    failed.push(peer);
-                    // The set's next closest live node stands in for the replica that
-                    // failed (one that already answered counts at once).
-                    for set in sets.iter_mut().filter(|s| s.members.contains(&peer)) {
-                        let Some(stand_in) = set.next_stand_in(&failed) else {
-                            continue;
-                        };
-                        if answers.iter().any(|(p, _)| *p == stand_in) {
-                            set.answered += 1;
-                        } else if !asked.contains(&stand_in) {
-                            asked.push(stand_in);
-                            pending.push(self.spawn_ask(stand_in, &request));
-                        }
-                    }
+                    false
+                }
+            };
+            for set in progress.iter_mut().filter(|s| s.members.contains(&peer)) {
+                if succeeded {
+                    set.answered += 1;
+                } else {
+                    set.failed += 1;
                 }
             }
-            if deadline.is_none() && sets.iter().all(SetProgress::reached) {
+            if deadline.is_none() && progress.iter().all(SetProgress::reached) {
                 match grace {
                     Some(grace) => deadline = Some(tokio::time::Instant::now() + grace),
                     None => return Ok(answers),
                 }
             }
         }
-        match sets.iter().find(|s| !s.reached()) {
+        match progress.iter().find(|s| !s.reached()) {
             None => Ok(answers),
-            Some(short) => Err(QuorumError::Unavailable {
-                needed: short.needed,
-                reached: short.answered,
-                last,
-            }),
+            Some(short) => Err(self.no_quorum(partition, short, last)),
         }
+    }
+
+    fn no_quorum(&self, partition: &str, set: &SetProgress, last: String) -> QuorumError {
+        let error = QuorumError::NoQuorum {
+            partition: partition.to_owned(),
+            replicas: set.members.len(),
+            reachable: set
+                .answered
+                .max(set.members.len().saturating_sub(set.failed)),
+            needed: set.needed,
+            last,
+        };
+        debug!(%error, "metadata request without quorum");
+        error
     }
 
     /// Makes `records` (all of `partition`) durable on a write quorum of its replicas.

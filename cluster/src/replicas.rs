@@ -1,5 +1,21 @@
 //! Replica sets (DESIGN.md, "Metadata"): where a metadata partition lives in the key
-//! space, which members hold it ([`closest_members`]), and how many of them make a quorum.
+//! space, which roster members hold it ([`closest_members`]), and how many of them make a
+//! quorum.
+//!
+//! A partition's replicas are the [`REPLICAS`] roster members closest to it, reachable or
+//! not: a member that is down keeps its place (no stand-in counts for it), so a node cut
+//! off from the others, or the minority side of a partition, never reaches a quorum.
+//! `REPLICAS = 5` with a write quorum of 3 and a read quorum of 3 survives two members
+//! down, as the default code RS(4,2) survives two shards lost: metadata lasts as long as
+//! the data it describes. In a roster of fewer nodes, every node is a replica, writes
+//! need a majority and reads the rest plus one (`W + R > N` in every case).
+//!
+//! The count is one for the cluster, not per bucket: a bucket's `m` sets how many shard
+//! losses its data survives, and its metadata survives `(REPLICAS - 1) / 2 = 2` member
+//! losses whatever its `m`. A bucket with `m > 2` has data that outlives its metadata's
+//! quorum by `m - 2` failures (still readable once members come back, never lost: a
+//! record is on at least three members); one with `m < 2` has metadata that outlives
+//! its data.
 
 use libp2p::PeerId;
 
@@ -7,12 +23,20 @@ use crate::membership::Member;
 use crate::net::meta_message::NodeInfo;
 use crate::placement::{PlacementKey, placement_key, xor_distance};
 
-/// Metadata replicas per bucket (DESIGN.md: `R = 3`).
-pub const REPLICAS: usize = 3;
+/// Metadata replicas per partition (DESIGN.md: `R = 5`).
+pub const REPLICAS: usize = 5;
 
-/// Replicas that must answer a read or acknowledge a write (`W = R = 2` of 3).
-pub fn quorum_size(replicas: usize) -> usize {
-    replicas.min(2)
+/// Member losses a partition's metadata survives when its set is full.
+pub const REPLICA_FAILURES_TOLERATED: usize = (REPLICAS - 1) / 2;
+
+/// Acknowledgements a write to a set of `replicas` needs: a majority.
+pub fn write_quorum(replicas: usize) -> usize {
+    replicas / 2 + 1
+}
+
+/// Answers a read of a set of `replicas` needs: enough to meet every write quorum.
+pub fn read_quorum(replicas: usize) -> usize {
+    (replicas + 1).saturating_sub(write_quorum(replicas))
 }
 
 /// Where a metadata partition lives in the key space: a bucket's records, or (for the
@@ -50,11 +74,32 @@ pub fn with_local(
     members
 }
 
-/// Every member, closest to `target` first: the first `REPLICAS` are the replica set,
-/// the rest stand in, in this order, for replicas that fail. Draining members are left
-/// out: they are handing their records to the others before they retire.
+/// Every member, closest to `target` first: the first `REPLICAS` are the replica set.
+/// Draining members are left out: they are handing their records to the others before
+/// they retire.
 pub fn closest_members(members: &[Member], target: &PlacementKey) -> Vec<PeerId> {
     let mut ordered: Vec<&Member> = members.iter().filter(|m| !m.info.draining).collect();
     ordered.sort_by_key(|m| xor_distance(&m.key, target));
     ordered.into_iter().map(|m| m.peer).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_read_quorum_meets_every_write_quorum() {
+        for n in 1..=REPLICAS {
+            let (w, r) = (write_quorum(n), read_quorum(n));
+            assert!(w + r > n, "{n} replicas: W {w} + R {r}");
+            assert!(w <= n && r <= n && r >= 1);
+            // A write quorum is a strict majority: two sides of a split cannot both write.
+            assert!(2 * w > n);
+        }
+        assert_eq!((write_quorum(5), read_quorum(5)), (3, 3));
+        assert_eq!((write_quorum(4), read_quorum(4)), (3, 2));
+        assert_eq!((write_quorum(3), read_quorum(3)), (2, 2));
+        assert_eq!((write_quorum(1), read_quorum(1)), (1, 1));
+        assert_eq!(REPLICA_FAILURES_TOLERATED, 2);
+    }
 }

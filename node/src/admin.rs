@@ -69,6 +69,7 @@ impl AdminState {
 
     async fn status(&self) -> Status {
         let usage = self.store.usage();
+        let reach = self.membership.reach();
         // The swarm task answers this; when it is swamped, the status goes out without
         // the addresses rather than not at all.
         let listen = tokio::time::timeout(LISTEN_ADDRS_WAIT, self.net.listen_addrs())
@@ -118,6 +119,9 @@ impl AdminState {
                 })
             },
             revocations_version: self.net.revocations().borrow().version(),
+            roster_members: reach.members as u64,
+            roster_reachable: reach.reachable as u64,
+            minority: reach.minority_reason(),
         }
     }
 }

@@ -152,7 +152,9 @@ impl Daemon {
 
         let cancel = CancellationToken::new();
         let mut tasks = JoinSet::new();
-        let membership = Membership::start(net.clone(), config.membership.clone());
+        let membership =
+            Membership::start_node(net.clone(), config.membership.clone(), config.data.roster())
+                .await?;
         let meta: Arc<dyn MetaStore> = Arc::new(meta);
         let local = net.local_peer_id();
         let local_meta = LocalMeta {
@@ -204,7 +206,7 @@ impl Daemon {
         workers.spawn("catch_up", |cancel, status| catching_up.run(cancel, status));
         let gc = GcWorker::new(&ctx, config.gc.clone());
         workers.spawn("gc", |cancel, status| gc.run(cancel, status));
-        let orphans = OrphanWorker::new(&ctx, config.data.roster(), config.orphans.clone());
+        let orphans = OrphanWorker::new(&ctx, config.data.orphans_roster(), config.orphans.clone());
         workers.spawn("orphans", |cancel, status| orphans.run(cancel, status));
         let liveness = Liveness::new(membership.clone(), local, config.down_after);
         let repair = RepairWorker::new(&ctx, liveness, config.repair.clone());

@@ -72,8 +72,14 @@ impl DataDir {
 
     /// The nodes that must answer before an unreferenced shard is deleted: kept with the
     /// shards (lost with them, never with the metadata alone).
-    pub fn roster(&self) -> PathBuf {
+    pub fn orphans_roster(&self) -> PathBuf {
         self.store().join("roster.json")
+    }
+
+    /// The cluster's roster as this node last knew it (certified members and their
+    /// addresses): a restart finds its peers through it.
+    pub fn roster(&self) -> PathBuf {
+        self.root.join("roster.pb")
     }
 
     /// Present while the node's metadata store is new and still being filled from the

@@ -167,8 +167,10 @@ impl Drain {
     }
 }
 
-/// Asks every live member how many manifests still name `local`, and combines that with
-/// the metadata hand-off into a progress report.
+/// Asks every member of the roster how many manifests still name `local`, and combines
+/// that with the metadata hand-off into a progress report: a member that does not answer
+/// (down, or across a partition) keeps the node from being safe to stop, since its
+/// replicas may still name it.
 pub async fn progress(
     drain: &Drain,
     local: PeerId,
@@ -181,7 +183,7 @@ pub async fn progress(
     };
     let holder = local.to_bytes();
     let answers: Vec<(PeerId, Result<MetaResponse, ReplicaError>)> =
-        futures::stream::iter(membership.live())
+        futures::stream::iter(membership.all())
             .map(|member| {
                 let request = MetaRequest::HeldBy {
                     holder: holder.clone(),
@@ -210,6 +212,7 @@ pub async fn progress(
     }
     // With no other member, nothing can have been handed over.
     report.safe_to_stop = answered > 0
+        && membership.reach().majority()
         && report.versions_left == 0
         && report.unanswered.is_empty()
         && report.metadata_handed_off;

@@ -134,6 +134,9 @@ pub enum DaemonError {
     /// A startup task failed.
     #[error("startup task failed: {0}")]
     Task(String),
+    /// The roster file cannot be read.
+    #[error("{0}: delete the file to learn the roster again from the bootstrap nodes")]
+    Roster(#[from] andromede_cluster::roster::RosterError),
     /// The admin endpoint could not be started.
     #[error("admin endpoint: {0}")]
     Admin(String),
@@ -185,6 +188,9 @@ pub enum WorkerError {
     /// Too few replicas answered a quorum request.
     #[error(transparent)]
     Quorum(#[from] andromede_cluster::QuorumError),
+    /// This node reaches no majority of the roster: destructive work waits.
+    #[error("{0}")]
+    Minority(String),
     /// One replica gave no usable answer (boxed: a call error names its peer).
     #[error(transparent)]
     Replica(Box<andromede_cluster::ReplicaError>),

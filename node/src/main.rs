@@ -235,6 +235,13 @@ async fn status(dir: &Path, json: bool) -> anyhow::Result<()> {
             status.revocations_version
         );
     }
+    println!(
+        "roster: {} member(s), {} reachable from here (this node included)",
+        status.roster_members, status.roster_reachable
+    );
+    if let Some(minority) = &status.minority {
+        println!("  MINORITY: {minority}");
+    }
     println!("{} peer(s):", status.peers.len());
     println!(
         "  {:<54} {:<12} {:<6} {:>16} {:>16}  reachable",

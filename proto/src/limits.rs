@@ -91,10 +91,21 @@ pub const JOIN_BOOTSTRAP_ADDRS_MAX: u64 = 16;
 /// Largest encoded join token.
 pub const JOIN_TOKEN_BYTES_MAX: u64 = CERTIFICATE_BYTES_MAX + 64 + JOIN_BOOTSTRAP_ADDRS_MAX * 256;
 
+/// Most nodes a roster holds (DESIGN.md, "Metadata").
+pub const ROSTER_MEMBERS_MAX: u64 = 1024;
+/// Most addresses a roster entry keeps for a node.
+pub const ROSTER_ADDRS_MAX: u64 = 8;
+/// Longest address in a roster entry.
+pub const ROSTER_ADDR_BYTES_MAX: u64 = 256;
+/// Largest encoded roster (a message and the `roster.pb` file): every entry full.
+pub const ROSTER_BYTES_MAX: u64 = ROSTER_MEMBERS_MAX
+    * (CERTIFICATE_BYTES_MAX + ROSTER_ADDRS_MAX * (ROSTER_ADDR_BYTES_MAX + 3) + 32);
+
 /// Most segments an encoder or decoder keeps in flight: memory is bounded by
 /// segment size × (pipeline depth + 1) × (k+m)/k.
 pub const PIPELINE_DEPTH_MAX: u64 = 16;
 
+const _: () = assert!(ROSTER_BYTES_MAX < META_MESSAGE_BYTES_MAX);
 const _: () = assert!(SEGMENT_BYTES_MIN <= SEGMENT_BYTES_DEFAULT);
 const _: () = assert!(SEGMENT_BYTES_DEFAULT <= SEGMENT_BYTES_MAX);
 const _: () = assert!(SHARD_MESSAGE_BYTES_MAX > SHARD_BYTES_MAX);

@@ -58,6 +58,18 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AuthorityFileError + '_ {
 /// # Errors
 /// [`AuthorityFileError::Io`].
 pub fn replace_file(path: &Path, text: &str) -> Result<(), AuthorityFileError> {
+    let mut bytes = Vec::with_capacity(text.len() + 1);
+    bytes.extend_from_slice(text.as_bytes());
+    bytes.push(b'\n');
+    replace_file_bytes(path, &bytes)
+}
+
+/// Writes `bytes` to `path` atomically and durably (a temporary file, fsync, rename,
+/// fsync of the directory).
+///
+/// # Errors
+/// [`AuthorityFileError::Io`].
+pub fn replace_file_bytes(path: &Path, bytes: &[u8]) -> Result<(), AuthorityFileError> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -66,8 +78,7 @@ pub fn replace_file(path: &Path, text: &str) -> Result<(), AuthorityFileError> {
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
     let mut file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-    file.write_all(text.as_bytes()).map_err(io(&tmp))?;
-    file.write_all(b"\n").map_err(io(&tmp))?;
+    file.write_all(bytes).map_err(io(&tmp))?;
     file.sync_all().map_err(io(&tmp))?;
     std::fs::rename(&tmp, path).map_err(io(path))?;
     std::fs::File::open(dir)

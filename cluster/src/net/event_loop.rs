@@ -298,6 +298,11 @@ impl EventLoop {
             Command::ListenAddrs { reply } => {
                 let _ = reply.send(self.swarm.listeners().cloned().collect());
             }
+            Command::AddAddresses { peer, addrs } => {
+                if peer != self.local_peer_id && !self.banned.contains_key(&peer) {
+                    self.learn_addresses(peer, addrs);
+                }
+            }
             Command::RoutedPeers { reply } => {
                 let peers = self
                     .swarm

@@ -119,6 +119,10 @@ pub(crate) enum Command {
         peers: Vec<PeerId>,
         reply: Reply<()>,
     },
+    AddAddresses {
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+    },
 }
 
 /// A handle on the swarm task. The task stops when the last handle is dropped.
@@ -287,6 +291,18 @@ impl NetHandle {
         }
         self.call(|reply| Command::SetBlocked { peers, reply })
             .await?
+    }
+
+    /// Tells the swarm where `peer`, a roster member, may be reached (its roster entry's
+    /// addresses): requests to it dial them when no connection is open.
+    ///
+    /// # Errors
+    /// [`NetError::Shutdown`].
+    pub async fn add_addresses(&self, peer: PeerId, addrs: Vec<Multiaddr>) -> Result<(), NetError> {
+        self.commands
+            .send(Command::AddAddresses { peer, addrs })
+            .await
+            .map_err(|_| NetError::Shutdown)
     }
 
     /// The addresses this peer listens on.

@@ -4,7 +4,7 @@
 
 use andromede_proto::limits::{
     HELD_BY_COUNT_MAX, LIST_KEYS_MAX, META_BATCH_RECORDS_MAX, META_MESSAGE_BYTES_MAX,
-    REFERENCED_IDS_MAX, TAG_BYTES_MAX,
+    REFERENCED_IDS_MAX, ROSTER_MEMBERS_MAX, TAG_BYTES_MAX,
 };
 use andromede_proto::pb::{self, meta_request, meta_response};
 use andromede_proto::{Message, RepeatedLimit, ShardId, decode_bounded_counted};
@@ -13,6 +13,7 @@ use bytes::Bytes;
 use super::message::{MessageError, RemoteErrorCode};
 use crate::meta::key::{RecordKey, Table, validate_sort_key};
 use crate::meta::record::{Record, Version};
+use crate::roster::{Roster, RosterEntry};
 
 /// A keyed record, as replicas exchange them.
 pub type KeyedRecord = (RecordKey, Record<Bytes>);
@@ -62,6 +63,8 @@ pub enum MetaRequest {
         /// The holder's peer id bytes (1 to `HOLDER_BYTES_MAX`).
         holder: Vec<u8>,
     },
+    /// The roster the node holds.
+    Roster,
 }
 
 /// Longest holder (peer id bytes) a referenced-shards request may name.
@@ -89,6 +92,9 @@ pub struct NodeInfo {
     /// Its metadata store is new and still being filled from the other replicas: it
     /// takes writes but does not count towards read quorums (DESIGN.md, "Metadata").
     pub catching_up: bool,
+    /// Digest of the roster it holds (none yet: `None`); a peer holding another asks for
+    /// it.
+    pub roster_digest: Option<[u8; 32]>,
 }
 
 impl NodeInfo {
@@ -150,6 +156,9 @@ pub enum MetaResponse {
         /// Whether counting stopped at the limit (there may be more).
         capped: bool,
     },
+    /// The roster the node holds, decoded but not verified (merging verifies each
+    /// certificate).
+    Roster(Vec<RosterEntry>),
     /// The request failed.
     Error {
         /// Why, as a code.
@@ -214,7 +223,7 @@ impl MetaRequest {
     /// client certificate (DESIGN.md, "Trust model").
     pub fn node_only(&self) -> Option<&'static str> {
         match self {
-            Self::Apply(_) | Self::Get(_) | Self::Scan { .. } | Self::Info => None,
+            Self::Apply(_) | Self::Get(_) | Self::Scan { .. } | Self::Info | Self::Roster => None,
             Self::Compare { .. } => Some("anti-entropy"),
             Self::Referenced { .. } => Some("asking which shards manifests reference"),
             Self::HeldBy { .. } => Some("asking which manifests name a holder"),
@@ -274,6 +283,7 @@ impl MetaRequest {
             Self::HeldBy { holder } => meta_request::Request::HeldBy(pb::HeldBy {
                 holder: Bytes::copy_from_slice(holder),
             }),
+            Self::Roster => meta_request::Request::Roster(pb::RosterRequest {}),
         };
         pb::MetaRequest {
             request: Some(request),
@@ -370,6 +380,7 @@ pub fn decode_meta_request(bytes: &[u8]) -> Result<MetaRequest, MessageError> {
                 holder: held_by.holder.to_vec(),
             })
         }
+        meta_request::Request::Roster(pb::RosterRequest {}) => Ok(MetaRequest::Roster),
     }
 }
 
@@ -409,6 +420,10 @@ impl MetaResponse {
                 draining: info.draining,
                 store_epoch: info.store_epoch,
                 catching_up: info.catching_up,
+                roster_digest: info
+                    .roster_digest
+                    .map(|d| Bytes::copy_from_slice(&d))
+                    .unwrap_or_default(),
             }),
             Self::Wanted(wanted) => meta_response::Response::Wanted(pb::Wanted {
                 wanted: wanted.clone(),
@@ -426,6 +441,9 @@ impl MetaResponse {
                     capped: *capped,
                 })
             }
+            Self::Roster(entries) => meta_response::Response::Roster(pb::Roster {
+                entries: entries.iter().map(RosterEntry::to_pb).collect(),
+            }),
             Self::Error { code, detail } => meta_response::Response::Error(pb::Error {
                 code: (*code).into(),
                 detail: detail.clone(),
@@ -456,6 +474,11 @@ pub fn decode_meta_response(
             path: &[7, 1],
             count_max: REFERENCED_IDS_MAX,
             what: "shard ids in a referenced page",
+        },
+        RepeatedLimit {
+            path: &[9, 1],
+            count_max: ROSTER_MEMBERS_MAX,
+            what: "roster entries",
         },
     ];
     let pb: pb::MetaResponse = decode_bounded_counted(bytes, message_limit(), LIMITS)?;
@@ -488,16 +511,23 @@ pub fn decode_meta_response(
             })
         }
         (MetaRequest::Info, meta_response::Response::Info(info)) => {
-            let info = NodeInfo {
-                zone: info.zone,
-                jurisdiction: info.jurisdiction,
-                capacity_bytes: info.capacity_bytes,
-                used_bytes: info.used_bytes,
-                live_nodes: info.live_nodes,
-                draining: info.draining,
-                store_epoch: info.store_epoch,
-                catching_up: info.catching_up,
-            };
+            let info =
+                NodeInfo {
+                    zone: info.zone,
+                    jurisdiction: info.jurisdiction,
+                    capacity_bytes: info.capacity_bytes,
+                    used_bytes: info.used_bytes,
+                    live_nodes: info.live_nodes,
+                    draining: info.draining,
+                    store_epoch: info.store_epoch,
+                    catching_up: info.catching_up,
+                    roster_digest: match info.roster_digest.len() {
+                        0 => None,
+                        _ => Some(<[u8; 32]>::try_from(info.roster_digest.as_ref()).map_err(
+                            |_| MessageError::Mismatch("roster digest of a wrong length"),
+                        )?),
+                    },
+                };
             info.validate()?;
             Ok(MetaResponse::Info(info))
         }
@@ -526,6 +556,12 @@ pub fn decode_meta_response(
                 versions: count.versions,
                 capped: count.capped,
             })
+        }
+        (MetaRequest::Roster, meta_response::Response::Roster(roster)) => {
+            check_count(roster.entries.len(), ROSTER_MEMBERS_MAX)?;
+            let entries = Roster::entries_from_pb(roster)
+                .map_err(|_| MessageError::Mismatch("a roster over its size"))?;
+            Ok(MetaResponse::Roster(entries))
         }
         _ => Err(MessageError::Mismatch("answer of another kind")),
     }
@@ -599,10 +635,15 @@ mod tests {
             draining: true,
             store_epoch: 0x1234_5678_9abc,
             catching_up: true,
+            roster_digest: Some([7; 32]),
         });
         let ask = MetaRequest::Info;
         assert_eq!(decode_meta_request(&ask.encode()).unwrap(), ask);
         assert_eq!(decode_meta_response(&ask, &info.encode()).unwrap(), info);
+        let ask = MetaRequest::Roster;
+        assert_eq!(decode_meta_request(&ask.encode()).unwrap(), ask);
+        let empty = MetaResponse::Roster(Vec::new());
+        assert_eq!(decode_meta_response(&ask, &empty.encode()).unwrap(), empty);
         let compare = MetaRequest::Compare {
             table: Table::Manifest,
             partition: "bucket".into(),

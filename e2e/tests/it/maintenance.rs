@@ -35,7 +35,8 @@ async fn replaced_and_deleted_versions_are_collected_after_the_grace_period() {
     };
     let patient = connect(Duration::from_secs(3600)).await;
     let hasty = connect(Duration::from_secs(1)).await;
-    // The records below must land on exactly their three replicas: wait until no view
+    // The records below must land on exactly their replicas (all four nodes: the roster
+    // is smaller than a replica set): wait until no view
     // sees a replica set changing (nodes of a new cluster catch up as they start, and
     // writes then also reach the set with them).
     let stable = eventually(Duration::from_secs(60), async || {
@@ -123,8 +124,8 @@ async fn replaced_and_deleted_versions_are_collected_after_the_grace_period() {
         }
     }
     assert_eq!(
-        live_garbage, 3,
-        "only the garbage record that is not due is live, on its three replicas"
+        live_garbage, 4,
+        "only the garbage record that is not due is live, on its four replicas"
     );
     assert_eq!(
         live_manifests, 3,

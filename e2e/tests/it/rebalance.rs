@@ -5,6 +5,7 @@
 //! checked all along: every manifest read names `k + m` distinct nodes that hold their
 //! shards, and every object reads back exactly.
 
+use andromede_cluster::REPLICAS;
 use std::time::Duration;
 
 use andromede_cluster::manifest::Manifest;
@@ -218,12 +219,12 @@ async fn reads_and_lists_in_full(cluster: &Cluster, bucket: &str, written: &[(St
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn closer_peers_joining_during_writes_and_reads_take_over_the_replica_set() {
-    let mut cluster = cluster_with_bucket(3, "moving").await;
-    let before: Vec<PeerId> = (0..3).filter_map(|i| cluster.peer(i)).collect();
+    let mut cluster = cluster_with_bucket(REPLICAS, "moving").await;
+    let before: Vec<PeerId> = (0..REPLICAS).filter_map(|i| cluster.peer(i)).collect();
 
     // A writer puts new keys and reads each back at once, while two nodes closer to the
-    // bucket than any replica join (the replica set becomes both of them and one old
-    // replica). Bounded: 60 keys.
+    // bucket than any replica join (the replica set becomes both of them and three old
+    // replicas). Bounded: 60 keys.
     let writer = {
         let client = cluster.client.clone();
         tokio::spawn(async move {
@@ -270,11 +271,13 @@ async fn closer_peers_joining_during_writes_and_reads_take_over_the_replica_set(
             &cluster.client.nodes(),
             &andromede_cluster::partition_key("moving"),
         );
-        replicas.len() >= 3 && !before.contains(&replicas[0]) && !before.contains(&replicas[1])
+        replicas.len() >= REPLICAS
+            && !before.contains(&replicas[0])
+            && !before.contains(&replicas[1])
     })
     .await;
     assert!(replicas, "the joining nodes did not become replicas");
-    for i in [3, 4] {
+    for i in [REPLICAS, REPLICAS + 1] {
         let meta = std::sync::Arc::clone(cluster.daemons[i].as_ref().unwrap().meta());
         let caught_up = eventually(Duration::from_secs(30), async || {
             written.iter().all(|(key, _)| {
@@ -299,8 +302,8 @@ async fn closer_peers_joining_during_writes_and_reads_take_over_the_replica_set(
         &cluster.client.nodes(),
         &andromede_cluster::partition_key("moving"),
     );
-    let former: Vec<usize> = (0..3)
-        .filter(|&i| !replicas[..3].contains(&cluster.peer(i).unwrap()))
+    let former: Vec<usize> = (0..REPLICAS)
+        .filter(|&i| !replicas[..REPLICAS].contains(&cluster.peer(i).unwrap()))
         .collect();
     assert_eq!(
         former.len(),

@@ -53,6 +53,7 @@ impl NodeTags {
             draining,
             store_epoch: store.epoch(),
             catching_up: false,
+            roster_digest: Some(membership.roster_digest()),
         }
     }
 }

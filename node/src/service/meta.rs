@@ -5,6 +5,7 @@
 //! (`limit`) and by bytes (so that the answer fits one message), with `more` set.
 
 use andromede_cluster::net::PeerRole;
+use andromede_cluster::roster::RosterEntry;
 use std::collections::HashMap;
 
 use andromede_cluster::manifest::{Body, Manifest};
@@ -34,6 +35,8 @@ pub trait NodeView {
     fn info(&self) -> NodeInfo;
     /// Whether this node is in `partition`'s replica set as it sees membership now.
     fn is_replica(&self, partition: &str) -> bool;
+    /// The roster it holds (DESIGN.md, "Metadata").
+    fn roster(&self) -> Vec<RosterEntry>;
 }
 
 /// This node as one of the metadata replicas its own workers talk to (in-process, through
@@ -77,11 +80,15 @@ impl NodeView for LocalMeta {
         if self.drain.is_draining() {
             return false;
         }
-        let members = with_local(self.membership.live(), self.peer, false, false);
+        let members = with_local(self.membership.all(), self.peer, false, false);
         closest_members(&members, &partition_key(partition))
             .iter()
             .take(REPLICAS)
             .any(|p| *p == self.peer)
+    }
+
+    fn roster(&self) -> Vec<RosterEntry> {
+        self.membership.roster()
     }
 }
 
@@ -243,6 +250,7 @@ pub fn handle_meta_request(
     }
     let result = match request {
         MetaRequest::Info => Ok(MetaResponse::Info(node.info())),
+        MetaRequest::Roster => Ok(MetaResponse::Roster(node.roster())),
         MetaRequest::HeldBy { holder } => held_by(store, node, &holder),
         MetaRequest::Apply(records) => {
             if let Some(error) = too_far_ahead(&records) {
@@ -351,6 +359,10 @@ mod tests {
 
         fn is_replica(&self, _partition: &str) -> bool {
             true
+        }
+
+        fn roster(&self) -> Vec<RosterEntry> {
+            Vec::new()
         }
     }
 

@@ -35,12 +35,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use andromede_cluster::MetaQuorum;
 use andromede_cluster::manifest::{Body, Manifest};
 use andromede_cluster::meta::key::{RecordKey, Table};
 use andromede_cluster::meta::record::Record;
 use andromede_cluster::meta::values::{GarbageEntry, ObjectEntry, PartEntry};
 use andromede_cluster::net::PeerId;
+use andromede_cluster::{Membership, MetaQuorum};
 use andromede_proto::ShardId;
 use bytes::Bytes;
 use tokio::time::Instant;
@@ -95,6 +95,7 @@ pub struct GcReport {
 pub struct GcWorker {
     meta: Arc<dyn MetaStore>,
     quorum: MetaQuorum,
+    membership: Membership,
     shards: ShardCalls,
     lock: MaintenanceLock,
     config: GcConfig,
@@ -107,6 +108,7 @@ impl GcWorker {
         Self {
             meta: Arc::clone(&ctx.meta),
             quorum: ctx.quorum.clone(),
+            membership: ctx.membership.clone(),
             shards: ctx.calls.clone(),
             lock: Arc::clone(&ctx.lock),
             config,
@@ -137,6 +139,7 @@ impl GcWorker {
     /// # Errors
     /// A description of a local metadata store failure.
     pub async fn pass(&self, cancel: &CancellationToken) -> Result<GcReport, WorkerError> {
+        super::majority_reached(&self.membership)?;
         let mut report = GcReport::default();
         let local = self.shards.local();
         let mut after: Option<RecordKey> = None;

@@ -30,6 +30,23 @@ use bytes::Bytes;
 /// collection), so that the two never overwrite each other's change on this node.
 pub type MaintenanceLock = Arc<tokio::sync::Mutex<()>>;
 
+/// No node acts alone (DESIGN.md, "Metadata"): destructive work (collection of versions
+/// and of unreferenced shards, repair's manifest rewrites) runs only while this node
+/// reaches a majority of the roster. Cut off from the others, or on the minority side of
+/// a partition, it waits and its status says why; the quorums its writes need would
+/// refuse them anyway.
+///
+/// # Errors
+/// [`WorkerError::Minority`] with the reason.
+pub(crate) fn majority_reached(
+    membership: &andromede_cluster::Membership,
+) -> Result<(), WorkerError> {
+    match membership.reach().minority_reason() {
+        Some(reason) => Err(WorkerError::Minority(reason)),
+        None => Ok(()),
+    }
+}
+
 /// Now, in ms since the Unix epoch (0 if the clock is before it).
 pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()

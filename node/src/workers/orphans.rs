@@ -176,6 +176,7 @@ impl OrphanWorker {
     /// # Errors
     /// A description of a local store failure.
     pub async fn pass(&self) -> Result<OrphanReport, WorkerError> {
+        super::majority_reached(&self.membership)?;
         let mut report = OrphanReport::default();
         if self.started.elapsed() < self.membership.refresh_every() * WARMUP_REFRESHES {
             report.waiting_for = Some("the node's view of the cluster (just started)".into());

@@ -272,7 +272,9 @@ impl RepairWorker {
             let sweep = Instant::now() >= next_sweep;
             let span = info_span!("repair", sweep);
             let started = Instant::now();
-            let result = if sweep {
+            let result = if let Err(minority) = crate::workers::majority_reached(&self.membership) {
+                Err(minority)
+            } else if sweep {
                 self.sweep(&cancel).instrument(span).await
             } else {
                 self.down_pass(&cancel).instrument(span).await
