@@ -485,10 +485,16 @@ async fn put(
         .put_object(bucket, key, progress.wrap_async_read(reader), options)
         .await?;
     progress.finish_and_clear();
-    println!(
-        "put {bucket}/{key}: {} bytes, etag {}, on {} node(s)",
-        info.size, info.etag, info.holders
-    );
+    match info.node_failures_survived {
+        Some(survived) => println!(
+            "put {bucket}/{key}: {} bytes, etag {}, on {} node(s): survives {survived} node failure(s)",
+            info.size, info.etag, info.holders
+        ),
+        None => println!(
+            "put {bucket}/{key}: {} bytes, etag {}, kept with its metadata (small object)",
+            info.size, info.etag
+        ),
+    }
     Ok(())
 }
 

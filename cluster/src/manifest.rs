@@ -156,6 +156,22 @@ impl Manifest {
             .collect()
     }
 
+    /// How many node failures every segment of this version survives as it is placed
+    /// (`None` for an inline object, which lives in its manifest's replicas).
+    pub fn node_failures_survived(&self) -> Option<u64> {
+        if matches!(self.body, Body::Inline(_)) {
+            return None;
+        }
+        let k = usize::from(self.params.k());
+        let worst = self
+            .holder_matrix()
+            .into_iter()
+            .map(|row| crate::placement::node_failures_survived(row.into_iter().flatten(), k))
+            .min()
+            .unwrap_or(0);
+        Some(u64::try_from(worst).unwrap_or(0))
+    }
+
     /// Every peer that holds at least one shard of this version, each once, sorted.
     pub fn distinct_holders(&self) -> Vec<Bytes> {
         let mut out: Vec<Bytes> = self

@@ -105,6 +105,16 @@ impl RosterReach {
     }
 }
 
+impl Member {
+    /// Whether its answers count toward read quorums in a view holding revocation list
+    /// `revocations_version`: it is not catching up (new, wiped, or taking partitions
+    /// over from a member that left) and holds that list or a newer one (a revocation it
+    /// has not seen yet may have given it partitions it does not hold).
+    pub fn counts_for_reads(&self, revocations_version: u64) -> bool {
+        !self.info.catching_up && self.info.revocations_version >= revocations_version
+    }
+}
+
 /// Refreshes after a member finished catching up during which writes still reach the
 /// replica sets without it: every other view has refreshed by then, so a reader that
 /// still leaves it out meets every write.
@@ -120,6 +130,12 @@ struct State {
     roster: Roster,
     /// Its digest, as node info announces it.
     digest: [u8; 32],
+    /// Members that left the roster since this view started (revoked, retired, expired).
+    departures: u64,
+    /// Of them, those the node has begun handing off for (see `departures_handled`).
+    departures_handled: u64,
+    /// When the roster last changed (or this view started).
+    roster_changed_at: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -132,6 +148,8 @@ struct Inner {
     roster_file: Option<PathBuf>,
     config: MembershipConfig,
     state: Mutex<State>,
+    /// Woken when members leave the roster.
+    departed: tokio::sync::Notify,
 }
 
 /// The known nodes. Cloning shares the view; the background refresh stops with the last
@@ -172,13 +190,18 @@ impl Membership {
         roster_file: PathBuf,
     ) -> Result<Self, crate::roster::RosterError> {
         let authority = net.certificate().issuer().ok();
-        let roster = match &authority {
+        let (roster, departures) = match &authority {
             Some(authority) => {
+                // Loaded against the authority alone, then the revocations held: members
+                // revoked while the node was down (or before it handed off for them)
+                // count as departures, so it takes their partitions over again.
                 let mut trust = Trust::new(authority.clone());
+                let mut roster = Roster::load(&roster_file, &trust, unix_now())?;
                 trust.update(net.revocations().borrow().clone());
-                Roster::load(&roster_file, &trust, unix_now())?
+                let gone = roster.drop_invalid(&trust, unix_now());
+                (roster, gone.len() as u64)
             }
-            None => Roster::new(),
+            None => (Roster::new(), 0),
         };
         let local = net.local_peer_id();
         for entry in roster.entries().filter(|e| e.peer() != local) {
@@ -187,7 +210,9 @@ impl Membership {
         if !roster.is_empty() {
             info!(members = roster.len(), "roster loaded");
         }
-        Ok(Self::start_with(net, config, Some(roster_file), roster))
+        let membership = Self::start_with(net, config, Some(roster_file), roster);
+        membership.inner.lock().departures = departures;
+        Ok(membership)
     }
 
     fn start_with(
@@ -206,17 +231,29 @@ impl Membership {
             state: Mutex::new(State {
                 roster,
                 digest,
+                roster_changed_at: Some(Instant::now()),
                 ..State::default()
             }),
+            departed: tokio::sync::Notify::new(),
         });
         let weak = Arc::downgrade(&inner);
         let refresher = tokio::spawn(async move {
+            let mut revocations = match weak.upgrade() {
+                Some(inner) => inner.revocations.clone(),
+                None => return,
+            };
             loop {
                 let Some(inner) = weak.upgrade() else { return };
                 let every = inner.config.refresh_every;
                 inner.refresh().await;
                 drop(inner);
-                tokio::time::sleep(every).await;
+                // A newer revocation list changes the roster: look again at once.
+                tokio::select! {
+                    () = tokio::time::sleep(every) => {}
+                    changed = revocations.changed() => if changed.is_err() {
+                        tokio::time::sleep(every).await;
+                    },
+                }
             }
         });
         Self {
@@ -275,6 +312,14 @@ impl Membership {
         self.inner.lock().digest
     }
 
+    /// How long the roster has not changed (since this view started, at most).
+    pub fn roster_unchanged_for(&self) -> Duration {
+        let state = self.inner.lock();
+        state
+            .roster_changed_at
+            .map_or(Duration::ZERO, |at| at.elapsed())
+    }
+
     /// How many members the roster holds (this node included when it is one).
     pub fn roster_len(&self) -> usize {
         self.inner.lock().roster.len()
@@ -317,6 +362,49 @@ impl Membership {
             }
             member.live = false;
         }
+    }
+
+    /// Version of the newest revocation list this peer holds.
+    pub fn revocations_version(&self) -> u64 {
+        self.inner.revocations.borrow().version()
+    }
+
+    /// Whether a member left the roster and the node has not yet begun handing off for
+    /// it (see [`Membership::departed_since`]): its node info then says it is catching
+    /// up, since partitions may have moved to it. Also true while the roster still holds
+    /// a member the newest revocation list revokes (the next refresh drops it).
+    pub fn departures_unhandled(&self) -> bool {
+        let revocations = self.inner.revocations.borrow();
+        let state = self.inner.lock();
+        state.departures > state.departures_handled
+            || state
+                .roster
+                .entries()
+                .any(|e| revocations.revokes(&e.peer()))
+    }
+
+    /// Members that left the roster since this view started.
+    pub fn departures_seen(&self) -> u64 {
+        self.inner.lock().departures
+    }
+
+    /// Waits until the departures seen exceed `seen`; returns how many there are.
+    pub async fn departed_since(&self, seen: u64) -> u64 {
+        loop {
+            let notified = self.inner.departed.notified();
+            let count = self.inner.lock().departures;
+            if count > seen {
+                return count;
+            }
+            notified.await;
+        }
+    }
+
+    /// Records that the node has begun handing off for the first `count` departures (its
+    /// catch-up marker is written: it says it is catching up on its own from now).
+    pub fn departures_handled(&self, count: u64) {
+        let mut state = self.inner.lock();
+        state.departures_handled = state.departures_handled.max(count);
     }
 
     /// Whether the authority revoked `peer` (as far as this peer knows).
@@ -442,7 +530,11 @@ impl Inner {
             for peer in &gone {
                 info!(%peer, "member left the roster (revoked, retired or its certificate expired)");
             }
-            roster_changed |= !gone.is_empty();
+            if !gone.is_empty() {
+                state.departures += gone.len() as u64;
+                roster_changed = true;
+                self.departed.notify_waiters();
+            }
         }
         // Every member is asked, and every routed node (it may bring a certificate).
         let mut peers: Vec<PeerId> = self
@@ -457,11 +549,7 @@ impl Inner {
                 peers.push(peer);
             }
         }
-        let answers: Vec<(PeerId, Result<NodeInfo, CallError>)> = futures::stream::iter(peers)
-            .map(|peer| async move { (peer, self.ask_info(peer).await) })
-            .buffer_unordered(INFO_CONCURRENCY_MAX)
-            .collect()
-            .await;
+        let mut answers = self.ask_infos(peers.clone()).await;
         // Rosters that differ from ours are fetched from a few of the peers holding them.
         let ours = self.lock().digest;
         let differing: Vec<PeerId> = answers
@@ -486,6 +574,25 @@ impl Inner {
                 }
                 roster_changed |= merged.changed();
             }
+            // Members just learnt are asked at once, at the addresses their entries give:
+            // a client that has just connected sees the whole cluster after one refresh.
+            let new: Vec<RosterEntry> = self
+                .lock()
+                .roster
+                .entries()
+                .filter(|e| e.peer() != local && !peers.contains(&e.peer()))
+                .cloned()
+                .collect();
+            for entry in &new {
+                let _ = self
+                    .net
+                    .add_addresses(entry.peer(), entry.addrs.clone())
+                    .await;
+            }
+            answers.extend(
+                self.ask_infos(new.iter().map(RosterEntry::peer).collect())
+                    .await,
+            );
         }
         let now = Instant::now();
         let grace = self.config.refresh_every * HANDOFF_GRACE;
@@ -562,6 +669,7 @@ impl Inner {
             members.retain(|peer, _| roster.contains(peer));
             if roster_changed {
                 state.digest = state.roster.digest();
+                state.roster_changed_at = Some(now);
             }
         }
         // Members not reached: the swarm dials them at the addresses the roster holds.
@@ -589,6 +697,15 @@ impl Inner {
             }
             Err(error) => warn!(%error, "roster not saved"),
         }
+    }
+
+    /// Asks each of `peers` for its node info, at most `INFO_CONCURRENCY_MAX` at once.
+    async fn ask_infos(&self, peers: Vec<PeerId>) -> Vec<(PeerId, Result<NodeInfo, CallError>)> {
+        futures::stream::iter(peers)
+            .map(|peer| async move { (peer, self.ask_info(peer).await) })
+            .buffer_unordered(INFO_CONCURRENCY_MAX)
+            .collect()
+            .await
     }
 
     async fn ask_roster(&self, peer: PeerId) -> Result<Vec<RosterEntry>, CallError> {

@@ -88,6 +88,35 @@ pub struct Placement {
     pub spares: Vec<usize>,
 }
 
+/// How many node failures a segment survives, its shards held as `holders` lists them
+/// (one entry per shard held; a node holding several shards is named several times):
+/// the most holders that can fail, the busiest first, leaving at least `k` shards.
+/// Negative when fewer than `k` shards are held at all (by how many it is short).
+pub fn node_failures_survived<H: Eq + std::hash::Hash>(
+    holders: impl IntoIterator<Item = H>,
+    k: usize,
+) -> i64 {
+    let mut per_holder: std::collections::HashMap<H, usize> = std::collections::HashMap::new();
+    for holder in holders {
+        *per_holder.entry(holder).or_default() += 1;
+    }
+    let mut counts: Vec<usize> = per_holder.into_values().collect();
+    counts.sort_unstable_by(|a, b| b.cmp(a));
+    let mut left: usize = counts.iter().sum();
+    if left < k {
+        return i64::try_from(left).unwrap_or(0) - i64::try_from(k).unwrap_or(i64::MAX);
+    }
+    let mut failures = 0;
+    for count in counts {
+        if left - count < k {
+            break;
+        }
+        left -= count;
+        failures += 1;
+    }
+    failures
+}
+
 /// Chooses the holders of a version placed at `target` (its [`placement_key`]), each
 /// needing `bytes_per_holder` of free space.
 ///

@@ -8,6 +8,7 @@
 //! place and its shards count as not held. Presence is asked with `have` requests, one
 //! batch per holder and object.
 
+use andromede_cluster::placement::node_failures_survived;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
@@ -314,28 +315,13 @@ impl Client {
 /// the held shards minus `k`; shards doubled up on a holder count against it. Negative
 /// when fewer than `k` are held now.
 fn survives(shards: &[ShardPlace], segment: u64, k: usize) -> i64 {
-    let mut per_holder: HashMap<&str, usize> = HashMap::new();
-    for shard in shards
-        .iter()
-        .filter(|s| s.segment == segment && s.present == Some(true))
-    {
-        *per_holder.entry(shard.holder.as_str()).or_default() += 1;
-    }
-    let mut counts: Vec<usize> = per_holder.into_values().collect();
-    counts.sort_unstable_by(|a, b| b.cmp(a));
-    let mut left: usize = counts.iter().sum();
-    if left < k {
-        return i64::try_from(left).unwrap_or(0) - i64::try_from(k).unwrap_or(i64::MAX);
-    }
-    let mut failures = 0;
-    for count in counts {
-        if left - count < k {
-            break;
-        }
-        left -= count;
-        failures += 1;
-    }
-    failures
+    node_failures_survived(
+        shards
+            .iter()
+            .filter(|s| s.segment == segment && s.present == Some(true))
+            .map(|s| s.holder.as_str()),
+        k,
+    )
 }
 
 fn summarise(objects: &[ObjectAudit]) -> AuditSummary {

@@ -66,6 +66,11 @@ pub struct ClientConfig {
     pub request_timeout: Duration,
     /// Time `connect` waits for a first node.
     pub connect_timeout: Duration,
+    /// Longest a write waits for enough of the roster's members to be reachable to put
+    /// every shard of a segment on its own node (a cluster just started, a client just
+    /// connected): after it, shards are doubled up on the members reachable and the
+    /// answer says how many node failures the object survives.
+    pub placement_wait: Duration,
     /// How this client's view of the cluster is kept fresh: keep `refresh_every` equal
     /// to the nodes' `membership_refresh`, since replica-set hand-offs last a number of
     /// refreshes of every view.
@@ -97,6 +102,7 @@ impl ClientConfig {
             multipart_expiry: MULTIPART_EXPIRY_DEFAULT,
             request_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(10),
+            placement_wait: Duration::from_secs(10),
             membership: MembershipConfig::default(),
             #[cfg(feature = "fault-injection")]
             clock_skew_ms: 0,
@@ -116,6 +122,7 @@ pub struct Client {
     codec: CodecConfig,
     gc_grace: Duration,
     multipart_expiry: Duration,
+    placement_wait: Duration,
     /// Redials bootstrap addresses this client is not connected to; stops with the last
     /// clone of the client.
     _joined: Arc<JoinKeeper>,
@@ -198,6 +205,7 @@ impl Client {
             codec: config.codec,
             gc_grace: config.gc_grace,
             multipart_expiry: config.multipart_expiry,
+            placement_wait: config.placement_wait,
             _joined: Arc::new(joined),
         })
     }
@@ -223,6 +231,22 @@ impl Client {
     /// The network handle (for tools that speak the protocols directly).
     pub fn net(&self) -> &NetHandle {
         &self.net
+    }
+
+    /// Test hook: refuses every connection with `peers` (an empty list lifts it), as the
+    /// node's partition hook does, and looks at the cluster again: the client is then on
+    /// the other side of a partition from them.
+    ///
+    /// # Errors
+    /// [`ClientError::Net`] for more peers than a hook blocks.
+    #[cfg(feature = "fault-injection")]
+    pub async fn block_peers(
+        &self,
+        peers: Vec<andromede_cluster::net::PeerId>,
+    ) -> Result<(), ClientError> {
+        self.net.set_blocked(peers).await?;
+        self.membership.refresh().await;
+        Ok(())
     }
 }
 

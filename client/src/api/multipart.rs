@@ -569,6 +569,7 @@ impl Client {
             content_type: entry.content_type,
             user_metadata,
             holders: 0,
+            node_failures_survived: None,
         })
     }
 

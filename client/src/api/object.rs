@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::Arc;
+use std::time::Duration;
 
 use andromede_proto::VersionId;
 use andromede_proto::limits::{SEAL_OVERHEAD_BYTES, SEALED_ETAG_BYTES_MAX};
@@ -95,6 +96,9 @@ pub struct ObjectInfo {
     pub user_metadata: BTreeMap<String, String>,
     /// Distinct peers holding its shards (0 when inlined in its manifest).
     pub holders: usize,
+    /// Node failures every segment survives as placed (`None`: inlined in its
+    /// manifest, which lives as long as its metadata replicas).
+    pub node_failures_survived: Option<u64>,
 }
 
 /// An opened object version, not read yet ([`Client::open_object`]).
@@ -267,7 +271,43 @@ struct Chosen {
     spares: Vec<PeerId>,
 }
 
+/// A roster that changed more recently than this may still be growing (a cluster
+/// forming): a write waits for its members before doubling shards up.
+const ROSTER_FORMING: Duration = Duration::from_secs(10);
+/// Pause between looks at the cluster while a write waits for holders.
+const PLACEMENT_POLL: Duration = Duration::from_millis(200);
+
 impl Client {
+    /// Waits, at most `placement_wait`, until `shard_count` roster members that take
+    /// shards are reachable — or all of them, when the roster is smaller and has stopped
+    /// growing. A write issued right after a cluster starts then spreads its shards
+    /// over distinct nodes instead of doubling them up on the first one it met.
+    async fn wait_for_holders(&self, shard_count: usize) {
+        let deadline = tokio::time::Instant::now() + self.placement_wait;
+        let forming_ms = u64::try_from(ROSTER_FORMING.as_millis()).unwrap_or(u64::MAX);
+        loop {
+            let mut members = self.membership.all();
+            members.retain(|m| !m.info.draining);
+            let live: Vec<&andromede_cluster::Member> = members.iter().filter(|m| m.live).collect();
+            let forming = live.iter().any(|m| m.info.roster_unchanged_ms < forming_ms);
+            let enough = live.len() >= shard_count
+                || (live.len() == members.len() && !forming && !live.is_empty());
+            if enough || tokio::time::Instant::now() >= deadline {
+                if !enough {
+                    debug!(
+                        reachable = live.len(),
+                        members = members.len(),
+                        shard_count,
+                        "placing on the members reachable: some shards share a node"
+                    );
+                }
+                return;
+            }
+            tokio::time::sleep(PLACEMENT_POLL).await;
+            self.membership.refresh().await;
+        }
+    }
+
     fn place(
         &self,
         bucket: &BucketInfo,
@@ -333,6 +373,8 @@ impl Client {
     where
         R: AsyncRead + Unpin + Send,
     {
+        self.wait_for_holders(bucket_info.params.shard_count())
+            .await;
         let chosen = self.place(bucket_info, &version_id, options.size_hint)?;
         let shards = NetShards::for_upload(self.net.clone(), chosen.holders, chosen.spares);
         let put = PutOptions {
@@ -415,6 +457,7 @@ impl Client {
             content_type: entry.content_type,
             user_metadata: end.user_metadata,
             holders: distinct_holders(&manifest),
+            node_failures_survived: manifest.node_failures_survived(),
         })
     }
 
@@ -531,6 +574,7 @@ impl Client {
             content_type: manifest.content_type.clone(),
             user_metadata: BTreeMap::new(),
             holders: distinct_holders(manifest),
+            node_failures_survived: manifest.node_failures_survived(),
         }
     }
 
@@ -807,6 +851,7 @@ impl Client {
             content_type: entry.content_type,
             user_metadata: user_metadata.clone(),
             holders: distinct_holders(&manifest),
+            node_failures_survived: manifest.node_failures_survived(),
         }))
     }
 

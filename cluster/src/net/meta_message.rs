@@ -95,6 +95,10 @@ pub struct NodeInfo {
     /// Digest of the roster it holds (none yet: `None`); a peer holding another asks for
     /// it.
     pub roster_digest: Option<[u8; 32]>,
+    /// Version of the newest revocation list it holds.
+    pub revocations_version: u64,
+    /// Milliseconds since its roster last changed.
+    pub roster_unchanged_ms: u64,
 }
 
 impl NodeInfo {
@@ -424,6 +428,8 @@ impl MetaResponse {
                     .roster_digest
                     .map(|d| Bytes::copy_from_slice(&d))
                     .unwrap_or_default(),
+                revocations_version: info.revocations_version,
+                roster_unchanged_ms: info.roster_unchanged_ms,
             }),
             Self::Wanted(wanted) => meta_response::Response::Wanted(pb::Wanted {
                 wanted: wanted.clone(),
@@ -527,6 +533,8 @@ pub fn decode_meta_response(
                             |_| MessageError::Mismatch("roster digest of a wrong length"),
                         )?),
                     },
+                    revocations_version: info.revocations_version,
+                    roster_unchanged_ms: info.roster_unchanged_ms,
                 };
             info.validate()?;
             Ok(MetaResponse::Info(info))
@@ -636,6 +644,8 @@ mod tests {
             store_epoch: 0x1234_5678_9abc,
             catching_up: true,
             roster_digest: Some([7; 32]),
+            revocations_version: 4,
+            roster_unchanged_ms: 1234,
         });
         let ask = MetaRequest::Info;
         assert_eq!(decode_meta_request(&ask.encode()).unwrap(), ask);

@@ -72,7 +72,7 @@ impl NodeView for LocalMeta {
         let mut info = self
             .tags
             .info(&self.shards, &self.membership, self.drain.is_draining());
-        info.catching_up = self.catch_up.is_pending();
+        info.catching_up = self.catching_up();
         info
     }
 
@@ -106,7 +106,7 @@ impl LocalReplica for LocalMeta {
     }
 
     fn catching_up(&self) -> bool {
-        self.catch_up.is_pending()
+        self.catch_up.is_pending() || self.membership.departures_unhandled()
     }
 }
 

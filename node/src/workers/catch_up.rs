@@ -82,6 +82,21 @@ impl CatchUp {
         self.inner.pending.load(Ordering::Acquire)
     }
 
+    /// Starts catching up again (a member left the roster: partitions may have moved
+    /// here): the marker is written durably first, so a restart keeps at it.
+    ///
+    /// # Errors
+    /// [`WorkerError::File`] when the marker cannot be written.
+    pub fn restart(&self) -> Result<(), WorkerError> {
+        write_file_durably(&self.inner.marker, b"").map_err(|error| WorkerError::File {
+            what: "writing",
+            path: self.inner.marker.clone(),
+            error,
+        })?;
+        self.inner.pending.store(true, Ordering::Release);
+        Ok(())
+    }
+
     fn finish(&self) -> Result<(), WorkerError> {
         match std::fs::remove_file(&self.inner.marker) {
             Ok(()) => {}
@@ -144,12 +159,48 @@ impl CatchUpWorker {
         }
     }
 
-    /// Copies until done or `cancel`; returns at once when there is nothing to catch up.
+    /// Copies until done or `cancel` when the store is new, then again each time a member
+    /// leaves the roster (its partitions move to the next closest members, which copy
+    /// them from the others before they count toward read quorums: the hand-off of
+    /// DESIGN.md, "Metadata").
     pub async fn run(self, cancel: CancellationToken, status: StatusHandle) {
-        if !self.catch_up.is_pending() {
-            return;
+        let mut seen = 0;
+        if self.membership.departures_seen() > 0 {
+            // Members that left while this node was down: hand off for them now.
+            seen = self.begin_handoff(self.membership.departures_seen());
         }
-        info!("metadata store is new: catching up before counting towards read quorums");
+        if self.catch_up.is_pending() {
+            info!(
+                "metadata store is new or partitions moved here: catching up before counting towards read quorums"
+            );
+            self.copy_until_done(&cancel, &status).await;
+        }
+        loop {
+            let count = tokio::select! {
+                () = cancel.cancelled() => return,
+                count = self.membership.departed_since(seen) => count,
+            };
+            seen = self.begin_handoff(count);
+            info!(
+                "a member left the roster: copying the partitions that move here before counting towards their read quorums"
+            );
+            self.copy_until_done(&cancel, &status).await;
+        }
+    }
+
+    /// Says this node is catching up (durably) for the first `count` departures; returns
+    /// how many it now handles.
+    fn begin_handoff(&self, count: u64) -> u64 {
+        if let Err(error) = self.catch_up.restart() {
+            // The membership keeps announcing it catching up meanwhile.
+            warn!(%error, "could not record the hand-off; catching up without the marker");
+        }
+        self.membership.departures_handled(count);
+        count
+    }
+
+    /// Copies every partition this node replicates until a copy succeeds or `cancel`.
+    async fn copy_until_done(&self, cancel: &CancellationToken, status: &StatusHandle) {
         let started = Instant::now();
         loop {
             tokio::select! {
@@ -168,7 +219,7 @@ impl CatchUpWorker {
             // took writes meanwhile must be read.
             let sources = live.len();
             let pass_started = Instant::now();
-            let copied = self.copy(&cancel).instrument(info_span!("catch_up")).await;
+            let copied = self.copy(cancel).instrument(info_span!("catch_up")).await;
             if cancel.is_cancelled() {
                 return;
             }
