@@ -32,10 +32,13 @@ use crate::net::message::MessageError;
 use crate::net::meta_message::{MetaRequest, MetaResponse, NodeInfo};
 use crate::net::{CallError, NetError, NetHandle, call_meta};
 use crate::placement::{PlacementKey, placement_key};
-use crate::roster::{Roster, RosterEntry};
+use crate::roster::{Roster, RosterEntry, RosterSnapshot};
 
 /// Info requests in flight at once during a refresh.
 const INFO_CONCURRENCY_MAX: usize = 32;
+/// How long a node keeps saying it handed off for a departed member after it saw every
+/// member do so (a view slower to see it has that long to look).
+const HANDED_OFF_KEEP: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Peers asked for their roster per refresh at most (when their digest differs).
 const ROSTER_FETCHES_PER_REFRESH: usize = 2;
 
@@ -73,6 +76,10 @@ pub struct Member {
     /// views may not have seen it finish yet). Metadata writes then reach the sets with
     /// and without it (DESIGN.md, "Metadata").
     pub handing_off: bool,
+    /// Whether it left the roster (revoked, retired, expired) and only holds its place in
+    /// the replica sets known to be complete until every member has handed off for it:
+    /// never asked, never live.
+    pub departed: bool,
 }
 
 /// How much of the roster a view reaches (see [`Membership::reach`]).
@@ -105,16 +112,6 @@ impl RosterReach {
     }
 }
 
-impl Member {
-    /// Whether its answers count toward read quorums in a view holding revocation list
-    /// `revocations_version`: it is not catching up (new, wiped, or taking partitions
-    /// over from a member that left) and holds that list or a newer one (a revocation it
-    /// has not seen yet may have given it partitions it does not hold).
-    pub fn counts_for_reads(&self, revocations_version: u64) -> bool {
-        !self.info.catching_up && self.info.revocations_version >= revocations_version
-    }
-}
-
 /// Refreshes after a member finished catching up during which writes still reach the
 /// replica sets without it: every other view has refreshed by then, so a reader that
 /// still leaves it out meets every write.
@@ -132,8 +129,6 @@ struct State {
     digest: [u8; 32],
     /// Members that left the roster since this view started (revoked, retired, expired).
     departures: u64,
-    /// Of them, those the node has begun handing off for (see `departures_handled`).
-    departures_handled: u64,
     /// When the roster last changed (or this view started).
     roster_changed_at: Option<Instant>,
 }
@@ -212,6 +207,9 @@ impl Membership {
         }
         let membership = Self::start_with(net, config, Some(roster_file), roster);
         membership.inner.lock().departures = departures;
+        if departures > 0 {
+            membership.inner.save_roster().await;
+        }
         Ok(membership)
     }
 
@@ -296,15 +294,17 @@ impl Membership {
                     },
                     live: false,
                     handing_off: false,
+                    departed: false,
                 },
             })
             .collect();
         all
     }
 
-    /// The roster's entries (this node's own included), to answer a peer asking for them.
-    pub fn roster(&self) -> Vec<RosterEntry> {
-        self.inner.lock().roster.entries().cloned().collect()
+    /// The roster's entries (this node's own included) and departed members, to answer a
+    /// peer asking for them.
+    pub fn roster(&self) -> RosterSnapshot {
+        self.inner.lock().roster.snapshot()
     }
 
     /// The roster's digest, as node info announces it.
@@ -364,23 +364,56 @@ impl Membership {
         }
     }
 
-    /// Version of the newest revocation list this peer holds.
-    pub fn revocations_version(&self) -> u64 {
-        self.inner.revocations.borrow().version()
+    /// The members that left the roster and keep their place in replica sets until
+    /// every member has handed off for them (see [`crate::roster`]), as members that are
+    /// never live.
+    pub fn departed(&self) -> Vec<Member> {
+        let state = self.inner.lock();
+        state
+            .roster
+            .departed()
+            .map(|e| {
+                let last = state.members.get(&e.peer()).map(|(m, _)| &m.info);
+                Member {
+                    peer: e.peer(),
+                    key: placement_key(&e.peer().to_bytes()),
+                    info: NodeInfo {
+                        zone: e.certificate.zone().to_owned(),
+                        jurisdiction: e.certificate.jurisdiction().to_owned(),
+                        // A member that drained before it left holds no place.
+                        draining: last.is_some_and(|i| i.draining),
+                        ..NodeInfo::default()
+                    },
+                    live: false,
+                    handing_off: false,
+                    departed: true,
+                }
+            })
+            .collect()
     }
 
-    /// Whether a member left the roster and the node has not yet begun handing off for
-    /// it (see [`Membership::departed_since`]): its node info then says it is catching
-    /// up, since partitions may have moved to it. Also true while the roster still holds
-    /// a member the newest revocation list revokes (the next refresh drops it).
-    pub fn departures_unhandled(&self) -> bool {
-        let revocations = self.inner.revocations.borrow();
+    /// Departed members this node has not handed off for yet.
+    pub fn handoffs_pending(&self) -> Vec<PeerId> {
         let state = self.inner.lock();
-        state.departures > state.departures_handled
-            || state
-                .roster
-                .entries()
-                .any(|e| revocations.revokes(&e.peer()))
+        let done: Vec<&PeerId> = state.roster.handed_off().collect();
+        state
+            .roster
+            .departed()
+            .map(RosterEntry::peer)
+            .filter(|p| !done.contains(&p))
+            .collect()
+    }
+
+    /// Departed members this node has handed off for (its node info lists them).
+    pub fn handed_off(&self) -> Vec<PeerId> {
+        self.inner.lock().roster.handed_off().copied().collect()
+    }
+
+    /// Records that this node has copied every partition it replicates since `peers`
+    /// left (the roster file keeps it).
+    pub async fn mark_handed_off(&self, peers: &[PeerId]) {
+        self.inner.lock().roster.mark_handed_off(peers, unix_now());
+        self.inner.save_roster().await;
     }
 
     /// Members that left the roster since this view started.
@@ -398,13 +431,6 @@ impl Membership {
             }
             notified.await;
         }
-    }
-
-    /// Records that the node has begun handing off for the first `count` departures (its
-    /// catch-up marker is written: it says it is catching up on its own from now).
-    pub fn departures_handled(&self, count: u64) {
-        let mut state = self.inner.lock();
-        state.departures_handled = state.departures_handled.max(count);
     }
 
     /// Whether the authority revoked `peer` (as far as this peer knows).
@@ -507,6 +533,7 @@ impl Inner {
             None => Vec::new(),
         };
         let mut roster_changed = false;
+        let mut file_changed = false;
         if let Some(trust) = &trust {
             let mut state = self.lock();
             let learnt: Vec<RosterEntry> = admitted
@@ -562,17 +589,20 @@ impl Inner {
             .collect();
         if let Some(trust) = &trust {
             for peer in differing {
-                let Ok(entries) = self.ask_roster(peer).await else {
+                let Ok(snapshot) = self.ask_roster(peer).await else {
                     continue;
                 };
-                let merged = self
-                    .lock()
+                let mut state = self.lock();
+                let merged = state
                     .roster
-                    .merge_all(entries, Some(peer), trust, now_unix);
+                    .merge_all(snapshot.entries, Some(peer), trust, now_unix);
                 if merged.refused > 0 {
                     debug!(%peer, refused = merged.refused, "roster entries refused");
                 }
                 roster_changed |= merged.changed();
+                for entry in snapshot.departed {
+                    roster_changed |= state.roster.merge_departed(entry, trust, now_unix);
+                }
             }
             // Members just learnt are asked at once, at the addresses their entries give:
             // a client that has just connected sees the whole cluster after one refresh.
@@ -639,6 +669,7 @@ impl Inner {
                             info,
                             live: true,
                             handing_off,
+                            departed: false,
                         };
                         state.members.insert(peer, (member, now));
                     }
@@ -666,7 +697,16 @@ impl Inner {
             let State {
                 members, roster, ..
             } = &mut *state;
-            members.retain(|peer, _| roster.contains(peer));
+            members.retain(|peer, _| roster.contains(peer) || roster.is_departed(peer));
+            roster_changed |= Self::forget_handed_off(&mut state, local);
+            let keep_secs = HANDED_OFF_KEEP.as_secs();
+            if state
+                .roster
+                .prune_handed_off(now_unix.saturating_sub(keep_secs))
+            {
+                // The file only: the digest does not cover this node's hand-offs.
+                file_changed = true;
+            }
             if roster_changed {
                 state.digest = state.roster.digest();
                 state.roster_changed_at = Some(now);
@@ -678,9 +718,36 @@ impl Inner {
                 let _ = self.net.add_addresses(entry.peer(), entry.addrs).await;
             }
         }
-        if roster_changed {
+        if roster_changed || file_changed {
             self.save_roster().await;
         }
+    }
+
+    /// Forgets the departed members every member has handed off for (this node's own
+    /// hand-offs from its roster, the others' from their last node info); says whether
+    /// any was forgotten.
+    fn forget_handed_off(state: &mut State, local: PeerId) -> bool {
+        let own: Vec<PeerId> = state.roster.handed_off().copied().collect();
+        let departed: Vec<PeerId> = state.roster.departed().map(RosterEntry::peer).collect();
+        let mut forgot = false;
+        for gone in departed {
+            let everyone = state.roster.entries().all(|e| {
+                let peer = e.peer();
+                if peer == local {
+                    own.contains(&gone)
+                } else {
+                    state
+                        .members
+                        .get(&peer)
+                        .is_some_and(|(m, _)| m.info.handed_off.contains(&gone))
+                }
+            });
+            if everyone {
+                info!(peer = %gone, "every member has handed off for a departed member: its replica-set places go");
+                forgot |= state.roster.forget_departed(&gone);
+            }
+        }
+        forgot
     }
 
     /// Writes the roster to its file (nodes only), off the async workers.
@@ -708,10 +775,10 @@ impl Inner {
             .await
     }
 
-    async fn ask_roster(&self, peer: PeerId) -> Result<Vec<RosterEntry>, CallError> {
+    async fn ask_roster(&self, peer: PeerId) -> Result<RosterSnapshot, CallError> {
         let request = MetaRequest::Roster;
         match call_meta(&self.net, peer, &request, self.config.info_timeout).await? {
-            MetaResponse::Roster(entries) => Ok(entries),
+            MetaResponse::Roster(snapshot) => Ok(snapshot),
             _ => Err(CallError::BadAnswer {
                 peer,
                 error: MessageError::Mismatch("a roster request answered with another kind"),

@@ -118,11 +118,13 @@ enum Access {
     Write,
 }
 
-/// A replica set a request goes to (and needs a quorum of).
+/// A replica set a request goes to.
 #[derive(Debug)]
 struct ReplicaSet {
     /// Its members, closest first (at most `REPLICAS`).
     replicas: Vec<PeerId>,
+    /// Whether the request needs a quorum of it (otherwise its answers are only merged).
+    counted: bool,
 }
 
 /// One replica set's progress during a request.
@@ -227,29 +229,25 @@ impl MetaQuorum {
         self
     }
 
-    /// Whether `peer` is the first replica of `partition` that this view sees live and
-    /// complete: the one node that runs the partition's maintenance (repair, garbage
-    /// collection), so that two nodes do not rewrite the same manifests at once. (Two
-    /// views that differ may both lead for a while; their writes still need a quorum
-    /// each.)
+    /// Whether `peer` is the first replica of `partition` that this view sees live: the
+    /// one node that runs the partition's maintenance (repair, garbage collection), so
+    /// that two nodes do not rewrite the same manifests at once. (Two views that differ
+    /// may both lead for a while; their writes still need a quorum each.)
     pub fn leads(&self, partition: &str, peer: PeerId) -> bool {
-        let Ok((sets, readers)) = self.sets(partition) else {
-            return false;
-        };
         let mut up: Vec<PeerId> = self.membership.live().iter().map(|m| m.peer).collect();
         up.extend(self.local.as_ref().map(|l| l.peer()));
-        sets[0]
-            .replicas
-            .iter()
-            .find(|p| up.contains(p) && readers.contains(p))
-            == Some(&peer)
+        self.replicas(partition)
+            .into_iter()
+            .find(|p| up.contains(p))
+            == Some(peer)
     }
 
     /// The replica set of `partition` as this process sees it now: the `REPLICAS` roster
-    /// members closest to it (this node included when it is one), reachable or not,
-    /// closest first.
+    /// members closest to it that are not catching up (this node included when it is
+    /// one), reachable or not, closest first; a member that left the roster keeps its
+    /// place until the hand-off is done. Reads count these.
     pub fn replicas(&self, partition: &str) -> Vec<PeerId> {
-        self.sets(partition)
+        self.sets(partition, Access::Read)
             .ok()
             .and_then(|(sets, _)| sets.into_iter().next())
             .map(|set| set.replicas)
@@ -260,13 +258,10 @@ impl MetaQuorum {
     /// changes (a node catching up or just caught up) the set with the newcomer too.
     pub fn write_targets(&self, partition: &str) -> Vec<PeerId> {
         let mut targets: Vec<PeerId> = Vec::new();
-        let sets = self
-            .sets(partition)
-            .map(|(sets, _)| sets)
-            .unwrap_or_default();
+        let (sets, departed) = self.sets(partition, Access::Write).unwrap_or_default();
         for set in sets {
             for peer in set.replicas {
-                if !targets.contains(&peer) {
+                if !targets.contains(&peer) && !departed.contains(&peer) {
                     targets.push(peer);
                 }
             }
@@ -288,26 +283,34 @@ impl MetaQuorum {
     }
 
     /// The replica sets a request on `partition` goes to, each its `REPLICAS` roster
-    /// members closest first, reachable or not, and which of their members count toward
-    /// a read quorum.
+    /// members closest first, reachable or not, and the departed members among them
+    /// (never asked: they count as failed).
     ///
-    /// The current set is the `REPLICAS` members closest to the partition, newcomers
-    /// included. Its members that are catching up (new, wiped, or taking partitions
-    /// over from a member that left) or hold an older revocation list than this view
-    /// take writes but do not count toward read quorums, and nobody stands in for them:
-    /// a read then needs its quorum from the members that held the partition before the
-    /// change, and every write acknowledged before it is on enough of them. While a
-    /// member hands off (catching up, or finished less than a grace ago in this view), a
-    /// request also counts the set without it, which writers that have not seen the
-    /// change yet still use (DESIGN.md, "Metadata").
+    /// Every request counts the set known to be complete: nodes catching up left out
+    /// (DESIGN.md, "Metadata": reads consult the set known to be complete), and members
+    /// that left the roster kept in their place until every member has copied what moved
+    /// to it (the hand-off). While a node hands off (catching up, or finished less than
+    /// a grace ago in this view), a request also counts the set without it, which writers
+    /// that have not seen the change yet still use; and a write counts the set of the
+    /// current roster with every newcomer, which reads after the change use. A read also
+    /// asks that last set without counting it: its newcomers may hold a write another
+    /// view made, and merging an answer can only bring a newer version. The sets differ
+    /// only during a change.
     ///
     /// # Errors
     /// [`QuorumError::NoNodes`].
-    fn sets(&self, partition: &str) -> Result<(Vec<ReplicaSet>, Vec<PeerId>), QuorumError> {
+    fn sets(
+        &self,
+        partition: &str,
+        access: Access,
+    ) -> Result<(Vec<ReplicaSet>, Vec<PeerId>), QuorumError> {
         let mut members = self.membership.all();
         if let Some(local) = &self.local {
             members = with_local(members, local.peer(), local.draining(), local.catching_up());
         }
+        let departed = self.membership.departed();
+        let departed_peers: Vec<PeerId> = departed.iter().map(|m| m.peer).collect();
+        members.extend(departed);
         let target = partition_key(partition);
         let closest = |keep: &dyn Fn(&Member) -> bool| {
             let kept: Vec<Member> = members.iter().filter(|m| keep(m)).cloned().collect();
@@ -315,32 +318,31 @@ impl MetaQuorum {
             replicas.truncate(REPLICAS);
             replicas
         };
-        let current = closest(&|_| true);
-        if current.is_empty() {
+        let mut complete = closest(&|m| !m.info.catching_up);
+        if complete.iter().all(|p| departed_peers.contains(p)) {
+            // Every node is new (a cluster starting): none knows more than another.
+            complete = closest(&|m| !m.departed);
+        }
+        if complete.is_empty() {
             return Err(QuorumError::NoNodes);
         }
-        let mut sets = vec![ReplicaSet { replicas: current }];
+        let mut sets = vec![ReplicaSet {
+            replicas: complete,
+            counted: true,
+        }];
+        // (set, counted): the set without any node whose replica sets are changing
+        // counts for both (a writer that has not seen the change yet uses it); the set
+        // of the current roster with every newcomer counts for writes and is asked,
+        // uncounted, by reads.
         let old = closest(&|m| !m.handing_off);
-        if !old.is_empty() && old != sets[0].replicas {
-            sets.push(ReplicaSet { replicas: old });
+        let new = closest(&|m| !m.departed);
+        for (replicas, counted) in [(old, true), (new, access == Access::Write)] {
+            let known = sets.iter().any(|s| s.replicas == replicas);
+            if !replicas.is_empty() && !known {
+                sets.push(ReplicaSet { replicas, counted });
+            }
         }
-        // Every node new (a cluster forming): none knows more than another.
-        let forming = members.iter().all(|m| m.info.catching_up);
-        let version = self.membership.revocations_version();
-        let local = self.local.as_ref().map(|l| l.peer());
-        let readers: Vec<PeerId> = members
-            .iter()
-            .filter(|m| {
-                forming
-                    || if Some(m.peer) == local {
-                        !m.info.catching_up
-                    } else {
-                        m.counts_for_reads(version)
-                    }
-            })
-            .map(|m| m.peer)
-            .collect();
-        Ok((sets, readers))
+        Ok((sets, departed_peers))
     }
 
     /// A version for a write that replaces `previous`: now, or just after `previous`
@@ -421,32 +423,29 @@ impl MetaQuorum {
         } else {
             Access::Write
         };
-        let (sets, readers) = self.sets(partition)?;
+        let (sets, departed) = self.sets(partition, access)?;
         let mut up: Vec<PeerId> = self.membership.live().iter().map(|m| m.peer).collect();
         if let Some(local) = &self.local {
             up.push(local.peer());
         }
-        // Who counts toward this request's quorums: everyone for a write; for a read,
-        // members known to hold their partitions in full.
-        let counts = |peer: &PeerId| access == Access::Write || readers.contains(peer);
         let mut progress: Vec<SetProgress> = Vec::with_capacity(sets.len());
         let mut to_ask: Vec<PeerId> = Vec::new();
         for set in sets {
             let n = set.replicas.len();
-            let needed = match access {
-                Access::Read => read_quorum(n),
-                Access::Write => self.write_quorum(n),
+            let needed = match (set.counted, access) {
+                (false, _) => 0,
+                (true, Access::Read) => read_quorum(n),
+                (true, Access::Write) => self.write_quorum(n),
             };
-            let reachable = set
-                .replicas
-                .iter()
-                .filter(|p| up.contains(p) && counts(p))
-                .count();
+            let reachable = set.replicas.iter().filter(|p| up.contains(p)).count();
             // Down in this view: not asked, unless the quorum needs them (the view may
-            // be a refresh behind a member that came back).
+            // be a refresh behind a member that came back). Departed members never are.
             let ask_all = reachable < needed;
             for peer in &set.replicas {
-                if (ask_all || up.contains(peer)) && !to_ask.contains(peer) {
+                if (ask_all || up.contains(peer))
+                    && !departed.contains(peer)
+                    && !to_ask.contains(peer)
+                {
                     to_ask.push(*peer);
                 }
             }
@@ -458,11 +457,7 @@ impl MetaQuorum {
             });
         }
         for set in &mut progress {
-            set.failed = set
-                .members
-                .iter()
-                .filter(|p| !to_ask.contains(p) || !counts(p))
-                .count();
+            set.failed = set.members.iter().filter(|p| !to_ask.contains(p)).count();
         }
         let request = Arc::new(request);
         let mut pending: FuturesUnordered<_> = to_ask
@@ -504,15 +499,11 @@ impl MetaQuorum {
                     false
                 }
             };
-            // An answer from a member that does not count is merged, never counted (its
-            // failure was counted already).
-            if counts(&peer) {
-                for set in progress.iter_mut().filter(|s| s.members.contains(&peer)) {
-                    if succeeded {
-                        set.answered += 1;
-                    } else {
-                        set.failed += 1;
-                    }
+            for set in progress.iter_mut().filter(|s| s.members.contains(&peer)) {
+                if succeeded {
+                    set.answered += 1;
+                } else {
+                    set.failed += 1;
                 }
             }
             if deadline.is_none() && progress.iter().all(SetProgress::reached) {

@@ -70,6 +70,7 @@ pub fn with_local(
         },
         live: true,
         handing_off: catching_up,
+        departed: false,
     });
     members
 }

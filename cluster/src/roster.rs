@@ -16,7 +16,12 @@
 //! - **Kept on disk** by every node (`roster.pb` in its data directory, replaced
 //!   atomically), so that a restarted node finds its peers without its bootstrap list.
 //! - **Leaving** is explicit: a revoked (or retired) node leaves at once, an expired
-//!   certificate when it expires, a renewed certificate replaces the older one.
+//!   certificate when it expires, a renewed certificate replaces the older one. A member
+//!   that leaves is kept as *departed*: it holds its place in the replica sets known to
+//!   be complete until every member says it has copied the partitions that moved to it
+//!   (the hand-off, listed in its node info), so a read never counts a replica that
+//!   took a partition over before it holds the partition's records. A departure is taken
+//!   from a peer only when this peer's own trust refuses the certificate too.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -104,10 +109,24 @@ impl Merged {
     }
 }
 
-/// The members, by peer id.
+/// The members, by peer id, and those that left.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Roster {
     entries: BTreeMap<PeerId, RosterEntry>,
+    /// Members that left and keep their place in replica sets until handed off.
+    departed: BTreeMap<PeerId, RosterEntry>,
+    /// Departed members this node has handed off for, and when (Unix seconds): its own
+    /// state, kept in its file, never sent as roster.
+    handed_off: BTreeMap<PeerId, u64>,
+}
+
+/// What a peer sends when asked for its roster.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RosterSnapshot {
+    /// Its members.
+    pub entries: Vec<RosterEntry>,
+    /// Members that left and are not handed off everywhere yet.
+    pub departed: Vec<RosterEntry>,
 }
 
 impl Roster {
@@ -161,6 +180,8 @@ impl Roster {
             return merged;
         }
         let from_itself = sender.is_none_or(|s| s == peer);
+        // A renewed certificate brings a member that expired back.
+        self.departed.remove(&peer);
         match self.entries.get_mut(&peer) {
             None => {
                 if self.entries.len() as u64 >= ROSTER_MEMBERS_MAX {
@@ -215,7 +236,75 @@ impl Roster {
         total
     }
 
-    /// Drops the members whose certificate expired or who were revoked; returns them.
+    /// Takes a departure a peer reports, if this peer's own `trust` refuses the
+    /// certificate too (revoked, or expired) while the authority did sign it for a node;
+    /// returns whether it is new here.
+    pub fn merge_departed(&mut self, entry: RosterEntry, trust: &Trust, now_unix: u64) -> bool {
+        let peer = entry.peer();
+        let certified_node = entry.certificate.signed_by(trust.authority()).is_ok()
+            && entry.certificate.role() == PeerRole::Node;
+        let refused = trust
+            .verify_role(&entry.certificate, &peer, PeerRole::Node, now_unix)
+            .is_err();
+        if !certified_node
+            || !refused
+            || self.entries.contains_key(&peer)
+            || self.departed.contains_key(&peer)
+            || self.departed.len() as u64 >= ROSTER_MEMBERS_MAX
+        {
+            return false;
+        }
+        self.departed.insert(peer, entry);
+        true
+    }
+
+    /// Whether `peer` left and is not handed off everywhere yet.
+    pub fn is_departed(&self, peer: &PeerId) -> bool {
+        self.departed.contains_key(peer)
+    }
+
+    /// Members that left and keep their place in replica sets until handed off.
+    pub fn departed(&self) -> impl Iterator<Item = &RosterEntry> {
+        self.departed.values()
+    }
+
+    /// Forgets a departed member: every member has handed off for it.
+    pub fn forget_departed(&mut self, peer: &PeerId) -> bool {
+        self.departed.remove(peer).is_some()
+    }
+
+    /// Records that this node has handed off for `peers` at `now_unix`.
+    pub fn mark_handed_off(&mut self, peers: &[PeerId], now_unix: u64) {
+        for peer in peers {
+            self.handed_off.entry(*peer).or_insert(now_unix);
+        }
+    }
+
+    /// The departed members this node has handed off for.
+    pub fn handed_off(&self) -> impl Iterator<Item = &PeerId> {
+        self.handed_off.keys()
+    }
+
+    /// Forgets hand-offs done before `before_unix` whose member is no longer departed
+    /// here (a peer slower to see every member confirm has had that long to look).
+    pub fn prune_handed_off(&mut self, before_unix: u64) -> bool {
+        let departed = &self.departed;
+        let before = self.handed_off.len();
+        self.handed_off
+            .retain(|peer, at| *at >= before_unix || departed.contains_key(peer));
+        self.handed_off.len() != before
+    }
+
+    /// What a peer asking for the roster is sent.
+    pub fn snapshot(&self) -> RosterSnapshot {
+        RosterSnapshot {
+            entries: self.entries.values().cloned().collect(),
+            departed: self.departed.values().cloned().collect(),
+        }
+    }
+
+    /// Moves the members whose certificate expired or who were revoked to the departed;
+    /// returns them.
     pub fn drop_invalid(&mut self, trust: &Trust, now_unix: u64) -> Vec<PeerId> {
         let gone: Vec<PeerId> = self
             .entries
@@ -228,7 +317,11 @@ impl Roster {
             .map(|(peer, _)| *peer)
             .collect();
         for peer in &gone {
-            self.entries.remove(peer);
+            if let Some(entry) = self.entries.remove(peer)
+                && (self.departed.len() as u64) < ROSTER_MEMBERS_MAX
+            {
+                self.departed.insert(*peer, entry);
+            }
         }
         gone
     }
@@ -259,13 +352,28 @@ impl Roster {
                 hasher.update(&addr);
             }
         }
+        hasher.update(b"departed");
+        for peer in self.departed.keys() {
+            let peer = peer.to_bytes();
+            hasher.update(&(peer.len() as u64).to_le_bytes());
+            hasher.update(&peer);
+        }
         *hasher.finalize().as_bytes()
     }
 
-    /// The wire (and file) form.
+    /// The file form (with this node's hand-offs).
     pub fn to_pb(&self) -> pb::Roster {
         pb::Roster {
             entries: self.entries.values().map(RosterEntry::to_pb).collect(),
+            departed: self.departed.values().map(RosterEntry::to_pb).collect(),
+            handed_off: self
+                .handed_off
+                .iter()
+                .map(|(peer, at)| pb::HandedOff {
+                    peer_id: peer.to_bytes().into(),
+                    at_unix: *at,
+                })
+                .collect(),
         }
     }
 
@@ -274,18 +382,27 @@ impl Roster {
     ///
     /// # Errors
     /// [`RosterError::Malformed`] when it names more than `ROSTER_MEMBERS_MAX` members.
-    pub fn entries_from_pb(roster: pb::Roster) -> Result<Vec<RosterEntry>, RosterError> {
-        if roster.entries.len() as u64 > ROSTER_MEMBERS_MAX {
-            return Err(RosterError::Malformed(format!(
-                "{} members, at most {ROSTER_MEMBERS_MAX}",
-                roster.entries.len()
-            )));
+    pub fn entries_from_pb(roster: pb::Roster) -> Result<RosterSnapshot, RosterError> {
+        for (what, count) in [
+            ("members", roster.entries.len()),
+            ("departed", roster.departed.len()),
+        ] {
+            if count as u64 > ROSTER_MEMBERS_MAX {
+                return Err(RosterError::Malformed(format!(
+                    "{count} {what}, at most {ROSTER_MEMBERS_MAX}"
+                )));
+            }
         }
-        Ok(roster
-            .entries
-            .into_iter()
-            .filter_map(|e| RosterEntry::from_pb(e).ok())
-            .collect())
+        let decode = |entries: Vec<pb::RosterEntry>| {
+            entries
+                .into_iter()
+                .filter_map(|e| RosterEntry::from_pb(e).ok())
+                .collect()
+        };
+        Ok(RosterSnapshot {
+            entries: decode(roster.entries),
+            departed: decode(roster.departed),
+        })
     }
 
     /// The roster kept in `path` (empty when there is no file yet), its entries verified
@@ -309,8 +426,21 @@ impl Roster {
         let bytes_max = usize::try_from(ROSTER_BYTES_MAX).unwrap_or(usize::MAX);
         let roster: pb::Roster = decode_bounded(&bytes, bytes_max)
             .map_err(|e| RosterError::Malformed(format!("{}: {e}", path.display())))?;
+        let handed_off: BTreeMap<PeerId, u64> = roster
+            .handed_off
+            .iter()
+            .take(usize::try_from(ROSTER_MEMBERS_MAX).unwrap_or(usize::MAX))
+            .filter_map(|h| Some((PeerId::from_bytes(&h.peer_id).ok()?, h.at_unix)))
+            .collect();
+        let snapshot = Self::entries_from_pb(roster)?;
         let mut loaded = Self::new();
-        for entry in Self::entries_from_pb(roster)? {
+        loaded.handed_off = handed_off;
+        for entry in snapshot.departed {
+            if entry.certificate.signed_by(trust.authority()).is_ok() {
+                loaded.departed.insert(entry.peer(), entry);
+            }
+        }
+        for entry in snapshot.entries {
             // Each node wrote its own file: addresses it kept are as good as it had them.
             let stamp = entry.addrs_unix;
             let peer = entry.peer();

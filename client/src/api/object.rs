@@ -278,10 +278,11 @@ const ROSTER_FORMING: Duration = Duration::from_secs(10);
 const PLACEMENT_POLL: Duration = Duration::from_millis(200);
 
 impl Client {
-    /// Waits, at most `placement_wait`, until `shard_count` roster members that take
-    /// shards are reachable — or all of them, when the roster is smaller and has stopped
-    /// growing. A write issued right after a cluster starts then spreads its shards
-    /// over distinct nodes instead of doubling them up on the first one it met.
+    /// Waits, at most `placement_wait`, while fewer than `shard_count` roster members that
+    /// take shards are reachable and a node says its roster changed lately (a cluster
+    /// forming, nodes still joining): a write issued right after a cluster starts then
+    /// spreads its shards over distinct nodes instead of doubling them up on the first
+    /// one it met. Members known to be down are not waited for.
     async fn wait_for_holders(&self, shard_count: usize) {
         let deadline = tokio::time::Instant::now() + self.placement_wait;
         let forming_ms = u64::try_from(ROSTER_FORMING.as_millis()).unwrap_or(u64::MAX);
@@ -290,8 +291,7 @@ impl Client {
             members.retain(|m| !m.info.draining);
             let live: Vec<&andromede_cluster::Member> = members.iter().filter(|m| m.live).collect();
             let forming = live.iter().any(|m| m.info.roster_unchanged_ms < forming_ms);
-            let enough = live.len() >= shard_count
-                || (live.len() == members.len() && !forming && !live.is_empty());
+            let enough = live.len() >= shard_count || (!forming && !live.is_empty());
             if enough || tokio::time::Instant::now() >= deadline {
                 if !enough {
                     debug!(

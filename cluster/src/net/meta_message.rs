@@ -9,11 +9,12 @@ use andromede_proto::limits::{
 use andromede_proto::pb::{self, meta_request, meta_response};
 use andromede_proto::{Message, RepeatedLimit, ShardId, decode_bounded_counted};
 use bytes::Bytes;
+use libp2p::PeerId;
 
 use super::message::{MessageError, RemoteErrorCode};
 use crate::meta::key::{RecordKey, Table, validate_sort_key};
 use crate::meta::record::{Record, Version};
-use crate::roster::{Roster, RosterEntry};
+use crate::roster::{Roster, RosterEntry, RosterSnapshot};
 
 /// A keyed record, as replicas exchange them.
 pub type KeyedRecord = (RecordKey, Record<Bytes>);
@@ -95,8 +96,9 @@ pub struct NodeInfo {
     /// Digest of the roster it holds (none yet: `None`); a peer holding another asks for
     /// it.
     pub roster_digest: Option<[u8; 32]>,
-    /// Version of the newest revocation list it holds.
-    pub revocations_version: u64,
+    /// Departed members whose partitions it has copied since (see
+    /// [`crate::roster`]).
+    pub handed_off: Vec<PeerId>,
     /// Milliseconds since its roster last changed.
     pub roster_unchanged_ms: u64,
 }
@@ -162,7 +164,7 @@ pub enum MetaResponse {
     },
     /// The roster the node holds, decoded but not verified (merging verifies each
     /// certificate).
-    Roster(Vec<RosterEntry>),
+    Roster(RosterSnapshot),
     /// The request failed.
     Error {
         /// Why, as a code.
@@ -428,7 +430,11 @@ impl MetaResponse {
                     .roster_digest
                     .map(|d| Bytes::copy_from_slice(&d))
                     .unwrap_or_default(),
-                revocations_version: info.revocations_version,
+                handed_off: info
+                    .handed_off
+                    .iter()
+                    .map(|p| p.to_bytes().into())
+                    .collect(),
                 roster_unchanged_ms: info.roster_unchanged_ms,
             }),
             Self::Wanted(wanted) => meta_response::Response::Wanted(pb::Wanted {
@@ -447,8 +453,10 @@ impl MetaResponse {
                     capped: *capped,
                 })
             }
-            Self::Roster(entries) => meta_response::Response::Roster(pb::Roster {
-                entries: entries.iter().map(RosterEntry::to_pb).collect(),
+            Self::Roster(snapshot) => meta_response::Response::Roster(pb::Roster {
+                entries: snapshot.entries.iter().map(RosterEntry::to_pb).collect(),
+                departed: snapshot.departed.iter().map(RosterEntry::to_pb).collect(),
+                handed_off: Vec::new(),
             }),
             Self::Error { code, detail } => meta_response::Response::Error(pb::Error {
                 code: (*code).into(),
@@ -533,7 +541,16 @@ pub fn decode_meta_response(
                             |_| MessageError::Mismatch("roster digest of a wrong length"),
                         )?),
                     },
-                    revocations_version: info.revocations_version,
+                    handed_off: {
+                        check_count(info.handed_off.len(), ROSTER_MEMBERS_MAX)?;
+                        info.handed_off
+                            .iter()
+                            .map(|p| PeerId::from_bytes(p))
+                            .collect::<Result<_, _>>()
+                            .map_err(|_| {
+                                MessageError::Mismatch("a handed-off peer id that does not parse")
+                            })?
+                    },
                     roster_unchanged_ms: info.roster_unchanged_ms,
                 };
             info.validate()?;
@@ -567,6 +584,7 @@ pub fn decode_meta_response(
         }
         (MetaRequest::Roster, meta_response::Response::Roster(roster)) => {
             check_count(roster.entries.len(), ROSTER_MEMBERS_MAX)?;
+            check_count(roster.departed.len(), ROSTER_MEMBERS_MAX)?;
             let entries = Roster::entries_from_pb(roster)
                 .map_err(|_| MessageError::Mismatch("a roster over its size"))?;
             Ok(MetaResponse::Roster(entries))
@@ -644,7 +662,7 @@ mod tests {
             store_epoch: 0x1234_5678_9abc,
             catching_up: true,
             roster_digest: Some([7; 32]),
-            revocations_version: 4,
+            handed_off: vec![PeerId::random()],
             roster_unchanged_ms: 1234,
         });
         let ask = MetaRequest::Info;
@@ -652,7 +670,7 @@ mod tests {
         assert_eq!(decode_meta_response(&ask, &info.encode()).unwrap(), info);
         let ask = MetaRequest::Roster;
         assert_eq!(decode_meta_request(&ask.encode()).unwrap(), ask);
-        let empty = MetaResponse::Roster(Vec::new());
+        let empty = MetaResponse::Roster(RosterSnapshot::default());
         assert_eq!(decode_meta_response(&ask, &empty.encode()).unwrap(), empty);
         let compare = MetaRequest::Compare {
             table: Table::Manifest,

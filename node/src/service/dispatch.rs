@@ -54,7 +54,7 @@ impl NodeTags {
             store_epoch: store.epoch(),
             catching_up: false,
             roster_digest: Some(membership.roster_digest()),
-            revocations_version: membership.revocations_version(),
+            handed_off: membership.handed_off(),
             roster_unchanged_ms: u64::try_from(membership.roster_unchanged_for().as_millis())
                 .unwrap_or(u64::MAX),
         }

@@ -5,7 +5,7 @@
 //! (`limit`) and by bytes (so that the answer fits one message), with `more` set.
 
 use andromede_cluster::net::PeerRole;
-use andromede_cluster::roster::RosterEntry;
+use andromede_cluster::roster::RosterSnapshot;
 use std::collections::HashMap;
 
 use andromede_cluster::manifest::{Body, Manifest};
@@ -36,7 +36,7 @@ pub trait NodeView {
     /// Whether this node is in `partition`'s replica set as it sees membership now.
     fn is_replica(&self, partition: &str) -> bool;
     /// The roster it holds (DESIGN.md, "Metadata").
-    fn roster(&self) -> Vec<RosterEntry>;
+    fn roster(&self) -> RosterSnapshot;
 }
 
 /// This node as one of the metadata replicas its own workers talk to (in-process, through
@@ -87,7 +87,7 @@ impl NodeView for LocalMeta {
             .any(|p| *p == self.peer)
     }
 
-    fn roster(&self) -> Vec<RosterEntry> {
+    fn roster(&self) -> RosterSnapshot {
         self.membership.roster()
     }
 }
@@ -106,7 +106,7 @@ impl LocalReplica for LocalMeta {
     }
 
     fn catching_up(&self) -> bool {
-        self.catch_up.is_pending() || self.membership.departures_unhandled()
+        self.catch_up.is_pending()
     }
 }
 
@@ -361,8 +361,8 @@ mod tests {
             true
         }
 
-        fn roster(&self) -> Vec<RosterEntry> {
-            Vec::new()
+        fn roster(&self) -> RosterSnapshot {
+            RosterSnapshot::default()
         }
     }
 

@@ -82,21 +82,6 @@ impl CatchUp {
         self.inner.pending.load(Ordering::Acquire)
     }
 
-    /// Starts catching up again (a member left the roster: partitions may have moved
-    /// here): the marker is written durably first, so a restart keeps at it.
-    ///
-    /// # Errors
-    /// [`WorkerError::File`] when the marker cannot be written.
-    pub fn restart(&self) -> Result<(), WorkerError> {
-        write_file_durably(&self.inner.marker, b"").map_err(|error| WorkerError::File {
-            what: "writing",
-            path: self.inner.marker.clone(),
-            error,
-        })?;
-        self.inner.pending.store(true, Ordering::Release);
-        Ok(())
-    }
-
     fn finish(&self) -> Result<(), WorkerError> {
         match std::fs::remove_file(&self.inner.marker) {
             Ok(()) => {}
@@ -159,52 +144,47 @@ impl CatchUpWorker {
         }
     }
 
-    /// Copies until done or `cancel` when the store is new, then again each time a member
-    /// leaves the roster (its partitions move to the next closest members, which copy
-    /// them from the others before they count toward read quorums: the hand-off of
-    /// DESIGN.md, "Metadata").
+    /// Copies until done or `cancel` when the store is new; then, each time members have
+    /// left the roster, copies again and records the hand-off (their partitions move to
+    /// the next closest members; the departed keep their place in the replica sets known
+    /// to be complete until every member has said so in its node info: DESIGN.md,
+    /// "Metadata").
     pub async fn run(self, cancel: CancellationToken, status: StatusHandle) {
-        let mut seen = 0;
-        if self.membership.departures_seen() > 0 {
-            // Members that left while this node was down: hand off for them now.
-            seen = self.begin_handoff(self.membership.departures_seen());
-        }
         if self.catch_up.is_pending() {
-            info!(
-                "metadata store is new or partitions moved here: catching up before counting towards read quorums"
-            );
+            info!("metadata store is new: catching up before counting towards read quorums");
             self.copy_until_done(&cancel, &status).await;
         }
+        let mut seen = 0;
         loop {
-            let count = tokio::select! {
+            let pending = self.membership.handoffs_pending();
+            if !pending.is_empty() {
+                info!(
+                    departed = pending.len(),
+                    "members left the roster: copying the partitions that move here"
+                );
+                if !self.copy_until_done(&cancel, &status).await {
+                    return;
+                }
+                self.membership.mark_handed_off(&pending).await;
+                info!(
+                    departed = pending.len(),
+                    "hand-off done: this node holds every partition that moved to it"
+                );
+            }
+            seen = tokio::select! {
                 () = cancel.cancelled() => return,
                 count = self.membership.departed_since(seen) => count,
             };
-            seen = self.begin_handoff(count);
-            info!(
-                "a member left the roster: copying the partitions that move here before counting towards their read quorums"
-            );
-            self.copy_until_done(&cancel, &status).await;
         }
     }
 
-    /// Says this node is catching up (durably) for the first `count` departures; returns
-    /// how many it now handles.
-    fn begin_handoff(&self, count: u64) -> u64 {
-        if let Err(error) = self.catch_up.restart() {
-            // The membership keeps announcing it catching up meanwhile.
-            warn!(%error, "could not record the hand-off; catching up without the marker");
-        }
-        self.membership.departures_handled(count);
-        count
-    }
-
-    /// Copies every partition this node replicates until a copy succeeds or `cancel`.
-    async fn copy_until_done(&self, cancel: &CancellationToken, status: &StatusHandle) {
+    /// Copies every partition this node replicates until a copy succeeds (true) or
+    /// `cancel` (false).
+    async fn copy_until_done(&self, cancel: &CancellationToken, status: &StatusHandle) -> bool {
         let started = Instant::now();
         loop {
             tokio::select! {
-                () = cancel.cancelled() => return,
+                () = cancel.cancelled() => return false,
                 () = tokio::time::sleep(RETRY_EVERY) => {}
             }
             let waited_enough = started.elapsed() >= SETTLE_WAIT_MAX;
@@ -221,7 +201,7 @@ impl CatchUpWorker {
             let pass_started = Instant::now();
             let copied = self.copy(cancel).instrument(info_span!("catch_up")).await;
             if cancel.is_cancelled() {
-                return;
+                return false;
             }
             let copied = copied.and_then(|report| self.catch_up.finish().map(|()| report));
             status.pass_done(
@@ -238,7 +218,7 @@ impl CatchUpWorker {
                         took = ?started.elapsed(),
                         "caught up: this node now counts towards read quorums"
                     );
-                    return;
+                    return true;
                 }
                 Err(error) => warn!(%error, "catching up failed; trying again"),
             }
