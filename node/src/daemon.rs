@@ -266,6 +266,11 @@ impl Daemon {
         &self.net
     }
 
+    /// Its metadata quorum access (as its workers use it).
+    pub fn quorum(&self) -> &MetaQuorum {
+        &self.admin_state.quorum
+    }
+
     /// The nodes this node knows.
     pub fn membership(&self) -> &Membership {
         &self.membership

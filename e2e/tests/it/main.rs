@@ -14,6 +14,7 @@ mod orphans;
 mod places;
 mod rebalance;
 mod repair;
+mod roster;
 mod store;
 
 #[path = "../../../node/tests/daemons.rs"]

@@ -96,6 +96,41 @@ impl Cluster {
         }
     }
 
+    /// Where the first node listens (every node and client joins through it).
+    pub(crate) fn first_addr(&self) -> Multiaddr {
+        self.first_addr.clone()
+    }
+
+    /// A cluster of `nodes` nodes started at once, and a client connected to the first as
+    /// soon as it answers: a user who starts a cluster and writes right away.
+    pub(crate) async fn start_quick(nodes: usize) -> Self {
+        let dirs: Vec<tempfile::TempDir> =
+            (0..nodes).map(|_| tempfile::tempdir().unwrap()).collect();
+        let first = Daemon::start(config(dirs[0].path(), Vec::new()))
+            .await
+            .unwrap();
+        let first_addr = listen_addr(&first).await;
+        let mut daemons = vec![Some(first)];
+        for dir in dirs.iter().skip(1) {
+            let config = config(dir.path(), vec![first_addr.clone()]);
+            daemons.push(Some(Daemon::start(config).await.unwrap()));
+        }
+        let client = Client::connect(crate::client_config(
+            vec![first_addr.clone()],
+            MasterKey::generate(),
+        ))
+        .await
+        .unwrap();
+        Self {
+            tune: |_| {},
+            dirs,
+            daemons,
+            first_addr,
+            stopped_addrs: BTreeMap::new(),
+            client,
+        }
+    }
+
     /// The config of a node in `dir` that joins through the first node.
     fn config(&self, dir: &std::path::Path) -> DaemonConfig {
         let mut config = config(dir, vec![self.first_addr.clone()]);

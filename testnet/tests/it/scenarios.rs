@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use andromede_client::{Client, ClientError, PutObjectOptions};
 use andromede_cluster::faults::PlantedBug;
-use andromede_cluster::{closest_members, partition_key};
+use andromede_cluster::{REPLICAS, closest_members, partition_key};
 use andromede_testnet::cluster::Testnet;
 
 use crate::common;
@@ -28,7 +28,7 @@ async fn put(client: &Client, key: &str, data: &[u8]) {
 /// The testnet indices of the bucket's three metadata replicas, as the client sees them.
 fn replica_nodes(testnet: &Testnet, client: &Client) -> Vec<usize> {
     let replicas = closest_members(&client.nodes(), &partition_key(BUCKET));
-    replicas[..3]
+    replicas[..REPLICAS.min(replicas.len())]
         .iter()
         .map(|peer| {
             testnet
@@ -250,29 +250,30 @@ async fn a_write_quorum_outlives_each_replica_lost_in_turn() {
     replicas_lost_in_turn(None).await;
 }
 
-/// Two of the bucket's three metadata replicas are slow when a PUT is acknowledged; the
-/// fast one dies right after it, then the slow two before they serve what is still in
-/// flight, and the slow two come back: with a write quorum of 2 one of them made the
-/// write durable before the acknowledgement, so the object reads back.
+/// Every metadata replica of the bucket but one is slow when a PUT is acknowledged; the
+/// fast one dies right after it, then the slow ones before they serve what is still in
+/// flight, and the slow ones come back: with a write quorum of 3 of 5, two of them made
+/// the write durable before the acknowledgement, so the object reads back. With a write
+/// quorum of one (planted), only the dead replica held it: lost.
 ///
-/// The fast replica dies first: were the slow two killed first, its anti-entropy pass
-/// (which can be under way, held up by them) would see them gone and hand the write to
-/// a stand-in before it died, and a write acknowledged by one replica would survive by
-/// chance (seen under load: the planted write-quorum-of-one bug went uncaught).
+/// The fast replica dies first: its anti-entropy pass, were it still running, could hand
+/// the write on and let a write acknowledged by one replica survive by chance.
 async fn replicas_lost_in_turn(bug: Option<PlantedBug>) {
     let dir = tempfile::tempdir().unwrap();
     let (mut testnet, reader) = up(dir.path(), 5).await;
     let writer = skewed_client(&testnet, 0, bug).await;
     let replicas = replica_nodes(&testnet, &writer);
-    testnet.slow(replicas[1], 3_000).await.unwrap();
-    testnet.slow(replicas[2], 3_000).await.unwrap();
+    for &slow in &replicas[1..] {
+        testnet.slow(slow, 3_000).await.unwrap();
+    }
     let data = vec![9u8; 400_000];
     put(&writer, "in-turn", &data).await;
-    testnet.kill(replicas[0]).unwrap();
-    testnet.kill(replicas[1]).unwrap();
-    testnet.kill(replicas[2]).unwrap();
-    testnet.start(replicas[1]).unwrap();
-    testnet.start(replicas[2]).unwrap();
+    for &replica in &replicas {
+        testnet.kill(replica).unwrap();
+    }
+    for &replica in &replicas[1..] {
+        testnet.start(replica).unwrap();
+    }
     testnet.wait_settled(Duration::from_secs(60)).await.unwrap();
     read_back(&reader, "in-turn", &data).await;
     testnet.down().unwrap();
