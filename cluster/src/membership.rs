@@ -141,6 +141,9 @@ struct Inner {
     authority: Option<AuthorityKey>,
     /// Where a node keeps its roster (clients keep it in memory).
     roster_file: Option<PathBuf>,
+    /// Whether this node was told of peers to join (a bootstrap list): until its roster
+    /// names one of them, it does not count as a majority of one.
+    expects_peers: bool,
     config: MembershipConfig,
     state: Mutex<State>,
     /// Woken when members leave the roster.
@@ -168,7 +171,7 @@ impl Membership {
     /// Starts tracking the cluster's members as a client sees them (the roster in
     /// memory, learnt from the nodes), refreshing in the background.
     pub fn start(net: NetHandle, config: MembershipConfig) -> Self {
-        Self::start_with(net, config, None, Roster::new())
+        Self::start_with(net, config, None, Roster::new(), true)
     }
 
     /// Starts tracking the members as a node does: the roster kept in `roster_file`,
@@ -183,6 +186,7 @@ impl Membership {
         net: NetHandle,
         config: MembershipConfig,
         roster_file: PathBuf,
+        expects_peers: bool,
     ) -> Result<Self, crate::roster::RosterError> {
         let authority = net.certificate().issuer().ok();
         let (roster, departures) = match &authority {
@@ -205,7 +209,7 @@ impl Membership {
         if !roster.is_empty() {
             info!(members = roster.len(), "roster loaded");
         }
-        let membership = Self::start_with(net, config, Some(roster_file), roster);
+        let membership = Self::start_with(net, config, Some(roster_file), roster, expects_peers);
         membership.inner.lock().departures = departures;
         if departures > 0 {
             membership.inner.save_roster().await;
@@ -218,6 +222,7 @@ impl Membership {
         config: MembershipConfig,
         roster_file: Option<PathBuf>,
         roster: Roster,
+        expects_peers: bool,
     ) -> Self {
         let digest = roster.digest();
         let inner = Arc::new(Inner {
@@ -225,6 +230,7 @@ impl Membership {
             authority: net.certificate().issuer().ok(),
             net,
             roster_file,
+            expects_peers,
             config,
             state: Mutex::new(State {
                 roster,
@@ -348,8 +354,11 @@ impl Membership {
             .iter()
             .filter(|p| **p == local || state.members.get(p).is_some_and(|(m, _)| m.live))
             .count();
+        // A node told of peers to join that knows none of them yet is not a cluster of
+        // one: it has only not met the others.
+        let floor = if self.inner.expects_peers { 2 } else { 0 };
         RosterReach {
-            members: members.len(),
+            members: members.len().max(floor),
             reachable,
         }
     }

@@ -338,7 +338,10 @@ impl MetaQuorum {
         let new = closest(&|m| !m.departed);
         for (replicas, counted) in [(old, true), (new, access == Access::Write)] {
             let known = sets.iter().any(|s| s.replicas == replicas);
-            if !replicas.is_empty() && !known {
+            // A set of departed members alone (every current one is changing: a cluster
+            // forming) holds nothing anyone could read.
+            let holds_nobody = replicas.iter().all(|p| departed_peers.contains(p));
+            if !holds_nobody && !known {
                 sets.push(ReplicaSet { replicas, counted });
             }
         }

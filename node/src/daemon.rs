@@ -152,9 +152,13 @@ impl Daemon {
 
         let cancel = CancellationToken::new();
         let mut tasks = JoinSet::new();
-        let membership =
-            Membership::start_node(net.clone(), config.membership.clone(), config.data.roster())
-                .await?;
+        let membership = Membership::start_node(
+            net.clone(),
+            config.membership.clone(),
+            config.data.roster(),
+            !config.bootstrap.is_empty(),
+        )
+        .await?;
         let meta: Arc<dyn MetaStore> = Arc::new(meta);
         let local = net.local_peer_id();
         let local_meta = LocalMeta {

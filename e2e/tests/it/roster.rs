@@ -36,6 +36,19 @@ async fn heal(cluster: &Cluster) {
     }
 }
 
+/// Waits until every running daemon's roster holds `members` nodes and it reaches all of
+/// them: the cluster has formed.
+async fn wait_rosters(cluster: &Cluster, members: usize) {
+    let formed = eventually(Duration::from_secs(60), async || {
+        cluster.daemons.iter().flatten().all(|d| {
+            let reach = d.membership().reach();
+            reach.members == members && reach.reachable == members
+        })
+    })
+    .await;
+    assert!(formed, "the rosters never held all {members} nodes");
+}
+
 fn is_no_quorum(error: &ClientError) -> bool {
     error.to_string().contains("no quorum:")
 }
@@ -140,6 +153,7 @@ async fn an_isolated_node_writes_nothing_destructive_and_resumes_after_it_rejoin
             .await;
         }
     }
+    wait_rosters(&cluster, 5).await;
     // Cut off the node that leads the bucket's maintenance.
     let leader = (0..5)
         .find(|&i| {
@@ -254,6 +268,7 @@ fn buckets_by_fate(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_of_seven_down_every_partition_works_and_a_third_stops_only_those_it_leaves_short() {
     let mut cluster = Cluster::start(7).await;
+    wait_rosters(&cluster, 7).await;
     let members = cluster.client.nodes();
     // The bucket directory keeps its quorum whoever goes down here: the three stopped
     // nodes are chosen so that at most two are its replicas.
@@ -261,10 +276,10 @@ async fn two_of_seven_down_every_partition_works_and_a_third_stops_only_those_it
         .into_iter()
         .take(REPLICAS)
         .collect();
-    let outside: Vec<usize> = (1..7)
+    let outside: Vec<usize> = (0..7)
         .filter(|&i| !directory.contains(&cluster.peer(i).unwrap()))
         .collect();
-    let inside: Vec<usize> = (1..7)
+    let inside: Vec<usize> = (0..7)
         .filter(|&i| directory.contains(&cluster.peer(i).unwrap()))
         .collect();
     let stopped: Vec<usize> = vec![outside[0], outside[1], inside[0]];
@@ -326,6 +341,7 @@ async fn two_of_seven_down_every_partition_works_and_a_third_stops_only_those_it
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_retired_nodes_records_all_reach_its_replacement_before_it_stops_counting() {
     let mut cluster = Cluster::start(REPLICAS + 1).await;
+    wait_rosters(&cluster, REPLICAS + 1).await;
     cluster
         .client
         .create_bucket("handoff", bucket(2, 1, &[]))
@@ -394,11 +410,24 @@ async fn a_retired_nodes_records_all_reach_its_replacement_before_it_stops_count
         .await;
     }
 
-    // Every view drops the departed member only once every member has handed off; by
-    // then the heir holds every record any other replica holds, at the newest version.
+    // Every view sees the departure, then drops the departed member only once every
+    // member has handed off; by then the heir holds every record any other replica
+    // holds, at the newest version.
     let running: Vec<usize> = (0..cluster.daemons.len())
         .filter(|&i| cluster.daemons[i].is_some())
         .collect();
+    let seen = eventually(Duration::from_secs(30), async || {
+        running.iter().all(|&i| {
+            cluster.daemons[i]
+                .as_ref()
+                .unwrap()
+                .membership()
+                .departures_seen()
+                > 0
+        })
+    })
+    .await;
+    assert!(seen, "a node never saw the member leave");
     let done = eventually(Duration::from_secs(90), async || {
         running.iter().all(|&i| {
             cluster.daemons[i]
@@ -410,7 +439,22 @@ async fn a_retired_nodes_records_all_reach_its_replacement_before_it_stops_count
         })
     })
     .await;
-    assert!(done, "the hand-off never finished");
+    let states: Vec<String> = running
+        .iter()
+        .map(|&i| {
+            let d = cluster.daemons[i].as_ref().unwrap();
+            format!(
+                "node {i} {}: catching up {}, members {:?}, departed {:?}, handed off {:?}, catch-up {:?}",
+                d.net().local_peer_id(),
+                d.is_catching_up(),
+                d.membership().all().iter().map(|m| (m.peer, m.live, m.info.catching_up, m.handing_off)).collect::<Vec<_>>(),
+                d.membership().departed().iter().map(|m| m.peer).collect::<Vec<_>>(),
+                d.membership().handed_off(),
+                d.worker_statuses().into_iter().find(|w| w.name == "catch_up")
+            )
+        })
+        .collect();
+    assert!(done, "the hand-off never finished: {states:#?}");
     let heir_meta = cluster.daemons[heir_index].as_ref().unwrap().meta();
     for table in [Table::ObjectIndex, Table::Manifest] {
         let mut newest: BTreeMap<Vec<u8>, Version> = BTreeMap::new();
