@@ -96,6 +96,16 @@ impl AuthorityPlace {
     }
 
     /// The peer `who` names: a peer id, or a name from the issued log (the latest).
+    /// The role `peer` was invited in, as the issued log says (none: not invited here).
+    fn issued_role(&self, peer: &PeerId) -> Option<PeerRole> {
+        let text = std::fs::read_to_string(self.issued_log()).unwrap_or_default();
+        text.lines()
+            .rev()
+            .filter_map(|line| serde_json::from_str::<Issued>(line).ok())
+            .find(|issued| issued.peer == peer.to_string())
+            .map(|issued| issued.role)
+    }
+
     fn resolve(&self, who: &str) -> anyhow::Result<PeerId> {
         if let Ok(peer) = who.parse::<PeerId>() {
             return Ok(peer);
@@ -190,6 +200,32 @@ const REVOKE_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 pub(crate) async fn revoke(args: &RevokeArgs) -> anyhow::Result<()> {
     let place = AuthorityPlace::open(&args.authority)?;
     let peer = place.resolve(&args.who)?;
+    revoke_peer(&place, peer).await?;
+    println!("revoked {peer}; every node refuses it within seconds");
+    Ok(())
+}
+
+/// Retires a node for good (DESIGN.md, "Metadata": roster changes are explicit): a
+/// revocation, so it leaves every roster at once; the members that take its metadata
+/// partitions over copy them before they count, and its shards are rebuilt elsewhere.
+pub(crate) async fn retire(args: &RevokeArgs) -> anyhow::Result<()> {
+    let place = AuthorityPlace::open(&args.authority)?;
+    let peer = place.resolve(&args.who)?;
+    if place.issued_role(&peer) == Some(PeerRole::Client) {
+        bail!(
+            "{} is a client, not a node: use `andromede-node revoke` for it",
+            args.who
+        );
+    }
+    revoke_peer(&place, peer).await?;
+    println!(
+        "retired {peer}: it has left the roster (and is refused from now on); the nodes that take its metadata roles over copy them before they count (`andromede-node status` shows the roster), and its shards are rebuilt elsewhere"
+    );
+    Ok(())
+}
+
+/// Adds `peer` to the revocation list (once) and hands the list to the cluster.
+async fn revoke_peer(place: &AuthorityPlace, peer: PeerId) -> anyhow::Result<()> {
     let public = place.authority.public();
     let path = place.revocations_file();
     let previous = RevocationList::read_file(&path, &public)?;
@@ -205,10 +241,8 @@ pub(crate) async fn revoke(args: &RevokeArgs) -> anyhow::Result<()> {
         list
     };
     let version = list.version();
-    publish(&place, list).await?;
-    println!(
-        "revoked {peer} (revocation list version {version}); every node refuses it within seconds"
-    );
+    publish(place, list).await?;
+    eprintln!("revocation list version {version} handed to the cluster");
     Ok(())
 }
 

@@ -47,6 +47,11 @@ pub(crate) enum Command {
     /// revocation list is handed to a member, and every node refuses the peer within
     /// seconds; a revoked node's shards are rebuilt elsewhere.
     Revoke(RevokeArgs),
+    /// Where the authority key is: retire a node for good (by name or peer id). It
+    /// leaves the roster (a revocation: refused from then on); the nodes that take its
+    /// metadata roles over copy them before they count, and its shards are rebuilt
+    /// elsewhere. Drain a node that still runs first.
+    Retire(RevokeArgs),
     /// Install a renewed certificate (a token from `invite --peer`): a running node
     /// presents it to its peers within seconds, without a restart.
     Renew {

@@ -56,6 +56,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run(args) => run_node(&args).await,
         Command::Invite(args) => authority_cmd::invite(&args),
         Command::Revoke(args) => authority_cmd::revoke(&args).await,
+        Command::Retire(args) => authority_cmd::retire(&args).await,
         Command::Renew { data, token } => authority_cmd::renew(&data.data, &token),
         Command::Status { data, json } => status(&data.data, json).await,
         Command::Drain {

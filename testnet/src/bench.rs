@@ -47,6 +47,8 @@ pub struct BenchOptions {
     pub node_bin: Option<PathBuf>,
     /// Where the testnet lives (a fresh directory).
     pub dir: PathBuf,
+    /// Measure the 4 KiB operations only (rates and p50/p99 latencies).
+    pub small_only: bool,
 }
 
 /// Pseudo-random bytes (xorshift): incompressible enough, cheap to make.
@@ -107,13 +109,34 @@ async fn put_get(client: &Client, size: u64) -> anyhow::Result<(f64, f64)> {
     Ok((put, get))
 }
 
-async fn small_ops(client: &Client, ops: usize) -> anyhow::Result<(f64, f64)> {
+/// Rates and latencies of 4 KiB operations at concurrency 8.
+struct SmallOps {
+    put_rate: f64,
+    get_rate: f64,
+    /// p50 and p99 of a PUT, in milliseconds.
+    put_ms: (f64, f64),
+    /// p50 and p99 of a GET, in milliseconds.
+    get_ms: (f64, f64),
+}
+
+/// The `permille`/1000 quantile of `values`, in milliseconds.
+fn quantile_ms(values: &mut [Duration], permille: usize) -> f64 {
+    values.sort_unstable();
+    let last = values.len().saturating_sub(1);
+    let at = (last * permille + 500) / 1000;
+    values
+        .get(at.min(last))
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+async fn small_ops(client: &Client, ops: usize) -> anyhow::Result<SmallOps> {
     let body = Arc::new(data(4096, 7));
     let start = Instant::now();
-    let puts: Vec<anyhow::Result<()>> = futures::stream::iter(0..ops)
+    let puts: Vec<anyhow::Result<Duration>> = futures::stream::iter(0..ops)
         .map(|i| {
             let (client, body) = (client.clone(), Arc::clone(&body));
             async move {
+                let started = Instant::now();
                 client
                     .put_object(
                         BUCKET,
@@ -122,33 +145,50 @@ async fn small_ops(client: &Client, ops: usize) -> anyhow::Result<(f64, f64)> {
                         PutObjectOptions::default(),
                     )
                     .await?;
-                Ok(())
+                Ok(started.elapsed())
             }
         })
         .buffer_unordered(8)
         .collect()
         .await;
-    puts.into_iter().collect::<anyhow::Result<()>>()?;
+    let mut put_times = puts
+        .into_iter()
+        .collect::<anyhow::Result<Vec<Duration>>>()?;
     let put_rate = ops as f64 / start.elapsed().as_secs_f64();
     let start = Instant::now();
-    let gets: Vec<anyhow::Result<()>> = futures::stream::iter(0..ops)
+    let gets: Vec<anyhow::Result<Duration>> = futures::stream::iter(0..ops)
         .map(|i| {
             let (client, body) = (client.clone(), Arc::clone(&body));
             async move {
+                let started = Instant::now();
                 let back = client
                     .get_object_bytes(BUCKET, &format!("small/{i}"))
                     .await?;
                 if back != *body {
                     return Err(anyhow!("small/{i} read back different bytes"));
                 }
-                Ok(())
+                Ok(started.elapsed())
             }
         })
         .buffer_unordered(8)
         .collect()
         .await;
-    gets.into_iter().collect::<anyhow::Result<()>>()?;
-    Ok((put_rate, ops as f64 / start.elapsed().as_secs_f64()))
+    let mut get_times = gets
+        .into_iter()
+        .collect::<anyhow::Result<Vec<Duration>>>()?;
+    let get_rate = ops as f64 / start.elapsed().as_secs_f64();
+    Ok(SmallOps {
+        put_rate,
+        get_rate,
+        put_ms: (
+            quantile_ms(&mut put_times, 500),
+            quantile_ms(&mut put_times, 990),
+        ),
+        get_ms: (
+            quantile_ms(&mut get_times, 500),
+            quantile_ms(&mut get_times, 990),
+        ),
+    })
 }
 
 /// Streams `size` bytes of one repeated byte as `key`; returns MB/s.
@@ -221,6 +261,20 @@ async fn measure(testnet: &mut Testnet, options: &BenchOptions) -> anyhow::Resul
         )
         .await?;
 
+    if options.small_only {
+        let small = small_ops(&client, options.small_ops).await?;
+        println!(
+            "{} x 4 KiB at concurrency 8: PUT {:.0} ops/s (p50 {:.1} ms, p99 {:.1} ms), GET {:.0} ops/s (p50 {:.1} ms, p99 {:.1} ms)",
+            options.small_ops,
+            small.put_rate,
+            small.put_ms.0,
+            small.put_ms.1,
+            small.get_rate,
+            small.get_ms.0,
+            small.get_ms.1
+        );
+        return Ok(());
+    }
     // The codec alone, single stream, same process and run: the ceiling for a PUT.
     let size = 256 * MIB;
     let body = data(size, 1);
@@ -259,10 +313,16 @@ async fn measure(testnet: &mut Testnet, options: &BenchOptions) -> anyhow::Resul
             get / codec_encode
         );
     }
-    let (put_rate, get_rate) = small_ops(&client, options.small_ops).await?;
+    let small = small_ops(&client, options.small_ops).await?;
     println!(
-        "{} x 4 KiB at concurrency 8: PUT {put_rate:.0} ops/s, GET {get_rate:.0} ops/s",
-        options.small_ops
+        "{} x 4 KiB at concurrency 8: PUT {:.0} ops/s (p50 {:.1} ms, p99 {:.1} ms), GET {:.0} ops/s (p50 {:.1} ms, p99 {:.1} ms)",
+        options.small_ops,
+        small.put_rate,
+        small.put_ms.0,
+        small.put_ms.1,
+        small.get_rate,
+        small.get_ms.0,
+        small.get_ms.1
     );
 
     let big = options.rss_object_mib * MIB;

@@ -175,6 +175,9 @@ enum Command {
         /// The andromede-node binary.
         #[arg(long)]
         node_bin: Option<PathBuf>,
+        /// Measure only the 4 KiB operations (rates, p50/p99 latencies).
+        #[arg(long)]
+        small_only: bool,
     },
     /// Flip a byte in a fraction of a node's shard files.
     Corrupt {
@@ -349,6 +352,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             rss_object_mib,
             repair_mib,
             node_bin,
+            small_only,
         } => {
             let temp = tempfile::Builder::new()
                 .prefix("andromede-bench-")
@@ -362,6 +366,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 rss_object_mib,
                 repair_mib,
                 node_bin,
+                small_only,
             };
             andromede_testnet::bench::run(&options).await
         }

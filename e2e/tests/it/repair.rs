@@ -96,6 +96,11 @@ impl Cluster {
         }
     }
 
+    /// Node `i`'s data directory.
+    pub(crate) fn dir(&self, i: usize) -> &std::path::Path {
+        self.dirs[i].path()
+    }
+
     /// Where the first node listens (every node and client joins through it).
     pub(crate) fn first_addr(&self) -> Multiaddr {
         self.first_addr.clone()
@@ -194,6 +199,15 @@ impl Cluster {
         self.dirs.push(dir);
         self.daemons.push(Some(daemon));
         self.daemons.len() - 1
+    }
+
+    /// Starts stopped node `i` again on a new port and with no bootstrap address: it can
+    /// only find the others through the roster it kept.
+    pub(crate) async fn restart_alone_elsewhere(&mut self, i: usize) {
+        let mut config = self.config(self.dirs[i].path());
+        config.bootstrap = Vec::new();
+        self.stopped_addrs.remove(&i);
+        self.daemons[i] = Some(Daemon::start(config).await.unwrap());
     }
 
     /// Starts stopped node `i` again, on the address it had.

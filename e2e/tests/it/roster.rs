@@ -535,3 +535,30 @@ async fn a_put_right_after_the_nodes_start_spreads_over_distinct_nodes() {
     assert_eq!(info.holders, 2);
     assert_eq!(info.node_failures_survived, Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restarted_node_finds_its_peers_without_its_bootstrap_list() {
+    // Node 0 is every other node's bootstrap; it comes back on another port with no
+    // bootstrap list: nobody can dial it, it must dial them from the roster it kept.
+    let mut cluster = Cluster::start(4).await;
+    wait_rosters(&cluster, 4).await;
+    let roster_file = cluster.dir(0).join("roster.pb");
+    assert!(
+        roster_file.exists(),
+        "no roster kept in {}",
+        roster_file.display()
+    );
+    cluster.stop(0).await;
+    cluster.restart_alone_elsewhere(0).await;
+    let back = cluster.daemons[0].as_ref().unwrap();
+    let found = eventually(Duration::from_secs(60), async || {
+        let reach = back.membership().reach();
+        reach.members == 4 && reach.reachable == 4
+    })
+    .await;
+    assert!(
+        found,
+        "the restarted node reaches {:?} of its roster",
+        back.membership().reach()
+    );
+}

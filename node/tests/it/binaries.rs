@@ -268,7 +268,11 @@ fn node_and_client_binaries_work_end_to_end() {
     let body: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
     let source = root.path().join("source.bin");
     std::fs::write(&source, &body).unwrap();
-    cli(&["put", source.to_str().unwrap(), "photos/2026/a.bin"]);
+    let put = cli(&["put", source.to_str().unwrap(), "photos/2026/a.bin"]);
+    assert!(
+        put.contains("on 2 node(s): survives 1 node failure(s)"),
+        "{put}"
+    );
     let back = root.path().join("back.bin");
     cli(&["get", "photos/2026/a.bin", back.to_str().unwrap()]);
     assert_eq!(std::fs::read(&back).unwrap(), body);
@@ -328,6 +332,28 @@ fn node_and_client_binaries_work_end_to_end() {
     let status: serde_json::Value =
         serde_json::from_str(&ok(node, &["status", "--data", s2, "--json"])).unwrap();
     assert_eq!(status["draining"], true);
+    let text = ok(node, &["status", "--data", s1]);
+    assert!(text.contains("roster: 2 member(s), 2 reachable"), "{text}");
+
+    // Then retired where the authority key is (a client cannot be): it leaves the
+    // roster of node 1, which is a cluster of one again and says so.
+    let error = fails(node, &["retire", "--data", s1, "laptop"]);
+    assert!(error.contains("is a client, not a node"), "{error}");
+    let retired = ok(node, &["retire", "--data", s1, "n2"]);
+    assert!(retired.contains("retired"), "{retired}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let status: serde_json::Value =
+            serde_json::from_str(&ok(node, &["status", "--data", s1, "--json"])).unwrap();
+        if status["roster_members"] == 1 && status["minority"].is_null() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node 1 still counts the retired node: {status}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 
     // SIGTERM stops both cleanly.
     assert!(n2.terminate().success());
