@@ -9,10 +9,11 @@
 //!   [`QuorumError::NoQuorum`] ("no quorum: 2 of 5 replicas of bucket X reachable"),
 //!   never an answer from a minority. Members this view knows to be down are not asked
 //!   (they count as failed at once) unless the set cannot reach its quorum without them.
-//! - A read asks every replica and returns the last-writer-wins merge of every answer
-//!   that arrives before the last one or `READ_GRACE` after a read quorum, whichever is
-//!   first; replicas that answered with an older record (or none) are sent the winner in
-//!   the background.
+//! - A read asks every replica and returns the last-writer-wins merge of the answers of a
+//!   read quorum (`W + R > N`: it meets every acknowledged write); during a replica-set
+//!   change it also merges every answer that arrives before the last one or `READ_GRACE`
+//!   after the quorum, whichever is first. Replicas that answered with an older record
+//!   (or none) are sent the winner in the background.
 //! - A scan merges one page from each replica of a read quorum: the merged page stops at
 //!   the smallest last key among pages that have more, so no key is skipped.
 //! - Replica-set changes (DESIGN.md, "Metadata"): a node whose metadata store is new
@@ -427,6 +428,11 @@ impl MetaQuorum {
             Access::Write
         };
         let (sets, departed) = self.sets(partition, access)?;
+        // Outside a replica-set change one set counts, and any read quorum of it meets
+        // every write quorum: a read returns at its quorum. During a change (more than
+        // one set) it also waits, up to `grace`, for the rest (a newcomer, asked
+        // uncounted, may hold a write another view made).
+        let grace = grace.filter(|_| sets.len() > 1);
         let mut up: Vec<PeerId> = self.membership.live().iter().map(|m| m.peer).collect();
         if let Some(local) = &self.local {
             up.push(local.peer());
@@ -459,8 +465,27 @@ impl MetaQuorum {
                 failed: 0,
             });
         }
+        // A read outside a change asks just a read quorum (this node first, then the
+        // closest), and the next member only when one fails: the others' work is not
+        // needed for an answer that meets every write.
+        let mut reserve: Vec<PeerId> = Vec::new();
+        if access == Access::Read && grace.is_none() && progress.len() == 1 {
+            let needed = progress[0].needed;
+            if let Some(local) = self.local.as_ref().map(|l| l.peer())
+                && let Some(at) = to_ask.iter().position(|p| *p == local)
+            {
+                to_ask[..=at].rotate_right(1);
+            }
+            if to_ask.len() > needed {
+                reserve = to_ask.split_off(needed);
+            }
+        }
         for set in &mut progress {
-            set.failed = set.members.iter().filter(|p| !to_ask.contains(p)).count();
+            set.failed = set
+                .members
+                .iter()
+                .filter(|p| !to_ask.contains(p) && !reserve.contains(p))
+                .count();
         }
         let request = Arc::new(request);
         let mut pending: FuturesUnordered<_> = to_ask
@@ -508,6 +533,10 @@ impl MetaQuorum {
                 } else {
                     set.failed += 1;
                 }
+            }
+            if !succeeded && !reserve.is_empty() {
+                let next = reserve.remove(0);
+                pending.push(self.spawn_ask(next, &request));
             }
             if deadline.is_none() && progress.iter().all(SetProgress::reached) {
                 match grace {

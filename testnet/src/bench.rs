@@ -119,6 +119,20 @@ struct SmallOps {
     get_ms: (f64, f64),
 }
 
+impl SmallOps {
+    fn print(&self, ops: usize) {
+        println!(
+            "{ops} x 4 KiB at concurrency 8: PUT {:.0} ops/s (p50 {:.1} ms, p99 {:.1} ms), GET {:.0} ops/s (p50 {:.1} ms, p99 {:.1} ms)",
+            self.put_rate,
+            self.put_ms.0,
+            self.put_ms.1,
+            self.get_rate,
+            self.get_ms.0,
+            self.get_ms.1
+        );
+    }
+}
+
 /// The `permille`/1000 quantile of `values`, in milliseconds.
 fn quantile_ms(values: &mut [Duration], permille: usize) -> f64 {
     values.sort_unstable();
@@ -263,16 +277,7 @@ async fn measure(testnet: &mut Testnet, options: &BenchOptions) -> anyhow::Resul
 
     if options.small_only {
         let small = small_ops(&client, options.small_ops).await?;
-        println!(
-            "{} x 4 KiB at concurrency 8: PUT {:.0} ops/s (p50 {:.1} ms, p99 {:.1} ms), GET {:.0} ops/s (p50 {:.1} ms, p99 {:.1} ms)",
-            options.small_ops,
-            small.put_rate,
-            small.put_ms.0,
-            small.put_ms.1,
-            small.get_rate,
-            small.get_ms.0,
-            small.get_ms.1
-        );
+        small.print(options.small_ops);
         return Ok(());
     }
     // The codec alone, single stream, same process and run: the ceiling for a PUT.
@@ -314,16 +319,7 @@ async fn measure(testnet: &mut Testnet, options: &BenchOptions) -> anyhow::Resul
         );
     }
     let small = small_ops(&client, options.small_ops).await?;
-    println!(
-        "{} x 4 KiB at concurrency 8: PUT {:.0} ops/s (p50 {:.1} ms, p99 {:.1} ms), GET {:.0} ops/s (p50 {:.1} ms, p99 {:.1} ms)",
-        options.small_ops,
-        small.put_rate,
-        small.put_ms.0,
-        small.put_ms.1,
-        small.get_rate,
-        small.get_ms.0,
-        small.get_ms.1
-    );
+    small.print(options.small_ops);
 
     let big = options.rss_object_mib * MIB;
     let put = put_stream(&client, "rss", big).await?;
