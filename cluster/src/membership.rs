@@ -318,6 +318,11 @@ impl Membership {
         self.inner.lock().digest
     }
 
+    /// Who the roster's members are, as a digest (see [`Roster::members_digest`]).
+    pub fn members_digest(&self) -> [u8; 32] {
+        self.inner.lock().roster.members_digest()
+    }
+
     /// How long the roster has not changed (since this view started, at most).
     pub fn roster_unchanged_for(&self) -> Duration {
         let state = self.inner.lock();
@@ -458,7 +463,8 @@ impl Membership {
             .collect()
     }
 
-    /// Whether this view holds as many live nodes as the live nodes say they know. `own`
+    /// Whether this view knows the same members as every live node (their
+    /// `members_digest`) and holds as many live nodes as the live nodes say they know. `own`
     /// is 1 when the viewer is a node (its view leaves itself out), 0 for a client.
     ///
     /// The count to reach is the second highest any live node announces (the highest
@@ -466,6 +472,15 @@ impl Membership {
     /// collectors, repair and hand-off that wait for a settled view.
     pub fn is_settled(&self, own: usize) -> bool {
         let live = self.live();
+        // Every live member must know the same members as this view: one that knows
+        // more (or fewer) computes other replica sets.
+        let ours = self.members_digest();
+        if live
+            .iter()
+            .any(|m| m.info.members_digest.is_some_and(|d| d != ours))
+        {
+            return false;
+        }
         let mut claims: Vec<u32> = live.iter().map(|m| m.info.live_nodes).collect();
         claims.sort_unstable_by(|a, b| b.cmp(a));
         let known = claims.get(1).or(claims.first()).copied().unwrap_or(0);

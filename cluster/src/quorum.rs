@@ -9,8 +9,8 @@
 //!   [`QuorumError::NoQuorum`] ("no quorum: 2 of 5 replicas of bucket X reachable"),
 //!   never an answer from a minority. Members this view knows to be down are not asked
 //!   (they count as failed at once) unless the set cannot reach its quorum without them.
-//! - A read asks every replica and returns the last-writer-wins merge of the answers of a
-//!   read quorum (`W + R > N`: it meets every acknowledged write); during a replica-set
+//! - A read asks a read quorum (a majority) and returns the last-writer-wins merge of its
+//!   answers (it meets every acknowledged write); during a replica-set
 //!   change it also merges every answer that arrives before the last one or `READ_GRACE`
 //!   after the quorum, whichever is first. Replicas that answered with an older record
 //!   (or none) are sent the winner in the background.

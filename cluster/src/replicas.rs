@@ -7,8 +7,8 @@
 //! off from the others, or the minority side of a partition, never reaches a quorum.
 //! `REPLICAS = 5` with a write quorum of 3 and a read quorum of 3 survives two members
 //! down, as the default code RS(4,2) survives two shards lost: metadata lasts as long as
-//! the data it describes. In a roster of fewer nodes, every node is a replica, writes
-//! need a majority and reads the rest plus one (`W + R > N` in every case).
+//! the data it describes. In a roster of fewer nodes, every node is a replica and reads
+//! and writes need a majority (`W + R > N` in every case).
 //!
 //! The count is one for the cluster, not per bucket: a bucket's `m` sets how many shard
 //! losses its data survives, and its metadata survives `(REPLICAS - 1) / 2 = 2` member
@@ -34,9 +34,12 @@ pub fn write_quorum(replicas: usize) -> usize {
     replicas / 2 + 1
 }
 
-/// Answers a read of a set of `replicas` needs: enough to meet every write quorum.
+/// Answers a read of a set of `replicas` needs: a majority too. `R - W + 1` would meet
+/// every write quorum of the same set with fewer answers in even-sized sets, but a view
+/// that has not yet learnt a member computes a smaller set, and two majorities of sets
+/// one member apart still meet.
 pub fn read_quorum(replicas: usize) -> usize {
-    (replicas + 1).saturating_sub(write_quorum(replicas))
+    write_quorum(replicas)
 }
 
 /// Where a metadata partition lives in the key space: a bucket's records, or (for the
@@ -98,7 +101,12 @@ mod tests {
             assert!(2 * w > n);
         }
         assert_eq!((write_quorum(5), read_quorum(5)), (3, 3));
-        assert_eq!((write_quorum(4), read_quorum(4)), (3, 2));
+        assert_eq!((write_quorum(4), read_quorum(4)), (3, 3));
+        // A view one member behind (a set of n - 1) still meets every write of n.
+        for n in 2..=REPLICAS {
+            let written = write_quorum(n) - 1; // at most one outside the smaller set
+            assert!(written + read_quorum(n - 1) > n - 1, "{n}");
+        }
         assert_eq!((write_quorum(3), read_quorum(3)), (2, 2));
         assert_eq!((write_quorum(1), read_quorum(1)), (1, 1));
         assert_eq!(REPLICA_FAILURES_TOLERATED, 2);

@@ -361,6 +361,21 @@ impl Roster {
         *hasher.finalize().as_bytes()
     }
 
+    /// A digest of who the members are (and who departed), leaving out addresses and
+    /// renewals: two views with the same one compute the same replica sets.
+    pub fn members_digest(&self) -> [u8; 32] {
+        let mut hasher = blake3::Hasher::new_derive_key("andromede roster members v1");
+        for (what, peers) in [(b"m", &self.entries), (b"d", &self.departed)] {
+            hasher.update(what);
+            for peer in peers.keys() {
+                let peer = peer.to_bytes();
+                hasher.update(&(peer.len() as u64).to_le_bytes());
+                hasher.update(&peer);
+            }
+        }
+        *hasher.finalize().as_bytes()
+    }
+
     /// The file form (with this node's hand-offs).
     pub fn to_pb(&self) -> pb::Roster {
         pb::Roster {

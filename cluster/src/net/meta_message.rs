@@ -101,6 +101,8 @@ pub struct NodeInfo {
     pub handed_off: Vec<PeerId>,
     /// Milliseconds since its roster last changed.
     pub roster_unchanged_ms: u64,
+    /// Digest of who its roster's members are (none yet: `None`).
+    pub members_digest: Option<[u8; 32]>,
 }
 
 impl NodeInfo {
@@ -206,6 +208,16 @@ fn keyed_from_pb(keyed: pb::KeyedRecord) -> Result<KeyedRecord, MessageError> {
     let key = key_from_pb(keyed.table, keyed.partition, keyed.sort)?;
     let record = keyed.record.ok_or(MessageError::Empty)?;
     Ok((key, Record::from_pb(record)?))
+}
+
+/// A 32-byte digest, or none when empty.
+fn digest_from_pb(bytes: &[u8]) -> Result<Option<[u8; 32]>, MessageError> {
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    <[u8; 32]>::try_from(bytes)
+        .map(Some)
+        .map_err(|_| MessageError::Mismatch("a digest of a wrong length"))
 }
 
 fn message_limit() -> usize {
@@ -436,6 +448,10 @@ impl MetaResponse {
                     .map(|p| p.to_bytes().into())
                     .collect(),
                 roster_unchanged_ms: info.roster_unchanged_ms,
+                members_digest: info
+                    .members_digest
+                    .map(|d| Bytes::copy_from_slice(&d))
+                    .unwrap_or_default(),
             }),
             Self::Wanted(wanted) => meta_response::Response::Wanted(pb::Wanted {
                 wanted: wanted.clone(),
@@ -552,6 +568,7 @@ pub fn decode_meta_response(
                             })?
                     },
                     roster_unchanged_ms: info.roster_unchanged_ms,
+                    members_digest: digest_from_pb(&info.members_digest)?,
                 };
             info.validate()?;
             Ok(MetaResponse::Info(info))
@@ -664,6 +681,7 @@ mod tests {
             roster_digest: Some([7; 32]),
             handed_off: vec![PeerId::random()],
             roster_unchanged_ms: 1234,
+            members_digest: Some([9; 32]),
         });
         let ask = MetaRequest::Info;
         assert_eq!(decode_meta_request(&ask.encode()).unwrap(), ask);

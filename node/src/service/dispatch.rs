@@ -57,6 +57,7 @@ impl NodeTags {
             handed_off: membership.handed_off(),
             roster_unchanged_ms: u64::try_from(membership.roster_unchanged_for().as_millis())
                 .unwrap_or(u64::MAX),
+            members_digest: Some(membership.members_digest()),
         }
     }
 }
