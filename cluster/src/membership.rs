@@ -318,6 +318,16 @@ impl Membership {
         self.inner.lock().digest
     }
 
+    /// Whether every live member announces the same roster members as this view: one
+    /// that knows more (or fewer) computes other replica sets. A client waits for it
+    /// before its first request.
+    pub fn roster_agrees(&self) -> bool {
+        let ours = self.members_digest();
+        self.live()
+            .iter()
+            .all(|m| m.info.members_digest.is_none_or(|d| d == ours))
+    }
+
     /// Who the roster's members are, as a digest (see [`Roster::members_digest`]).
     pub fn members_digest(&self) -> [u8; 32] {
         self.inner.lock().roster.members_digest()
@@ -463,8 +473,7 @@ impl Membership {
             .collect()
     }
 
-    /// Whether this view knows the same members as every live node (their
-    /// `members_digest`) and holds as many live nodes as the live nodes say they know. `own`
+    /// Whether this view holds as many live nodes as the live nodes say they know. `own`
     /// is 1 when the viewer is a node (its view leaves itself out), 0 for a client.
     ///
     /// The count to reach is the second highest any live node announces (the highest
@@ -472,15 +481,6 @@ impl Membership {
     /// collectors, repair and hand-off that wait for a settled view.
     pub fn is_settled(&self, own: usize) -> bool {
         let live = self.live();
-        // Every live member must know the same members as this view: one that knows
-        // more (or fewer) computes other replica sets.
-        let ours = self.members_digest();
-        if live
-            .iter()
-            .any(|m| m.info.members_digest.is_some_and(|d| d != ours))
-        {
-            return false;
-        }
         let mut claims: Vec<u32> = live.iter().map(|m| m.info.live_nodes).collect();
         claims.sort_unstable_by(|a, b| b.cmp(a));
         let known = claims.get(1).or(claims.first()).copied().unwrap_or(0);
@@ -488,14 +488,14 @@ impl Membership {
     }
 
     /// Waits, at most `timeout`, until this view holds as many live nodes as any live node
-    /// says it knows: a peer that has just joined through one node otherwise sees part
+    /// says it knows, with the same roster members: a peer that has just joined through one node otherwise sees part
     /// of the cluster and would pick replicas and placements from that part. Returns
     /// whether the view caught up (when it does not, a node may be unreachable from here).
     pub async fn wait_settled(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         loop {
             self.refresh().await;
-            if self.is_settled(0) {
+            if self.is_settled(0) && self.roster_agrees() {
                 return true;
             }
             if Instant::now() >= deadline {

@@ -223,6 +223,12 @@ impl Client {
         self.membership.all()
     }
 
+    /// Nodes that left the roster and still hold their place in replica sets, in this
+    /// client's view, until every member has handed off for them.
+    pub fn departed_nodes(&self) -> Vec<Member> {
+        self.membership.departed()
+    }
+
     /// The id of the master key this client seals with (not secret: manifests carry it).
     pub fn master_key_id(&self) -> [u8; crate::keys::MASTER_KEY_ID_BYTES] {
         self.master.id()

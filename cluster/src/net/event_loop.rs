@@ -708,7 +708,7 @@ impl EventLoop {
 
     /// Takes a revocation list from `from` (a peer, or this process's owner): if it is
     /// newer, keeps it, refuses and disconnects every admitted peer it revokes, and
-    /// passes it on to every other admitted node.
+    /// passes it on to every other admitted peer (nodes and clients).
     fn take_revocations(
         &mut self,
         from: Option<PeerId>,
@@ -732,13 +732,15 @@ impl EventLoop {
         let Some(signed) = list.signed().cloned() else {
             return Ok(());
         };
-        let nodes: Vec<PeerId> = self
+        // Clients too: a long-connected client (a gateway) computes replica sets from the
+        // roster, and a revoked or retired node leaves it only with the newer list.
+        let peers: Vec<PeerId> = self
             .admitted
-            .iter()
-            .filter(|(peer, cert)| Some(**peer) != from && cert.role() == PeerRole::Node)
-            .map(|(peer, _)| *peer)
+            .keys()
+            .filter(|peer| Some(**peer) != from)
+            .copied()
             .collect();
-        for peer in nodes {
+        for peer in peers {
             self.send_trust(&peer, TrustRequest::Revocations(signed.clone()));
         }
         Ok(())
