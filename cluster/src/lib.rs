@@ -52,7 +52,6 @@ pub use manifest::{Body, HolderMove, Manifest, SegmentEntry};
 pub use membership::{Member, Membership, MembershipConfig, RosterReach};
 pub use quorum::{LocalReplica, MetaQuorum, QuorumError, READ_GRACE, ReplicaError, ScanPage};
 pub use replicas::{
-    REPLICA_FAILURES_TOLERATED, REPLICAS, closest_members, partition_key, read_quorum, with_local,
-    write_quorum,
+    REPLICAS, closest_members, partition_key, read_quorum, with_local, write_quorum,
 };
 pub use shard::{Erasure, ErasureParams, shard_id, verify_shard};

@@ -457,6 +457,11 @@ impl Membership {
         }
     }
 
+    /// Version of the revocation list this peer holds.
+    pub fn revocations_version(&self) -> u64 {
+        self.inner.revocations.borrow().version()
+    }
+
     /// Whether the authority revoked `peer` (as far as this peer knows).
     pub fn is_revoked(&self, peer: &PeerId) -> bool {
         self.inner.revocations.borrow().revokes(peer)
@@ -601,6 +606,18 @@ impl Inner {
             }
         }
         let mut answers = self.ask_infos(peers.clone()).await;
+        // A node holding a newer revocation list is asked for it (a client takes no
+        // pushes); taking it triggers another refresh, which applies it.
+        let held = self.revocations.borrow().version();
+        let newer = answers.iter().find_map(|(peer, info)| {
+            let info = info.as_ref().ok()?;
+            (info.revocations_version > held).then_some(*peer)
+        });
+        if let Some(peer) = newer
+            && let Err(error) = self.net.pull_revocations(peer).await
+        {
+            debug!(%peer, %error, "newer revocation list not taken");
+        }
         // Rosters that differ from ours are fetched from a few of the peers holding them.
         let ours = self.lock().digest;
         let differing: Vec<PeerId> = answers
@@ -748,15 +765,17 @@ impl Inner {
     }
 
     /// Forgets the departed members every member has handed off for (this node's own
-    /// hand-offs from its roster, the others' from their last node info); says whether
-    /// any was forgotten.
+    /// hand-offs from its roster, the others' from their last node info), or that a
+    /// member already let go after seeing the same (it lists the member as handed off
+    /// but no longer keeps its places): a view that joined after some member stopped
+    /// never hears that member's word, and would otherwise keep the places for ever.
+    /// Says whether any was forgotten.
     fn forget_handed_off(state: &mut State, local: PeerId) -> bool {
         let own: Vec<PeerId> = state.roster.handed_off().copied().collect();
         let departed: Vec<PeerId> = state.roster.departed().map(RosterEntry::peer).collect();
         let mut forgot = false;
         for gone in departed {
-            let everyone = state.roster.entries().all(|e| {
-                let peer = e.peer();
+            let handed_off = |peer: PeerId| {
                 if peer == local {
                     own.contains(&gone)
                 } else {
@@ -765,9 +784,15 @@ impl Inner {
                         .get(&peer)
                         .is_some_and(|(m, _)| m.info.handed_off.contains(&gone))
                 }
+            };
+            let everyone = state.roster.entries().all(|e| handed_off(e.peer()));
+            let let_go = state.roster.entries().any(|e| {
+                state.members.get(&e.peer()).is_some_and(|(m, _)| {
+                    m.info.handed_off.contains(&gone) && !m.info.departed.contains(&gone)
+                })
             });
-            if everyone {
-                info!(peer = %gone, "every member has handed off for a departed member: its replica-set places go");
+            if everyone || let_go {
+                info!(peer = %gone, everyone, "every member has handed off for a departed member: its replica-set places go");
                 forgot |= state.roster.forget_departed(&gone);
             }
         }

@@ -26,9 +26,6 @@ use crate::placement::{PlacementKey, placement_key, xor_distance};
 /// Metadata replicas per partition (DESIGN.md: `R = 5`).
 pub const REPLICAS: usize = 5;
 
-/// Member losses a partition's metadata survives when its set is full.
-pub const REPLICA_FAILURES_TOLERATED: usize = (REPLICAS - 1) / 2;
-
 /// Acknowledgements a write to a set of `replicas` needs: a majority.
 pub fn write_quorum(replicas: usize) -> usize {
     replicas / 2 + 1
@@ -109,6 +106,7 @@ mod tests {
         }
         assert_eq!((write_quorum(3), read_quorum(3)), (2, 2));
         assert_eq!((write_quorum(1), read_quorum(1)), (1, 1));
-        assert_eq!(REPLICA_FAILURES_TOLERATED, 2);
+        // A full set survives two members lost, as RS(4,2) survives two shards lost.
+        assert_eq!(REPLICAS - write_quorum(REPLICAS), 2);
     }
 }

@@ -276,6 +276,15 @@ impl EventLoop {
                     }
                 }
             }
+            Command::PullRevocations { peer, reply } => {
+                if self.admitted.contains_key(&peer) {
+                    let held = self.admission.trust().revocations().version();
+                    let id = self.send_trust(&peer, TrustRequest::RevocationsNewerThan(held));
+                    self.trust_calls.insert(id, reply);
+                } else {
+                    let _ = reply.send(Err(NetError::NotConnected { peer }));
+                }
+            }
             Command::Renew { certificate, reply } => {
                 let _ = reply.send(self.renew(*certificate));
             }
@@ -708,7 +717,7 @@ impl EventLoop {
 
     /// Takes a revocation list from `from` (a peer, or this process's owner): if it is
     /// newer, keeps it, refuses and disconnects every admitted peer it revokes, and
-    /// passes it on to every other admitted peer (nodes and clients).
+    /// passes it on to every other admitted node.
     fn take_revocations(
         &mut self,
         from: Option<PeerId>,
@@ -732,13 +741,13 @@ impl EventLoop {
         let Some(signed) = list.signed().cloned() else {
             return Ok(());
         };
-        // Clients too: a long-connected client (a gateway) computes replica sets from the
-        // roster, and a revoked or retired node leaves it only with the newer list.
+        // Nodes only: a client takes no requests, and pulls the list when a node's info
+        // announces a newer one (`NetHandle::pull_revocations`).
         let peers: Vec<PeerId> = self
             .admitted
-            .keys()
-            .filter(|peer| Some(**peer) != from)
-            .copied()
+            .iter()
+            .filter(|(peer, cert)| Some(**peer) != from && cert.role() == PeerRole::Node)
+            .map(|(peer, _)| *peer)
             .collect();
         for peer in peers {
             self.send_trust(&peer, TrustRequest::Revocations(signed.clone()));

@@ -105,6 +105,10 @@ pub(crate) enum Command {
         peer: PeerId,
         reply: Reply<()>,
     },
+    PullRevocations {
+        peer: PeerId,
+        reply: Reply<()>,
+    },
     Renew {
         certificate: Box<Certificate>,
         reply: Reply<()>,
@@ -241,6 +245,18 @@ impl NetHandle {
     /// malformed), [`NetError::Shutdown`].
     pub async fn push_revocations(&self, peer: PeerId) -> Result<(), NetError> {
         self.call(|reply| Command::PushRevocations { peer, reply })
+            .await?
+    }
+
+    /// Asks `peer` (admitted, a node) for a revocation list newer than the one held and
+    /// takes it: how a client, which takes no requests, learns of revocations after it
+    /// connected (its node info says a node holds a newer list).
+    ///
+    /// # Errors
+    /// [`NetError::NotConnected`], [`NetError::Request`] (the list was refused: another
+    /// authority, malformed), [`NetError::Shutdown`].
+    pub async fn pull_revocations(&self, peer: PeerId) -> Result<(), NetError> {
+        self.call(|reply| Command::PullRevocations { peer, reply })
             .await?
     }
 

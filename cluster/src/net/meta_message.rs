@@ -99,6 +99,11 @@ pub struct NodeInfo {
     /// Departed members whose partitions it has copied since (see
     /// [`crate::roster`]).
     pub handed_off: Vec<PeerId>,
+    /// Departed members it still keeps places for (one it has handed off for and no
+    /// longer keeps: every member has handed off for it).
+    pub departed: Vec<PeerId>,
+    /// Version of the revocation list it holds.
+    pub revocations_version: u64,
     /// Milliseconds since its roster last changed.
     pub roster_unchanged_ms: u64,
     /// Digest of who its roster's members are (none yet: `None`).
@@ -218,6 +223,21 @@ fn digest_from_pb(bytes: &[u8]) -> Result<Option<[u8; 32]>, MessageError> {
     <[u8; 32]>::try_from(bytes)
         .map(Some)
         .map_err(|_| MessageError::Mismatch("a digest of a wrong length"))
+}
+
+/// A list of roster peers for the wire.
+fn peers_to_pb(peers: &[PeerId]) -> Vec<Bytes> {
+    peers.iter().map(|p| p.to_bytes().into()).collect()
+}
+
+/// A list of roster peers from the wire: at most a roster's members, each a peer id.
+fn peers_from_pb(peers: &[Bytes]) -> Result<Vec<PeerId>, MessageError> {
+    check_count(peers.len(), ROSTER_MEMBERS_MAX)?;
+    peers
+        .iter()
+        .map(|p| PeerId::from_bytes(p))
+        .collect::<Result<_, _>>()
+        .map_err(|_| MessageError::Mismatch("a roster peer id that does not parse"))
 }
 
 fn message_limit() -> usize {
@@ -442,11 +462,9 @@ impl MetaResponse {
                     .roster_digest
                     .map(|d| Bytes::copy_from_slice(&d))
                     .unwrap_or_default(),
-                handed_off: info
-                    .handed_off
-                    .iter()
-                    .map(|p| p.to_bytes().into())
-                    .collect(),
+                handed_off: peers_to_pb(&info.handed_off),
+                departed: peers_to_pb(&info.departed),
+                revocations_version: info.revocations_version,
                 roster_unchanged_ms: info.roster_unchanged_ms,
                 members_digest: info
                     .members_digest
@@ -557,16 +575,9 @@ pub fn decode_meta_response(
                             |_| MessageError::Mismatch("roster digest of a wrong length"),
                         )?),
                     },
-                    handed_off: {
-                        check_count(info.handed_off.len(), ROSTER_MEMBERS_MAX)?;
-                        info.handed_off
-                            .iter()
-                            .map(|p| PeerId::from_bytes(p))
-                            .collect::<Result<_, _>>()
-                            .map_err(|_| {
-                                MessageError::Mismatch("a handed-off peer id that does not parse")
-                            })?
-                    },
+                    handed_off: peers_from_pb(&info.handed_off)?,
+                    departed: peers_from_pb(&info.departed)?,
+                    revocations_version: info.revocations_version,
                     roster_unchanged_ms: info.roster_unchanged_ms,
                     members_digest: digest_from_pb(&info.members_digest)?,
                 };
@@ -680,6 +691,8 @@ mod tests {
             catching_up: true,
             roster_digest: Some([7; 32]),
             handed_off: vec![PeerId::random()],
+            departed: vec![PeerId::random(), PeerId::random()],
+            revocations_version: 17,
             roster_unchanged_ms: 1234,
             members_digest: Some([9; 32]),
         });

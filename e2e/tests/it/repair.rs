@@ -40,6 +40,8 @@ pub(crate) struct Cluster {
     /// its bootstrap address is its own old one).
     stopped_addrs: BTreeMap<usize, Multiaddr>,
     pub(crate) client: Client,
+    /// The tenant key of `client`: another client of the same tenant reads its objects.
+    master: MasterKey,
 }
 
 impl Cluster {
@@ -75,17 +77,18 @@ impl Cluster {
             config.capacity_bytes = capacity(i);
             daemons.push(Some(Daemon::start(config).await.unwrap()));
         }
-        let mut client_config =
-            crate::client_config(vec![first_addr.clone()], MasterKey::generate());
-        client_config.codec = CodecConfig {
-            segment_bytes: SEGMENT as u64,
-            ..CodecConfig::default()
-        };
-        let client = Client::connect(client_config).await.unwrap();
-        client
-            .wait_for_nodes(nodes, Duration::from_secs(30))
-            .await
-            .unwrap();
+        let master = MasterKey::generate();
+        let client = Self::client_of(&first_addr, &master, nodes).await;
+        // The cluster has formed once no node still copies its partitions from the
+        // others (until then, the first node is the only complete replica).
+        let formed = eventually(Duration::from_secs(60), async || {
+            daemons.iter().flatten().all(|d| !d.is_catching_up())
+        })
+        .await;
+        assert!(
+            formed,
+            "the nodes of a new cluster never finished catching up"
+        );
         Self {
             tune,
             dirs,
@@ -93,6 +96,7 @@ impl Cluster {
             first_addr,
             stopped_addrs: BTreeMap::new(),
             client,
+            master,
         }
     }
 
@@ -120,9 +124,10 @@ impl Cluster {
             let config = config(dir.path(), vec![first_addr.clone()]);
             daemons.push(Some(Daemon::start(config).await.unwrap()));
         }
+        let master = MasterKey::generate();
         let client = Client::connect(crate::client_config(
             vec![first_addr.clone()],
-            MasterKey::generate(),
+            master.clone(),
         ))
         .await
         .unwrap();
@@ -133,6 +138,7 @@ impl Cluster {
             first_addr,
             stopped_addrs: BTreeMap::new(),
             client,
+            master,
         }
     }
 
@@ -217,6 +223,27 @@ impl Cluster {
         })
         .await;
         assert!(gone, "the retired nodes' hand-off never finished");
+    }
+
+    /// Another client of the same tenant, connected through the first running node,
+    /// once it sees `nodes` nodes.
+    pub(crate) async fn another_client(&self, nodes: usize) -> Client {
+        let running = self.daemons.iter().flatten().next().unwrap();
+        Self::client_of(&listen_addr(running).await, &self.master, nodes).await
+    }
+
+    async fn client_of(addr: &Multiaddr, master: &MasterKey, nodes: usize) -> Client {
+        let mut config = crate::client_config(vec![addr.clone()], master.clone());
+        config.codec = CodecConfig {
+            segment_bytes: SEGMENT as u64,
+            ..CodecConfig::default()
+        };
+        let client = Client::connect(config).await.unwrap();
+        client
+            .wait_for_nodes(nodes, Duration::from_secs(30))
+            .await
+            .unwrap();
+        client
     }
 
     /// Revokes `peer` where the authority key is: the list goes to the first running
@@ -401,11 +428,13 @@ async fn shards_of_a_lost_node_are_rebuilt_elsewhere_twice_in_a_row() {
             more -= 1;
         }
     }
-    // Read by a client that joins now (see the note on long-connected clients in
-    // README's limits).
-    let reader = crate::connected_client(cluster.first_addr(), 4).await;
-    for (key, data) in &objects {
-        assert_eq!(&get(&reader, "repair", key).await, data, "{key}");
+    // Read by the client connected all along and by one that joins now (it never
+    // heard from the stopped nodes).
+    let reader = cluster.another_client(4).await;
+    for client in [&cluster.client, &reader] {
+        for (key, data) in &objects {
+            assert_eq!(&get(client, "repair", key).await, data, "{key}");
+        }
     }
 }
 

@@ -55,6 +55,8 @@ impl NodeTags {
             catching_up: false,
             roster_digest: Some(membership.roster_digest()),
             handed_off: membership.handed_off(),
+            departed: membership.departed().iter().map(|m| m.peer).collect(),
+            revocations_version: membership.revocations_version(),
             roster_unchanged_ms: u64::try_from(membership.roster_unchanged_for().as_millis())
                 .unwrap_or(u64::MAX),
             members_digest: Some(membership.members_digest()),
