@@ -60,23 +60,11 @@ impl Cluster {
         capacity: impl Fn(usize) -> u64,
         tune: fn(&mut DaemonConfig),
     ) -> Self {
-        let config = |dir: &std::path::Path, bootstrap| {
-            let mut config = config(dir, bootstrap);
-            tune(&mut config);
-            config
-        };
-        let dirs: Vec<tempfile::TempDir> =
-            (0..nodes).map(|_| tempfile::tempdir().unwrap()).collect();
-        let mut first_config = config(dirs[0].path(), Vec::new());
-        first_config.capacity_bytes = capacity(0);
-        let first = Daemon::start(first_config).await.unwrap();
-        let first_addr = listen_addr(&first).await;
-        let mut daemons = vec![Some(first)];
-        for (i, dir) in dirs.iter().enumerate().skip(1) {
-            let mut config = config(dir.path(), vec![first_addr.clone()]);
+        let (dirs, daemons, first_addr) = Self::launch(nodes, |i, config| {
+            tune(config);
             config.capacity_bytes = capacity(i);
-            daemons.push(Some(Daemon::start(config).await.unwrap()));
-        }
+        })
+        .await;
         let master = MasterKey::generate();
         let client = Self::client_of(&first_addr, &master, nodes).await;
         // The cluster has formed once no node still copies its partitions from the
@@ -100,6 +88,29 @@ impl Cluster {
         }
     }
 
+    /// Starts `nodes` daemons in new directories, node `i`'s config passing through
+    /// `adjust(i, _)`: the first alone, the others joining through it.
+    async fn launch(
+        nodes: usize,
+        adjust: impl Fn(usize, &mut DaemonConfig),
+    ) -> (Vec<tempfile::TempDir>, Vec<Option<Daemon>>, Multiaddr) {
+        let dirs: Vec<tempfile::TempDir> =
+            (0..nodes).map(|_| tempfile::tempdir().unwrap()).collect();
+        let mut daemons = Vec::new();
+        let mut first_addr = None;
+        for (i, dir) in dirs.iter().enumerate() {
+            let bootstrap = first_addr.iter().cloned().collect();
+            let mut config = config(dir.path(), bootstrap);
+            adjust(i, &mut config);
+            let daemon = Daemon::start(config).await.unwrap();
+            if first_addr.is_none() {
+                first_addr = Some(listen_addr(&daemon).await);
+            }
+            daemons.push(Some(daemon));
+        }
+        (dirs, daemons, first_addr.unwrap())
+    }
+
     /// Node `i`'s data directory.
     pub(crate) fn dir(&self, i: usize) -> &std::path::Path {
         self.dirs[i].path()
@@ -113,17 +124,7 @@ impl Cluster {
     /// A cluster of `nodes` nodes started at once, and a client connected to the first as
     /// soon as it answers: a user who starts a cluster and writes right away.
     pub(crate) async fn start_quick(nodes: usize) -> Self {
-        let dirs: Vec<tempfile::TempDir> =
-            (0..nodes).map(|_| tempfile::tempdir().unwrap()).collect();
-        let first = Daemon::start(config(dirs[0].path(), Vec::new()))
-            .await
-            .unwrap();
-        let first_addr = listen_addr(&first).await;
-        let mut daemons = vec![Some(first)];
-        for dir in dirs.iter().skip(1) {
-            let config = config(dir.path(), vec![first_addr.clone()]);
-            daemons.push(Some(Daemon::start(config).await.unwrap()));
-        }
+        let (dirs, daemons, first_addr) = Self::launch(nodes, |_, _| {}).await;
         let master = MasterKey::generate();
         let client = Client::connect(crate::client_config(
             vec![first_addr.clone()],
@@ -214,6 +215,12 @@ impl Cluster {
         for &peer in peers {
             self.revoke(peer).await;
         }
+        self.wait_handed_off(peers).await;
+    }
+
+    /// Waits until every running node has seen `peers` leave the roster and dropped
+    /// their places (every member has handed off for them).
+    pub(crate) async fn wait_handed_off(&self, peers: &[PeerId]) {
         let gone = crate::eventually(Duration::from_secs(180), async || {
             self.daemons.iter().flatten().all(|d| {
                 d.membership().departures_seen() >= peers.len() as u64
@@ -222,7 +229,31 @@ impl Cluster {
             })
         })
         .await;
-        assert!(gone, "the retired nodes' hand-off never finished");
+        let states: Vec<String> = self
+            .daemons
+            .iter()
+            .flatten()
+            .map(|d| {
+                format!(
+                    "{}: catching up {}, departed {:?}, handed off {:?}, catch-up {:?}",
+                    d.net().local_peer_id(),
+                    d.is_catching_up(),
+                    d.membership()
+                        .departed()
+                        .iter()
+                        .map(|m| m.peer)
+                        .collect::<Vec<_>>(),
+                    d.membership().handed_off(),
+                    d.worker_statuses()
+                        .into_iter()
+                        .find(|w| w.name == "catch_up")
+                )
+            })
+            .collect();
+        assert!(
+            gone,
+            "the hand-off for {peers:?} never finished: {states:#?}"
+        );
     }
 
     /// Another client of the same tenant, connected through the first running node,

@@ -49,6 +49,14 @@ async fn wait_rosters(cluster: &Cluster, members: usize) {
     assert!(formed, "the rosters never held all {members} nodes");
 }
 
+/// Writes `handoff/key-NN` (3 000 bytes drawn from NN) for each NN of `keys`.
+async fn put_keys(cluster: &Cluster, keys: std::ops::Range<u8>) {
+    for i in keys {
+        let key = format!("key-{i:02}");
+        put(&cluster.client, "handoff", &key, &body(3_000, i)).await;
+    }
+}
+
 fn is_no_quorum(error: &ClientError) -> bool {
     error.to_string().contains("no quorum:")
 }
@@ -347,15 +355,7 @@ async fn a_retired_nodes_records_all_reach_its_replacement_before_it_stops_count
         .create_bucket("handoff", bucket(2, 1, &[]))
         .await
         .unwrap();
-    for i in 0..20u8 {
-        put(
-            &cluster.client,
-            "handoff",
-            &format!("key-{i:02}"),
-            &body(3_000, i),
-        )
-        .await;
-    }
+    put_keys(&cluster, 0..20).await;
     let members = cluster.client.nodes();
     let order = closest_members(&members, &partition_key("handoff"));
     // The member that leaves: a replica of the bucket other than the bootstrap node; the
@@ -383,61 +383,15 @@ async fn a_retired_nodes_records_all_reach_its_replacement_before_it_stops_count
     cluster.stop(gone_index).await;
     cluster.revoke(gone).await;
     // Writes go on meanwhile, acknowledged by the sets with and without it.
-    for i in 20..30u8 {
-        put(
-            &cluster.client,
-            "handoff",
-            &format!("key-{i:02}"),
-            &body(3_000, i),
-        )
-        .await;
-    }
+    put_keys(&cluster, 20..30).await;
 
     // Every view sees the departure, then drops the departed member only once every
     // member has handed off; by then the heir holds every record any other replica
     // holds, at the newest version.
+    cluster.wait_handed_off(&[gone]).await;
     let running: Vec<usize> = (0..cluster.daemons.len())
         .filter(|&i| cluster.daemons[i].is_some())
         .collect();
-    let seen = eventually(Duration::from_secs(30), async || {
-        running.iter().all(|&i| {
-            cluster.daemons[i]
-                .as_ref()
-                .unwrap()
-                .membership()
-                .departures_seen()
-                > 0
-        })
-    })
-    .await;
-    assert!(seen, "a node never saw the member leave");
-    let done = eventually(Duration::from_secs(90), async || {
-        running.iter().all(|&i| {
-            cluster.daemons[i]
-                .as_ref()
-                .unwrap()
-                .membership()
-                .departed()
-                .is_empty()
-        })
-    })
-    .await;
-    let states: Vec<String> = running
-        .iter()
-        .map(|&i| {
-            let d = cluster.daemons[i].as_ref().unwrap();
-            format!(
-                "node {i} {}: catching up {}, members {:?}, departed {:?}, handed off {:?}, catch-up {:?}",
-                d.net().local_peer_id(),
-                d.is_catching_up(),
-                d.membership().all().iter().map(|m| (m.peer, m.live, m.info.catching_up, m.handing_off)).collect::<Vec<_>>(),
-                d.membership().departed().iter().map(|m| m.peer).collect::<Vec<_>>(),
-                d.membership().handed_off(),
-                d.worker_statuses().into_iter().find(|w| w.name == "catch_up")
-            )
-        })
-        .collect();
-    assert!(done, "the hand-off never finished: {states:#?}");
     let heir_meta = cluster.daemons[heir_index].as_ref().unwrap().meta();
     for table in [Table::ObjectIndex, Table::Manifest] {
         let mut newest: BTreeMap<Vec<u8>, Version> = BTreeMap::new();
