@@ -121,6 +121,7 @@ pub async fn serve(
     service: S3Service,
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> anyhow::Result<()> {
+    let service = ClosingService::new(service);
     let mut http = ConnBuilder::new(TokioExecutor::new());
     http.http1()
         .keep_alive(true)
@@ -194,6 +195,63 @@ pub async fn serve(
     Ok(())
 }
 
+/// The S3 service, closing the connection after an error answer to a request that
+/// carries a body.
+///
+/// A request refused before its body is read (a failed precondition, a missing key, a
+/// denied access) leaves the body unread on the connection, or unsent by a client that
+/// waited for `100 Continue` (boto3, the aws CLI). hyper then drops the connection after
+/// the answer, and a client that reused it before seeing the close lost its next request
+/// ("connection closed before a valid response"; a client retrying it may replay a
+/// conditional write). `Connection: close` on the answer tells the client first.
+#[derive(Debug, Clone)]
+struct ClosingService {
+    inner: S3Service,
+}
+
+impl ClosingService {
+    /// Wraps `inner`.
+    fn new(inner: S3Service) -> Self {
+        Self { inner }
+    }
+}
+
+impl hyper::service::Service<http::Request<hyper::body::Incoming>> for ClosingService {
+    type Response =
+        <S3Service as hyper::service::Service<http::Request<hyper::body::Incoming>>>::Response;
+    type Error =
+        <S3Service as hyper::service::Service<http::Request<hyper::body::Incoming>>>::Error;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+    >;
+
+    fn call(&self, request: http::Request<hyper::body::Incoming>) -> Self::Future {
+        let with_body = carries_body(&request);
+        let answer = hyper::service::Service::call(&self.inner, request);
+        Box::pin(async move {
+            let mut response = answer.await?;
+            let status = response.status();
+            if with_body && (status.is_client_error() || status.is_server_error()) {
+                response.headers_mut().insert(
+                    http::header::CONNECTION,
+                    http::HeaderValue::from_static("close"),
+                );
+            }
+            Ok(response)
+        })
+    }
+}
+
+/// Whether a request has a body to read: a non-zero length, or chunks.
+fn carries_body<B>(request: &http::Request<B>) -> bool {
+    let headers = request.headers();
+    headers.contains_key(http::header::TRANSFER_ENCODING)
+        || headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() != "0")
+}
+
 fn tune(stream: &tokio::net::TcpStream, peer: SocketAddr) {
     if let Err(error) = stream.set_nodelay(true) {
         debug!(%peer, %error, "TCP_NODELAY not set");
@@ -239,6 +297,21 @@ pub fn tls_acceptor(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_carries_a_body_with_a_length_or_chunks() {
+        let request = |headers: &[(&str, &str)]| {
+            let mut builder = http::Request::builder().method("PUT").uri("/b/k");
+            for (name, value) in headers {
+                builder = builder.header(*name, *value);
+            }
+            builder.body(()).unwrap()
+        };
+        assert!(carries_body(&request(&[("content-length", "5")])));
+        assert!(carries_body(&request(&[("transfer-encoding", "chunked")])));
+        assert!(!carries_body(&request(&[("content-length", "0")])));
+        assert!(!carries_body(&request(&[])));
+    }
 
     #[test]
     fn root_domains_take_the_bucket_from_the_host_and_leave_other_hosts_path_style() {

@@ -53,6 +53,8 @@ pub(crate) fn s3_error(error: ClientError) -> S3Error {
         }
         ClientError::Codec(CodecError::ObjectTooLarge { .. }) => S3ErrorCode::EntityTooLarge,
         ClientError::Quorum(_) | ClientError::Net(_) | ClientError::Placement(_) => {
+            // The cluster, not the request: the operator wants to see it.
+            warn!(%error, "request refused: the cluster is not available enough");
             S3ErrorCode::ServiceUnavailable
         }
         _ => {

@@ -23,7 +23,7 @@ def client(key_id=None, secret=None, **config):
         aws_access_key_id=key_id or os.environ["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=secret or os.environ["AWS_SECRET_ACCESS_KEY"],
         region_name="us-east-1",
-        config=Config(retries={"max_attempts": 1}, **config),
+        config=Config(retries={"total_max_attempts": 1}, **config),
     )
 
 
@@ -82,8 +82,10 @@ r = s3.get_object(Bucket="photos", Key="dir/one.bin", ResponseContentType="text/
 assert r["ContentType"] == "text/plain" and r["CacheControl"] == "no-store"
 
 # Conditional writes.
-assert error_of(s3.put_object, Bucket="photos", Key="dir/one.bin", Body=b"x", IfNoneMatch="*") == ("PreconditionFailed", 412)
-assert error_of(s3.put_object, Bucket="photos", Key="dir/one.bin", Body=b"x", IfMatch='"0000"') == ("PreconditionFailed", 412)
+got = error_of(s3.put_object, Bucket="photos", Key="dir/one.bin", Body=b"x", IfNoneMatch="*")
+assert got == ("PreconditionFailed", 412), got
+got = error_of(s3.put_object, Bucket="photos", Key="dir/one.bin", Body=b"x", IfMatch='"0000"')
+assert got == ("PreconditionFailed", 412), got
 s3.put_object(Bucket="photos", Key="new.txt", Body=b"first", IfNoneMatch="*")
 s3.put_object(Bucket="photos", Key="new.txt", Body=b"second", IfMatch=f'"{hashlib.md5(b"first").hexdigest()}"')
 assert s3.get_object(Bucket="photos", Key="new.txt")["Body"].read() == b"second"
@@ -271,4 +273,18 @@ for o in s3.list_objects_v2(Bucket="photos")["Contents"]:
     s3.delete_object(Bucket="photos", Key=o["Key"])
 s3.delete_bucket(Bucket="photos")
 assert error_of(s3.head_bucket, Bucket="photos")[1] == 404
+# A refused request whose body is left unread closes its connection, and says so first:
+# a client reusing the connection would lose its next request (or replay a conditional
+# write on retry).
+import http.client
+from urllib.parse import urlparse
+endpoint = urlparse(ENDPOINT)
+raw = http.client.HTTPConnection(endpoint.hostname, endpoint.port, timeout=30)
+raw.request("PUT", "/photos/unsigned.bin", body=b"z" * 4096)
+refused = raw.getresponse()
+refused.read()
+assert refused.status == 403, refused.status
+assert refused.getheader("Connection", "").lower() == "close", refused.getheaders()
+raw.close()
+
 print("operations: all passed")

@@ -12,7 +12,7 @@ def client(endpoint):
     return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
                         aws_access_key_id=os.environ["SHARED_ID"],
                         aws_secret_access_key=os.environ["SHARED_SECRET"],
-                        config=Config(retries={"max_attempts": 1}))
+                        config=Config(retries={"total_max_attempts": 1}))
 
 
 admin = boto3.client("s3", endpoint_url=os.environ["S3_ENDPOINT"], region_name="us-east-1")
