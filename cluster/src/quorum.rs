@@ -73,6 +73,10 @@ pub enum QuorumError {
         /// The last failure.
         last: String,
     },
+    /// A replica refused the request for what this peer's certificate allows (its
+    /// grants): every replica checks the same certificate, so asking others is useless.
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 fn describe_partition(partition: &str) -> String {
@@ -101,6 +105,25 @@ pub enum ReplicaError {
     /// This node's metadata task failed.
     #[error("this node's metadata task failed: {0}")]
     LocalTask(String),
+}
+
+impl ReplicaError {
+    /// The replica's explanation when it refused what the requester's certificate does
+    /// not allow.
+    fn forbidden(&self) -> Option<&str> {
+        match self {
+            Self::Call(CallError::Remote {
+                code: RemoteErrorCode::Forbidden,
+                detail,
+                ..
+            })
+            | Self::LocalRefused {
+                code: RemoteErrorCode::Forbidden,
+                detail,
+            } => Some(detail),
+            _ => None,
+        }
+    }
 }
 
 /// A merged page of records.
@@ -523,6 +546,9 @@ impl MetaQuorum {
                     true
                 }
                 Err(e) => {
+                    if let Some(detail) = e.forbidden() {
+                        return Err(QuorumError::Forbidden(detail.to_owned()));
+                    }
                     last = e.to_string();
                     false
                 }

@@ -495,6 +495,7 @@ mod tests {
             jurisdiction: "FR".into(),
             not_before_unix: NOW - 10,
             not_after_unix: NOW + valid_for.as_secs(),
+            grants: Vec::new(),
         };
         let certificate = authority.certify(spec).expect("certify");
         (peer, certificate)
@@ -583,6 +584,7 @@ mod tests {
         let (peer, short) = node(&authority, Duration::from_secs(60));
         let spec = crate::authority::CertificateSpec {
             not_after_unix: NOW + 3600,
+            grants: Vec::new(),
             ..short.spec().clone()
         };
         let renewed = authority.certify(spec).expect("certify");

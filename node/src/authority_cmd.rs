@@ -170,8 +170,15 @@ pub(crate) fn invite(args: &InviteArgs) -> anyhow::Result<()> {
             (Some(keypair), peer)
         }
     };
-    let spec =
-        CertificateSpec::new(peer, role, name, args.valid).placed(&args.zone, &args.jurisdiction);
+    if role == PeerRole::Client && args.grant.is_empty() {
+        bail!(
+            "a client needs at least one --grant BUCKET:RIGHTS (e.g. photos:read+write, \
+             backup-*:read; '*:all' for every right on every bucket)"
+        );
+    }
+    let spec = CertificateSpec::new(peer, role, name, args.valid)
+        .placed(&args.zone, &args.jurisdiction)
+        .granted(args.grant.clone());
     let certificate = place.authority.certify(spec)?;
     place.record(&certificate)?;
     let token = JoinToken::new(certificate, identity.as_ref(), place.bootstrap.clone())?;
@@ -182,8 +189,19 @@ pub(crate) fn invite(args: &InviteArgs) -> anyhow::Result<()> {
         (PeerRole::Node, None) => "on the new node: andromede-node run --data DIR --join TOKEN (add --listen and --admin when it shares a machine)".to_owned(),
         (PeerRole::Client, None) => "on the client: andromede init --join TOKEN --out client.toml".to_owned(),
     };
+    let granted = args
+        .grant
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
     eprintln!(
-        "certified {role} {name:?} as {peer} for {days} day(s){}",
+        "certified {role} {name:?} as {peer} for {days} day(s){}{}",
+        if granted.is_empty() {
+            String::new()
+        } else {
+            format!(" with {granted}")
+        },
         if identity.is_some() {
             "; the token carries its identity key: hand it over like a password"
         } else {

@@ -197,6 +197,11 @@ pub(crate) struct InviteArgs {
     /// in some.
     #[arg(long, default_value = "", requires = "node")]
     pub(crate) jurisdiction: String,
+    /// What the client may do (repeatable): BUCKET:RIGHTS, the bucket a name, `prefix*`
+    /// or `*`, the rights read, write, delete, owner joined by '+', or all (e.g.
+    /// photos:read, backup-*:read+write, '*:all'). Every node enforces them.
+    #[arg(long, value_name = "BUCKET:RIGHTS", requires = "client")]
+    pub(crate) grant: Vec<andromede_cluster::authority::Grant>,
     /// Certify this existing identity (renewal) instead of creating one.
     #[arg(long)]
     pub(crate) peer: Option<PeerId>,

@@ -165,6 +165,16 @@ pub enum MetaError {
         /// Its length.
         bytes: u64,
     },
+    /// A client's listing passed too many buckets it may not see to fill a page.
+    #[error(
+        "{examined} buckets looked at without filling a page of those this client may see (at most {limit}): ask the authority for a narrower grant pattern or list with a prefix"
+    )]
+    TooManyHidden {
+        /// Rows looked at.
+        examined: usize,
+        /// The bound.
+        limit: usize,
+    },
 }
 
 impl From<sled::Error> for MetaError {

@@ -155,7 +155,7 @@ async fn run_node(args: &InitArgs) -> anyhow::Result<()> {
     if data.authority_key().exists() {
         let at = dir.display();
         println!(
-            "connect a client:  andromede init --join \"$(andromede-node invite --data {at} --client laptop)\" --out client.toml"
+            "connect a client:  andromede init --join \"$(andromede-node invite --data {at} --client laptop --grant '*:all')\" --out client.toml"
         );
         println!(
             "add a node:        andromede-node run --data DIR2 --listen /ip4/127.0.0.1/tcp/4101 --admin 127.0.0.1:4181 --join \"$(andromede-node invite --data {at} --node node-2 --zone Z --jurisdiction J)\""

@@ -61,13 +61,24 @@ pub(crate) fn client_identity() -> (
     andromede_cluster::net::Keypair,
     andromede_cluster::net::Admission,
 ) {
+    client_identity_granted(&["*:all"])
+}
+
+/// A client identity certified by the test authority with `grants` (`BUCKET:RIGHTS`).
+pub(crate) fn client_identity_granted(
+    grants: &[&str],
+) -> (
+    andromede_cluster::net::Keypair,
+    andromede_cluster::net::Admission,
+) {
     let key = andromede_cluster::net::Keypair::generate_ed25519();
     let spec = andromede_cluster::authority::CertificateSpec::new(
         key.public().to_peer_id(),
         andromede_cluster::authority::PeerRole::Client,
         "test-client",
         std::time::Duration::from_secs(86_400),
-    );
+    )
+    .granted(grants.iter().map(|g| g.parse().unwrap()).collect());
     let admission = andromede_cluster::net::Admission::issued(test_authority(), spec).unwrap();
     (key, admission)
 }

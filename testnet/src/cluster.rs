@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use andromede_client::{Client, ClientConfig, MasterKey};
 use andromede_cluster::admin::{Status, admin_request, query_status};
-use andromede_cluster::authority::{Authority, CertificateSpec, JoinToken, PeerRole};
+use andromede_cluster::authority::{Authority, CertificateSpec, Grant, JoinToken, PeerRole};
 use andromede_cluster::faults::PlantedBug;
 use andromede_cluster::net::{self, Admission, Keypair, Multiaddr, PeerId};
 use andromede_cluster::units::format_duration;
@@ -704,7 +704,8 @@ impl Testnet {
             PeerRole::Client,
             "testnet-client",
             Duration::from_secs(7 * 86_400),
-        );
+        )
+        .granted(vec![Grant::everything()]);
         let admission = Admission::issued(&authority, spec)?;
         let master = MasterKey::load_file(&self.dir.join("master.key"))?;
         let bootstrap: Vec<Multiaddr> = self

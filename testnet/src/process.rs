@@ -140,7 +140,8 @@ pub fn invite(
             .args(["--node", name])
             .args(["--zone", zone])
             .args(["--jurisdiction", jurisdiction]),
-        None => command.args(["--client", name]),
+        // The testnet's clients act for the whole tenant.
+        None => command.args(["--client", name, "--grant", "*:all"]),
     };
     run_to_end(
         command,

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use libp2p::PeerId;
 use rand_core::{OsRng, RngCore};
 
+use super::grant::{GRANTS_MAX, Grant, Rights};
 use super::keys::{Authority, AuthorityKey};
 
 /// Layout of [`pb::CertificateBody`] written by this version.
@@ -116,6 +117,8 @@ pub struct CertificateSpec {
     pub not_before_unix: u64,
     /// End of validity.
     pub not_after_unix: u64,
+    /// What a client may do, per bucket (nodes: none).
+    pub grants: Vec<Grant>,
 }
 
 /// A decoded certificate. Its fields are what the authority signed *if* it was obtained
@@ -139,6 +142,7 @@ impl fmt::Debug for Certificate {
             .field("zone", &self.spec.zone)
             .field("jurisdiction", &self.spec.jurisdiction)
             .field("not_after_unix", &self.spec.not_after_unix)
+            .field("grants", &self.spec.grants)
             .finish_non_exhaustive()
     }
 }
@@ -169,7 +173,15 @@ impl CertificateSpec {
             jurisdiction: String::new(),
             not_before_unix: now,
             not_after_unix: now.saturating_add(valid_for.as_secs().max(1)),
+            grants: Vec::new(),
         }
+    }
+
+    /// The same, allowing what `grants` allow (clients).
+    #[must_use]
+    pub fn granted(mut self, grants: Vec<Grant>) -> Self {
+        self.grants = grants;
+        self
     }
 
     /// The same, in `zone` and `jurisdiction`.
@@ -186,6 +198,15 @@ impl CertificateSpec {
         check_text("jurisdiction", &self.jurisdiction, TAG_BYTES_MAX)?;
         if self.not_after_unix <= self.not_before_unix {
             return Err(malformed("validity ends before it starts"));
+        }
+        if self.grants.len() > GRANTS_MAX {
+            return Err(malformed(format!("more than {GRANTS_MAX} grants")));
+        }
+        if self.role == PeerRole::Node && !self.grants.is_empty() {
+            return Err(malformed("a node certificate carries no grants"));
+        }
+        for grant in &self.grants {
+            grant.check().map_err(malformed)?;
         }
         Ok(())
     }
@@ -215,6 +236,14 @@ impl Authority {
             not_before_unix: spec.not_before_unix,
             not_after_unix: spec.not_after_unix,
             serial: Bytes::copy_from_slice(&serial),
+            grants: spec
+                .grants
+                .iter()
+                .map(|g| pb::Grant {
+                    buckets: g.buckets.clone(),
+                    rights: g.rights.bits(),
+                })
+                .collect(),
         }
         .encode_to_vec();
         let signature = self.sign(CERTIFICATE_DOMAIN, &body);
@@ -258,6 +287,21 @@ impl Certificate {
         };
         let serial = <[u8; SERIAL_BYTES]>::try_from(body.serial.as_ref())
             .map_err(|_| malformed("serial is not 16 bytes"))?;
+        if body.grants.len() > GRANTS_MAX {
+            return Err(malformed(format!("more than {GRANTS_MAX} grants")));
+        }
+        let grants = body
+            .grants
+            .into_iter()
+            .map(|g| {
+                let rights = Rights::from_bits(g.rights)
+                    .ok_or_else(|| malformed(format!("unknown rights {:#x}", g.rights)))?;
+                Ok(Grant {
+                    buckets: g.buckets,
+                    rights,
+                })
+            })
+            .collect::<Result<Vec<_>, CertificateError>>()?;
         let spec = CertificateSpec {
             peer,
             role,
@@ -266,6 +310,7 @@ impl Certificate {
             jurisdiction: body.jurisdiction,
             not_before_unix: body.not_before_unix,
             not_after_unix: body.not_after_unix,
+            grants,
         };
         spec.check()?;
         Ok(Self {
@@ -339,6 +384,21 @@ impl Certificate {
         &self.spec.jurisdiction
     }
 
+    /// What a client may do, per bucket (empty for a node, and for a client allowed
+    /// nothing).
+    pub fn grants(&self) -> &[Grant] {
+        &self.spec.grants
+    }
+
+    /// What this peer may do to `bucket`: every right for a node (its jobs are bounded
+    /// by what they are, not by grants), the rights its grants give for a client.
+    pub fn rights_on(&self, bucket: &str) -> Rights {
+        match self.spec.role {
+            PeerRole::Node => Rights::ALL,
+            PeerRole::Client => super::grant::rights_on(&self.spec.grants, bucket),
+        }
+    }
+
     /// Start of validity (Unix seconds).
     pub fn not_before_unix(&self) -> u64 {
         self.spec.not_before_unix
@@ -373,6 +433,7 @@ mod tests {
             jurisdiction: "FR".into(),
             not_before_unix: 1_000,
             not_after_unix: 2_000,
+            grants: Vec::new(),
         }
     }
 

@@ -5,7 +5,7 @@
 //!   live off the nodes) and its public half ([`AuthorityKey`], the cluster's identity,
 //!   written into every node and client configuration).
 //! - [`certificate`]: [`Certificate`]s binding a peer id to a role, a name and, for nodes,
-//!   a zone and a jurisdiction, for a validity period.
+//!   a zone and a jurisdiction, for clients their [`grant`]s, for a validity period.
 //! - [`revocation`]: the versioned, signed [`RevocationList`] of peers no longer admitted.
 //! - [`trust`]: [`Trust`], the one place a certificate is verified (signature, authority,
 //!   role, validity, peer id, revocation).
@@ -18,6 +18,7 @@
 
 pub mod certificate;
 pub mod files;
+pub mod grant;
 pub mod keys;
 pub mod revocation;
 pub mod text;
@@ -26,6 +27,7 @@ pub mod trust;
 
 pub use certificate::{Certificate, CertificateError, CertificateSpec, PeerRole};
 pub use files::AuthorityFileError;
+pub use grant::{Grant, Rights};
 pub use keys::{Authority, AuthorityKey, AuthorityKeyError};
 pub use revocation::{RevocationError, RevocationList};
 pub use token::{JoinToken, TokenError};

@@ -209,6 +209,7 @@ mod tests {
                 jurisdiction: String::new(),
                 not_before_unix: 1,
                 not_after_unix: 2,
+                grants: Vec::new(),
             })
             .unwrap()
     }

@@ -122,6 +122,7 @@ mod tests {
             jurisdiction: String::new(),
             not_before_unix: 10_000,
             not_after_unix: 20_000,
+            grants: Vec::new(),
         }
     }
 

@@ -245,6 +245,7 @@ mod tests {
                 jurisdiction: String::new(),
                 not_before_unix: now - 10,
                 not_after_unix: now + 3600,
+                grants: Vec::new(),
             })
             .unwrap()
     }

@@ -28,7 +28,7 @@ use super::{
     DIALING_PEERS_MAX, INBOUND_QUEUE_BYTES_MAX, INBOUND_QUEUE_MAX, NEGOTIATING_STREAMS_MAX,
     NET_COMMAND_QUEUE_MAX, NET_PENDING_REQUESTS_MAX, NetConfig, QUEUED_PER_PEER_MAX,
 };
-use crate::authority::{Certificate, PeerRole, RevocationList, unix_now};
+use crate::authority::{Certificate, Grant, PeerRole, RevocationList, unix_now};
 
 /// The request-response protocols a service answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -70,6 +70,8 @@ pub struct InboundRequest {
     pub peer: PeerId,
     /// The role its certificate gives it: node-only requests from a client are refused.
     pub role: PeerRole,
+    /// What its certificate grants (a client's rights per bucket; empty for a node).
+    pub grants: Arc<[Grant]>,
     /// On which protocol.
     pub protocol: Protocol,
     /// The raw request (decode with the protocol's `decode_*`).
@@ -853,7 +855,11 @@ impl EventLoop {
         channel: ResponseChannel<Vec<u8>>,
     ) {
         // The gate keeps unadmitted peers out; a peer refused since (revoked) is answered.
-        let Some(role) = self.admitted.get(&peer).map(Certificate::role) else {
+        let Some((role, grants)) = self
+            .admitted
+            .get(&peer)
+            .map(|c| (c.role(), Arc::<[Grant]>::from(c.grants())))
+        else {
             warn!(%peer, "request from a peer that is not admitted refused");
             let response = protocol.refusal(RemoteErrorCode::Invalid, "not admitted");
             let _ = self.protocol(protocol).send_response(channel, response);
@@ -868,6 +874,7 @@ impl EventLoop {
         let inbound = InboundRequest {
             peer,
             role,
+            grants,
             protocol,
             request,
             budget: InboundBudget(permit),

@@ -6,6 +6,7 @@
 
 mod cluster;
 mod copy;
+mod grants;
 mod holder_index;
 mod maintenance;
 mod multipart;

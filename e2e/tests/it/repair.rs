@@ -66,7 +66,7 @@ impl Cluster {
         })
         .await;
         let master = MasterKey::generate();
-        let client = Self::client_of(&first_addr, &master, nodes).await;
+        let client = Self::client_of(&first_addr, &master, nodes, &["*:all"]).await;
         // The cluster has formed once no node still copies its partitions from the
         // others (until then, the first node is the only complete replica).
         let formed = eventually(Duration::from_secs(60), async || {
@@ -259,12 +259,29 @@ impl Cluster {
     /// Another client of the same tenant, connected through the first running node,
     /// once it sees `nodes` nodes.
     pub(crate) async fn another_client(&self, nodes: usize) -> Client {
-        let running = self.daemons.iter().flatten().next().unwrap();
-        Self::client_of(&listen_addr(running).await, &self.master, nodes).await
+        self.client_granted(&["*:all"], nodes).await
     }
 
-    async fn client_of(addr: &Multiaddr, master: &MasterKey, nodes: usize) -> Client {
-        let mut config = crate::client_config(vec![addr.clone()], master.clone());
+    /// Another client of the same tenant certified with `grants` (`BUCKET:RIGHTS`),
+    /// connected through the first running node, once it sees `nodes` nodes.
+    pub(crate) async fn client_granted(&self, grants: &[&str], nodes: usize) -> Client {
+        let running = self.daemons.iter().flatten().next().unwrap();
+        Self::client_of(&listen_addr(running).await, &self.master, nodes, grants).await
+    }
+
+    async fn client_of(
+        addr: &Multiaddr,
+        master: &MasterKey,
+        nodes: usize,
+        grants: &[&str],
+    ) -> Client {
+        let (identity, admission) = crate::daemons::client_identity_granted(grants);
+        let mut config = andromede_client::ClientConfig::new(
+            vec![addr.clone()],
+            identity,
+            admission,
+            master.clone(),
+        );
         config.codec = CodecConfig {
             segment_bytes: SEGMENT as u64,
             ..CodecConfig::default()

@@ -2,6 +2,7 @@
 //! message that says what happened.
 
 use andromede_client::{ClientError, CodecError};
+use andromede_cluster::QuorumError;
 use s3s::{S3Error, S3ErrorCode};
 use tracing::warn;
 
@@ -52,6 +53,8 @@ pub(crate) fn s3_error(error: ClientError) -> S3Error {
             S3ErrorCode::MetadataTooLarge
         }
         ClientError::Codec(CodecError::ObjectTooLarge { .. }) => S3ErrorCode::EntityTooLarge,
+        // The gateway's own certificate does not allow it (every node checks).
+        ClientError::Quorum(QuorumError::Forbidden(_)) => S3ErrorCode::AccessDenied,
         ClientError::Quorum(_) | ClientError::Net(_) | ClientError::Placement(_) => {
             // The cluster, not the request: the operator wants to see it.
             warn!(%error, "request refused: the cluster is not available enough");

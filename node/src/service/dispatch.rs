@@ -12,7 +12,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tracing::{Instrument, debug, debug_span};
 
-use super::meta::LocalMeta;
+use super::meta::{LocalMeta, Requester};
 use super::shard::handle_shard_request;
 use crate::store::ShardStore;
 
@@ -96,6 +96,7 @@ pub async fn serve(
                 };
                 let bytes = std::mem::take(&mut request.request);
                 let role = request.role;
+                let grants = Arc::clone(&request.grants);
                 let response = match request.protocol {
                     Protocol::Shard => {
                         tokio::task::spawn_blocking(move || {
@@ -104,8 +105,14 @@ pub async fn serve(
                         .await
                     }
                     Protocol::Meta => {
-                        tokio::task::spawn_blocking(move || meta.answer(&bytes, role).encode())
-                            .await
+                        tokio::task::spawn_blocking(move || {
+                            let requester = Requester {
+                                role,
+                                grants: &grants,
+                            };
+                            meta.answer(&bytes, requester).encode()
+                        })
+                        .await
                     }
                     // A protocol this node does not serve: dropping the channel fails the
                     // requester's call at once.

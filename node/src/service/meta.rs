@@ -4,6 +4,8 @@
 //! nothing. Apply answers only after the records are durable. Scan pages are cut by count
 //! (`limit`) and by bytes (so that the answer fits one message), with `more` set.
 
+use andromede_cluster::authority::Grant;
+use andromede_cluster::meta::key::Table;
 use andromede_cluster::net::PeerRole;
 use andromede_cluster::roster::RosterSnapshot;
 use std::collections::HashMap;
@@ -26,8 +28,35 @@ use tracing::{debug, error, warn};
 use crate::drain::Drain;
 use crate::meta::{MetaStore, RecordKey};
 use crate::service::dispatch::NodeTags;
+use crate::service::grants;
 use crate::store::ShardStore;
 use crate::workers::catch_up::CatchUp;
+
+/// Who sent a request, as its certificate says: node-only requests and what a client's
+/// grants do not allow are refused.
+#[derive(Debug, Clone, Copy)]
+pub struct Requester<'a> {
+    /// Node or client.
+    pub role: PeerRole,
+    /// A client's grants (empty for a node).
+    pub grants: &'a [Grant],
+}
+
+impl Requester<'_> {
+    /// A node (this one, or a peer).
+    pub const NODE: Requester<'static> = Requester {
+        role: PeerRole::Node,
+        grants: &[],
+    };
+
+    fn is_client(&self) -> bool {
+        self.role == PeerRole::Client
+    }
+}
+
+/// Rows a client's listing of the bucket directory looks at, at most, for one page of
+/// buckets it may see.
+const DIRECTORY_ROWS_MAX: usize = 65_536;
 
 /// What a request handler needs to know about this node beyond its store.
 pub trait NodeView {
@@ -62,8 +91,8 @@ pub struct LocalMeta {
 
 impl LocalMeta {
     /// Answers one raw request from a peer (or this node). Blocking (disk I/O).
-    pub fn answer(&self, request: &[u8], role: PeerRole) -> MetaResponse {
-        handle_meta_request(self.store.as_ref(), self, request, role)
+    pub fn answer(&self, request: &[u8], requester: Requester<'_>) -> MetaResponse {
+        handle_meta_request(self.store.as_ref(), self, request, requester)
     }
 }
 
@@ -98,7 +127,7 @@ impl LocalReplica for LocalMeta {
     }
 
     fn handle(&self, request: &MetaRequest) -> MetaResponse {
-        self.answer(&request.encode(), PeerRole::Node)
+        self.answer(&request.encode(), Requester::NODE)
     }
 
     fn draining(&self) -> bool {
@@ -108,6 +137,45 @@ impl LocalReplica for LocalMeta {
     fn catching_up(&self) -> bool {
         self.catch_up.is_pending()
     }
+}
+
+/// Up to `limit + 1` rows of a scan (one more tells that more follow) that `hidden` does
+/// not hide, reading the store page after page past the hidden ones; at most
+/// `DIRECTORY_ROWS_MAX` rows are looked at.
+///
+/// # Errors
+/// The store's; [`crate::error::MetaError::TooManyHidden`] past the bound.
+fn scan_visible(
+    store: &dyn MetaStore,
+    table: Table,
+    partition: &str,
+    prefix: &[u8],
+    start_after: Option<Vec<u8>>,
+    limit: usize,
+    hidden: &dyn Fn(&[u8]) -> bool,
+) -> Result<Vec<crate::meta::ScanRow>, crate::error::MetaError> {
+    let wanted = limit.saturating_add(1);
+    let mut rows = Vec::new();
+    let mut after = start_after;
+    let mut examined = 0usize;
+    while rows.len() < wanted {
+        let page = store.scan(table, partition, prefix, after.as_deref(), wanted)?;
+        let fetched = page.len();
+        examined = examined.saturating_add(fetched);
+        after = page.last().map(|(sort, _)| sort.clone());
+        rows.extend(page.into_iter().filter(|(sort, _)| !hidden(sort)));
+        if fetched < wanted {
+            break;
+        }
+        if rows.len() < wanted && examined >= DIRECTORY_ROWS_MAX {
+            return Err(crate::error::MetaError::TooManyHidden {
+                examined,
+                limit: DIRECTORY_ROWS_MAX,
+            });
+        }
+    }
+    rows.truncate(wanted);
+    Ok(rows)
 }
 
 /// Manifest versions of the partitions `node` replicates that name `holder`, counted
@@ -220,8 +288,9 @@ pub fn handle_meta_request(
     store: &dyn MetaStore,
     node: &dyn NodeView,
     request: &[u8],
-    role: PeerRole,
+    requester: Requester<'_>,
 ) -> MetaResponse {
+    let role = requester.role;
     let request = match decode_meta_request(request) {
         Ok(request) => request,
         Err(e) => {
@@ -246,6 +315,15 @@ pub fn handle_meta_request(
             detail: format!(
                 "refused: {what} is for nodes only, and the requester is certified as a client"
             ),
+        };
+    }
+    if requester.is_client()
+        && let Some(detail) = grants::refusal(&request, requester.grants)
+    {
+        debug!(%detail, "client request beyond its grants refused");
+        return MetaResponse::Error {
+            code: RemoteErrorCode::Forbidden,
+            detail,
         };
     }
     let result = match request {
@@ -293,40 +371,46 @@ pub fn handle_meta_request(
             limit,
         } => {
             let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-            store
-                .scan(
-                    table,
-                    &partition,
-                    &prefix,
-                    start_after.as_deref(),
-                    limit.saturating_add(1),
-                )
-                .map(|rows| {
-                    let fetched = rows.len();
-                    let mut bytes = 0u64;
-                    let records: Vec<_> = rows
-                        .into_iter()
-                        .take(limit)
-                        .take_while(|(sort, record)| {
-                            bytes += (sort.len()
-                                + record.value.as_ref().map_or(0, |v| v.len())
-                                + 64) as u64;
-                            bytes <= SCAN_PAGE_BYTES_MAX
-                        })
-                        .map(|(sort, record)| {
-                            (
-                                RecordKey {
-                                    table,
-                                    partition: partition.clone(),
-                                    sort,
-                                },
-                                record,
-                            )
-                        })
-                        .collect();
-                    let more = records.len() < fetched;
-                    MetaResponse::Scan { records, more }
-                })
+            // A client lists only the buckets it holds a right on.
+            let hidden = |sort: &[u8]| {
+                table == Table::Bucket
+                    && requester.is_client()
+                    && !grants::sees_bucket(requester.grants, sort)
+            };
+            scan_visible(
+                store,
+                table,
+                &partition,
+                &prefix,
+                start_after,
+                limit,
+                &hidden,
+            )
+            .map(|rows| {
+                let fetched = rows.len();
+                let mut bytes = 0u64;
+                let records: Vec<_> = rows
+                    .into_iter()
+                    .take(limit)
+                    .take_while(|(sort, record)| {
+                        bytes +=
+                            (sort.len() + record.value.as_ref().map_or(0, |v| v.len()) + 64) as u64;
+                        bytes <= SCAN_PAGE_BYTES_MAX
+                    })
+                    .map(|(sort, record)| {
+                        (
+                            RecordKey {
+                                table,
+                                partition: partition.clone(),
+                                sort,
+                            },
+                            record,
+                        )
+                    })
+                    .collect();
+                let more = records.len() < fetched;
+                MetaResponse::Scan { records, more }
+            })
         }
     };
     result.unwrap_or_else(|e| {
@@ -391,7 +475,7 @@ mod tests {
             .collect();
         let apply = MetaRequest::Apply(records);
         assert_eq!(
-            handle_meta_request(&store, &TestNode, &apply.encode(), PeerRole::Node),
+            handle_meta_request(&store, &TestNode, &apply.encode(), Requester::NODE),
             MetaResponse::Apply {
                 replaced: vec![true; 5]
             }
@@ -404,18 +488,18 @@ mod tests {
             limit,
         };
         let MetaResponse::Scan { records, more } =
-            handle_meta_request(&store, &TestNode, &scan(3).encode(), PeerRole::Node)
+            handle_meta_request(&store, &TestNode, &scan(3).encode(), Requester::NODE)
         else {
             panic!()
         };
         assert_eq!((records.len(), more), (3, true));
         let MetaResponse::Scan { records, more } =
-            handle_meta_request(&store, &TestNode, &scan(5).encode(), PeerRole::Node)
+            handle_meta_request(&store, &TestNode, &scan(5).encode(), Requester::NODE)
         else {
             panic!()
         };
         assert_eq!((records.len(), more), (5, false));
-        let garbage = handle_meta_request(&store, &TestNode, &[0xff, 0x01], PeerRole::Node);
+        let garbage = handle_meta_request(&store, &TestNode, &[0xff, 0x01], Requester::NODE);
         assert!(matches!(
             garbage,
             MetaResponse::Error {
@@ -424,7 +508,7 @@ mod tests {
             }
         ));
         let MetaResponse::Scan { records, .. } =
-            handle_meta_request(&store, &TestNode, &scan(10).encode(), PeerRole::Node)
+            handle_meta_request(&store, &TestNode, &scan(10).encode(), Requester::NODE)
         else {
             panic!()
         };
@@ -448,7 +532,7 @@ mod tests {
             ],
         };
         assert_eq!(
-            handle_meta_request(&store, &TestNode, &compare.encode(), PeerRole::Node),
+            handle_meta_request(&store, &TestNode, &compare.encode(), Requester::NODE),
             MetaResponse::Wanted(vec![false, true, true])
         );
     }

@@ -2,5 +2,6 @@
 //! (mini-redis `cmd/` style), and a dispatcher that bounds how many run at once.
 
 pub mod dispatch;
+mod grants;
 pub mod meta;
 pub mod shard;

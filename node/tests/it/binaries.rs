@@ -209,7 +209,7 @@ fn node_and_client_binaries_work_end_to_end() {
         ok(node, &all).trim().to_owned()
     };
     let node_token = invite(&["--node", "n2", "--zone", "b", "--jurisdiction", "FR"]);
-    let client_token = invite(&["--client", "laptop"]);
+    let client_token = invite(&["--client", "laptop", "--grant", "*:all"]);
     // A client's token does not make a node, a damaged one is refused: nothing written.
     let error = fails(node, &["init", "--data", s2, "--join", &client_token]);
     assert!(error.contains("node was expected"), "{error}");
@@ -295,7 +295,7 @@ fn node_and_client_binaries_work_end_to_end() {
 
     // Another tenant's master key cannot read it.
     let other = root.path().join("other.toml");
-    let other_token = invite(&["--client", "other-tenant"]);
+    let other_token = invite(&["--client", "other-tenant", "--grant", "*:all"]);
     assert!(
         client_init(&other_token, other.to_str().unwrap())
             .status

@@ -168,7 +168,7 @@ async fn a_flood_from_unadmitted_peers_is_never_read_and_the_node_keeps_serving(
         let out = Command::new(NODE)
             .args(["invite", "--data"])
             .arg(&data)
-            .args(["--client", "flood-test"])
+            .args(["--client", "flood-test", "--grant", "*:all"])
             .output()
             .unwrap();
         if out.status.success() {
