@@ -16,6 +16,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use andromede_client::{Client, ClientError};
+use andromede_cluster::authority::{Grant as CertifiedGrant, Rights};
 use base64::Engine as _;
 use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
@@ -45,6 +46,22 @@ impl Permission {
     fn allows(self, wanted: Permission) -> bool {
         self >= wanted
     }
+
+    /// The certificate rights its S3 operations need on a bucket.
+    pub fn rights(self) -> Rights {
+        match self {
+            Self::Read => Rights::READ,
+            Self::Write => Rights::READ.union(Rights::WRITE).union(Rights::DELETE),
+            Self::Owner => Rights::ALL,
+        }
+    }
+
+    /// The widest permission `rights` carry (none below read).
+    fn within(rights: Rights) -> Option<Self> {
+        [Self::Owner, Self::Write, Self::Read]
+            .into_iter()
+            .find(|p| rights.contains(p.rights()))
+    }
 }
 
 /// A permission on the buckets a pattern names.
@@ -63,6 +80,33 @@ impl Grant {
             None => self.bucket == bucket,
         }
     }
+
+    /// Whether a certificate grant gives at least this on every bucket this names.
+    fn within(&self, certified: &CertifiedGrant) -> bool {
+        let names_all = match certified.buckets.strip_suffix('*') {
+            // `photos*` names `photos-a` and `photos-*`.
+            Some(prefix) => self.bucket.starts_with(prefix),
+            None => !self.bucket.ends_with('*') && self.bucket == certified.buckets,
+        };
+        names_all && certified.rights.contains(self.permission.rights())
+    }
+}
+
+/// The grants an access key of a gateway certified with `certified` starts with: each
+/// certificate grant at the widest permission it carries, and the right to create
+/// buckets when some grant carries `owner` (what `init` gives its first key).
+pub fn admin_grants(certified: &[CertifiedGrant]) -> (Vec<Grant>, bool) {
+    let grants = certified
+        .iter()
+        .filter_map(|g| {
+            Permission::within(g.rights).map(|permission| Grant {
+                bucket: g.buckets.clone(),
+                permission,
+            })
+        })
+        .collect();
+    let create = certified.iter().any(|g| g.rights.contains(Rights::OWNER));
+    (grants, create)
 }
 
 impl std::str::FromStr for Grant {
@@ -170,6 +214,39 @@ impl AccessKey {
         self.grants
             .iter()
             .any(|g| g.covers(bucket) && g.permission.allows(wanted))
+    }
+
+    /// Whether the gateway's certificate (`certified`) allows what this key is given:
+    /// every grant within one of the certificate's, and bucket creation only with an
+    /// `owner` grant there (the nodes refuse the rest anyway; this says so up front).
+    ///
+    /// # Errors
+    /// The first grant beyond the certificate, in words.
+    pub fn check_within(&self, certified: &[CertifiedGrant]) -> Result<(), String> {
+        let shown = || {
+            certified
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if let Some(grant) = self
+            .grants
+            .iter()
+            .find(|g| !certified.iter().any(|c| g.within(c)))
+        {
+            return Err(format!(
+                "grant {grant} goes beyond this gateway's certificate ({}): ask the authority for a wider one",
+                shown()
+            ));
+        }
+        if self.create_buckets && !certified.iter().any(|g| g.rights.contains(Rights::OWNER)) {
+            return Err(format!(
+                "--create-buckets needs the owner right in this gateway's certificate ({})",
+                shown()
+            ));
+        }
+        Ok(())
     }
 
     /// Whether any grant names `bucket` (ListBuckets shows only those).
@@ -297,5 +374,33 @@ mod tests {
         assert!(key.id.starts_with("AKAND"));
         assert_eq!(key.secret.len(), 40);
         assert!(!format!("{key:?}").contains(&key.secret));
+    }
+
+    #[test]
+    fn a_key_gets_no_more_than_the_gateways_certificate() {
+        let certified: Vec<CertifiedGrant> = ["photos*:all", "logs:read"]
+            .iter()
+            .map(|g| g.parse().unwrap())
+            .collect();
+        let key = |grants: &[&str], create| {
+            AccessKey::generate("k", grants.iter().map(|g| g.parse().unwrap()).collect(), create)
+        };
+        assert!(key(&["photos:owner", "photos-2*:write", "logs:read"], true)
+            .check_within(&certified)
+            .is_ok());
+        let error = key(&["logs:write"], false).check_within(&certified).unwrap_err();
+        assert!(error.contains("grant logs:write goes beyond"), "{error}");
+        assert!(key(&["*:read"], false).check_within(&certified).is_err());
+        assert!(key(&["docs:read"], false).check_within(&certified).is_err());
+        let readers: Vec<CertifiedGrant> = vec!["logs:read".parse().unwrap()];
+        assert!(key(&["logs:read"], true).check_within(&readers).is_err());
+        // The first key of a gateway: what its certificate allows, no more.
+        let (grants, create) = admin_grants(&certified);
+        assert_eq!(
+            grants.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            ["photos*:owner", "logs:read"]
+        );
+        assert!(create);
+        assert!(!admin_grants(&readers).1);
     }
 }

@@ -28,7 +28,8 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Writes a gateway config from a client config and creates the first access key
-    /// (every bucket, owner, may create buckets).
+    /// (what the gateway's certificate allows: its grants at their widest permission, and
+    /// bucket creation with an owner grant).
     Init {
         /// The client config the gateway reaches the cluster with (`andromede init`).
         #[arg(long)]
@@ -190,12 +191,16 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 "http"
             };
             let cluster = connect(&client_path, file.multipart_expiry).await?;
+            // The first key may do what the gateway's certificate allows.
+            let (grants, create_buckets) =
+                andromede_gateway::keys::admin_grants(cluster.net().certificate().grants());
+            if grants.is_empty() {
+                bail!(
+                    "this client's certificate grants nothing: ask the authority for one with --grant (e.g. '*:all')"
+                );
+            }
             let keys = KeyStore::new(cluster);
-            let key = AccessKey::generate(
-                "admin",
-                vec!["*:owner".parse().map_err(anyhow::Error::msg)?],
-                true,
-            );
+            let key = AccessKey::generate("admin", grants, create_buckets);
             keys.put(&key)
                 .await
                 .context("storing the first access key")?;
@@ -228,7 +233,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Key { config, command } => {
             let file = GatewayFile::load(&config)?;
-            let keys = KeyStore::new(connect(&file.client_config, file.multipart_expiry).await?);
+            let cluster = connect(&file.client_config, file.multipart_expiry).await?;
+            let certified = cluster.net().certificate().grants().to_vec();
+            let keys = KeyStore::new(cluster);
             match command {
                 KeyCommand::Create {
                     name,
@@ -241,6 +248,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                         );
                     }
                     let key = AccessKey::generate(&name, grants, create_buckets);
+                    key.check_within(&certified).map_err(anyhow::Error::msg)?;
                     keys.put(&key).await.context("storing the key")?;
                     let scheme = if file.tls_certificate.is_some() {
                         "https"
