@@ -143,6 +143,16 @@ async fn connect(
 fn print_key(key: &AccessKey, endpoint: &str) {
     println!("access key id:     {}", key.id);
     println!("secret access key: {}", key.secret);
+    let grants: Vec<String> = key.grants.iter().map(ToString::to_string).collect();
+    println!(
+        "grants:            {}{}",
+        grants.join(", "),
+        if key.create_buckets {
+            "; may create buckets"
+        } else {
+            ""
+        }
+    );
     println!("(the secret is shown this once: keep it now)");
     println!();
     println!("try it:");

@@ -23,8 +23,8 @@ use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use crate::process::{
-    Joining, NodeInit, data_files, init_node, invite, node_binary, running, signal, spawn_node,
-    wait_gone,
+    Invitee, Joining, NodeInit, data_files, init_node, invite, node_binary, running, signal,
+    spawn_node, wait_gone,
 };
 
 /// Name of the state file in a testnet directory.
@@ -191,8 +191,16 @@ impl Testnet {
                 }
             } else {
                 Joining::Token(
-                    invite(&node_bin, &authority_dir, &name, Some((&node.zone, "EU")))
-                        .with_context(|| format!("inviting node {i}"))?,
+                    invite(
+                        &node_bin,
+                        &authority_dir,
+                        &name,
+                        Invitee::Node {
+                            zone: &node.zone,
+                            jurisdiction: "EU",
+                        },
+                    )
+                    .with_context(|| format!("inviting node {i}"))?,
                 )
             };
             // Every node knows every other: any of them can be down when one restarts.
@@ -240,7 +248,7 @@ impl Testnet {
         };
         testnet.save()?;
         // The testnet's client: certified like any other, its files beside client.toml.
-        testnet.new_client_file("client", "testnet-client")?;
+        testnet.new_client_file("client", "testnet-client", &["*:all"])?;
         for i in 0..opts.nodes {
             testnet.start(i)?;
         }
@@ -656,13 +664,24 @@ impl Testnet {
     /// Writes `DIR/STEM.toml`, the config of a new client certified as `name` by the
     /// testnet's authority (`andromede-node invite`), its identity and certificate beside
     /// it, with every node as a bootstrap peer and the testnet's master key: for a program
-    /// that needs a client identity of its own (a second gateway). Returns its path.
+    /// that needs a client identity of its own (a second gateway), allowed `grants`
+    /// (`BUCKET:RIGHTS`). Returns its path.
     ///
     /// # Errors
     /// The invitation fails, or a file exists or cannot be written.
-    pub fn new_client_file(&self, stem: &str, name: &str) -> anyhow::Result<PathBuf> {
+    pub fn new_client_file(
+        &self,
+        stem: &str,
+        name: &str,
+        grants: &[&str],
+    ) -> anyhow::Result<PathBuf> {
         let authority_dir = &self.node(0)?.dir;
-        let token = JoinToken::decode(&invite(&self.state.node_bin, authority_dir, name, None)?)?;
+        let token = JoinToken::decode(&invite(
+            &self.state.node_bin,
+            authority_dir,
+            name,
+            Invitee::Client { grants },
+        )?)?;
         let secret = token
             .identity_secret()
             .ok_or_else(|| anyhow!("the client token carries no identity"))?;

@@ -122,8 +122,25 @@ pub enum Joining<'a> {
     Token(String),
 }
 
-/// Runs `andromede-node invite --data AUTHORITY_DIR` for a node (`zone` and
-/// `jurisdiction` given) or a client (both `None`) named `name`, and returns the token.
+/// Who `invite` certifies.
+#[derive(Debug, Clone, Copy)]
+pub enum Invitee<'a> {
+    /// A node in a zone and a jurisdiction.
+    Node {
+        /// Its failure domain.
+        zone: &'a str,
+        /// Its legal jurisdiction.
+        jurisdiction: &'a str,
+    },
+    /// A client with these grants (`BUCKET:RIGHTS`).
+    Client {
+        /// What it may do.
+        grants: &'a [&'a str],
+    },
+}
+
+/// Runs `andromede-node invite --data AUTHORITY_DIR` for `who` named `name`, and
+/// returns the token.
 ///
 /// # Errors
 /// When the command fails (its output is in the message).
@@ -131,17 +148,22 @@ pub fn invite(
     binary: &Path,
     authority_dir: &Path,
     name: &str,
-    place: Option<(&str, &str)>,
+    who: Invitee<'_>,
 ) -> anyhow::Result<String> {
     let mut command = Command::new(binary);
     command.arg("invite").arg("--data").arg(authority_dir);
-    match place {
-        Some((zone, jurisdiction)) => command
+    match who {
+        Invitee::Node { zone, jurisdiction } => command
             .args(["--node", name])
             .args(["--zone", zone])
             .args(["--jurisdiction", jurisdiction]),
-        // The testnet's clients act for the whole tenant.
-        None => command.args(["--client", name, "--grant", "*:all"]),
+        Invitee::Client { grants } => {
+            command.args(["--client", name]);
+            for grant in grants {
+                command.args(["--grant", grant]);
+            }
+            &mut command
+        }
     };
     run_to_end(
         command,

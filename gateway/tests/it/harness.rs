@@ -171,7 +171,7 @@ impl Gateway {
     pub(crate) async fn second(&self) -> Second {
         let client_config = self
             .testnet
-            .new_client_file("gateway-2", "gateway-2")
+            .new_client_file("gateway-2", "gateway-2", &["*:all"])
             .unwrap();
         let port = free_port();
         let config = self.dir.path().join("gateway-2.toml");
@@ -216,11 +216,21 @@ impl Gateway {
 
     /// `andromede-gateway key ARGS…` through the binary; its stdout.
     pub(crate) fn key_command(&self, args: &[&str]) -> (bool, String) {
+        key_command_at(&self.config, args)
+    }
+
+    /// `andromede-gateway init` for a client of this cluster certified with `grants`
+    /// (`BUCKET:RIGHTS`), writing `DIR/STEM.toml`; whether it succeeded, its output and
+    /// the config's path.
+    pub(crate) fn init_certified(&self, stem: &str, grants: &[&str]) -> (bool, String, PathBuf) {
+        let client = self.testnet.new_client_file(stem, stem, grants).unwrap();
+        let config = self.dir.path().join(format!("{stem}-gateway.toml"));
         let out = Command::new(gateway_binary())
-            .arg("key")
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
+            .args(["init", "--client"])
+            .arg(&client)
+            .arg("--out")
+            .arg(&config)
+            .args(["--listen", &format!("127.0.0.1:{}", free_port())])
             .output()
             .unwrap();
         let text = format!(
@@ -228,9 +238,28 @@ impl Gateway {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        (out.status.success(), text)
+        (out.status.success(), text, config)
     }
+}
 
+/// `andromede-gateway key --config CONFIG ARGS…`: whether it succeeded, and its output.
+pub(crate) fn key_command_at(config: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(gateway_binary())
+        .arg("key")
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+impl Gateway {
     /// Creates a key through the binary.
     pub(crate) fn create_key(&self, name: &str, grants: &[&str]) -> Key {
         let mut args = vec!["create", name];

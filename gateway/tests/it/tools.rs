@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use crate::harness::{Gateway, StartOptions, script};
+use crate::harness::{Gateway, StartOptions, key_command_at, script};
 
 /// boto3: buckets, objects, ranges, conditions, metadata, checksums, listings, copies,
 /// multi-delete, and the errors (see the script's own assertions).
@@ -352,4 +352,37 @@ async fn two_gateways_share_keys_and_buckets() {
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
     panic!("a key deleted on one gateway still works on the other after 30 s: {last:?}");
+}
+
+/// A gateway certified for `photos*` only: its first key gets no more, a key beyond its
+/// certificate is refused when created, and a client that owns no bucket cannot set a
+/// gateway up (it could not keep its keys).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gateways_certificate_bounds_its_access_keys() {
+    let gateway = Gateway::start().await;
+    let (ok, text, config) = gateway.init_certified("bounded", &["photos*:all"]);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("grants:            photos*:owner; may create buckets"),
+        "{text}"
+    );
+    let (ok, text) = key_command_at(&config, &["create", "wide", "--grant", "docs:read"]);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("grant docs:read goes beyond this gateway's certificate (photos*:all)"),
+        "{text}"
+    );
+    let (ok, text) = key_command_at(
+        &config,
+        &["create", "narrow", "--grant", "photos-2026:write"],
+    );
+    assert!(ok, "{text}");
+
+    // A gateway must keep its keys: a client that owns no bucket cannot.
+    let (ok, text, _) = gateway.init_certified("reader", &["logs:read"]);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("this client may not read client-private values (it needs the owner right on some bucket)"),
+        "{text}"
+    );
 }
