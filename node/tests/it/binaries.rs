@@ -313,6 +313,69 @@ fn node_and_client_binaries_work_end_to_end() {
     );
     assert!(error.contains("master key"), "{error}");
 
+    // Grants: a client is certified for what it may do; a reader cannot write.
+    let error = fails(node, &["invite", "--data", s1, "--client", "nogrant"]);
+    assert!(error.contains("needs at least one --grant"), "{error}");
+    let error = fails(
+        node,
+        &[
+            "invite",
+            "--data",
+            s1,
+            "--client",
+            "bad",
+            "--grant",
+            "photos:admin",
+        ],
+    );
+    assert!(error.contains("unknown right"), "{error}");
+    let reader_token = invite(&["--client", "reader", "--grant", "photos:read"]);
+    let reader = root.path().join("reader.toml");
+    assert!(
+        run(
+            &client,
+            &[
+                "init",
+                "--join",
+                &reader_token,
+                "--out",
+                reader.to_str().unwrap(),
+                "--master-key",
+                &format!("{cfg}.master.key"),
+            ],
+        )
+        .status
+        .success()
+    );
+    let rcfg = reader.to_str().unwrap();
+    let copy = root.path().join("reader-copy.bin");
+    ok(
+        &client,
+        &[
+            "--config",
+            rcfg,
+            "get",
+            "photos/2026/a.bin",
+            copy.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(std::fs::read(&copy).unwrap(), body);
+    let error = fails(
+        &client,
+        &[
+            "--config",
+            rcfg,
+            "put",
+            source.to_str().unwrap(),
+            "photos/2026/b.bin",
+        ],
+    );
+    assert!(
+        error.contains("this client may not write bucket photos"),
+        "{error}"
+    );
+    assert!(!cli(&["ls", "photos/2026/"]).contains("b.bin"));
+
     // Errors that name the problem.
     let error = fails(&client, &["--config", cfg, "get", "nothere/x", "-"]);
     assert!(error.contains("nothere"), "{error}");
