@@ -100,7 +100,11 @@ pub async fn serve(
                 let response = match request.protocol {
                     Protocol::Shard => {
                         tokio::task::spawn_blocking(move || {
-                            handle_shard_request(&store, Bytes::from(bytes), role).encode()
+                            let requester = Requester {
+                                role,
+                                grants: &grants,
+                            };
+                            handle_shard_request(&store, Bytes::from(bytes), requester).encode()
                         })
                         .await
                     }

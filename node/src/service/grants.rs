@@ -19,6 +19,7 @@
 
 use andromede_cluster::authority::{Grant, Rights, grant::rights_on};
 use andromede_cluster::meta::key::{RecordKey, Table};
+use andromede_cluster::net::message::ShardRequest;
 use andromede_cluster::net::meta_message::{KeyedRecord, MetaRequest};
 
 /// Why a client's request is refused, in words the CLI shows as they are.
@@ -32,6 +33,19 @@ pub(crate) fn refusal(request: &MetaRequest, grants: &[Grant]) -> Option<String>
             table, partition, ..
         } => refused_read(*table, partition, None, grants),
         _ => None,
+    }
+}
+
+/// Why a client's shard request is refused: shards are named by their content, not by
+/// bucket, so storing one needs the `write` right on some bucket, and fetching or asking
+/// for one some right on some bucket (a client certified for nothing gets nothing).
+pub(crate) fn shard_refusal(request: &ShardRequest, grants: &[Grant]) -> Option<String> {
+    match request {
+        ShardRequest::Put { .. } => (!grants.iter().any(|g| g.rights.contains(Rights::WRITE)))
+            .then(|| "this client may not store shards (it may write no bucket)".to_owned()),
+        _ => grants
+            .is_empty()
+            .then(|| "this client may not fetch shards (it holds no grant)".to_owned()),
     }
 }
 
@@ -213,5 +227,20 @@ mod tests {
         );
         // No grant at all: nothing but an empty directory.
         assert!(refusal(&scan(Table::ObjectIndex, "photos"), &[]).is_some());
+    }
+
+    #[test]
+    fn storing_shards_needs_a_write_right_somewhere() {
+        let put = ShardRequest::Put {
+            id: andromede_cluster::shard_id(b"x"),
+            data: Bytes::from_static(b"x"),
+        };
+        let get = ShardRequest::Get {
+            id: andromede_cluster::shard_id(b"x"),
+        };
+        assert!(shard_refusal(&put, &grants(&["photos:read"])).is_some());
+        assert_eq!(shard_refusal(&put, &grants(&["photos:write"])), None);
+        assert_eq!(shard_refusal(&get, &grants(&["photos:read"])), None);
+        assert!(shard_refusal(&get, &[]).is_some());
     }
 }

@@ -13,11 +13,19 @@ use andromede_proto::DecodeError;
 use bytes::Bytes;
 use tracing::{debug, error, warn};
 
+use super::grants;
+use super::meta::Requester;
 use crate::error::StoreError;
 use crate::store::{PutOutcome, ShardStore};
 
-/// Answers one raw request. Blocking (disk I/O): run it on a blocking thread.
-pub fn handle_shard_request(store: &ShardStore, request: Bytes, role: PeerRole) -> ShardResponse {
+/// Answers one raw request from `requester`. Blocking (disk I/O): run it on a blocking
+/// thread.
+pub fn handle_shard_request(
+    store: &ShardStore,
+    request: Bytes,
+    requester: Requester<'_>,
+) -> ShardResponse {
+    let role = requester.role;
     let request = match decode_shard_request(request) {
         Ok(request) => request,
         Err(e) => {
@@ -33,6 +41,12 @@ pub fn handle_shard_request(store: &ShardStore, request: Bytes, role: PeerRole) 
                 "refused: {what} is for nodes only, and the requester is certified as a client"
             ),
         );
+    }
+    if role == PeerRole::Client
+        && let Some(detail) = grants::shard_refusal(&request, requester.grants)
+    {
+        debug!(%detail, "client shard request beyond its grants refused");
+        return error_response(RemoteErrorCode::Forbidden, detail);
     }
     let result = match request {
         ShardRequest::Put { id, data } => store.put(&id, &data).map(|outcome| ShardResponse::Put {
