@@ -15,6 +15,12 @@ fn refused<T: std::fmt::Debug>(result: Result<T, ClientError>, what: &str) -> St
     text
 }
 
+/// The buckets `client` lists.
+async fn bucket_names(client: &Client) -> Vec<String> {
+    let listed = client.list_buckets().await.unwrap();
+    listed.into_iter().map(|(name, _)| name).collect()
+}
+
 async fn put_result(client: &Client, bucket: &str, key: &str) -> Result<(), ClientError> {
     let data = body(1_000, 9);
     client
@@ -64,14 +70,7 @@ async fn a_client_does_only_what_its_grants_allow_on_every_node() {
         reader.get_object_bytes("docs", "a").await,
         "reading another bucket",
     );
-    let buckets: Vec<String> = reader
-        .list_buckets()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(name, _)| name)
-        .collect();
-    assert_eq!(buckets, ["photos"]);
+    assert_eq!(bucket_names(&reader).await, ["photos"]);
 
     // Write only: puts, but neither deletes nor creates buckets.
     let writer = cluster.client_granted(&["photos:write"], 3).await;
@@ -102,12 +101,5 @@ async fn a_client_does_only_what_its_grants_allow_on_every_node() {
     assert_eq!(get(admin, "photos", "b").await, body(3_000, 2));
     assert_eq!(get(admin, "docs", "a").await, body(2_000, 1));
     assert!(admin.head_object("docs", "b").await.is_err());
-    let all: Vec<String> = admin
-        .list_buckets()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(name, _)| name)
-        .collect();
-    assert_eq!(all, ["docs", "photos"]);
+    assert_eq!(bucket_names(admin).await, ["docs", "photos"]);
 }

@@ -233,12 +233,7 @@ impl Gateway {
             .args(["--listen", &format!("127.0.0.1:{}", free_port())])
             .output()
             .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text, config)
+        (out.status.success(), output_text(&out), config)
     }
 }
 
@@ -251,12 +246,16 @@ pub(crate) fn key_command_at(config: &Path, args: &[&str]) -> (bool, String) {
         .args(args)
         .output()
         .unwrap();
-    let text = format!(
+    (out.status.success(), output_text(&out))
+}
+
+/// A command's standard output, then its standard error.
+fn output_text(out: &std::process::Output) -> String {
+    format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    )
 }
 
 impl Gateway {
