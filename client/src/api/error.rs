@@ -28,6 +28,10 @@ pub enum ClientError {
     /// A request argument out of range.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// This client's certificate does not allow it (every node refuses it too): ask the
+    /// authority for a certificate with the grant.
+    #[error("{0}")]
+    Forbidden(String),
     /// No such bucket.
     #[error("bucket {bucket:?} does not exist: create it with `andromede mb {bucket}`")]
     NoSuchBucket {

@@ -37,6 +37,7 @@ pub use private::PRIVATE_VALUE_BYTES_MAX;
 
 use crate::codec::CodecConfig;
 use crate::keys::MasterKey;
+use andromede_cluster::authority::Rights;
 use andromede_cluster::meta::hlc::Hlc;
 use andromede_cluster::meta::record::WriterId;
 use andromede_cluster::net::join::JoinKeeper;
@@ -216,6 +217,21 @@ impl Client {
     /// [`ClientError::Net`] saying how many were found when `timeout` passes first.
     pub async fn wait_for_nodes(&self, count: usize, timeout: Duration) -> Result<(), ClientError> {
         Ok(self.membership.wait_for(count, timeout).await?)
+    }
+
+    /// Refuses, before any byte moves, what this client's certificate does not allow on
+    /// `bucket` (`what`: the verb the error says); every node would refuse it anyway.
+    ///
+    /// # Errors
+    /// [`ClientError::Forbidden`].
+    pub(crate) fn may(&self, bucket: &str, wanted: Rights, what: &str) -> Result<(), ClientError> {
+        if self.net.certificate().rights_on(bucket).contains(wanted) {
+            Ok(())
+        } else {
+            Err(ClientError::Forbidden(format!(
+                "this client may not {what} bucket {bucket}"
+            )))
+        }
     }
 
     /// The nodes known now, live or not.

@@ -32,6 +32,7 @@ use crate::codec::{
 use crate::error::CodecError;
 use crate::keys::MasterKey;
 use crate::shards::NetShards;
+use andromede_cluster::authority::Rights;
 use andromede_cluster::manifest::{Body, Manifest, PartRef};
 use andromede_cluster::meta::key::{RecordKey, Table};
 use andromede_cluster::meta::record::Record;
@@ -373,6 +374,7 @@ impl Client {
     where
         R: AsyncRead + Unpin + Send,
     {
+        self.may(bucket, Rights::WRITE, "write")?;
         self.wait_for_holders(bucket_info.params.shard_count())
             .await;
         let chosen = self.place(bucket_info, &version_id, options.size_hint)?;

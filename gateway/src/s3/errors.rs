@@ -54,7 +54,9 @@ pub(crate) fn s3_error(error: ClientError) -> S3Error {
         }
         ClientError::Codec(CodecError::ObjectTooLarge { .. }) => S3ErrorCode::EntityTooLarge,
         // The gateway's own certificate does not allow it (every node checks).
-        ClientError::Quorum(QuorumError::Forbidden(_)) => S3ErrorCode::AccessDenied,
+        ClientError::Quorum(QuorumError::Forbidden(_)) | ClientError::Forbidden(_) => {
+            S3ErrorCode::AccessDenied
+        }
         ClientError::Quorum(_) | ClientError::Net(_) | ClientError::Placement(_) => {
             // The cluster, not the request: the operator wants to see it.
             warn!(%error, "request refused: the cluster is not available enough");
