@@ -280,6 +280,17 @@ impl Manifest {
         }
     }
 
+    /// Whether `other` says the same as this manifest but for where its shards are
+    /// (holders and moves): what a node may change in a client-signed manifest.
+    pub fn same_content(&self, other: &Self) -> bool {
+        let unplaced = |m: &Self| Self {
+            holders: Vec::new(),
+            moves: Vec::new(),
+            ..m.clone()
+        };
+        unplaced(self) == unplaced(other)
+    }
+
     /// The parts of an assembled object (empty for others).
     pub fn parts(&self) -> &[PartRef] {
         match &self.body {

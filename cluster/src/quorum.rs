@@ -36,7 +36,8 @@ use tracing::{debug, warn};
 use crate::membership::{Member, Membership};
 use crate::meta::hlc::Hlc;
 use crate::meta::key::{RecordKey, Table};
-use crate::meta::record::{Record, Version, WriterId, merge};
+use crate::meta::record::{Record, Version, WriterId};
+use crate::meta::seal::{RecordSigner, RecordVerifier, SealError};
 use crate::net::message::RemoteErrorCode;
 use crate::net::meta_message::{KeyedRecord, MetaRequest, MetaResponse};
 use crate::net::{CallError, NetHandle, call_meta};
@@ -77,6 +78,9 @@ pub enum QuorumError {
     /// grants): every replica checks the same certificate, so asking others is useless.
     #[error("{0}")]
     Forbidden(String),
+    /// This peer could not sign a record it writes.
+    #[error(transparent)]
+    Seal(#[from] SealError),
 }
 
 fn describe_partition(partition: &str) -> String {
@@ -202,29 +206,72 @@ pub struct MetaQuorum {
     local: Option<Arc<dyn LocalReplica>>,
     hlc: Arc<Hlc>,
     writer: WriterId,
+    signer: RecordSigner,
+    verifier: Arc<RecordVerifier>,
     timeout: Duration,
     #[cfg(feature = "fault-injection")]
     planted: Option<crate::faults::PlantedBug>,
 }
 
 impl MetaQuorum {
-    /// Metadata access through `net`, versions stamped by `hlc` as `writer`.
+    /// Metadata access through `net`, versions stamped by `hlc` and records signed by
+    /// `signer`; what replicas answer is believed only if `verifier` accepts it.
+    ///
+    /// # Errors
+    /// [`QuorumError::Seal`] if the signer's peer id is not a valid writer id.
     pub fn new(
         net: NetHandle,
         membership: Membership,
         hlc: Arc<Hlc>,
-        writer: WriterId,
+        signer: RecordSigner,
+        verifier: Arc<RecordVerifier>,
         timeout: Duration,
-    ) -> Self {
-        Self {
+    ) -> Result<Self, QuorumError> {
+        let writer = WriterId::new(Bytes::from(signer.peer().to_bytes()))
+            .map_err(|e| SealError::Signing(e.to_string()))?;
+        Ok(Self {
             net,
             membership,
             local: None,
             hlc,
             writer,
+            signer,
+            verifier,
             timeout,
             #[cfg(feature = "fault-injection")]
             planted: None,
+        })
+    }
+
+    /// What this peer checks records with.
+    pub fn verifier(&self) -> &Arc<RecordVerifier> {
+        &self.verifier
+    }
+
+    /// `record` at `key` signed by this peer, carrying `causes` (a node's justification:
+    /// see [`crate::meta::authorship`]). [`MetaQuorum::apply`] signs unsigned records
+    /// itself; this is for records that need causes.
+    ///
+    /// # Errors
+    /// [`QuorumError::Seal`] if signing fails.
+    pub fn sign(
+        &self,
+        key: &RecordKey,
+        record: Record<Bytes>,
+        causes: Vec<KeyedRecord>,
+    ) -> Result<Record<Bytes>, QuorumError> {
+        Ok(self.signer.sign(key, record, causes)?)
+    }
+
+    /// Whether `record` at `key` is believed: signed by an author allowed to write it.
+    /// A record that is not is logged and treated as absent.
+    fn believed(&self, key: &RecordKey, record: &Record<Bytes>, from: PeerId) -> bool {
+        match self.verifier.verify(key, record) {
+            Ok(_) => true,
+            Err(error) => {
+                warn!(%from, table = ?key.table, bucket = %key.partition, %error, "a replica answered with a record that does not verify: ignored");
+                false
+            }
         }
     }
 
@@ -600,6 +647,16 @@ impl MetaQuorum {
         partition: &str,
         records: Vec<KeyedRecord>,
     ) -> Result<(), QuorumError> {
+        let records = records
+            .into_iter()
+            .map(|(key, record)| {
+                let record = match record.seal {
+                    Some(_) => record,
+                    None => self.signer.sign(&key, record, Vec::new())?,
+                };
+                Ok((key, record))
+            })
+            .collect::<Result<Vec<_>, QuorumError>>()?;
         self.gather(partition, MetaRequest::Apply(records), None)
             .await
             .map(drop)
@@ -617,16 +674,18 @@ impl MetaQuorum {
                 Some(READ_GRACE),
             )
             .await?;
+        // The newest record that verifies wins; one that does not counts as none (a
+        // replica may withhold a record, never replace it).
         let mut winner: Option<Record<Bytes>> = None;
         let mut seen = Vec::with_capacity(answers.len());
         for (peer, response) in answers {
             if let MetaResponse::Get(record) = response {
                 seen.push((peer, record.as_ref().map(|r| r.version.clone())));
-                if let Some(record) = record {
-                    winner = Some(match winner {
-                        Some(w) => merge(w, record),
-                        None => record,
-                    });
+                if let Some(record) = record
+                    && winner.as_ref().is_none_or(|w| record.version > w.version)
+                    && self.believed(key, &record, peer)
+                {
+                    winner = Some(record);
                 }
             }
         }
@@ -674,7 +733,9 @@ impl MetaQuorum {
             .filter(|(_, records, more)| *more && !records.is_empty())
             .filter_map(|(_, records, _)| records.last().map(|(k, _)| k.sort.clone()))
             .min();
-        let mut merged: BTreeMap<Vec<u8>, (RecordKey, Record<Bytes>)> = BTreeMap::new();
+        // Per key, every replica's record, newest first; the first that verifies wins
+        // (replicas that agree hold the same record, checked once).
+        let mut candidates: BTreeMap<Vec<u8>, Vec<(PeerId, KeyedRecord)>> = BTreeMap::new();
         let mut held: Vec<(PeerId, BTreeMap<Vec<u8>, Version>)> = Vec::new();
         for (peer, records, _) in pages {
             let mut versions = BTreeMap::new();
@@ -683,13 +744,31 @@ impl MetaQuorum {
                     continue;
                 }
                 versions.insert(key.sort.clone(), record.version.clone());
-                let record = match merged.remove(&key.sort) {
-                    Some((_, current)) => merge(current, record),
-                    None => record,
-                };
-                merged.insert(key.sort.clone(), (key, record));
+                candidates
+                    .entry(key.sort.clone())
+                    .or_default()
+                    .push((peer, (key, record)));
             }
             held.push((peer, versions));
+        }
+        let mut merged: BTreeMap<Vec<u8>, (RecordKey, Record<Bytes>)> = BTreeMap::new();
+        for (sort, mut offered) in candidates {
+            offered.sort_by(|a, b| b.1.1.version.cmp(&a.1.1.version));
+            let mut refused: Vec<&Record<Bytes>> = Vec::new();
+            let mut chosen = None;
+            for (peer, (key, record)) in &offered {
+                if refused.iter().any(|r| same_record(r, record)) {
+                    continue;
+                }
+                if self.believed(key, record, *peer) {
+                    chosen = Some((key.clone(), record.clone()));
+                    break;
+                }
+                refused.push(record);
+            }
+            if let Some(chosen) = chosen {
+                merged.insert(sort, chosen);
+            }
         }
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
         let mut more = bound.is_some();
@@ -714,6 +793,8 @@ impl MetaQuorum {
     }
 
     fn observe(&self, record: &Record<Bytes>) {
+        // Only verified records reach here: a forged far-future stamp cannot drag this
+        // clock.
         if let Err(error) = self.hlc.observe(record.version.timestamp) {
             warn!(%error, "a replica holds a version from a clock far ahead");
         }
@@ -725,4 +806,14 @@ impl MetaQuorum {
         let request = Arc::new(MetaRequest::Apply(records));
         drop(self.spawn_ask(peer, &request));
     }
+}
+
+/// Whether two records are the same write with the same signature (checked once).
+fn same_record(a: &Record<Bytes>, b: &Record<Bytes>) -> bool {
+    a.version == b.version
+        && match (&a.seal, &b.seal) {
+            (Some(x), Some(y)) => x.signature == y.signature,
+            _ => false,
+        }
+        && a.value == b.value
 }

@@ -30,9 +30,8 @@ use crate::workers::runner::{WorkerContext, Workers};
 use crate::workers::scrub::{ScrubConfig, ScrubWorker};
 use crate::workers::shard_calls::ShardCalls;
 use andromede_cluster::meta::hlc::Hlc;
-use andromede_cluster::meta::record::WriterId;
+use andromede_cluster::meta::seal::{RecordSigner, RecordVerifier};
 use andromede_cluster::{Membership, MembershipConfig, MetaQuorum};
-use bytes::Bytes;
 
 /// Time the workers have to finish their current step when the node stops (then they
 /// are aborted; every step is safe to cut, this only avoids redoing work).
@@ -141,6 +140,8 @@ impl Daemon {
         };
         let mut net_config = NetConfig::new(PeerRole::Node);
         net_config.listen = config.listen.clone();
+        let signer = RecordSigner::new(identity.clone(), &certificate);
+        let verifier = Arc::new(RecordVerifier::new(admission.trust().authority().clone()));
         let (net, inbound) = net::spawn(identity, admission, net_config)?;
         info!(
             peer = %net.local_peer_id(),
@@ -169,6 +170,7 @@ impl Daemon {
             membership: membership.clone(),
             drain: drain.clone(),
             catch_up: catch_up.clone(),
+            verifier: Arc::clone(&verifier),
         };
         tasks.spawn(dispatch::serve(
             store.clone(),
@@ -176,15 +178,15 @@ impl Daemon {
             net.clone(),
             inbound,
         ));
-        let writer = WriterId::new(Bytes::from(local.to_bytes()))
-            .map_err(|e| DaemonError::Task(e.to_string()))?;
         let quorum = MetaQuorum::new(
             net.clone(),
             membership.clone(),
             Arc::new(Hlc::system()),
-            writer,
+            signer,
+            verifier,
             config.meta_request_timeout,
         )
+        .map_err(|e| DaemonError::Task(e.to_string()))?
         .with_local(Arc::new(local_meta));
         let ctx = WorkerContext {
             local,

@@ -42,8 +42,16 @@ pub const MANIFEST_PARTS_MAX: u64 = 10_000;
 
 /// Largest value of one metadata record (a manifest is the largest kind).
 pub const META_VALUE_BYTES_MAX: u64 = MANIFEST_BYTES_MAX;
-/// Largest encoded metadata record: its value plus version and framing.
-pub const META_RECORD_BYTES_MAX: u64 = META_VALUE_BYTES_MAX + 1024;
+/// Most records a node-written record carries as its causes (the client-signed records
+/// that justify it: DESIGN.md, "Metadata").
+pub const RECORD_CAUSES_MAX: u64 = 2;
+/// Bytes of one record beyond its value at most: version, seal (the author's certificate
+/// and signature), its key when carried as a cause, framing.
+pub const RECORD_OVERHEAD_BYTES_MAX: u64 = CERTIFICATE_BYTES_MAX + 4096;
+/// Largest encoded metadata record: its value, its causes (their values together at most
+/// one more value), their seals and framing.
+pub const META_RECORD_BYTES_MAX: u64 =
+    2 * META_VALUE_BYTES_MAX + (RECORD_CAUSES_MAX + 1) * RECORD_OVERHEAD_BYTES_MAX;
 
 /// Largest `/andromede/meta/1` message: one maximal record plus framing; batches and
 /// scan pages are cut to fit.

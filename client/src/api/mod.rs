@@ -19,7 +19,6 @@ mod private;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use libp2p::identity::Keypair;
 use tracing::{info, warn};
 
@@ -39,7 +38,7 @@ use crate::codec::CodecConfig;
 use crate::keys::MasterKey;
 use andromede_cluster::authority::Rights;
 use andromede_cluster::meta::hlc::Hlc;
-use andromede_cluster::meta::record::WriterId;
+use andromede_cluster::meta::seal::{RecordSigner, RecordVerifier};
 use andromede_cluster::net::join::JoinKeeper;
 use andromede_cluster::net::{
     self, Admission, Multiaddr, NetConfig, NetError, NetHandle, PeerRole,
@@ -149,6 +148,10 @@ impl Client {
         }
         let mut net_config = NetConfig::new(PeerRole::Client);
         net_config.request_timeout = config.request_timeout.max(Duration::from_secs(30));
+        let signer = RecordSigner::new(config.identity.clone(), config.admission.certificate());
+        let verifier = Arc::new(RecordVerifier::new(
+            config.admission.trust().authority().clone(),
+        ));
         let (net, _inbound) = net::spawn(config.identity, config.admission, net_config)?;
         let mut joined = 0;
         let mut last_error = None;
@@ -180,8 +183,6 @@ impl Client {
                 "some nodes the cluster knows are not reachable from here yet"
             );
         }
-        let writer = WriterId::new(Bytes::from(net.local_peer_id().to_bytes()))
-            .map_err(|e| ClientError::InvalidArgument(e.to_string()))?;
         #[cfg(not(feature = "fault-injection"))]
         let hlc = Hlc::system();
         #[cfg(feature = "fault-injection")]
@@ -193,9 +194,10 @@ impl Client {
             net.clone(),
             membership.clone(),
             Arc::new(hlc),
-            writer,
+            signer,
+            verifier,
             config.request_timeout,
-        );
+        )?;
         #[cfg(feature = "fault-injection")]
         let meta = meta.with_planted_bug(config.planted_bug);
         Ok(Self {

@@ -80,6 +80,20 @@ pub struct RecordKey {
 }
 
 impl RecordKey {
+    /// A key from its wire parts, checked.
+    ///
+    /// # Errors
+    /// [`RecordKeyError`] for an unknown table or a part over its limit.
+    pub fn from_parts(table: u32, partition: String, sort: &[u8]) -> Result<Self, RecordKeyError> {
+        let key = Self {
+            table: Table::try_from(table)?,
+            partition,
+            sort: sort.to_vec(),
+        };
+        key.validate()?;
+        Ok(key)
+    }
+
     /// Checks the partition and sort key lengths.
     ///
     /// # Errors

@@ -4,12 +4,88 @@
 //! is commutative, associative and idempotent, so replicas converge whatever order writes
 //! and anti-entropy arrive in. A deletion is a record too (a tombstone), so a replica that
 //! missed the delete cannot resurrect the value.
+//!
+//! Every record also carries a [`Seal`]: its author's certificate and signature (see
+//! [`super::seal`]), so that a replica can withhold a record but never forge one or roll
+//! one back.
 
-use andromede_proto::limits::{META_RECORD_BYTES_MAX, META_VALUE_BYTES_MAX};
+use std::sync::Arc;
+
+use andromede_proto::limits::{META_RECORD_BYTES_MAX, META_VALUE_BYTES_MAX, RECORD_CAUSES_MAX};
 use andromede_proto::{DecodeError, Message, decode_bounded, pb};
 use bytes::Bytes;
 
 use super::hlc::Timestamp;
+use super::key::{RecordKey, RecordKeyError};
+
+/// A record with its key: what replicas exchange, and what a seal's causes are.
+pub type KeyedRecord = (RecordKey, Record<Bytes>);
+
+/// Who wrote a record, as they signed it (DESIGN.md, "Metadata").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seal {
+    /// The author's certificate as the authority signed it (checked by the verifier).
+    pub author: pb::Certificate,
+    /// The author's ed25519 signature (see [`super::seal::signed_message`]).
+    pub signature: Bytes,
+    /// For a record a node writes for itself: the client-signed records that justify it
+    /// (at most [`RECORD_CAUSES_MAX`], without causes of their own).
+    pub causes: Vec<KeyedRecord>,
+}
+
+impl Seal {
+    fn to_pb(&self) -> pb::RecordSeal {
+        pb::RecordSeal {
+            author: Some(self.author.clone()),
+            signature: self.signature.clone(),
+            causes: self.causes.iter().map(keyed_to_pb).collect(),
+        }
+    }
+
+    fn from_pb(pb: pb::RecordSeal, nested: bool) -> Result<Self, RecordError> {
+        let author = pb
+            .author
+            .ok_or(RecordError::Seal("no author certificate"))?;
+        if pb.causes.len() as u64 > RECORD_CAUSES_MAX || (nested && !pb.causes.is_empty()) {
+            return Err(RecordError::Seal(
+                "too many causes (at most 2, and a cause has none)",
+            ));
+        }
+        let causes = pb
+            .causes
+            .into_iter()
+            .map(|keyed| {
+                let key = RecordKey::from_parts(keyed.table, keyed.partition, &keyed.sort)?;
+                let record = keyed
+                    .record
+                    .ok_or(RecordError::Seal("a cause without record"))?;
+                Ok((key, Record::from_pb_nested(record, true)?))
+            })
+            .collect::<Result<Vec<_>, RecordError>>()?;
+        let cause_bytes: u64 = causes
+            .iter()
+            .map(|(_, r): &KeyedRecord| r.value.as_ref().map_or(0, |v| v.len() as u64))
+            .sum();
+        if cause_bytes > META_VALUE_BYTES_MAX {
+            return Err(RecordError::Seal("causes larger than one record value"));
+        }
+        Ok(Self {
+            author,
+            signature: pb.signature,
+            causes,
+        })
+    }
+}
+
+/// The protobuf form of a keyed record.
+pub fn keyed_to_pb((key, record): &KeyedRecord) -> pb::KeyedRecord {
+    pb::KeyedRecord {
+        table: key.table as u32,
+        partition: key.partition.clone(),
+        sort: Bytes::copy_from_slice(&key.sort),
+        record: Some(record.to_pb()),
+    }
+}
 
 /// Longest writer id (a libp2p peer id is at most 42 bytes).
 pub const WRITER_ID_BYTES_MAX: usize = 64;
@@ -86,22 +162,26 @@ pub struct Record<T> {
     pub version: Version,
     /// The value; `None` records a deletion.
     pub value: Option<T>,
+    /// Its author and signature; `None` only before the writer signs it.
+    pub seal: Option<Arc<Seal>>,
 }
 
 impl<T> Record<T> {
-    /// A live value.
+    /// A live value (unsigned).
     pub fn live(version: Version, value: T) -> Self {
         Self {
             version,
             value: Some(value),
+            seal: None,
         }
     }
 
-    /// A deletion.
+    /// A deletion (unsigned).
     pub fn tombstone(version: Version) -> Self {
         Self {
             version,
             value: None,
+            seal: None,
         }
     }
 
@@ -139,6 +219,12 @@ pub enum RecordError {
     /// A bad writer id.
     #[error(transparent)]
     Writer(#[from] WriterIdError),
+    /// A malformed seal.
+    #[error("metadata record seal: {0}")]
+    Seal(&'static str),
+    /// A cause's key breaks a rule.
+    #[error("metadata record cause: {0}")]
+    CauseKey(#[from] RecordKeyError),
     /// A tombstone that carries a value, or a value over the limit.
     #[error(
         "metadata record value of {bytes} bytes is invalid (tombstones carry none; limit {bytes_max})"
@@ -152,20 +238,37 @@ pub enum RecordError {
 }
 
 impl Record<Bytes> {
+    /// The client-signed record at `key` that this one is, or keeps the content of: a
+    /// node's holder update carries the manifest it updates as its cause. What a node
+    /// that rewrites the record again carries as its cause.
+    pub fn origin(&self, key: &RecordKey) -> KeyedRecord {
+        self.seal
+            .as_deref()
+            .and_then(|seal| seal.causes.iter().find(|(cause_key, _)| cause_key == key))
+            .cloned()
+            .unwrap_or_else(|| (key.clone(), self.clone()))
+    }
+
     /// The protobuf form (for embedding in protocol messages).
     pub fn to_pb(&self) -> pb::MetaRecord {
         pb::MetaRecord {
             version: Some(self.version.to_pb()),
             tombstone: self.value.is_none(),
             value: self.value.clone().unwrap_or_default(),
+            seal: self.seal.as_deref().map(Seal::to_pb),
         }
     }
 
-    /// Validates a record in protobuf form.
+    /// Validates a record in protobuf form (its shape; [`super::seal::RecordVerifier`]
+    /// checks its seal).
     ///
     /// # Errors
-    /// [`RecordError`] for a missing version, a bad writer or a bad value.
+    /// [`RecordError`] for a missing version, a bad writer, a bad value or seal.
     pub fn from_pb(pb: pb::MetaRecord) -> Result<Self, RecordError> {
+        Self::from_pb_nested(pb, false)
+    }
+
+    fn from_pb_nested(pb: pb::MetaRecord, nested: bool) -> Result<Self, RecordError> {
         let version = pb.version.ok_or(RecordError::NoVersion)?;
         let bad_value =
             (pb.tombstone && !pb.value.is_empty()) || pb.value.len() as u64 > META_VALUE_BYTES_MAX;
@@ -175,9 +278,14 @@ impl Record<Bytes> {
                 bytes_max: META_VALUE_BYTES_MAX,
             });
         }
+        let seal = match pb.seal {
+            Some(seal) => Some(Arc::new(Seal::from_pb(seal, nested)?)),
+            None => None,
+        };
         Ok(Self {
             version: Version::from_pb(version)?,
             value: (!pb.tombstone).then_some(pb.value),
+            seal,
         })
     }
 
@@ -233,6 +341,7 @@ mod tests {
             version: None,
             tombstone: true,
             value: Bytes::new(),
+            seal: None,
         };
         assert!(matches!(
             Record::decode(&no_version.encode_to_vec()),
@@ -246,6 +355,7 @@ mod tests {
             }),
             tombstone: true,
             value: Bytes::from_static(b"x"),
+            seal: None,
         };
         assert!(matches!(
             Record::decode(&zombie.encode_to_vec()),
@@ -259,6 +369,7 @@ mod tests {
             }),
             tombstone: false,
             value: Bytes::new(),
+            seal: None,
         };
         assert!(matches!(
             Record::decode(&anonymous.encode_to_vec()),

@@ -13,11 +13,9 @@ use libp2p::PeerId;
 
 use super::message::{MessageError, RemoteErrorCode};
 use crate::meta::key::{RecordKey, Table, validate_sort_key};
-use crate::meta::record::{Record, Version};
+pub use crate::meta::record::KeyedRecord;
+use crate::meta::record::{Record, Version, keyed_to_pb};
 use crate::roster::{Roster, RosterEntry, RosterSnapshot};
-
-/// A keyed record, as replicas exchange them.
-pub type KeyedRecord = (RecordKey, Record<Bytes>);
 
 /// A request of the metadata protocol.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,23 +188,7 @@ fn key_to_pb(key: &RecordKey) -> (u32, String, Bytes) {
 }
 
 fn key_from_pb(table: u32, partition: String, sort: Bytes) -> Result<RecordKey, MessageError> {
-    let key = RecordKey {
-        table: Table::try_from(table)?,
-        partition,
-        sort: sort.to_vec(),
-    };
-    key.validate()?;
-    Ok(key)
-}
-
-fn keyed_to_pb((key, record): &KeyedRecord) -> pb::KeyedRecord {
-    let (table, partition, sort) = key_to_pb(key);
-    pb::KeyedRecord {
-        table,
-        partition,
-        sort,
-        record: Some(record.to_pb()),
-    }
+    Ok(RecordKey::from_parts(table, partition, &sort)?)
 }
 
 fn keyed_from_pb(keyed: pb::KeyedRecord) -> Result<KeyedRecord, MessageError> {
@@ -638,6 +620,7 @@ mod tests {
                 writer: WriterId::new(Bytes::from_static(b"peer")).unwrap(),
             },
             value: value.map(Bytes::from_static),
+            seal: None,
         }
     }
 

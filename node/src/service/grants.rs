@@ -1,11 +1,8 @@
 //! Grants enforced on clients' metadata requests (DESIGN.md, "Trust model": every node
 //! checks every request against the requester's certificate).
 //!
-//! What each record needs, per bucket:
-//! - the bucket's own record (create, delete, policy): `owner`;
-//! - an object index entry: `write`, or `delete` for a tombstone (a deletion);
-//! - manifests, multipart uploads and parts, shared-seal marks: `write`;
-//! - garbage records (written by a replacing PUT and by a deletion): `write` or `delete`;
+//! What each written record needs is [`andromede_cluster::meta::authorship`]'s rule (the
+//! same rule checks its author's seal); the requester of a write needs it too. Reads:
 //! - reading (get, scan) any of the bucket's records: any right on it — a writer reads the
 //!   entry it replaces, an owner checks the bucket is empty; object contents stay sealed
 //!   under the tenant's master key whatever the grants;
@@ -15,19 +12,21 @@
 //!   some buckets (a program that administers the tenant's buckets, not a mere reader or
 //!   writer).
 //!
-//! Nodes are not bound by grants: what their jobs may write is bounded by the jobs.
+//! Nodes are not bound by grants: what their jobs may write is bounded by the jobs
+//! (the records' seals, [`andromede_cluster::meta::authorship`]).
 
 use andromede_cluster::authority::{Grant, Rights, grant::rights_on};
+use andromede_cluster::meta::authorship::{administers, client_refusal};
 use andromede_cluster::meta::key::{RecordKey, Table};
 use andromede_cluster::net::message::ShardRequest;
-use andromede_cluster::net::meta_message::{KeyedRecord, MetaRequest};
+use andromede_cluster::net::meta_message::MetaRequest;
 
 /// Why a client's request is refused, in words the CLI shows as they are.
 pub(crate) fn refusal(request: &MetaRequest, grants: &[Grant]) -> Option<String> {
     match request {
         MetaRequest::Apply(records) => records
             .iter()
-            .find_map(|record| refused_write(record, grants)),
+            .find_map(|(key, record)| client_refusal(key, record.is_tombstone(), grants)),
         MetaRequest::Get(key) => refused_read(key.table, &key.partition, key_bucket(key), grants),
         MetaRequest::Scan {
             table, partition, ..
@@ -59,33 +58,6 @@ fn key_bucket(key: &RecordKey) -> Option<&[u8]> {
     (key.table == Table::Bucket).then_some(key.sort.as_slice())
 }
 
-fn refused_write((key, record): &KeyedRecord, grants: &[Grant]) -> Option<String> {
-    if key.table == Table::Private {
-        return (!administers(grants))
-            .then(|| "this client may not write client-private values (it needs the owner right on some bucket)".to_owned());
-    }
-    let (bucket, wanted, what) = match key.table {
-        Table::Bucket => (
-            String::from_utf8_lossy(&key.sort).into_owned(),
-            Rights::OWNER,
-            "create, delete or set the policy of",
-        ),
-        Table::ObjectIndex if record.value.is_none() => {
-            (key.partition.clone(), Rights::DELETE, "delete from")
-        }
-        Table::Garbage => {
-            let rights = rights_on(grants, &key.partition);
-            if rights.contains(Rights::WRITE) || rights.contains(Rights::DELETE) {
-                return None;
-            }
-            (key.partition.clone(), Rights::WRITE, "write")
-        }
-        _ => (key.partition.clone(), Rights::WRITE, "write"),
-    };
-    (!rights_on(grants, &bucket).contains(wanted))
-        .then(|| format!("this client may not {what} bucket {bucket}"))
-}
-
 fn refused_read(
     table: Table,
     partition: &str,
@@ -111,16 +83,12 @@ fn refused_read(
     }
 }
 
-/// Whether a client administers some of the tenant's buckets.
-fn administers(grants: &[Grant]) -> bool {
-    grants.iter().any(|g| g.rights.contains(Rights::OWNER))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use andromede_cluster::meta::hlc::Timestamp;
     use andromede_cluster::meta::record::{Record, Version, WriterId};
+    use andromede_cluster::net::meta_message::KeyedRecord;
     use bytes::Bytes;
 
     fn grants(text: &[&str]) -> Vec<Grant> {

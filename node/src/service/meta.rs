@@ -6,6 +6,7 @@
 
 use andromede_cluster::authority::Grant;
 use andromede_cluster::meta::key::Table;
+use andromede_cluster::meta::seal::RecordVerifier;
 use andromede_cluster::net::PeerRole;
 use andromede_cluster::roster::RosterSnapshot;
 use std::collections::HashMap;
@@ -66,6 +67,8 @@ pub trait NodeView {
     fn is_replica(&self, partition: &str) -> bool;
     /// The roster it holds (DESIGN.md, "Metadata").
     fn roster(&self) -> RosterSnapshot;
+    /// What it checks records' seals with before applying them.
+    fn verifier(&self) -> &RecordVerifier;
 }
 
 /// This node as one of the metadata replicas its own workers talk to (in-process, through
@@ -87,6 +90,8 @@ pub struct LocalMeta {
     pub drain: Drain,
     /// Whether its metadata store is still being filled.
     pub catch_up: CatchUp,
+    /// What records are checked with before they are applied.
+    pub verifier: Arc<RecordVerifier>,
 }
 
 impl LocalMeta {
@@ -118,6 +123,10 @@ impl NodeView for LocalMeta {
 
     fn roster(&self) -> RosterSnapshot {
         self.membership.roster()
+    }
+
+    fn verifier(&self) -> &RecordVerifier {
+        &self.verifier
     }
 }
 
@@ -279,6 +288,25 @@ fn too_far_ahead(records: &[KeyedRecord]) -> Option<ClockDriftError> {
         .find_map(|(_, record)| hlc.check_drift(record.version.timestamp).err())
 }
 
+/// Why the first record of `records` whose seal does not verify is refused (DESIGN.md,
+/// "Metadata": replicas verify signature, certificate and grant before applying). The
+/// whole batch is refused, so nothing changes.
+fn unverified(verifier: &RecordVerifier, records: &[KeyedRecord]) -> Option<String> {
+    records.iter().find_map(|(key, record)| {
+        verifier.verify(key, record).err().map(|error| {
+            format!(
+                "replica refused a {:?} record of {}: {error}",
+                key.table,
+                if key.partition.is_empty() {
+                    "the bucket directory".to_owned()
+                } else {
+                    format!("bucket {}", key.partition)
+                }
+            )
+        })
+    })
+}
+
 /// Bytes of a scan page's records at most: the message limit less framing.
 const SCAN_PAGE_BYTES_MAX: u64 = META_MESSAGE_BYTES_MAX - 32 * 1024;
 
@@ -336,6 +364,13 @@ pub fn handle_meta_request(
                 return MetaResponse::Error {
                     code: RemoteErrorCode::Invalid,
                     detail: format!("replica refused the write: {error}"),
+                };
+            }
+            if let Some(detail) = unverified(node.verifier(), &records) {
+                warn!(%detail, "records that do not verify refused");
+                return MetaResponse::Error {
+                    code: RemoteErrorCode::Forbidden,
+                    detail,
                 };
             }
             store
@@ -424,9 +459,11 @@ pub fn handle_meta_request(
 
 #[cfg(test)]
 mod tests {
+    use andromede_cluster::authority::{Authority, CertificateSpec};
     use andromede_cluster::meta::hlc::Timestamp;
     use andromede_cluster::meta::key::Table;
     use andromede_cluster::meta::record::{Record, Version, WriterId};
+    use andromede_cluster::meta::seal::RecordSigner;
     use bytes::Bytes;
 
     use super::*;
@@ -434,7 +471,39 @@ mod tests {
     use crate::store::IndexOptions;
 
     /// A node that replicates every partition.
-    struct TestNode;
+    struct TestNode {
+        verifier: RecordVerifier,
+    }
+
+    /// A node of a new cluster, and a client of it allowed everything.
+    fn node_and_client() -> (TestNode, RecordSigner) {
+        let authority = Authority::generate();
+        let keypair = libp2p::identity::Keypair::generate_ed25519();
+        let spec = CertificateSpec::new(
+            keypair.public().to_peer_id(),
+            PeerRole::Client,
+            "client",
+            std::time::Duration::from_secs(3600),
+        )
+        .granted(vec!["*:all".parse().unwrap()]);
+        let certificate = authority.certify(spec).unwrap();
+        (
+            TestNode {
+                verifier: RecordVerifier::new(authority.public()),
+            },
+            RecordSigner::new(keypair, &certificate),
+        )
+    }
+
+    fn now(signer: &RecordSigner, ahead_ms: u64) -> Version {
+        Version {
+            timestamp: Timestamp {
+                wall_ms: andromede_cluster::authority::unix_now() * 1000 + ahead_ms,
+                logical: 0,
+            },
+            writer: WriterId::new(Bytes::from(signer.peer().to_bytes())).unwrap(),
+        }
+    }
 
     impl NodeView for TestNode {
         fn info(&self) -> NodeInfo {
@@ -448,34 +517,90 @@ mod tests {
         fn roster(&self) -> RosterSnapshot {
             RosterSnapshot::default()
         }
+
+        fn verifier(&self) -> &RecordVerifier {
+            &self.verifier
+        }
+    }
+
+    #[test]
+    fn records_that_do_not_verify_are_refused_and_change_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledMetaStore::open(dir.path(), IndexOptions::default()).unwrap();
+        let (node, client) = node_and_client();
+        let key = RecordKey {
+            table: Table::ObjectIndex,
+            partition: "b".into(),
+            sort: b"k".to_vec(),
+        };
+        let v1 = client
+            .sign(
+                &key,
+                Record::live(now(&client, 0), Bytes::from_static(b"v1")),
+                Vec::new(),
+            )
+            .unwrap();
+        let v2 = client
+            .sign(
+                &key,
+                Record::live(now(&client, 1), Bytes::from_static(b"v2")),
+                Vec::new(),
+            )
+            .unwrap();
+        let apply = |records: Vec<KeyedRecord>| {
+            handle_meta_request(
+                &store,
+                &node,
+                &MetaRequest::Apply(records).encode(),
+                Requester::NODE,
+            )
+        };
+        assert!(matches!(
+            apply(vec![(key.clone(), v1.clone())]),
+            MetaResponse::Apply { .. }
+        ));
+        assert!(matches!(
+            apply(vec![(key.clone(), v2.clone())]),
+            MetaResponse::Apply { .. }
+        ));
+        // The rollback: v1 re-versioned ahead of v2, with a maximal writer id.
+        let mut rolled_back = v1.clone();
+        rolled_back.version.timestamp.wall_ms += 30_000;
+        let mut maximal = v1.clone();
+        maximal.version.timestamp.wall_ms += 30_000;
+        maximal.version.writer = WriterId::new(vec![0xff; 64]).unwrap();
+        let unsigned = Record::live(now(&client, 2), Bytes::from_static(b"v3"));
+        for forged in [rolled_back, maximal, unsigned] {
+            let answer = apply(vec![(key.clone(), forged)]);
+            assert!(
+                matches!(&answer, MetaResponse::Error { code: RemoteErrorCode::Forbidden, detail } if detail.contains("replica refused")),
+                "{answer:?}"
+            );
+        }
+        assert_eq!(store.get(&key).unwrap(), Some(v2));
     }
 
     #[test]
     fn scan_pages_report_more_and_malformed_requests_change_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let store = SledMetaStore::open(dir.path(), IndexOptions::default()).unwrap();
-        let version = Version {
-            timestamp: Timestamp {
-                wall_ms: 1,
-                logical: 0,
-            },
-            writer: WriterId::new(Bytes::from_static(b"w")).unwrap(),
-        };
+        let (node, client) = node_and_client();
+        let version = now(&client, 0);
         let records: Vec<_> = (0..5)
             .map(|i| {
-                (
-                    RecordKey {
-                        table: Table::ObjectIndex,
-                        partition: "b".into(),
-                        sort: format!("k{i}").into_bytes(),
-                    },
-                    Record::live(version.clone(), Bytes::from_static(b"v")),
-                )
+                let key = RecordKey {
+                    table: Table::ObjectIndex,
+                    partition: "b".into(),
+                    sort: format!("k{i}").into_bytes(),
+                };
+                let record = Record::live(version.clone(), Bytes::from_static(b"v"));
+                let record = client.sign(&key, record, Vec::new()).unwrap();
+                (key, record)
             })
             .collect();
         let apply = MetaRequest::Apply(records);
         assert_eq!(
-            handle_meta_request(&store, &TestNode, &apply.encode(), Requester::NODE),
+            handle_meta_request(&store, &node, &apply.encode(), Requester::NODE),
             MetaResponse::Apply {
                 replaced: vec![true; 5]
             }
@@ -488,18 +613,18 @@ mod tests {
             limit,
         };
         let MetaResponse::Scan { records, more } =
-            handle_meta_request(&store, &TestNode, &scan(3).encode(), Requester::NODE)
+            handle_meta_request(&store, &node, &scan(3).encode(), Requester::NODE)
         else {
             panic!()
         };
         assert_eq!((records.len(), more), (3, true));
         let MetaResponse::Scan { records, more } =
-            handle_meta_request(&store, &TestNode, &scan(5).encode(), Requester::NODE)
+            handle_meta_request(&store, &node, &scan(5).encode(), Requester::NODE)
         else {
             panic!()
         };
         assert_eq!((records.len(), more), (5, false));
-        let garbage = handle_meta_request(&store, &TestNode, &[0xff, 0x01], Requester::NODE);
+        let garbage = handle_meta_request(&store, &node, &[0xff, 0x01], Requester::NODE);
         assert!(matches!(
             garbage,
             MetaResponse::Error {
@@ -508,7 +633,7 @@ mod tests {
             }
         ));
         let MetaResponse::Scan { records, .. } =
-            handle_meta_request(&store, &TestNode, &scan(10).encode(), Requester::NODE)
+            handle_meta_request(&store, &node, &scan(10).encode(), Requester::NODE)
         else {
             panic!()
         };
@@ -517,7 +642,7 @@ mod tests {
         // Anti-entropy: a replica wants what it lacks or holds older, nothing else.
         let newer = Version {
             timestamp: Timestamp {
-                wall_ms: 2,
+                wall_ms: version.timestamp.wall_ms + 1,
                 logical: 0,
             },
             ..version.clone()
@@ -532,7 +657,7 @@ mod tests {
             ],
         };
         assert_eq!(
-            handle_meta_request(&store, &TestNode, &compare.encode(), Requester::NODE),
+            handle_meta_request(&store, &node, &compare.encode(), Requester::NODE),
             MetaResponse::Wanted(vec![false, true, true])
         );
     }

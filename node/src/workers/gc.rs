@@ -37,7 +37,7 @@ use std::time::Duration;
 
 use andromede_cluster::manifest::{Body, Manifest};
 use andromede_cluster::meta::key::{RecordKey, Table};
-use andromede_cluster::meta::record::Record;
+use andromede_cluster::meta::record::{KeyedRecord, Record, Version};
 use andromede_cluster::meta::values::{GarbageEntry, ObjectEntry, PartEntry};
 use andromede_cluster::net::PeerId;
 use andromede_cluster::{Membership, MetaQuorum};
@@ -269,27 +269,49 @@ impl GcWorker {
         record: &Record<Bytes>,
     ) -> Result<u64, WorkerError> {
         let _repair_waits = self.lock.lock().await;
+        // The client-signed garbage record justifies every tombstone this writes
+        // (DESIGN.md, "Metadata": nodes sign only what their jobs need).
+        let cause: KeyedRecord = (garbage.clone(), record.clone());
         let deleted = if entry.upload {
-            self.collect_upload(garbage, entry).await?
+            self.collect_upload(&cause, entry).await?
         } else {
-            self.collect_version(&garbage.partition, &garbage.sort)
+            self.collect_version(&garbage.partition, &garbage.sort, vec![cause.clone()])
                 .await?
         };
-        self.quorum
-            .apply(
-                &garbage.partition,
-                vec![(
-                    garbage.clone(),
-                    Record::tombstone(self.quorum.version_after(Some(&record.version))),
-                )],
-            )
+        self.tombstone(garbage, &record.version, vec![cause])
             .await?;
         Ok(deleted)
     }
 
+    /// Writes a tombstone over `key` (held at `version`), signed by this node with
+    /// `causes`, the client-signed records that justify it.
+    async fn tombstone(
+        &self,
+        key: &RecordKey,
+        version: &Version,
+        causes: Vec<KeyedRecord>,
+    ) -> Result<(), WorkerError> {
+        let record = self.quorum.sign(
+            key,
+            Record::tombstone(self.quorum.version_after(Some(version))),
+            causes,
+        )?;
+        self.quorum
+            .apply(&key.partition, vec![(key.clone(), record)])
+            .await?;
+        Ok(())
+    }
+
     /// Deletes one version's shards, then its manifest; an assembled version's parts
-    /// first. Idempotent: a version already gone costs one read.
-    async fn collect_version(&self, bucket: &str, version: &[u8]) -> Result<u64, WorkerError> {
+    /// first. Idempotent: a version already gone costs one read. `causes`: the
+    /// client-signed garbage record that names it (with, for a part version, the
+    /// client-signed record that lists it as a part).
+    async fn collect_version(
+        &self,
+        bucket: &str,
+        version: &[u8],
+        causes: Vec<KeyedRecord>,
+    ) -> Result<u64, WorkerError> {
         let manifest_key = RecordKey {
             table: Table::Manifest,
             partition: bucket.to_owned(),
@@ -306,9 +328,16 @@ impl GcWorker {
         // with its record (nothing can read it either).
         match Manifest::decode(bytes) {
             Ok(decoded) => {
-                for part in decoded.parts() {
-                    deleted +=
-                        Box::pin(self.collect_version(bucket, part.version_id.as_bytes())).await?;
+                if let Some(garbage) = causes.first().filter(|_| !decoded.parts().is_empty()) {
+                    let listed_in = vec![garbage.clone(), manifest.origin(&manifest_key)];
+                    for part in decoded.parts() {
+                        deleted += Box::pin(self.collect_version(
+                            bucket,
+                            part.version_id.as_bytes(),
+                            listed_in.clone(),
+                        ))
+                        .await?;
+                    }
                 }
                 if shards_may_be_shared(&self.quorum, bucket, &decoded).await? {
                     debug!(bucket, version = %decoded.version_id.short(), "a copy shares these shards: left to the collection of unreferenced shards");
@@ -322,14 +351,7 @@ impl GcWorker {
                 warn!(bucket, %error, "undecodable manifest collected without its shards")
             }
         }
-        self.quorum
-            .apply(
-                bucket,
-                vec![(
-                    manifest_key,
-                    Record::tombstone(self.quorum.version_after(Some(&manifest.version))),
-                )],
-            )
+        self.tombstone(&manifest_key, &manifest.version, causes)
             .await?;
         Ok(deleted)
     }
@@ -339,9 +361,10 @@ impl GcWorker {
     /// upload record go.
     async fn collect_upload(
         &self,
-        garbage: &RecordKey,
+        cause: &KeyedRecord,
         entry: &GarbageEntry,
     ) -> Result<u64, WorkerError> {
+        let garbage = &cause.0;
         let bucket = &garbage.partition;
         let upload_id = &garbage.sort;
         let kept = self.current(bucket, &entry.key).await?;
@@ -364,17 +387,20 @@ impl GcWorker {
                 let Some(value) = &record.value else { continue };
                 match PartEntry::decode(value) {
                     Ok(part) if !kept.contains(part.version_id.as_bytes()) => {
+                        let listed_in = vec![cause.clone(), (key.clone(), record.clone())];
                         deleted += self
-                            .collect_version(bucket, part.version_id.as_bytes())
+                            .collect_version(bucket, part.version_id.as_bytes(), listed_in)
                             .await?;
                     }
                     Ok(_) => {}
                     Err(error) => warn!(bucket, %error, "undecodable part record removed"),
                 }
-                tombstones.push((
-                    key.clone(),
+                let tombstone = self.quorum.sign(
+                    key,
                     Record::tombstone(self.quorum.version_after(Some(&record.version))),
-                ));
+                    vec![cause.clone()],
+                )?;
+                tombstones.push((key.clone(), tombstone));
             }
             if !tombstones.is_empty() {
                 self.quorum.apply(bucket, tombstones).await?;
@@ -394,14 +420,7 @@ impl GcWorker {
         if let Some(upload) = self.quorum.get(&upload_key).await?
             && !upload.is_tombstone()
         {
-            self.quorum
-                .apply(
-                    bucket,
-                    vec![(
-                        upload_key,
-                        Record::tombstone(self.quorum.version_after(Some(&upload.version))),
-                    )],
-                )
+            self.tombstone(&upload_key, &upload.version, vec![cause.clone()])
                 .await?;
         }
         Ok(deleted)

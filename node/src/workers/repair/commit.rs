@@ -264,8 +264,12 @@ impl RepairWorker {
         let matrix = holder_matrix(holders)?;
         let _collector_waits = self.lock.lock().await;
         let current = self.quorum.get(&plan.key).await?;
-        match current {
-            Some(record) if record.version == plan.version && !record.is_tombstone() => {}
+        // The client-signed manifest whose content this update keeps (DESIGN.md,
+        // "Metadata": a node changes only where shards are).
+        let origin = match current {
+            Some(record) if record.version == plan.version && !record.is_tombstone() => {
+                record.origin(&plan.key)
+            }
             Some(record) if record.is_tombstone() => {
                 if crate::workers::shards_may_be_shared(
                     &self.quorum,
@@ -289,18 +293,17 @@ impl RepairWorker {
                 return Ok(false);
             }
             _ => return Ok(false),
-        }
+        };
         let mut manifest = plan.manifest.clone();
         manifest.set_holders(&matrix)?;
         let version = self.quorum.version_after(Some(&plan.version));
+        let record = self.quorum.sign(
+            &plan.key,
+            Record::live(version, Bytes::from(manifest.encode())),
+            vec![origin],
+        )?;
         self.quorum
-            .apply(
-                &plan.key.partition,
-                vec![(
-                    plan.key.clone(),
-                    Record::live(version, Bytes::from(manifest.encode())),
-                )],
-            )
+            .apply(&plan.key.partition, vec![(plan.key.clone(), record)])
             .await?;
         self.with_status(|s| s.versions_repaired += 1);
         Ok(true)
