@@ -237,6 +237,7 @@ async fn run_cluster(client: &Client, command: ClusterCommand) -> anyhow::Result
             println!("modified:     {} ms since the Unix epoch", info.modified_ms);
             println!("content type: {}", info.content_type);
             println!("holders:      {} node(s)", info.holders);
+            println!("written by:   {}", info.author);
             for (name, value) in &info.user_metadata {
                 println!("meta {name}: {value}");
             }
@@ -264,7 +265,7 @@ async fn audit(client: &Client, path: &str, json: bool) -> anyhow::Result<()> {
         Ok(())
     } else {
         Err(anyhow!(
-            "the audit found shards outside the bucket's policy or objects below their redundancy (see above)"
+            "the audit found shards outside the bucket's policy, objects below their redundancy or records that do not verify (see above)"
         ))
     }
 }
@@ -327,7 +328,23 @@ fn print_audit(report: &andromede_client::AuditReport) {
             );
         }
     }
+    for bad in &report.bad_records {
+        println!(
+            "BAD SIGNATURE: {} record {} on replica {}: {}",
+            bad.table, bad.key, bad.replica, bad.reason
+        );
+    }
     let summary = &report.summary;
+    println!(
+        "records: {} checked on the bucket's replicas, {} do not verify{}",
+        summary.records_checked,
+        summary.records_bad,
+        if summary.replicas_unread > 0 {
+            format!(" ({} replica(s) unreadable)", summary.replicas_unread)
+        } else {
+            String::new()
+        }
+    );
     println!(
         "summary: {} object(s), {} shard(s): {} outside policy, {} missing, {} unreachable; {} object(s) below their redundancy; worst object survives {} failure(s){}",
         summary.objects,

@@ -243,6 +243,11 @@ impl MetaQuorum {
         })
     }
 
+    /// Who this peer signs as, for people ("client NAME (PEER)").
+    pub fn author(&self) -> &str {
+        self.signer.author()
+    }
+
     /// What this peer checks records with.
     pub fn verifier(&self) -> &Arc<RecordVerifier> {
         &self.verifier

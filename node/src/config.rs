@@ -105,6 +105,15 @@ pub struct NodeConfig {
     /// Time a holder has to answer a shard request (a shard is up to 64 MiB).
     #[serde(default = "shard_request_timeout_default", with = "serde_duration")]
     pub shard_request_timeout: Duration,
+    /// The cluster's minimum redundancy: parity shards (`m`, the node failures an object
+    /// survives) a bucket's policy keeps at least. This node, as a metadata replica,
+    /// refuses a bucket record below it. Set the same on every node.
+    #[serde(default = "min_parity_default")]
+    pub min_parity: u8,
+}
+
+fn min_parity_default() -> u8 {
+    1
 }
 
 fn orphan_grace_default() -> Duration {
@@ -190,6 +199,7 @@ impl NodeConfig {
             info_timeout: info_timeout_default(),
             meta_request_timeout: meta_request_timeout_default(),
             shard_request_timeout: shard_request_timeout_default(),
+            min_parity: min_parity_default(),
         }
     }
 }
@@ -416,6 +426,11 @@ impl NodeConfig {
             self.shard_request_timeout,
             SEC..=10 * MIN,
         )?;
+        // One parity shard at least (a code without parity survives nothing); at most
+        // what a Reed-Solomon code over GF(2^8) can have beside one data shard.
+        within("min_parity", u64::from(self.min_parity), 1..=254, |v| {
+            v.to_string()
+        })?;
         Ok(())
     }
 
@@ -457,6 +472,7 @@ impl NodeConfig {
             },
             meta_request_timeout: self.meta_request_timeout,
             shard_request_timeout: self.shard_request_timeout,
+            min_parity: self.min_parity,
             authority: self.authority.clone(),
             admin: Some(self.admin),
         })

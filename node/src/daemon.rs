@@ -75,6 +75,9 @@ pub struct DaemonConfig {
     pub meta_request_timeout: std::time::Duration,
     /// Time a shard holder has to answer.
     pub shard_request_timeout: std::time::Duration,
+    /// The cluster's minimum redundancy: this replica refuses a bucket policy with fewer
+    /// parity shards.
+    pub min_parity: u8,
 }
 
 /// A running node.
@@ -171,6 +174,7 @@ impl Daemon {
             drain: drain.clone(),
             catch_up: catch_up.clone(),
             verifier: Arc::clone(&verifier),
+            min_parity: config.min_parity,
         };
         tasks.spawn(dispatch::serve(
             store.clone(),

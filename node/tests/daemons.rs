@@ -128,6 +128,7 @@ pub(crate) fn daemon_config(
         },
         meta_request_timeout: std::time::Duration::from_secs(5),
         shard_request_timeout: std::time::Duration::from_secs(10),
+        min_parity: 1,
     }
 }
 

@@ -62,6 +62,8 @@ pub struct UpOptions {
     /// A bug every node runs with, to show a scenario catches it (fault-injection
     /// nodes only; see `andromede_cluster::faults`).
     pub planted_bug: Option<PlantedBug>,
+    /// The cluster's minimum redundancy (every node's `min_parity`).
+    pub min_parity: u8,
 }
 
 impl Default for UpOptions {
@@ -77,6 +79,7 @@ impl Default for UpOptions {
             membership_refresh: andromede_cluster::MembershipConfig::default().refresh_every,
             node_bin: None,
             planted_bug: None,
+            min_parity: 1,
         }
     }
 }
@@ -216,15 +219,19 @@ impl Testnet {
                 capacity: "100GiB",
                 joining,
                 settings: vec![
-                    ("scrub_interval", opts.scrub_interval.clone()),
+                    ("scrub_interval", opts.scrub_interval.clone().into()),
                     ("anti_entropy_interval", "10s".into()),
                     ("gc_interval", "5s".into()),
-                    ("down_after", opts.down_after.clone()),
-                    ("repair_sweep_interval", opts.repair_sweep_interval.clone()),
+                    ("down_after", opts.down_after.clone().into()),
+                    (
+                        "repair_sweep_interval",
+                        opts.repair_sweep_interval.clone().into(),
+                    ),
                     (
                         "membership_refresh",
-                        format_duration(opts.membership_refresh),
+                        format_duration(opts.membership_refresh).into(),
                     ),
+                    ("min_parity", i64::from(opts.min_parity).into()),
                 ],
             };
             init_node(&node_bin, &node.dir, &init)
@@ -701,6 +708,17 @@ impl Testnet {
         Ok(path)
     }
 
+    /// The testnet's cluster authority (its key lives with node 0, which created the
+    /// cluster): what certifies peers of a test's own.
+    ///
+    /// # Errors
+    /// The key cannot be read.
+    pub fn authority(&self) -> anyhow::Result<Authority> {
+        Ok(Authority::load_file(
+            &self.node(0)?.dir.join(data_files::AUTHORITY_KEY),
+        )?)
+    }
+
     /// A client of this testnet (the master key of `DIR/master.key`).
     ///
     /// # Errors
@@ -716,7 +734,7 @@ impl Testnet {
     /// # Errors
     /// The authority key or master key cannot be read.
     pub fn client_config(&self) -> anyhow::Result<ClientConfig> {
-        let authority = Authority::load_file(&self.node(0)?.dir.join(data_files::AUTHORITY_KEY))?;
+        let authority = self.authority()?;
         let identity = Keypair::generate_ed25519();
         let spec = CertificateSpec::new(
             PeerId::from(identity.public()),

@@ -103,7 +103,7 @@ pub struct NodeInit<'a> {
     pub joining: Joining<'a>,
     /// Further `config.toml` settings (name, value as written in the file), such as
     /// short intervals for tests.
-    pub settings: Vec<(&'static str, String)>,
+    pub settings: Vec<(&'static str, toml::Value)>,
 }
 
 /// How a testnet node comes into its cluster.
@@ -230,7 +230,7 @@ pub fn init_node(binary: &Path, dir: &Path, init: &NodeInit<'_>) -> anyhow::Resu
         .parse()
         .with_context(|| format!("parsing {}", path.display()))?;
     for (name, value) in &init.settings {
-        config.insert((*name).to_owned(), toml::Value::String(value.clone()));
+        config.insert((*name).to_owned(), value.clone());
     }
     std::fs::write(&path, config.to_string()).with_context(|| format!("writing {}", path.display()))
 }

@@ -7,6 +7,11 @@
 //! what a node says); a holder outside the view (down, revoked, unknown) has no known
 //! place and its shards count as not held. Presence is asked with `have` requests, one
 //! batch per holder and object.
+//!
+//! It also reads the bucket's index entries (under the prefix) and manifests from each of
+//! its metadata replicas, one by one, and reports every record whose signature, author
+//! certificate or grant does not verify: what a tampered or rogue replica holds (readers
+//! ignore such records; the audit names the replica that keeps them).
 
 use andromede_cluster::placement::node_failures_survived;
 use std::collections::{BTreeMap, HashMap};
@@ -21,7 +26,14 @@ use futures::StreamExt;
 use libp2p::PeerId;
 use serde::Serialize;
 
+use andromede_cluster::meta::key::Table;
+use andromede_cluster::net::meta_message::{MetaRequest, MetaResponse};
+use andromede_proto::limits::LIST_KEYS_MAX;
+
 use super::{Client, ClientError, ListOptions};
+
+/// Bad records an audit lists at most (all are counted).
+const BAD_RECORDS_LISTED_MAX: usize = 1000;
 
 /// Objects audited at once.
 const OBJECTS_IN_FLIGHT: usize = 8;
@@ -71,6 +83,19 @@ pub struct ObjectAudit {
     pub error: Option<String>,
 }
 
+/// A record a replica holds whose signature does not verify.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BadRecord {
+    /// The replica holding it.
+    pub replica: String,
+    /// `index` or `manifest`.
+    pub table: String,
+    /// Its key (an object key, or a version id in hex).
+    pub key: String,
+    /// Why it does not verify.
+    pub reason: String,
+}
+
 /// Totals over an audit.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct AuditSummary {
@@ -88,12 +113,18 @@ pub struct AuditSummary {
     pub objects_below_m: u64,
     /// The fewest node failures any object survives.
     pub worst_survives: Option<i64>,
+    /// Records read from the replicas one by one and verified.
+    pub records_checked: u64,
+    /// Records whose signature, author certificate or grant does not verify.
+    pub records_bad: u64,
+    /// Replicas that could not be read (their records were not checked).
+    pub replicas_unread: u64,
 }
 
 impl AuditSummary {
     /// Nothing outside the policy, and every object as redundant as its code.
     pub fn is_clean(&self) -> bool {
-        self.shards_outside_policy == 0 && self.objects_below_m == 0
+        self.shards_outside_policy == 0 && self.objects_below_m == 0 && self.records_bad == 0
     }
 }
 
@@ -108,6 +139,8 @@ pub struct AuditReport {
     pub jurisdictions: Vec<String>,
     /// Every object, in key order.
     pub objects: Vec<ObjectAudit>,
+    /// Records that do not verify, per replica (at most 1 000 listed).
+    pub bad_records: Vec<BadRecord>,
     /// Totals.
     pub summary: AuditSummary,
 }
@@ -145,14 +178,90 @@ impl Client {
                 _ => break,
             }
         }
-        let summary = summarise(&objects);
+        let mut summary = summarise(&objects);
+        let mut bad_records = Vec::new();
+        for replica in self.meta.replicas(bucket) {
+            for (table, table_prefix) in [(Table::ObjectIndex, prefix), (Table::Manifest, "")] {
+                match self
+                    .check_records(replica, bucket, table, table_prefix, &mut bad_records)
+                    .await
+                {
+                    Ok((checked, bad)) => {
+                        summary.records_checked += checked;
+                        summary.records_bad += bad;
+                    }
+                    Err(error) => {
+                        tracing::warn!(%replica, %error, "replica's records not checked");
+                        summary.replicas_unread += 1;
+                        break;
+                    }
+                }
+            }
+        }
         Ok(AuditReport {
             bucket: bucket.to_owned(),
             prefix: prefix.to_owned(),
             jurisdictions: info.jurisdictions,
             objects,
+            bad_records,
             summary,
         })
+    }
+
+    /// Reads every record of `table` in `bucket` under `prefix` from `replica` alone and
+    /// verifies each; returns how many were checked and how many failed (listed in `bad`
+    /// up to its limit). Errors: why the replica could not be read.
+    async fn check_records(
+        &self,
+        replica: PeerId,
+        bucket: &str,
+        table: Table,
+        prefix: &str,
+        bad: &mut Vec<BadRecord>,
+    ) -> Result<(u64, u64), String> {
+        let (mut checked, mut failed) = (0u64, 0u64);
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let request = MetaRequest::Scan {
+                table,
+                partition: bucket.to_owned(),
+                prefix: prefix.as_bytes().to_vec(),
+                start_after: after.clone(),
+                limit: u32::try_from(LIST_KEYS_MAX).unwrap_or(u32::MAX),
+            };
+            let answer = self
+                .meta
+                .ask_one(replica, request)
+                .await
+                .map_err(|error| error.to_string())?;
+            let MetaResponse::Scan { records, more } = answer else {
+                return Err("it answered a scan with something else".into());
+            };
+            for (key, record) in &records {
+                checked += 1;
+                if let Err(error) = self.meta.verifier().verify(key, record) {
+                    failed += 1;
+                    if bad.len() < BAD_RECORDS_LISTED_MAX {
+                        bad.push(BadRecord {
+                            replica: replica.to_string(),
+                            table: match table {
+                                Table::Manifest => "manifest".into(),
+                                _ => "index".into(),
+                            },
+                            key: match table {
+                                Table::Manifest => hex::encode(&key.sort),
+                                _ => String::from_utf8_lossy(&key.sort).into_owned(),
+                            },
+                            reason: error.to_string(),
+                        });
+                    }
+                }
+            }
+            match records.last() {
+                Some((key, _)) if more => after = Some(key.sort.clone()),
+                _ => return Ok((checked, failed)),
+            }
+        }
     }
 
     async fn audit_object(

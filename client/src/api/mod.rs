@@ -257,6 +257,13 @@ impl Client {
         &self.net
     }
 
+    /// Metadata access as this client: records it applies are signed with its key and
+    /// certificate, records it reads are believed only if they verify (for tools that
+    /// read or write records directly).
+    pub fn meta(&self) -> &MetaQuorum {
+        &self.meta
+    }
+
     /// Test hook: refuses every connection with `peers` (an empty list lifts it), as the
     /// node's partition hook does, and looks at the cluster again: the client is then on
     /// the other side of a partition from them.

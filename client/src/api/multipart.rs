@@ -570,6 +570,7 @@ impl Client {
             user_metadata,
             holders: 0,
             node_failures_survived: None,
+            author: self.meta.author().to_owned(),
         })
     }
 

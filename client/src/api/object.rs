@@ -100,6 +100,17 @@ pub struct ObjectInfo {
     /// Node failures every segment survives as placed (`None`: inlined in its
     /// manifest, which lives as long as its metadata replicas).
     pub node_failures_survived: Option<u64>,
+    /// Who wrote this version, as the signature of its index entry says ("client NAME
+    /// (PEER)").
+    pub author: String,
+}
+
+/// The latest version of an object, opened: its index entry, its manifest, and who
+/// signed the entry.
+struct CurrentVersion {
+    entry: ObjectEntry,
+    opened: OpenedObject,
+    author: String,
 }
 
 /// An opened object version, not read yet ([`Client::open_object`]).
@@ -460,6 +471,7 @@ impl Client {
             user_metadata: end.user_metadata,
             holders: distinct_holders(&manifest),
             node_failures_survived: manifest.node_failures_survived(),
+            author: self.meta.author().to_owned(),
         })
     }
 
@@ -522,13 +534,16 @@ impl Client {
     }
 
     /// The latest version of `bucket/key`, its manifest opened with the master key.
-    async fn open(
-        &self,
-        bucket: &str,
-        key: &str,
-    ) -> Result<(ObjectEntry, OpenedObject), ClientError> {
+    async fn open(&self, bucket: &str, key: &str) -> Result<CurrentVersion, ClientError> {
         validate_key(key)?;
-        let record = self.meta.get(&index_key(bucket, key)).await?;
+        let index = index_key(bucket, key);
+        let record = self.meta.get(&index).await?;
+        // Read at quorum, so verified: this names its signer.
+        let author = record
+            .as_ref()
+            .and_then(|r| self.meta.verifier().verify(&index, r).ok())
+            .map(|author| author.describe())
+            .unwrap_or_default();
         let Some(entry) = decode_entry(record.as_ref())? else {
             // Tell a missing bucket from a missing key.
             self.head_bucket(bucket).await?;
@@ -555,16 +570,19 @@ impl Client {
         }
         let opened =
             crate::codec::open_manifest(&self.master, &ObjectName::new(bucket, key), manifest)?;
-        Ok((entry, opened))
+        Ok(CurrentVersion {
+            entry,
+            opened,
+            author,
+        })
     }
 
-    fn info(
-        &self,
-        bucket: &str,
-        key: &str,
-        entry: &ObjectEntry,
-        opened: &OpenedObject,
-    ) -> ObjectInfo {
+    fn info(&self, bucket: &str, key: &str, current: &CurrentVersion) -> ObjectInfo {
+        let CurrentVersion {
+            entry,
+            opened,
+            author,
+        } = current;
         let manifest = opened.manifest();
         ObjectInfo {
             bucket: bucket.to_owned(),
@@ -577,6 +595,7 @@ impl Client {
             user_metadata: BTreeMap::new(),
             holders: distinct_holders(manifest),
             node_failures_survived: manifest.node_failures_survived(),
+            author: author.clone(),
         }
     }
 
@@ -586,9 +605,9 @@ impl Client {
     /// [`ClientError::NoSuchBucket`], [`ClientError::NoSuchKey`], a wrong master key
     /// ([`CodecError::WrongMasterKey`]), a corrupt manifest, or a metadata failure.
     pub async fn head_object(&self, bucket: &str, key: &str) -> Result<ObjectInfo, ClientError> {
-        let (entry, opened) = self.open(bucket, key).await?;
-        let mut info = self.info(bucket, key, &entry, &opened);
-        info.user_metadata = opened.user_metadata()?;
+        let current = self.open(bucket, key).await?;
+        let mut info = self.info(bucket, key, &current);
+        info.user_metadata = current.opened.user_metadata()?;
         Ok(info)
     }
 
@@ -599,8 +618,8 @@ impl Client {
     /// # Errors
     /// As [`Client::head_object`].
     pub async fn object_manifest(&self, bucket: &str, key: &str) -> Result<Manifest, ClientError> {
-        let (_, opened) = self.open(bucket, key).await?;
-        Ok(opened.manifest().clone())
+        let current = self.open(bucket, key).await?;
+        Ok(current.opened.manifest().clone())
     }
 
     /// Reads an object, or the byte range `range` of it, as a stream.
@@ -626,13 +645,13 @@ impl Client {
     /// # Errors
     /// As [`Client::head_object`].
     pub async fn open_object(&self, bucket: &str, key: &str) -> Result<ObjectReader, ClientError> {
-        let (entry, opened) = self.open(bucket, key).await?;
-        let mut info = self.info(bucket, key, &entry, &opened);
-        info.user_metadata = opened.user_metadata()?;
+        let current = self.open(bucket, key).await?;
+        let mut info = self.info(bucket, key, &current);
+        info.user_metadata = current.opened.user_metadata()?;
         Ok(ObjectReader {
             client: self.clone(),
             info,
-            opened,
+            opened: current.opened,
         })
     }
 
@@ -786,7 +805,7 @@ impl Client {
         etag: &str,
     ) -> Result<Option<ObjectInfo>, ClientError> {
         validate_key(dst_key)?;
-        let (entry, opened) = self.open(src_bucket, src_key).await?;
+        let CurrentVersion { entry, opened, .. } = self.open(src_bucket, src_key).await?;
         if entry.version_id != *expected || !matches!(opened.manifest().body, Body::Segments(_)) {
             return Ok(None);
         }
@@ -854,6 +873,7 @@ impl Client {
             user_metadata: user_metadata.clone(),
             holders: distinct_holders(&manifest),
             node_failures_survived: manifest.node_failures_survived(),
+            author: self.meta.author().to_owned(),
         }))
     }
 

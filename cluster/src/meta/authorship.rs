@@ -102,10 +102,13 @@ pub fn node_refusal(
         _ => false,
     };
     (!allowed).then(|| {
+        let bucket = match key.table {
+            Table::Bucket => String::from_utf8_lossy(&key.sort).into_owned(),
+            _ => key.partition.clone(),
+        };
         format!(
-            "a node may not write this {} record of bucket {} (nodes write only holder updates and the collector's tombstones, each after a client-signed record)",
+            "a node may not write this {} record of bucket {bucket} (nodes write only holder updates and the collector's tombstones, each after a client-signed record)",
             table_name(key.table),
-            key.partition
         )
     })
 }

@@ -14,7 +14,7 @@
 //!
 //! A revoked author's records keep verifying: they were written while it was trusted,
 //! and revocation stops the peer from connecting at all. An expired certificate covers
-//! the records stamped within its validity; replicas refuse far-future stamps, so an
+//! the records stamped before it expired; replicas refuse far-future stamps, so an
 //! author whose certificate expired cannot write a record that wins over later ones.
 
 use std::collections::HashMap;
@@ -56,15 +56,13 @@ pub enum SealError {
         /// The certificate's peer.
         certified: String,
     },
-    /// The record was stamped outside its author's certificate validity.
+    /// The record was stamped after its author's certificate expired.
     #[error(
-        "record written at {written_unix} (Unix seconds), outside its author's certificate ({not_before_unix}..{not_after_unix})"
+        "record written at {written_unix} (Unix seconds), after its author's certificate expired ({not_after_unix})"
     )]
-    OutsideValidity {
+    Expired {
         /// The record's stamp.
         written_unix: u64,
-        /// Certificate start.
-        not_before_unix: u64,
         /// Certificate end.
         not_after_unix: u64,
     },
@@ -95,13 +93,18 @@ impl Author {
 
     /// "client NAME (PEER)" or "node NAME (PEER)": who wrote a record, for people.
     pub fn describe(&self) -> String {
-        format!(
-            "{} {} ({})",
-            self.role(),
-            self.certificate.name(),
-            self.certificate.peer()
-        )
+        describe(&self.certificate)
     }
+}
+
+/// Who a certificate names, for people: "client NAME (PEER)" or "node NAME (PEER)".
+fn describe(certificate: &Certificate) -> String {
+    format!(
+        "{} {} ({})",
+        certificate.role(),
+        certificate.name(),
+        certificate.peer()
+    )
 }
 
 /// The message an author signs for `record` at `key`: the domain prefix and a digest of
@@ -137,6 +140,7 @@ pub fn signed_message(key: &RecordKey, version: &Version, value: Option<&[u8]>) 
 pub struct RecordSigner {
     keypair: Keypair,
     author: pb::Certificate,
+    described: String,
 }
 
 impl std::fmt::Debug for RecordSigner {
@@ -153,7 +157,13 @@ impl RecordSigner {
         Self {
             keypair,
             author: certificate.to_pb(),
+            described: describe(certificate),
         }
+    }
+
+    /// Who signs, for people ([`Author::describe`]).
+    pub fn author(&self) -> &str {
+        &self.described
     }
 
     /// The author's peer id (every version this signer stamps names it).
@@ -314,15 +324,14 @@ impl RecordVerifier {
                 certified: certified.to_string(),
             });
         }
+        // Stamped after its certificate expired: refused. (Stamped before it began is not:
+        // a writer whose clock is behind stamps so, and such a record loses to every later
+        // one anyway.)
         let written_unix = record.version.timestamp.wall_ms / 1000;
-        let not_before_unix = author.certificate.not_before_unix();
         let not_after_unix = author.certificate.not_after_unix();
-        if written_unix.saturating_add(CLOCK_SKEW_SECS) < not_before_unix
-            || written_unix >= not_after_unix
-        {
-            return Err(SealError::OutsideValidity {
+        if written_unix >= not_after_unix.saturating_add(CLOCK_SKEW_SECS) {
+            return Err(SealError::Expired {
                 written_unix,
-                not_before_unix,
                 not_after_unix,
             });
         }

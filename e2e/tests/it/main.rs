@@ -16,6 +16,7 @@ mod places;
 mod rebalance;
 mod repair;
 mod roster;
+mod signatures;
 mod store;
 
 #[path = "../../../node/tests/daemons.rs"]
@@ -126,37 +127,28 @@ async fn apply_forged_garbage(
     key: &str,
     version: &andromede_proto::VersionId,
 ) {
-    use andromede_cluster::meta::record::{Record, Version, WriterId};
+    use andromede_cluster::meta::record::Record;
     use andromede_cluster::net::meta_message::{MetaRequest, MetaResponse, decode_meta_response};
-    let wall_ms = u64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap();
-    let forged = (
-        andromede_cluster::meta::key::RecordKey {
-            table: andromede_cluster::meta::key::Table::Garbage,
-            partition: bucket.into(),
-            sort: version.as_bytes().to_vec(),
-        },
-        Record::live(
-            Version {
-                timestamp: andromede_cluster::meta::hlc::Timestamp {
-                    wall_ms,
-                    logical: 0,
-                },
-                writer: WriterId::new(vec![7u8; 8]).unwrap(),
-            },
-            andromede_cluster::meta::values::GarbageEntry {
-                due_ms: 0,
-                key: key.into(),
-                upload: false,
-            }
-            .encode(),
-        ),
+    let garbage_key = andromede_cluster::meta::key::RecordKey {
+        table: andromede_cluster::meta::key::Table::Garbage,
+        partition: bucket.into(),
+        sort: version.as_bytes().to_vec(),
+    };
+    let record = Record::live(
+        client.meta().version_after(None),
+        andromede_cluster::meta::values::GarbageEntry {
+            due_ms: 0,
+            key: key.into(),
+            upload: false,
+        }
+        .encode(),
     );
+    // Signed by the client, as any admitted client with the right grant could.
+    let signed = client
+        .meta()
+        .sign(&garbage_key, record, Vec::new())
+        .unwrap();
+    let forged = (garbage_key, signed);
     for daemon in daemons.iter().flatten() {
         let request = MetaRequest::Apply(vec![forged.clone()]);
         let answer = client

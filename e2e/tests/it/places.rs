@@ -171,17 +171,17 @@ async fn audit_reports_places_a_planted_violation_and_a_degraded_object() {
         .map(|r| r.version)
         .max()
         .unwrap();
-    let newer = Version {
-        timestamp: andromede_cluster::meta::hlc::Timestamp {
-            wall_ms: current.timestamp.wall_ms + 1,
-            logical: 0,
-        },
-        writer: current.writer.clone(),
-    };
-    let apply = MetaRequest::Apply(vec![(
-        key,
-        Record::live(newer, Bytes::from(moved.encode())),
-    )]);
+    // Rewritten by the client (a client with the write grant may rewrite its manifests).
+    let newer = client.meta().version_after(Some(&current));
+    let record = client
+        .meta()
+        .sign(
+            &key,
+            Record::live(newer, Bytes::from(moved.encode())),
+            Vec::new(),
+        )
+        .unwrap();
+    let apply = MetaRequest::Apply(vec![(key, record)]);
     for &peer in &peers {
         let answer = client
             .net()

@@ -7,6 +7,7 @@
 use andromede_cluster::authority::Grant;
 use andromede_cluster::meta::key::Table;
 use andromede_cluster::meta::seal::RecordVerifier;
+use andromede_cluster::meta::values::BucketInfo;
 use andromede_cluster::net::PeerRole;
 use andromede_cluster::roster::RosterSnapshot;
 use std::collections::HashMap;
@@ -69,6 +70,8 @@ pub trait NodeView {
     fn roster(&self) -> RosterSnapshot;
     /// What it checks records' seals with before applying them.
     fn verifier(&self) -> &RecordVerifier;
+    /// The cluster's minimum redundancy (parity shards a bucket keeps at least).
+    fn min_parity(&self) -> u8;
 }
 
 /// This node as one of the metadata replicas its own workers talk to (in-process, through
@@ -92,6 +95,8 @@ pub struct LocalMeta {
     pub catch_up: CatchUp,
     /// What records are checked with before they are applied.
     pub verifier: Arc<RecordVerifier>,
+    /// The cluster's minimum redundancy (parity shards).
+    pub min_parity: u8,
 }
 
 impl LocalMeta {
@@ -127,6 +132,10 @@ impl NodeView for LocalMeta {
 
     fn verifier(&self) -> &RecordVerifier {
         &self.verifier
+    }
+
+    fn min_parity(&self) -> u8 {
+        self.min_parity
     }
 }
 
@@ -307,6 +316,27 @@ fn unverified(verifier: &RecordVerifier, records: &[KeyedRecord]) -> Option<Stri
     })
 }
 
+/// Why the first bucket record of `records` that sets a policy this cluster does not
+/// allow is refused: one that does not decode, or keeps fewer than `min_parity` parity
+/// shards (DESIGN.md: a policy never goes below the cluster's minimum redundancy).
+fn policy_refusal(records: &[KeyedRecord], min_parity: u8) -> Option<String> {
+    records
+        .iter()
+        .filter(|(key, _)| key.table == Table::Bucket)
+        .find_map(|(key, record)| {
+            let bucket = String::from_utf8_lossy(&key.sort);
+            let value = record.value.as_deref()?;
+            match BucketInfo::decode(value) {
+                Err(error) => Some(format!("replica refused bucket {bucket}'s policy: {error}")),
+                Ok(info) if info.params.m() < min_parity => Some(format!(
+                    "replica refused bucket {bucket}'s policy: {} parity shard(s) is below this cluster's minimum of {min_parity}; create it with at least {min_parity}",
+                    info.params.m()
+                )),
+                Ok(_) => None,
+            }
+        })
+}
+
 /// Bytes of a scan page's records at most: the message limit less framing.
 const SCAN_PAGE_BYTES_MAX: u64 = META_MESSAGE_BYTES_MAX - 32 * 1024;
 
@@ -366,7 +396,9 @@ pub fn handle_meta_request(
                     detail: format!("replica refused the write: {error}"),
                 };
             }
-            if let Some(detail) = unverified(node.verifier(), &records) {
+            if let Some(detail) = unverified(node.verifier(), &records)
+                .or_else(|| policy_refusal(&records, node.min_parity()))
+            {
                 warn!(%detail, "records that do not verify refused");
                 return MetaResponse::Error {
                     code: RemoteErrorCode::Forbidden,
@@ -520,6 +552,10 @@ mod tests {
 
         fn verifier(&self) -> &RecordVerifier {
             &self.verifier
+        }
+
+        fn min_parity(&self) -> u8 {
+            2
         }
     }
 

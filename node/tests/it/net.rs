@@ -203,11 +203,15 @@ async fn metadata_records_are_applied_and_listed_over_the_network() {
     use andromede_cluster::meta::hlc::Hlc;
     use andromede_cluster::meta::key::{RecordKey, Table};
     use andromede_cluster::meta::record::{Record, Version, WriterId};
+    use andromede_cluster::meta::seal::RecordSigner;
     use andromede_cluster::net::meta_message::{MetaRequest, MetaResponse, decode_meta_response};
 
     let dir = tempfile::tempdir().unwrap();
     let daemon = start_daemon(dir.path()).await;
-    let (client, node) = connect_client(&daemon).await;
+    let (identity, admission) = crate::daemons::client_identity();
+    let signer = RecordSigner::new(identity.clone(), admission.certificate());
+    let (client, _inbound) = spawn(identity, admission, NetConfig::new(PeerRole::Client)).unwrap();
+    let node = client.dial(listen_addr(&daemon).await).await.unwrap();
     let hlc = Hlc::system();
     let writer = WriterId::new(client.local_peer_id().to_bytes()).unwrap();
     let key = |k: &str| RecordKey {
@@ -230,17 +234,35 @@ async fn metadata_records_are_applied_and_listed_over_the_network() {
         }
     };
 
+    let signed = |k: &str, record: Record<Bytes>| {
+        let key = key(k);
+        let record = signer.sign(&key, record, Vec::new()).unwrap();
+        (key, record)
+    };
+    // Unsigned records are refused, and nothing is stored.
+    let unsigned = MetaRequest::Apply(vec![(
+        key("2026/a.jpg"),
+        Record::live(version(), Bytes::from_static(b"unsigned")),
+    )]);
+    assert!(matches!(
+        meta_call(unsigned).await,
+        MetaResponse::Error { code: RemoteErrorCode::Forbidden, detail } if detail.contains("not signed")
+    ));
+    assert_eq!(
+        meta_call(MetaRequest::Get(key("2026/a.jpg"))).await,
+        MetaResponse::Get(None)
+    );
     let apply = MetaRequest::Apply(vec![
-        (
-            key("2026/a.jpg"),
+        signed(
+            "2026/a.jpg",
             Record::live(version(), Bytes::from_static(b"manifest-a")),
         ),
-        (
-            key("2026/b.jpg"),
+        signed(
+            "2026/b.jpg",
             Record::live(version(), Bytes::from_static(b"manifest-b")),
         ),
-        (
-            key("2025/c.jpg"),
+        signed(
+            "2025/c.jpg",
             Record::live(version(), Bytes::from_static(b"manifest-c")),
         ),
     ]);
@@ -251,7 +273,7 @@ async fn metadata_records_are_applied_and_listed_over_the_network() {
         }
     );
     // A delete (tombstone) wins over the older value and is listed as such.
-    let delete = MetaRequest::Apply(vec![(key("2026/a.jpg"), Record::tombstone(version()))]);
+    let delete = MetaRequest::Apply(vec![signed("2026/a.jpg", Record::tombstone(version()))]);
     assert_eq!(
         meta_call(delete).await,
         MetaResponse::Apply {

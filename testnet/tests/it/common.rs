@@ -48,6 +48,15 @@ pub(crate) async fn up_planted(
     planted_bug: Option<PlantedBug>,
 ) -> (Testnet, Client) {
     let options = UpOptions {
+        planted_bug,
+        ..test_options(nodes)
+    };
+    up_with(dir, &options, bucket).await
+}
+
+/// The options of [`up`]: `nodes` nodes in their own zones, at test speed, RS(2,1).
+pub(crate) fn test_options(nodes: usize) -> UpOptions {
+    UpOptions {
         nodes,
         zones: nodes,
         k: 2,
@@ -58,9 +67,16 @@ pub(crate) async fn up_planted(
         // Views at test speed: a replica-set hand-off lasts three refreshes.
         membership_refresh: Duration::from_secs(1),
         node_bin: Some(node_binary()),
-        planted_bug,
-    };
-    let testnet = Testnet::up(dir, &options).await.unwrap().kill_on_drop();
+        planted_bug: None,
+        min_parity: 1,
+    }
+}
+
+/// A testnet built with `options`, a client that sees every node, and `bucket` with
+/// the options' code.
+pub(crate) async fn up_with(dir: &Path, options: &UpOptions, bucket: &str) -> (Testnet, Client) {
+    let nodes = options.nodes;
+    let testnet = Testnet::up(dir, options).await.unwrap().kill_on_drop();
     let client = testnet.client().await.unwrap();
     if let Err(error) = client.wait_for_nodes(nodes, Duration::from_secs(30)).await {
         let seen: Vec<String> = client
@@ -76,7 +92,7 @@ pub(crate) async fn up_planted(
         .create_bucket(
             bucket,
             BucketOptions {
-                params: ErasureParams::new(2, 1).unwrap(),
+                params: ErasureParams::new(options.k, options.m).unwrap(),
                 jurisdictions: Vec::new(),
             },
         )

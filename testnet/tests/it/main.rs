@@ -5,9 +5,11 @@
 //!   cluster lock exclusively).
 //! - [`faults`]: each fault kind, then full redundancy and every object read back.
 //! - [`scenarios`]: the named failure scenarios and the planted bugs they catch.
+//! - [`signed`]: forged and rolled-back records from a rogue peer, refused everywhere.
 
 mod authority;
 mod chaos;
 mod common;
 mod faults;
 mod scenarios;
+mod signed;
