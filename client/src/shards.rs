@@ -13,7 +13,7 @@ use andromede_proto::ShardId;
 use bytes::Bytes;
 use futures::future::try_join_all;
 use libp2p::PeerId;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::codec::{EncodedShard, ShardSink, ShardSource};
 use crate::error::BoxError;
@@ -69,6 +69,21 @@ struct Holders {
 }
 
 impl Holders {
+    /// The placement a manifest names.
+    fn of(manifest: &Manifest) -> Self {
+        let parse = |bytes: &Bytes| PeerId::from_bytes(bytes).ok();
+        Self {
+            primary: manifest.holders.iter().map(parse).collect(),
+            moves: manifest
+                .moves
+                .iter()
+                .map(|m| (m.from_segment, m.shard_index, parse(&m.holder)))
+                .collect(),
+            spares: Vec::new(),
+            failed: Vec::new(),
+        }
+    }
+
     fn holder(&self, segment: u64, shard_index: u8) -> Option<PeerId> {
         self.moves
             .iter()
@@ -90,6 +105,10 @@ impl Holders {
 pub struct NetShards {
     net: NetHandle,
     holders: Mutex<Holders>,
+    /// Where the version's writer placed its shards, when a node has rewritten the
+    /// holders since (repair, rebalance — or a rogue node pointing them elsewhere): a
+    /// fetch that fails at the current holder is tried there too.
+    written_to: Option<Holders>,
 }
 
 impl NetShards {
@@ -106,6 +125,7 @@ impl NetShards {
                 spares,
                 failed: Vec::new(),
             }),
+            written_to: None,
         }
     }
 
@@ -114,21 +134,14 @@ impl NetShards {
         Self::for_upload(net, holders, Vec::new())
     }
 
-    /// The shards of a committed version, where its manifest says they are.
-    pub fn for_manifest(net: NetHandle, manifest: &Manifest) -> Self {
-        let parse = |bytes: &Bytes| PeerId::from_bytes(bytes).ok();
+    /// The shards of a committed version, where its manifest says they are, and where
+    /// its writer put them (`written`, the client-signed manifest, when a node has
+    /// rewritten the holders since).
+    pub fn for_manifest(net: NetHandle, manifest: &Manifest, written: Option<&Manifest>) -> Self {
         Self {
             net,
-            holders: Mutex::new(Holders {
-                primary: manifest.holders.iter().map(parse).collect(),
-                moves: manifest
-                    .moves
-                    .iter()
-                    .map(|m| (m.from_segment, m.shard_index, parse(&m.holder)))
-                    .collect(),
-                spares: Vec::new(),
-                failed: Vec::new(),
-            }),
+            holders: Mutex::new(Holders::of(manifest)),
+            written_to: written.map(Holders::of),
         }
     }
 
@@ -245,6 +258,33 @@ impl ShardSink for NetShards {
 impl ShardSource for NetShards {
     async fn fetch(&self, segment: u64, shard_index: u8, id: ShardId) -> Result<Bytes, BoxError> {
         let peer = self.holder(segment, shard_index)?;
+        let error = match self.fetch_from(peer, shard_index, id).await {
+            Ok(data) => return Ok(data),
+            Err(error) => error,
+        };
+        // The shard's first holder, if a node has named another since: the bytes are
+        // checked against the shard id, wherever they come from.
+        match self
+            .written_to
+            .as_ref()
+            .and_then(|written| written.holder(segment, shard_index))
+        {
+            Some(first) if first != peer => {
+                debug!(%peer, %first, shard_index, segment, %error, "shard not at its holder; trying where it was written");
+                self.fetch_from(first, shard_index, id).await
+            }
+            _ => Err(error),
+        }
+    }
+}
+
+impl NetShards {
+    async fn fetch_from(
+        &self,
+        peer: PeerId,
+        shard_index: u8,
+        id: ShardId,
+    ) -> Result<Bytes, BoxError> {
         match self
             .call(peer, shard_index, ShardRequest::Get { id })
             .await?

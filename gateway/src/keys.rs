@@ -75,10 +75,7 @@ pub struct Grant {
 
 impl Grant {
     fn covers(&self, bucket: &str) -> bool {
-        match self.bucket.strip_suffix('*') {
-            Some(prefix) => bucket.starts_with(prefix),
-            None => self.bucket == bucket,
-        }
+        andromede_cluster::authority::grant::pattern_covers(&self.bucket, bucket)
     }
 
     /// Whether a certificate grant gives at least this on every bucket this names.

@@ -117,6 +117,8 @@ struct SmallOps {
     put_ms: (f64, f64),
     /// p50 and p99 of a GET, in milliseconds.
     get_ms: (f64, f64),
+    /// Listing every key written (pages of 1 000, one after another): keys, time.
+    listed: (usize, Duration),
 }
 
 impl SmallOps {
@@ -129,6 +131,12 @@ impl SmallOps {
             self.get_rate,
             self.get_ms.0,
             self.get_ms.1
+        );
+        let (keys, took) = self.listed;
+        println!(
+            "LIST of {keys} keys (pages of 1000): {:.0} ms, {:.0} keys/s",
+            took.as_secs_f64() * 1000.0,
+            keys as f64 / took.as_secs_f64().max(f64::EPSILON)
         );
     }
 }
@@ -191,7 +199,27 @@ async fn small_ops(client: &Client, ops: usize) -> anyhow::Result<SmallOps> {
         .into_iter()
         .collect::<anyhow::Result<Vec<Duration>>>()?;
     let get_rate = ops as f64 / start.elapsed().as_secs_f64();
+    // Metadata-heavy work: every key listed, a page at a time.
+    let start = Instant::now();
+    let mut options = andromede_client::ListOptions {
+        prefix: "small/".into(),
+        ..andromede_client::ListOptions::default()
+    };
+    let mut keys = 0;
+    loop {
+        let page = client.list_objects(BUCKET, &options).await?;
+        keys += page.objects.len();
+        match page.next_continuation_token {
+            Some(token) if page.is_truncated => options.continuation_token = Some(token),
+            _ => break,
+        }
+    }
+    if keys != ops {
+        return Err(anyhow!("listed {keys} keys, {ops} written"));
+    }
+    let listed = (keys, start.elapsed());
     Ok(SmallOps {
+        listed,
         put_rate,
         get_rate,
         put_ms: (

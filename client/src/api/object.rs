@@ -111,6 +111,8 @@ struct CurrentVersion {
     entry: ObjectEntry,
     opened: OpenedObject,
     author: String,
+    /// The manifest as its writer signed it, when a node has rewritten its holders.
+    written: Option<Manifest>,
 }
 
 /// An opened object version, not read yet ([`Client::open_object`]).
@@ -119,6 +121,8 @@ pub struct ObjectReader {
     /// What the version is (user metadata included).
     pub info: ObjectInfo,
     opened: OpenedObject,
+    /// The manifest as its writer signed it, when a node has rewritten its holders since.
+    written: Option<Manifest>,
 }
 
 impl std::fmt::Debug for ObjectReader {
@@ -157,6 +161,7 @@ impl ObjectReader {
         let source = Arc::new(NetShards::for_manifest(
             client.net.clone(),
             self.opened.manifest(),
+            self.written.as_ref(),
         ));
         let body = Arc::new(self.opened).read(&client.codec, range, source);
         Ok(GetObject { info, body })
@@ -552,16 +557,24 @@ impl Client {
                 key: key.to_owned(),
             });
         };
-        let manifest = self
+        let manifest_at = manifest_key(bucket, &entry.version_id);
+        let record = self
             .meta
-            .get(&manifest_key(bucket, &entry.version_id))
+            .get(&manifest_at)
             .await?
-            .and_then(|r| r.value)
+            .filter(|r| !r.is_tombstone())
             .ok_or_else(|| ClientError::NoSuchKey {
                 bucket: bucket.to_owned(),
                 key: key.to_owned(),
             })?;
-        let manifest = Manifest::decode(&manifest)?;
+        // A holder update (repair, rebalance) carries the manifest as its writer signed
+        // it: where the shards were first put is a second place to look for them.
+        let (_, origin) = record.origin(&manifest_at);
+        let written = match origin.value.as_deref() {
+            Some(bytes) if origin.version != record.version => Some(Manifest::decode(bytes)?),
+            _ => None,
+        };
+        let manifest = Manifest::decode(record.value.as_deref().unwrap_or_default())?;
         if manifest.version_id != entry.version_id {
             return Err(CodecError::ManifestCorrupt {
                 reason: "a replica answered another version's manifest".into(),
@@ -574,6 +587,7 @@ impl Client {
             entry,
             opened,
             author,
+            written,
         })
     }
 
@@ -582,6 +596,7 @@ impl Client {
             entry,
             opened,
             author,
+            ..
         } = current;
         let manifest = opened.manifest();
         ObjectInfo {
@@ -652,6 +667,7 @@ impl Client {
             client: self.clone(),
             info,
             opened: current.opened,
+            written: current.written,
         })
     }
 
@@ -721,7 +737,11 @@ impl Client {
         within: Range<u64>,
     ) -> Result<BoxStream<'static, Result<Bytes, CodecError>>, CodecError> {
         let opened = self.open_part_manifest(bucket, key, part).await?;
-        let source = Arc::new(NetShards::for_manifest(self.net.clone(), opened.manifest()));
+        let source = Arc::new(NetShards::for_manifest(
+            self.net.clone(),
+            opened.manifest(),
+            None,
+        ));
         Ok(Arc::new(opened).read(&self.codec, Some(within), source))
     }
 

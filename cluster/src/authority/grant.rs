@@ -137,10 +137,7 @@ impl Grant {
 
     /// Whether the grant names `bucket`.
     pub fn covers(&self, bucket: &str) -> bool {
-        match self.buckets.strip_suffix('*') {
-            Some(prefix) => bucket.starts_with(prefix),
-            None => self.buckets == bucket,
-        }
+        pattern_covers(&self.buckets, bucket)
     }
 
     /// Whether the pattern is a bucket name, `prefix*` or `*`.
@@ -196,6 +193,15 @@ pub fn rights_on(grants: &[Grant], bucket: &str) -> Rights {
         .iter()
         .filter(|g| g.covers(bucket))
         .fold(Rights::NONE, |rights, g| rights.union(g.rights))
+}
+
+/// Whether a bucket pattern (a bucket name, `prefix*`, or `*`) names `bucket`: the one
+/// rule for certificate grants and for the S3 gateway's key grants.
+pub fn pattern_covers(pattern: &str, bucket: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => bucket.starts_with(prefix),
+        None => pattern == bucket,
+    }
 }
 
 #[cfg(test)]

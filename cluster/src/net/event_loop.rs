@@ -63,6 +63,24 @@ impl Protocol {
 #[derive(Debug)]
 pub struct InboundBudget(#[allow(dead_code, reason = "held for its drop")] OwnedSemaphorePermit);
 
+/// An admitted peer: the certificate it was admitted with, and its grants shared with
+/// every request it sends (built once, not per request).
+#[derive(Debug)]
+struct AdmittedPeer {
+    certificate: Certificate,
+    grants: Arc<[Grant]>,
+}
+
+impl AdmittedPeer {
+    fn new(certificate: Certificate) -> Self {
+        let grants = Arc::from(certificate.grants());
+        Self {
+            certificate,
+            grants,
+        }
+    }
+}
+
 /// A request from an admitted peer, to be answered through [`NetHandle::respond`].
 #[derive(Debug)]
 pub struct InboundRequest {
@@ -182,7 +200,7 @@ struct EventLoop {
     commands: mpsc::Receiver<Command>,
     inbound: mpsc::Sender<InboundRequest>,
     /// Admitted peers and the certificate each was admitted with.
-    admitted: HashMap<PeerId, Certificate>,
+    admitted: HashMap<PeerId, AdmittedPeer>,
     /// Peers connected but not yet admitted, with their deadline.
     pending_admission: HashMap<PeerId, Instant>,
     /// Peers refused until the given instant.
@@ -256,7 +274,12 @@ impl EventLoop {
                 let _ = reply.send(self.admitted.keys().copied().collect());
             }
             Command::Certificates { reply } => {
-                let _ = reply.send(self.admitted.values().cloned().collect());
+                let _ = reply.send(
+                    self.admitted
+                        .values()
+                        .map(|a| a.certificate.clone())
+                        .collect(),
+                );
             }
             Command::PublishRevocations { list, reply } => {
                 let _ = reply.send(self.take_revocations(None, list));
@@ -515,7 +538,7 @@ impl EventLoop {
                 if self
                     .admitted
                     .get(&peer_id)
-                    .is_some_and(|c| c.role() == PeerRole::Node) =>
+                    .is_some_and(|a| a.certificate.role() == PeerRole::Node) =>
             {
                 self.learn_addresses(peer_id, info.listen_addrs);
             }
@@ -748,7 +771,7 @@ impl EventLoop {
         let peers: Vec<PeerId> = self
             .admitted
             .iter()
-            .filter(|(peer, cert)| Some(**peer) != from && cert.role() == PeerRole::Node)
+            .filter(|(peer, a)| Some(**peer) != from && a.certificate.role() == PeerRole::Node)
             .map(|(peer, _)| *peer)
             .collect();
         for peer in peers {
@@ -772,10 +795,10 @@ impl EventLoop {
         certificate: andromede_proto::pb::Certificate,
     ) -> Result<(), AdmitError> {
         let certificate = Certificate::from_pb(certificate)?;
-        let role = self.admitted.get(&peer).map(Certificate::role);
+        let role = self.admitted.get(&peer).map(|a| a.certificate.role());
         self.admission.verify(&certificate, &peer, role)?;
         info!(%peer, not_after = certificate.not_after_unix(), "peer renewed its certificate");
-        self.admitted.insert(peer, certificate);
+        self.admitted.insert(peer, AdmittedPeer::new(certificate));
         Ok(())
     }
 
@@ -858,7 +881,7 @@ impl EventLoop {
         let Some((role, grants)) = self
             .admitted
             .get(&peer)
-            .map(|c| (c.role(), Arc::<[Grant]>::from(c.grants())))
+            .map(|a| (a.certificate.role(), Arc::clone(&a.grants)))
         else {
             warn!(%peer, "request from a peer that is not admitted refused");
             let response = protocol.refusal(RemoteErrorCode::Invalid, "not admitted");
@@ -894,7 +917,11 @@ impl EventLoop {
     fn admit(&mut self, peer: PeerId, certificate: Certificate, revocations_version: u64) {
         let role = certificate.role();
         let name = certificate.name().to_owned();
-        if self.admitted.insert(peer, certificate).is_some() {
+        if self
+            .admitted
+            .insert(peer, AdmittedPeer::new(certificate))
+            .is_some()
+        {
             return;
         }
         self.pending_admission.remove(&peer);
@@ -968,7 +995,7 @@ impl EventLoop {
         let expired: Vec<PeerId> = self
             .admitted
             .iter()
-            .filter(|(_, c)| c.not_after_unix() <= now_unix)
+            .filter(|(_, a)| a.certificate.not_after_unix() <= now_unix)
             .map(|(p, _)| *p)
             .collect();
         for peer in expired {

@@ -71,6 +71,26 @@ async fn a_client_does_only_what_its_grants_allow_on_every_node() {
         "reading another bucket",
     );
     assert_eq!(bucket_names(&reader).await, ["photos"]);
+    // The same write sent straight to the replicas, past the client library's own check:
+    // every replica refuses it.
+    let index = andromede_cluster::meta::key::RecordKey {
+        table: andromede_cluster::meta::key::Table::ObjectIndex,
+        partition: "photos".into(),
+        sort: b"a".to_vec(),
+    };
+    let forged =
+        andromede_cluster::meta::record::Record::tombstone(reader.meta().version_after(None));
+    let error = reader
+        .meta()
+        .apply("photos", vec![(index, forged)])
+        .await
+        .expect_err("a reader's raw index write was applied");
+    assert!(
+        error
+            .to_string()
+            .contains("this client may not delete from bucket photos"),
+        "{error}"
+    );
 
     // Write only: puts, but neither deletes nor creates buckets.
     let writer = cluster.client_granted(&["photos:write"], 3).await;

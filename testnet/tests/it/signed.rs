@@ -286,3 +286,88 @@ async fn a_bucket_policy_changes_only_through_its_owner_and_never_below_the_mini
     assert_eq!(fresh.head_bucket(BUCKET).await.unwrap(), policy);
     assert!(fresh.head_bucket("thin").await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_redirected_to_a_rogue_node_is_still_read_and_its_holders_restored() {
+    let _machine = common::MACHINE.read().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (testnet, client) = common::up(dir.path(), 5, BUCKET).await;
+    let body: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    put(&client, "photo.raw", &body).await;
+    let manifest = client.object_manifest(BUCKET, "photo.raw").await.unwrap();
+    let key = RecordKey {
+        table: Table::Manifest,
+        partition: BUCKET.into(),
+        sort: manifest.version_id.as_bytes().to_vec(),
+    };
+
+    // A rogue node rewrites the holders to itself: a holder update keeps the client's
+    // content, so replicas take it (it is what repair writes) — but it holds nothing.
+    let rogue = Rogue::join(&testnet).await;
+    let written = rogue
+        .held(&key)
+        .await
+        .into_iter()
+        .flatten()
+        .max_by(|a, b| a.version.cmp(&b.version))
+        .unwrap();
+    let mut redirected = manifest.clone();
+    let me = Bytes::from(rogue.signer.peer().to_bytes());
+    redirected.holders = vec![me.clone(); manifest.holders.len()];
+    redirected.moves.clear();
+    let update = rogue
+        .signer
+        .sign(
+            &key,
+            Record::live(
+                Rogue::ahead(&rogue.signer.peer().to_bytes()),
+                Bytes::from(redirected.encode()),
+            ),
+            vec![(key.clone(), written)],
+        )
+        .unwrap();
+    let applied = rogue
+        .ask_everyone(&MetaRequest::Apply(vec![(key.clone(), update)]))
+        .await;
+    assert!(applied.iter().all(Result::is_ok), "{applied:?}");
+    let rogue_peer = rogue.signer.peer();
+    drop(rogue);
+
+    // Readers find the shards where the client put them (the signed manifest it carries).
+    assert!(
+        client
+            .object_manifest(BUCKET, "photo.raw")
+            .await
+            .unwrap()
+            .distinct_holders()
+            .contains(&me)
+    );
+    for reader in [&client, &testnet.client().await.unwrap()] {
+        assert_eq!(
+            reader.get_object_bytes(BUCKET, "photo.raw").await.unwrap(),
+            body
+        );
+    }
+
+    // Repair names the true holders again once the rogue counts as down.
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let now = client.object_manifest(BUCKET, "photo.raw").await.unwrap();
+        if !now.distinct_holders().contains(&me) {
+            assert_eq!(
+                now.holders, manifest.holders,
+                "not the holders the client wrote"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the manifest still names the rogue node {rogue_peer}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(
+        client.get_object_bytes(BUCKET, "photo.raw").await.unwrap(),
+        body
+    );
+}

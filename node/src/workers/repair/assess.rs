@@ -60,11 +60,19 @@ impl RepairWorker {
             return None;
         }
         let can_spread = target_count >= manifest.params.shard_count();
+        // Where the version's writer put its shards, if a node has rewritten them since.
+        let (_, origin) = record.origin(&key);
+        let written = origin
+            .value
+            .as_deref()
+            .filter(|_| origin.version != record.version)
+            .and_then(|bytes| Manifest::decode(bytes).ok());
         Some(
             assess(
                 key,
                 record.version,
                 manifest,
+                written.as_ref(),
                 &self.liveness,
                 &self.calls,
                 can_spread,

@@ -208,7 +208,7 @@ impl RepairWorker {
             }
         }
         let rebuilt_in = started.elapsed();
-        let committed = if new_on.is_empty() {
+        let committed = if new_on.is_empty() && plan.restored.is_empty() {
             true
         } else {
             let committed = self.commit(&plan, &holders, &new_on).await?;
@@ -237,7 +237,7 @@ impl RepairWorker {
                 first: Box::new(first),
             });
         }
-        Ok(committed && stored_any)
+        Ok(committed && (stored_any || !plan.restored.is_empty()))
     }
 
     /// Misplaced shards that `holders` put on another node than before.

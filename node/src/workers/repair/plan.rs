@@ -43,6 +43,10 @@ pub(super) struct Plan {
     /// their shards count as healthy for now, and the version is looked at again once
     /// they answer.
     pub(super) unconfirmed: Vec<PeerId>,
+    /// Shards missing at their holder but found where the version's writer put them
+    /// (`(segment, index)`; `holders` names that peer again): the manifest is rewritten
+    /// with them even when nothing is rebuilt.
+    pub(super) restored: Vec<(usize, u8)>,
 }
 
 impl Plan {
@@ -73,9 +77,9 @@ impl Plan {
             .unwrap_or_else(|| self.manifest.params.shard_count())
     }
 
-    /// Whether any shard is missing.
+    /// Whether any shard is missing, or found back where it was written.
     pub(super) fn needs_repair(&self) -> bool {
-        self.missing.iter().any(|m| !m.is_empty())
+        self.missing.iter().any(|m| !m.is_empty()) || !self.restored.is_empty()
     }
 
     /// Shard id of `index` in `segment`.
@@ -144,24 +148,29 @@ pub(super) fn count_health(health: &mut HealthCounts, plan: &Plan) {
 /// `can_spread` (at least `k + m` nodes can take shards), a shard that doubles up on a
 /// node holding another shard of its segment is misplaced; so is every shard a
 /// `draining` node holds.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn assess(
     key: RecordKey,
     version: Version,
     manifest: Manifest,
+    written: Option<&Manifest>,
     liveness: &Liveness,
     calls: &ShardCalls,
     can_spread: bool,
     draining: &[PeerId],
 ) -> Plan {
-    let holders: Vec<Vec<Option<PeerId>>> = manifest
-        .holder_matrix()
-        .into_iter()
-        .map(|row| {
-            row.into_iter()
-                .map(|h| h.and_then(|bytes| PeerId::from_bytes(&bytes).ok()))
-                .collect()
-        })
-        .collect();
+    let matrix = |manifest: &Manifest| -> Vec<Vec<Option<PeerId>>> {
+        manifest
+            .holder_matrix()
+            .into_iter()
+            .map(|row| {
+                row.into_iter()
+                    .map(|h| h.and_then(|bytes| PeerId::from_bytes(&bytes).ok()))
+                    .collect()
+            })
+            .collect()
+    };
+    let mut holders = matrix(&manifest);
     let mut missing: Vec<Vec<u8>> = vec![Vec::new(); holders.len()];
     let mut cells: BTreeMap<PeerId, Vec<(usize, u8)>> = BTreeMap::new();
     for (segment, row) in holders.iter().enumerate() {
@@ -199,6 +208,37 @@ pub(super) async fn assess(
                 }
                 Err(_) => unconfirmed.push(peer),
             },
+        }
+    }
+    // A missing shard may still be where the version's writer put it, when a node has
+    // named another holder since (a repair that raced, or a rogue node pointing the
+    // holders at itself): it is named there again instead of rebuilt.
+    let mut restored = Vec::new();
+    if let Some(written) = written {
+        let first = matrix(written);
+        let mut asks: BTreeMap<PeerId, Vec<(usize, u8)>> = BTreeMap::new();
+        for (segment, list) in missing.iter().enumerate() {
+            for &j in list {
+                let was = first.get(segment).and_then(|row| row.get(usize::from(j)));
+                if let Some(Some(peer)) = was
+                    && holders[segment][usize::from(j)] != Some(*peer)
+                    && liveness.state(peer) == PeerState::Up
+                {
+                    asks.entry(*peer).or_default().push((segment, j));
+                }
+            }
+        }
+        for (peer, list) in asks {
+            let Ok(present) = calls.have(peer, &ids(&list)).await else {
+                continue;
+            };
+            for ((s, j), here) in list.into_iter().zip(present) {
+                if here {
+                    holders[s][usize::from(j)] = Some(peer);
+                    missing[s].retain(|m| *m != j);
+                    restored.push((s, j));
+                }
+            }
         }
     }
     let mut misplaced: Vec<Vec<u8>> = vec![Vec::new(); holders.len()];
@@ -240,6 +280,7 @@ pub(super) async fn assess(
         misplaced,
         preferred: BTreeMap::new(),
         unconfirmed,
+        restored,
     }
 }
 
