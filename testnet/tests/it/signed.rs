@@ -92,6 +92,16 @@ impl Rogue {
         held
     }
 
+    /// The newest record any node holds for `key`.
+    async fn newest(&self, key: &RecordKey) -> Record<Bytes> {
+        self.held(key)
+            .await
+            .into_iter()
+            .flatten()
+            .max_by(|a, b| a.version.cmp(&b.version))
+            .unwrap()
+    }
+
     /// A version a minute's fraction ahead of every clock, by `writer`.
     fn ahead(writer: &[u8]) -> Version {
         Version {
@@ -129,13 +139,7 @@ async fn a_rolled_back_index_entry_is_refused_by_every_replica_and_never_read() 
 
     put(&client, "report.txt", b"version one").await;
     // An admitted peer keeps the entry of the version about to be overwritten...
-    let old = rogue
-        .held(&key)
-        .await
-        .into_iter()
-        .flatten()
-        .max_by(|a, b| a.version.cmp(&b.version))
-        .unwrap();
+    let old = rogue.newest(&key).await;
     put(&client, "report.txt", b"version two").await;
 
     // ...and tries to make it current again.
@@ -304,13 +308,7 @@ async fn a_manifest_redirected_to_a_rogue_node_is_still_read_and_its_holders_res
     // A rogue node rewrites the holders to itself: a holder update keeps the client's
     // content, so replicas take it (it is what repair writes) — but it holds nothing.
     let rogue = Rogue::join(&testnet).await;
-    let written = rogue
-        .held(&key)
-        .await
-        .into_iter()
-        .flatten()
-        .max_by(|a, b| a.version.cmp(&b.version))
-        .unwrap();
+    let written = rogue.newest(&key).await;
     let mut redirected = manifest.clone();
     let me = Bytes::from(rogue.signer.peer().to_bytes());
     redirected.holders = vec![me.clone(); manifest.holders.len()];
