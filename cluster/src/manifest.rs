@@ -283,12 +283,33 @@ impl Manifest {
     /// Whether `other` says the same as this manifest but for where its shards are
     /// (holders and moves): what a node may change in a client-signed manifest.
     pub fn same_content(&self, other: &Self) -> bool {
-        let unplaced = |m: &Self| Self {
-            holders: Vec::new(),
-            moves: Vec::new(),
-            ..m.clone()
-        };
-        unplaced(self) == unplaced(other)
+        // Every field named, so that a new one must be placed on one side or the other.
+        let Self {
+            version_id,
+            size,
+            etag,
+            content_type,
+            master_key_id,
+            wrapped_key,
+            sealed_user_metadata,
+            params,
+            segment_bytes,
+            holders: _,
+            moves: _,
+            body,
+            sealed_as,
+        } = self;
+        *version_id == other.version_id
+            && *size == other.size
+            && *etag == other.etag
+            && *content_type == other.content_type
+            && *master_key_id == other.master_key_id
+            && *wrapped_key == other.wrapped_key
+            && *sealed_user_metadata == other.sealed_user_metadata
+            && *params == other.params
+            && *segment_bytes == other.segment_bytes
+            && *body == other.body
+            && *sealed_as == other.sealed_as
     }
 
     /// The parts of an assembled object (empty for others).

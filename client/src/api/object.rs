@@ -546,7 +546,7 @@ impl Client {
         // Read at quorum, so verified: this names its signer.
         let author = record
             .as_ref()
-            .and_then(|r| self.meta.verifier().verify(&index, r).ok())
+            .and_then(|r| self.meta.verifier().author_of(r).ok())
             .map(|author| author.describe())
             .unwrap_or_default();
         let Some(entry) = decode_entry(record.as_ref())? else {

@@ -113,7 +113,8 @@ pub fn node_refusal(
     })
 }
 
-fn table_name(table: Table) -> &'static str {
+/// What a table holds, for people ("object index", "manifest").
+pub fn table_name(table: Table) -> &'static str {
     match table {
         Table::Bucket => "bucket",
         Table::ObjectIndex => "object index",

@@ -305,6 +305,16 @@ impl RecordVerifier {
         }
     }
 
+    /// The author of a record already verified (by [`RecordVerifier::verify`], as every
+    /// record a quorum read returns is): its certificate, without checking the
+    /// signature again.
+    ///
+    /// # Errors
+    /// [`SealError`] if it carries no seal or its certificate does not verify.
+    pub fn author_of(&self, record: &Record<Bytes>) -> Result<Arc<Author>, SealError> {
+        self.author(&record.seal.as_deref().ok_or(SealError::Unsigned)?.author)
+    }
+
     /// Signature, certificate and writer of one record (not what it may write).
     fn verify_signature(
         &self,

@@ -5,6 +5,7 @@
 //! (`limit`) and by bytes (so that the answer fits one message), with `more` set.
 
 use andromede_cluster::authority::Grant;
+use andromede_cluster::meta::authorship::table_name;
 use andromede_cluster::meta::key::Table;
 use andromede_cluster::meta::seal::RecordVerifier;
 use andromede_cluster::meta::values::BucketInfo;
@@ -304,8 +305,8 @@ fn unverified(verifier: &RecordVerifier, records: &[KeyedRecord]) -> Option<Stri
     records.iter().find_map(|(key, record)| {
         verifier.verify(key, record).err().map(|error| {
             format!(
-                "replica refused a {:?} record of {}: {error}",
-                key.table,
+                "replica refused the {} record of {}: {error}",
+                table_name(key.table),
                 if key.partition.is_empty() {
                     "the bucket directory".to_owned()
                 } else {
